@@ -1,0 +1,207 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// JobType names the kind of work a job is; one Handler is registered per type.
+type JobType string
+
+// MaxJobTypeLength bounds a job type's length so that it can key indexes.
+const MaxJobTypeLength = 128
+
+// Job is one unit of work and everything known about its life so far.
+// Times are UTC; a zero time means "not yet".
+type Job struct {
+	// ID is a UUIDv7, so IDs sort roughly by creation time.
+	ID uuid.UUID
+	// Type selects the handler.
+	Type JobType
+	// Payload is handed to the handler untouched (JSON when submitted over HTTP).
+	Payload []byte
+	// Status is where the job is in its life.
+	Status Status
+	// Attempts counts the attempts started so far, including a running one.
+	Attempts int
+	// MaxAttempts is how many attempts the job may use, at least 1.
+	MaxAttempts int
+	// LastError is the error of the latest failed attempt, or empty.
+	LastError string
+	// CreatedAt is when the job was submitted.
+	CreatedAt time.Time
+	// UpdatedAt is when the job last changed.
+	UpdatedAt time.Time
+	// RunAt is the earliest time the next attempt may start; zero means at once.
+	RunAt time.Time
+	// StartedAt is when the latest attempt started.
+	StartedAt time.Time
+	// FinishedAt is when the job reached a terminal status.
+	FinishedAt time.Time
+}
+
+// NewJob returns a pending job with a fresh ID, created at now. It rejects
+// an empty or over-long type and maxAttempts below 1 with an error wrapping
+// ErrInvalid.
+func NewJob(typ JobType, payload []byte, maxAttempts int, now time.Time) (*Job, error) {
+	if typ == "" {
+		return nil, fmt.Errorf("%w: job type must not be empty", ErrInvalid)
+	}
+	if len(typ) > MaxJobTypeLength {
+		return nil, fmt.Errorf("%w: job type is %d bytes, more than %d", ErrInvalid, len(typ), MaxJobTypeLength)
+	}
+	if maxAttempts < 1 {
+		return nil, fmt.Errorf("%w: maxAttempts must be at least 1, got %d", ErrInvalid, maxAttempts)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new job id: %w", err)
+	}
+	now = now.UTC()
+	return &Job{
+		ID:          id,
+		Type:        typ,
+		Payload:     payload,
+		Status:      StatusPending,
+		MaxAttempts: maxAttempts,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}, nil
+}
+
+// Clone returns a deep copy, so that a caller mutating it never changes the
+// original (stores hand out clones).
+func (j *Job) Clone() *Job {
+	if j == nil {
+		return nil
+	}
+	c := *j
+	if j.Payload != nil {
+		c.Payload = append(make([]byte, 0, len(j.Payload)), j.Payload...)
+	}
+	return &c
+}
+
+// TransitionTo moves the job to status to, or returns an error wrapping
+// ErrInvalidTransition (and naming the job) if the state machine forbids it.
+// It changes only the status; the methods below also keep the timestamps.
+func (j *Job) TransitionTo(to Status) error {
+	if !CanTransition(j.Status, to) {
+		return fmt.Errorf("job %s: %w: %s → %s", j.ID, ErrInvalidTransition, j.Status, to)
+	}
+	j.Status = to
+	return nil
+}
+
+// IncrementAttempts counts one more attempt.
+func (j *Job) IncrementAttempts() { j.Attempts++ }
+
+// SetError records err as the last error; nil clears it.
+func (j *Job) SetError(err error) {
+	if err == nil {
+		j.LastError = ""
+		return
+	}
+	j.LastError = err.Error()
+}
+
+// ShouldRetry reports whether attempts remain.
+func (j *Job) ShouldRetry() bool { return j.Attempts < j.MaxAttempts }
+
+// IsRetryable reports whether a job whose attempt failed with err may run
+// again: it is not terminal, attempts remain and err is not permanent.
+func (j *Job) IsRetryable(err error) bool {
+	return !j.Status.IsTerminal() && j.ShouldRetry() && !IsPermanent(err)
+}
+
+// Start moves a pending job to running and counts the attempt.
+func (j *Job) Start(now time.Time) error {
+	if err := j.TransitionTo(StatusRunning); err != nil {
+		return err
+	}
+	j.IncrementAttempts()
+	j.StartedAt = now.UTC()
+	j.RunAt = time.Time{}
+	j.UpdatedAt = j.StartedAt
+	return nil
+}
+
+// Complete moves a running job to completed.
+func (j *Job) Complete(now time.Time) error {
+	return j.finish(StatusCompleted, nil, now)
+}
+
+// Fail moves a running job to failed for good, recording err.
+func (j *Job) Fail(err error, now time.Time) error {
+	return j.finish(StatusFailed, err, now)
+}
+
+// Cancel moves a pending or running job to canceled. Canceling a canceled
+// job is a no-op; a completed or failed job returns ErrNotCancelable.
+func (j *Job) Cancel(now time.Time) error {
+	switch j.Status {
+	case StatusCanceled:
+		return nil
+	case StatusCompleted, StatusFailed:
+		return fmt.Errorf("job %s is %s: %w", j.ID, j.Status, ErrNotCancelable)
+	}
+	return j.finish(StatusCanceled, nil, now)
+}
+
+func (j *Job) finish(to Status, cause error, now time.Time) error {
+	if err := j.TransitionTo(to); err != nil {
+		return err
+	}
+	if cause != nil {
+		j.SetError(cause)
+	}
+	j.FinishedAt = now.UTC()
+	j.UpdatedAt = j.FinishedAt
+	return nil
+}
+
+// Retry moves a running job back to pending after a failed attempt; the
+// next attempt may start at runAt. Attempts and the error are kept.
+func (j *Job) Retry(cause error, runAt, now time.Time) error {
+	if err := j.TransitionTo(StatusPending); err != nil {
+		return err
+	}
+	j.SetError(cause)
+	j.RunAt = runAt.UTC()
+	j.UpdatedAt = now.UTC()
+	return nil
+}
+
+// ErrInterrupted is the last error of an attempt that the process ended
+// before its handler returned: a crash, or a stop that ran out of time.
+var ErrInterrupted = errors.New("attempt interrupted: the process stopped while the job was running")
+
+// Recover decides what a job found running after a restart becomes: its
+// attempt was interrupted and counts, so it goes back to pending while
+// attempts remain and fails otherwise. That is what stops a job that kills
+// the process from looping for ever.
+func (j *Job) Recover(now time.Time) error {
+	if j.Status != StatusRunning {
+		return nil
+	}
+	if j.ShouldRetry() {
+		return j.Retry(ErrInterrupted, time.Time{}, now)
+	}
+	return j.Fail(ErrInterrupted, now)
+}
+
+// HandBack returns a running job to pending because the system is stopping,
+// not because it failed: the attempt is not counted, so a deploy never uses
+// up a job's attempts.
+func (j *Job) HandBack(now time.Time) error {
+	if err := j.Retry(ErrInterrupted, time.Time{}, now); err != nil {
+		return err
+	}
+	if j.Attempts > 0 {
+		j.Attempts--
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+// Package memstore is an in-memory domain.Store for tests, demos and
+// embedders that need no durability. It keeps copies, so no caller can change
+// a stored job except through the Store methods.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Store is an in-memory domain.Store. The zero value is not usable; call New.
+type Store struct {
+	mu     sync.RWMutex
+	jobs   map[uuid.UUID]*domain.Job
+	closed bool
+}
+
+var _ domain.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{jobs: make(map[uuid.UUID]*domain.Job)}
+}
+
+// Create implements domain.Store.
+func (s *Store) Create(ctx context.Context, jobs ...*domain.Job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	seen := make(map[uuid.UUID]struct{}, len(jobs))
+	for _, j := range jobs {
+		_, dup := seen[j.ID]
+		if _, ok := s.jobs[j.ID]; ok || dup {
+			return fmt.Errorf("create job %s: %w", j.ID, domain.ErrAlreadyExists)
+		}
+		seen[j.ID] = struct{}{}
+	}
+	for _, j := range jobs {
+		s.jobs[j.ID] = j.Clone()
+	}
+	return nil
+}
+
+// Get implements domain.Store.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	j, ok := s.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("get job %s: %w", id, domain.ErrNotFound)
+	}
+	return j.Clone(), nil
+}
+
+// Update implements domain.Store.
+func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if _, ok := s.jobs[j.ID]; !ok {
+			return fmt.Errorf("update job %s: %w", j.ID, domain.ErrNotFound)
+		}
+	}
+	for _, j := range jobs {
+		s.jobs[j.ID] = j.Clone()
+	}
+	return nil
+}
+
+// Delete implements domain.Store.
+func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if _, ok := s.jobs[id]; !ok {
+		return fmt.Errorf("delete job %s: %w", id, domain.ErrNotFound)
+	}
+	delete(s.jobs, id)
+	return nil
+}
+
+// List implements domain.Store.
+func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) {
+	matched, err := s.matching(ctx, f)
+	if err != nil {
+		return domain.Page{}, err
+	}
+	page := domain.Page{Jobs: []*domain.Job{}, Total: len(matched)}
+	for _, j := range window(matched, f) {
+		page.Jobs = append(page.Jobs, j.Clone())
+	}
+	return page, nil
+}
+
+// Scan implements domain.Store. It works on a snapshot taken under the lock,
+// so fn may call back into the store.
+func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) error) error {
+	matched, err := s.matching(ctx, f)
+	if err != nil {
+		return err
+	}
+	for _, j := range window(matched, f) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(j.Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// matching returns the stored jobs that pass f, oldest first. The pointers
+// are the store's own: callers clone before handing them out.
+func (s *Store) matching(ctx context.Context, f domain.Filter) ([]*domain.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	var matched []*domain.Job
+	for _, j := range s.jobs {
+		if f.Matches(j) {
+			matched = append(matched, j)
+		}
+	}
+	slices.SortFunc(matched, func(a, b *domain.Job) int {
+		switch {
+		case domain.Less(a, b):
+			return -1
+		case domain.Less(b, a):
+			return 1
+		}
+		return 0
+	})
+	return matched, nil
+}
+
+// window applies the filter's offset and limit.
+func window(jobs []*domain.Job, f domain.Filter) []*domain.Job {
+	if f.Offset >= len(jobs) {
+		return nil
+	}
+	jobs = jobs[max(f.Offset, 0):]
+	if f.Limit > 0 && f.Limit < len(jobs) {
+		jobs = jobs[:f.Limit]
+	}
+	return jobs
+}
+
+// Ping implements domain.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.usable()
+}
+
+// Flush implements domain.Store; memory has nothing to flush.
+func (s *Store) Flush(ctx context.Context) error { return nil }
+
+// Close implements domain.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *Store) usable() error {
+	if s.closed {
+		return domain.ErrClosed
+	}
+	return nil
+}
