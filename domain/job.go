@@ -60,7 +60,7 @@ func NewJob(typ JobType, payload []byte, maxAttempts int, now time.Time) (*Job, 
 	if err != nil {
 		return nil, fmt.Errorf("new job id: %w", err)
 	}
-	now = now.UTC()
+	now = Timestamp(now)
 	return &Job{
 		ID:          id,
 		Type:        typ,
@@ -70,6 +70,16 @@ func NewJob(typ JobType, payload []byte, maxAttempts int, now time.Time) (*Job, 
 		CreatedAt:   now,
 		UpdatedAt:   now,
 	}, nil
+}
+
+// Timestamp normalises a time for a job: UTC, to the microsecond, without a
+// monotonic reading. Every store keeps microseconds (PostgreSQL's precision),
+// so a job reads back equal to what was written. The zero time stays zero.
+func Timestamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
 }
 
 // Clone returns a deep copy, so that a caller mutating it never changes the
@@ -123,7 +133,7 @@ func (j *Job) Start(now time.Time) error {
 		return err
 	}
 	j.IncrementAttempts()
-	j.StartedAt = now.UTC()
+	j.StartedAt = Timestamp(now)
 	j.RunAt = time.Time{}
 	j.UpdatedAt = j.StartedAt
 	return nil
@@ -158,7 +168,7 @@ func (j *Job) finish(to Status, cause error, now time.Time) error {
 	if cause != nil {
 		j.SetError(cause)
 	}
-	j.FinishedAt = now.UTC()
+	j.FinishedAt = Timestamp(now)
 	j.UpdatedAt = j.FinishedAt
 	return nil
 }
@@ -170,8 +180,8 @@ func (j *Job) Retry(cause error, runAt, now time.Time) error {
 		return err
 	}
 	j.SetError(cause)
-	j.RunAt = runAt.UTC()
-	j.UpdatedAt = now.UTC()
+	j.RunAt = Timestamp(runAt)
+	j.UpdatedAt = Timestamp(now)
 	return nil
 }
 
