@@ -1,0 +1,39 @@
+package actors
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff computes the delay before a retry: base·2^(attempt-1), capped at
+// max, and with full jitter a uniform draw in [0, that]. Full jitter spreads
+// a burst of failures over the whole window instead of retrying in waves.
+type Backoff struct {
+	Base, Max time.Duration
+	Jitter    bool
+	// Random returns a float in [0, 1); nil means math/rand/v2.
+	Random func() float64
+}
+
+// CalculateBackoff returns the delay before the attempt after attempt
+// number attempt (1-based) failed.
+func (b Backoff) CalculateBackoff(attempt int) time.Duration {
+	d := b.Max
+	if attempt < 1 {
+		attempt = 1
+	}
+	// Shifting past 62 bits overflows; by then the cap has long applied.
+	if shift := attempt - 1; shift < 62 {
+		if exp := b.Base << shift; exp > 0 && exp>>shift == b.Base && exp < b.Max {
+			d = exp
+		}
+	}
+	if !b.Jitter {
+		return d
+	}
+	random := b.Random
+	if random == nil {
+		random = rand.Float64
+	}
+	return time.Duration(random() * float64(d))
+}

@@ -1,0 +1,137 @@
+package actors
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Defaults of Config. A zero field in Config means "use the default".
+const (
+	QueueSizeDefault        = 100_000
+	MaxAttemptsDefault      = 3
+	RetryBaseDelayDefault   = time.Second
+	RetryMaxDelayDefault    = 5 * time.Minute
+	HandBackTimeoutDefault  = 5 * time.Second
+	MaxAttemptsLimit        = 1000
+	requestTimeoutDefault   = 30 * time.Second
+	persistRetryDelayFactor = 2
+)
+
+// WorkersDefault is the pool size when none is configured: four workers a
+// CPU, because most handlers wait on I/O rather than burn CPU.
+func WorkersDefault() int { return runtime.NumCPU() * 4 }
+
+// Config holds the runtime's tunables. Operators set them (flags, env, a
+// file); the zero value of each field means its default.
+type Config struct {
+	// Workers is the size of the worker pool. Defaults to WorkersDefault().
+	Workers int
+	// QueueSize bounds the ready queue; Submit returns ErrQueueFull beyond
+	// it. Jobs recovered at start and retries due are queued even past the
+	// bound, since refusing them would lose them. Defaults to 100,000.
+	QueueSize int
+	// MaxAttempts is the attempts a job gets when its submitter names none.
+	// Defaults to 3.
+	MaxAttempts int
+	// RetryBaseDelay is the backoff before the second attempt; each further
+	// attempt doubles it. Defaults to 1s.
+	RetryBaseDelay time.Duration
+	// RetryMaxDelay caps the backoff. Defaults to 5m.
+	RetryMaxDelay time.Duration
+	// RetryNoJitter turns off full jitter, making backoffs exactly
+	// base·2^(attempt-1). Jitter is on by default so that jobs failing
+	// together do not retry in lockstep.
+	RetryNoJitter bool
+	// HandBackTimeout is how long Stop waits, after its context ends and
+	// running attempts are canceled, for their handlers to return so they
+	// can be handed back as pending. A handler still running after it is
+	// left as running and counted as interrupted at the next start.
+	// Defaults to 5s.
+	HandBackTimeout time.Duration
+}
+
+// WithDefaults returns a copy with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Workers = cmp.Or(c.Workers, WorkersDefault())
+	c.QueueSize = cmp.Or(c.QueueSize, QueueSizeDefault)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
+	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, RetryBaseDelayDefault)
+	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
+	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
+	return c
+}
+
+// Validate returns an error naming the first field out of bounds.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", c.Workers))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("queue size must be at least 1, got %d", c.QueueSize))
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > MaxAttemptsLimit {
+		errs = append(errs, fmt.Errorf("max attempts must be between 1 and %d, got %d", MaxAttemptsLimit, c.MaxAttempts))
+	}
+	if c.RetryBaseDelay <= 0 {
+		errs = append(errs, fmt.Errorf("retry base delay must be positive, got %s", c.RetryBaseDelay))
+	}
+	if c.RetryMaxDelay < c.RetryBaseDelay {
+		errs = append(errs, fmt.Errorf("retry max delay (%s) must not be below the base delay (%s)", c.RetryMaxDelay, c.RetryBaseDelay))
+	}
+	if c.HandBackTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("hand-back timeout must be positive, got %s", c.HandBackTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Option configures a System: its tunables or its collaborators.
+type Option func(*options)
+
+type options struct {
+	cfg     Config
+	logger  *slog.Logger
+	clock   Clock
+	metrics Metrics
+	random  func() float64
+}
+
+// WithConfig sets every tunable at once; later options override fields.
+func WithConfig(cfg Config) Option { return func(o *options) { o.cfg = cfg } }
+
+// WithWorkers sets the worker pool size.
+func WithWorkers(n int) Option { return func(o *options) { o.cfg.Workers = n } }
+
+// WithQueueSize bounds the ready queue.
+func WithQueueSize(n int) Option { return func(o *options) { o.cfg.QueueSize = n } }
+
+// WithMaxAttempts sets the attempts of jobs submitted without a number.
+func WithMaxAttempts(n int) Option { return func(o *options) { o.cfg.MaxAttempts = n } }
+
+// WithRetryBackoff sets the exponential backoff: base, cap and full jitter.
+func WithRetryBackoff(base, maxDelay time.Duration, jitter bool) Option {
+	return func(o *options) {
+		o.cfg.RetryBaseDelay, o.cfg.RetryMaxDelay, o.cfg.RetryNoJitter = base, maxDelay, !jitter
+	}
+}
+
+// WithHandBackTimeout sets Config.HandBackTimeout.
+func WithHandBackTimeout(d time.Duration) Option {
+	return func(o *options) { o.cfg.HandBackTimeout = d }
+}
+
+// WithLogger sets the logger. Defaults to slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock replaces the wall clock and timers, for tests.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithMetrics sets where job events are counted. Defaults to none.
+func WithMetrics(m Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// withRandom replaces the jitter source, for tests.
+func withRandom(f func() float64) Option { return func(o *options) { o.random = f } }

@@ -1,0 +1,358 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Messages a job actor receives.
+type (
+	// attemptDone is a worker reporting that the handler returned.
+	attemptDone struct {
+		err  error
+		took time.Duration
+	}
+	// runDue is the job's timer firing: its RunAt has come. seq ties it
+	// to the timer that sent it, so a stale one is ignored.
+	runDue struct{ seq int }
+	// persistDue asks the actor to try again a snapshot write that failed.
+	persistDue struct{ seq int }
+)
+
+var (
+	// errJobGone: the job's actor stopped before the request reached it.
+	errJobGone = errors.New("job actor is gone")
+	// errCanceledByUser is the cause of a user's cancel of a running job.
+	errCanceledByUser = errors.New("job canceled")
+	// errShutdown is the cause given to running attempts when Stop runs
+	// out of time.
+	errShutdown = errors.New("job system is stopping")
+)
+
+// jobActor owns one job while the job has something to do: it holds the
+// state machine's current snapshot, the cancel function of a running attempt
+// and the retry timer. Each change is persisted before it is acted on or
+// acknowledged.
+//
+// Store writes block Receive on purpose: they serialize this one job's
+// transitions (a cancel that arrives during a write waits for it), and
+// each job actor has its own mailbox, so no other job waits. Handlers never
+// run here.
+type jobActor struct {
+	rt         *core
+	activation *activateJob
+	log        *slog.Logger
+
+	// job is the last snapshot written to the store; changes are made on
+	// a copy and adopted only once written.
+	job *domain.Job
+
+	initialized     bool
+	attemptRunning  bool
+	cancelAttempt   context.CancelCauseFunc
+	cancelRequested bool
+	attemptCounted  bool // rt.attempts holds one for this attempt
+
+	timerSeq  int
+	stopTimer func() bool
+
+	// unsaved is an outcome whose write failed and is being retried.
+	unsaved        *domain.Job
+	unsavedFailure int
+
+	requeue        *domain.Job
+	canceledQueued bool
+}
+
+func newJobActor(rt *core, a *activateJob) *jobActor {
+	return &jobActor{rt: rt, activation: a, job: a.job}
+}
+
+// Receive implements actor.Actor.
+func (a *jobActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.started(ctx)
+	case *attemptDone:
+		a.attemptDone(ctx, msg)
+	case *cancelJob:
+		a.cancel(ctx)
+	case *runDue:
+		if msg.seq == a.timerSeq {
+			a.passivate(ctx, a.job)
+		}
+	case *persistDue:
+		if msg.seq == a.timerSeq && a.unsaved != nil {
+			a.saveOutcome(ctx, a.unsaved)
+		}
+	case *actor.Stopping:
+		a.stopping(ctx)
+	}
+}
+
+func (a *jobActor) started(ctx actor.Context) {
+	if a.initialized {
+		// A restart after a panic: the state is the last snapshot written,
+		// and any attempt or timer in flight still reports to this PID.
+		a.logger().Warn("job actor restarted from its last snapshot")
+		if a.job == nil || a.job.Status.IsTerminal() {
+			a.passivate(ctx, nil)
+		}
+		return
+	}
+	a.initialized = true
+	switch a.activation.mode {
+	case activateRun:
+		a.startAttempt(ctx)
+	case activateWait:
+		a.waitUntil(ctx, a.job.RunAt)
+	case activateCancel:
+		a.cancelQueued(ctx)
+	}
+}
+
+func (a *jobActor) logger() *slog.Logger {
+	if a.log == nil {
+		id := a.activation.jobID()
+		a.log = a.rt.logger.With(slog.String("jobID", id.String()))
+		if a.job != nil {
+			a.log = a.log.With(slog.String("type", string(a.job.Type)))
+		}
+	}
+	return a.log
+}
+
+func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
+	if a.rt.logger.Enabled(context.Background(), slog.LevelDebug) {
+		a.logger().LogAttrs(context.Background(), slog.LevelDebug, msg, attrs...)
+	}
+}
+
+func (a *jobActor) write(next *domain.Job) error {
+	return a.rt.store.Update(a.rt.storeCtx, next)
+}
+
+func (a *jobActor) startAttempt(ctx actor.Context) {
+	worker := a.activation.worker
+	next := a.job.Clone()
+	if err := next.Start(a.rt.clock.Now()); err != nil {
+		a.logger().Error("job cannot start", slog.Any("error", err))
+		ctx.Send(worker, &releaseWorker{})
+		a.passivate(ctx, nil)
+		return
+	}
+	if err := a.write(next); err != nil {
+		// The job is still pending in the store; try it again after a
+		// pause rather than spin against a failing store.
+		a.logger().Error("store refused the start of an attempt; retrying later", slog.Any("error", err))
+		ctx.Send(worker, &releaseWorker{})
+		a.waitUntil(ctx, a.rt.clock.Now().Add(a.rt.cfg.RetryBaseDelay))
+		return
+	}
+	a.job = next
+	attemptCtx, cancel := context.WithCancelCause(a.rt.runCtx)
+	a.cancelAttempt = cancel
+	a.attemptRunning = true
+	a.attemptCounted = true
+	a.rt.attempts.Add(1)
+	a.debug("attempt started", slog.Int("attempt", next.Attempts))
+	ctx.Send(worker, &executeJob{
+		job:   next,
+		ctx:   withAttempt(attemptCtx, next.ID, next.Attempts),
+		owner: ctx.Self(),
+	})
+}
+
+func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
+	if !a.attemptRunning {
+		return
+	}
+	a.attemptRunning = false
+	shutdown := errors.Is(context.Cause(a.rt.runCtx), errShutdown)
+	a.cancelAttempt(nil)
+	a.rt.metrics.AttemptFinished(a.job.Type, msg.took)
+
+	now := a.rt.clock.Now()
+	next := a.job.Clone()
+	var err error
+	switch {
+	case msg.err == nil:
+		err = next.Complete(now)
+	case a.cancelRequested:
+		next.SetError(msg.err)
+		err = next.Cancel(now)
+	case shutdown:
+		err = next.HandBack(now)
+	case next.IsRetryable(msg.err):
+		err = next.Retry(msg.err, now.Add(a.rt.backoff.CalculateBackoff(next.Attempts)), now)
+	default:
+		err = next.Fail(msg.err, now)
+	}
+	if err != nil {
+		// Only a bug gets here: every branch above is a legal edge from running.
+		a.logger().Error("job outcome breaks the state machine", slog.Any("error", err))
+		return
+	}
+	a.saveOutcome(ctx, next)
+}
+
+// saveOutcome writes the result of an attempt, retrying with a capped
+// backoff while the store refuses, and then acts on it.
+func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
+	if err := a.write(next); err != nil {
+		a.unsaved = next
+		a.unsavedFailure++
+		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.CalculateBackoff(a.unsavedFailure)
+		a.logger().Error("store refused the outcome of an attempt; retrying", slog.Any("error", err), slog.Duration("in", delay))
+		a.schedule(ctx, delay, func(seq int) any { return &persistDue{seq: seq} })
+		return
+	}
+	a.unsaved, a.unsavedFailure = nil, 0
+	a.job = next
+	if a.attemptCounted {
+		a.attemptCounted = false
+		a.rt.attempts.Done()
+	}
+	attrs := []slog.Attr{slog.Int("attempt", next.Attempts), slog.String("status", next.Status.String())}
+	switch next.Status {
+	case domain.StatusPending:
+		if next.RunAt.IsZero() {
+			a.debug("attempt handed back for the next start", attrs...)
+			a.passivate(ctx, nil)
+			return
+		}
+		a.rt.metrics.JobRetried(next.Type)
+		a.debug("attempt failed; retrying", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
+		a.waitUntil(ctx, next.RunAt)
+	default:
+		a.rt.metrics.JobFinished(next.Type, next.Status)
+		if next.Status == domain.StatusFailed {
+			attrs = append(attrs, slog.String("error", next.LastError))
+		}
+		a.debug("job finished", attrs...)
+		a.passivate(ctx, nil)
+	}
+}
+
+// waitUntil keeps the actor alive, holding the timer, until runAt; then
+// the job goes back to the dispatcher's queue.
+func (a *jobActor) waitUntil(ctx actor.Context, runAt time.Time) {
+	d := runAt.Sub(a.rt.clock.Now())
+	if d <= 0 {
+		a.passivate(ctx, a.job)
+		return
+	}
+	a.schedule(ctx, d, func(seq int) any { return &runDue{seq: seq} })
+}
+
+func (a *jobActor) schedule(ctx actor.Context, d time.Duration, message func(seq int) any) {
+	a.cancelTimer()
+	a.timerSeq++
+	msg, self, root := message(a.timerSeq), ctx.Self(), a.rt.actors.Root
+	a.stopTimer = a.rt.clock.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+func (a *jobActor) cancelTimer() {
+	if a.stopTimer != nil {
+		a.stopTimer()
+		a.stopTimer = nil
+	}
+	a.timerSeq++
+}
+
+// cancel handles a user's cancel of a live job.
+func (a *jobActor) cancel(ctx actor.Context) {
+	switch {
+	case a.attemptRunning:
+		// The handler's context is canceled; the job becomes canceled when
+		// the handler returns, and the caller sees it running until then.
+		if !a.cancelRequested {
+			a.cancelRequested = true
+			a.cancelAttempt(errCanceledByUser)
+			a.debug("cancel requested while running")
+		}
+		ctx.Respond(&cancelReply{job: a.job.Clone()})
+	case a.job.Status == domain.StatusPending && a.unsaved == nil:
+		ctx.Respond(a.cancelPending(ctx))
+	default:
+		ctx.Respond(a.cancelReplyFor(a.job))
+	}
+}
+
+// cancelPending cancels the job this actor holds pending (waiting for its
+// retry, or for a store that refused its start) and passivates.
+func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
+	next := a.job.Clone()
+	if err := next.Cancel(a.rt.clock.Now()); err != nil {
+		return &cancelReply{err: err}
+	}
+	if err := a.write(next); err != nil {
+		return &cancelReply{err: fmt.Errorf("cancel job %s: %w", next.ID, err)}
+	}
+	a.cancelTimer()
+	a.job = next
+	a.rt.metrics.JobFinished(next.Type, next.Status)
+	a.debug("job canceled while pending")
+	a.passivate(ctx, nil)
+	return &cancelReply{job: next.Clone()}
+}
+
+// cancelQueued serves a cancel for a job that had no actor: it is in the
+// ready queue (the dispatcher now skips it), or it has finished.
+func (a *jobActor) cancelQueued(ctx actor.Context) {
+	defer a.passivate(ctx, nil)
+	job, err := a.rt.store.Get(a.rt.storeCtx, a.activation.id)
+	if err != nil {
+		ctx.Send(a.activation.replyTo, &cancelReply{err: fmt.Errorf("cancel job %s: %w", a.activation.id, err)})
+		return
+	}
+	a.job = job
+	if job.Status != domain.StatusPending {
+		ctx.Send(a.activation.replyTo, a.cancelReplyFor(job))
+		return
+	}
+	a.canceledQueued = true
+	ctx.Send(a.activation.replyTo, a.cancelPending(ctx))
+}
+
+// cancelReplyFor answers a cancel of a job that no longer runs or waits:
+// canceling a canceled job again is a no-op, a completed or failed one is
+// not cancelable.
+func (a *jobActor) cancelReplyFor(job *domain.Job) *cancelReply {
+	if err := job.Clone().Cancel(a.rt.clock.Now()); err != nil && job.Status.IsTerminal() {
+		return &cancelReply{err: err}
+	}
+	return &cancelReply{job: job.Clone()}
+}
+
+// passivate stops the actor; requeue, when set, goes back to the queue.
+func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
+	a.requeue = requeue
+	ctx.Stop(ctx.Self())
+}
+
+func (a *jobActor) stopping(ctx actor.Context) {
+	a.cancelTimer()
+	if a.attemptRunning {
+		// Stopped with a handler still running (a supervision stop): the
+		// job stays running in the store and is recovered at the next start.
+		a.cancelAttempt(errShutdown)
+		a.logger().Warn("job actor stopped while its attempt was running")
+	}
+	if a.attemptCounted {
+		a.attemptCounted = false
+		a.rt.attempts.Done()
+	}
+	ctx.Send(a.rt.dispatcher, &jobPassivated{
+		id:             a.activation.jobID(),
+		requeue:        a.requeue,
+		canceledQueued: a.canceledQueued,
+	})
+}

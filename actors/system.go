@@ -1,0 +1,461 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// core is what every actor of one System shares.
+type core struct {
+	cfg      Config
+	store    domain.Store
+	logger   *slog.Logger
+	clock    Clock
+	metrics  Metrics
+	registry *registry
+	backoff  Backoff
+
+	actors     *actor.ActorSystem
+	dispatcher *actor.PID
+	supervisor *actor.PID
+
+	// queued counts jobs in the ready queue plus slots reserved by
+	// submissions on their way there; Submit checks it against QueueSize.
+	queued atomic.Int64
+	busy   atomic.Int64
+	// attempts counts attempts whose outcome is not yet stored.
+	attempts sync.WaitGroup
+
+	// runCtx parents every attempt's context; Stop cancels it when its
+	// time is up. storeCtx is for store calls, which must go on while a
+	// stop hands jobs back.
+	runCtx   context.Context
+	stopRun  context.CancelCauseFunc
+	storeCtx context.Context
+}
+
+type lifecycle int
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// System is the job runtime behind one facade: register handlers, start it,
+// submit jobs, read and cancel them, stop it. It hides actors and messages;
+// every method is safe for concurrent use.
+type System struct {
+	core *core
+
+	// mu guards state. Submissions hold it shared for their whole call, so
+	// that Stop, which takes it exclusively, never misses one on its way.
+	mu      sync.RWMutex
+	state   lifecycle
+	workers []*actor.PID
+}
+
+// New returns a System on store, configured by opts and validated. It does
+// not start anything; register handlers, then call Start.
+func New(store domain.Store, opts ...Option) (*System, error) {
+	if store == nil {
+		return nil, errors.New("new job system: store is nil")
+	}
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := o.cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new job system: %w", err)
+	}
+	c := &core{
+		cfg:      cfg,
+		store:    store,
+		logger:   o.logger,
+		clock:    o.clock,
+		metrics:  o.metrics,
+		registry: newRegistry(),
+		backoff: Backoff{
+			Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay,
+			Jitter: !cfg.RetryNoJitter, Random: o.random,
+		},
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.clock == nil {
+		c.clock = wallClock{}
+	}
+	if c.metrics == nil {
+		c.metrics = NopMetrics{}
+	}
+	return &System{core: c}, nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *System) Config() Config { return s.core.cfg }
+
+// Register sets the handler of a job type. It fails with
+// ErrDuplicateHandler if the type has one. It may be called at any time.
+func (s *System) Register(typ domain.JobType, h domain.Handler) error {
+	return s.core.registry.register(typ, h)
+}
+
+// JobTypes returns the registered job types, sorted.
+func (s *System) JobTypes() []domain.JobType { return s.core.registry.types() }
+
+// Start spawns the actors and recovers every unfinished job from the
+// store: pending jobs are queued again, and a job found running was
+// interrupted by a crash, so its attempt counts and it follows the retry
+// policy. ctx bounds the recovery only; the system runs until Stop.
+func (s *System) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("start job system: already started")
+	}
+	c := s.core
+	c.storeCtx = context.WithoutCancel(ctx)
+	c.runCtx, c.stopRun = context.WithCancelCause(c.storeCtx)
+	c.actors = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		// Protoactor logs dead letters and restarts at info; only its
+		// warnings and errors are ours to see.
+		return slog.New(minLevel{Handler: c.logger.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
+	}))
+	root := c.actors.Root
+	var err error
+	if c.dispatcher, err = root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newDispatcher(c) }), "dispatcher"); err != nil {
+		return s.abortStart(fmt.Errorf("start job system: spawn dispatcher: %w", err))
+	}
+	supervisorProps := actor.PropsFromProducer(func() actor.Actor { return newJobSupervisor(c) },
+		actor.WithSupervisor(jobSupervisorStrategy(c.logger)))
+	if c.supervisor, err = root.SpawnNamed(supervisorProps, "jobs"); err != nil {
+		return s.abortStart(fmt.Errorf("start job system: spawn job supervisor: %w", err))
+	}
+	n, err := s.recover(ctx)
+	if err != nil {
+		return s.abortStart(fmt.Errorf("start job system: recover jobs: %w", err))
+	}
+	for i := range c.cfg.Workers {
+		w := &worker{rt: c, id: i + 1}
+		pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), fmt.Sprintf("worker-%d", i+1))
+		if err != nil {
+			return s.abortStart(fmt.Errorf("start job system: spawn worker %d: %w", i+1, err))
+		}
+		s.workers = append(s.workers, pid)
+	}
+	s.state = stateRunning
+	c.logger.Info("job system started", slog.Int("workers", c.cfg.Workers), slog.Int("recovered", n))
+	return nil
+}
+
+func (s *System) abortStart(err error) error {
+	s.stopActors()
+	s.state = stateStopped
+	return err
+}
+
+// recoveryBatch is how many recovered jobs go to the store and to the
+// dispatcher at once: large enough to amortize a write, small enough that
+// recovery of a big backlog streams.
+const recoveryBatch = 1000
+
+// recover queues every pending job and settles every running one.
+func (s *System) recover(ctx context.Context) (int, error) {
+	c := s.core
+	now := c.clock.Now()
+	var batch, interrupted []*domain.Job
+	total := 0
+	flush := func() error {
+		if len(interrupted) > 0 {
+			if err := c.store.Update(ctx, interrupted...); err != nil {
+				return err
+			}
+			for _, j := range interrupted {
+				if j.Status == domain.StatusFailed {
+					c.metrics.JobFinished(j.Type, j.Status)
+				}
+				c.logger.Warn("job was running when the process stopped; its attempt counts",
+					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
+					slog.Int("attempt", j.Attempts), slog.String("status", j.Status.String()))
+			}
+			interrupted = interrupted[:0]
+		}
+		if len(batch) > 0 {
+			c.queued.Add(int64(len(batch)))
+			c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: batch})
+			total += len(batch)
+			batch = nil
+		}
+		return nil
+	}
+	f := domain.Filter{Statuses: []domain.Status{domain.StatusPending, domain.StatusRunning}}
+	err := c.store.Scan(ctx, f, func(j *domain.Job) error {
+		if j.Status == domain.StatusRunning {
+			if err := j.Recover(now); err != nil {
+				return err
+			}
+			interrupted = append(interrupted, j)
+		}
+		if j.Status == domain.StatusPending {
+			batch = append(batch, j)
+		}
+		if len(batch)+len(interrupted) >= recoveryBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return total, err
+	}
+	return total, flush()
+}
+
+// Submit stores a new job and queues it. It returns the stored job, or
+// ErrUnknownJobType, ErrInvalid, ErrQueueFull (nothing stored: try again
+// later) or ErrNotRunning.
+func (s *System) Submit(ctx context.Context, p SubmitParams) (*domain.Job, error) {
+	jobs, err := s.SubmitBatch(ctx, []SubmitParams{p})
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+// SubmitBatch stores several jobs in one write, all or none, and queues
+// them in order. An invalid job fails the whole batch with an error naming
+// its index.
+func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.Job, error) {
+	c := s.core
+	if len(ps) == 0 {
+		return []*domain.Job{}, nil
+	}
+	now := c.clock.Now()
+	jobs := make([]*domain.Job, len(ps))
+	for i, p := range ps {
+		job, err := s.newJob(p, now)
+		if err != nil {
+			if len(ps) > 1 {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+		jobs[i] = job
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.state != stateRunning {
+		return nil, fmt.Errorf("submit: %w", domain.ErrNotRunning)
+	}
+	n := int64(len(jobs))
+	if c.queued.Add(n) > int64(c.cfg.QueueSize) {
+		c.queued.Add(-n)
+		return nil, fmt.Errorf("submit: %w (%d jobs waiting)", domain.ErrQueueFull, c.cfg.QueueSize)
+	}
+	if err := c.store.Create(ctx, jobs...); err != nil {
+		c.queued.Add(-n)
+		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
+	}
+	out := make([]*domain.Job, len(jobs))
+	for i, j := range jobs {
+		c.metrics.JobCreated(j.Type)
+		out[i] = j.Clone()
+	}
+	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})
+	return out, nil
+}
+
+func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
+	if _, ok := s.core.registry.lookup(p.Type); !ok {
+		return nil, s.core.registry.unknownTypeError(p.Type)
+	}
+	if p.MaxAttempts < 0 || p.MaxAttempts > MaxAttemptsLimit {
+		return nil, fmt.Errorf("%w: maxAttempts must be between 1 and %d, got %d", domain.ErrInvalid, MaxAttemptsLimit, p.MaxAttempts)
+	}
+	maxAttempts := p.MaxAttempts
+	if maxAttempts == 0 {
+		maxAttempts = s.core.cfg.MaxAttempts
+	}
+	return domain.NewJob(p.Type, p.Payload, maxAttempts, now)
+}
+
+// Get returns a job as last stored.
+func (s *System) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	return s.core.store.Get(ctx, id)
+}
+
+// List returns a page of jobs, oldest first, and how many match.
+func (s *System) List(ctx context.Context, f domain.Filter) (domain.Page, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return domain.Page{}, fmt.Errorf("%w: limit and offset must not be negative", domain.ErrInvalid)
+	}
+	for _, st := range f.Statuses {
+		if !st.IsValid() {
+			return domain.Page{}, fmt.Errorf("%w: unknown status %q", domain.ErrInvalid, st)
+		}
+	}
+	return s.core.store.List(ctx, f)
+}
+
+// cancelAttempts bounds how often Cancel chases a job whose actor stopped
+// while the request was on its way; each chase follows a real change of
+// owner, so a few always suffice.
+const cancelAttempts = 5
+
+// Cancel cancels a job. A pending job is canceled at once. A running job's
+// context is canceled and the job, returned still running, becomes canceled
+// when its handler returns. Canceling a canceled job returns it unchanged;
+// a completed or failed job gives ErrNotCancelable.
+func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	s.mu.RLock()
+	running := s.state == stateRunning
+	s.mu.RUnlock()
+	if !running {
+		return nil, fmt.Errorf("cancel job %s: %w", id, domain.ErrNotRunning)
+	}
+	c := s.core
+	for range cancelAttempts {
+		res, err := c.actors.Root.RequestFuture(c.dispatcher, &cancelJob{id: id}, requestTimeout(ctx)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("cancel job %s: %w", id, err)
+		}
+		switch r := res.(type) {
+		case *cancelReply:
+			if errors.Is(r.err, errJobGone) {
+				continue
+			}
+			return r.job, r.err
+		case *actor.DeadLetterResponse:
+			continue
+		}
+	}
+	return nil, fmt.Errorf("cancel job %s: its owner kept changing; try again", id)
+}
+
+// requestTimeout turns ctx's deadline into a future's timeout.
+func requestTimeout(ctx context.Context) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		return max(time.Until(deadline), time.Millisecond)
+	}
+	return requestTimeoutDefault
+}
+
+// Stats returns the pool and queue figures without touching the store.
+func (s *System) Stats() Stats {
+	s.mu.RLock()
+	running := s.state == stateRunning
+	s.mu.RUnlock()
+	return Stats{
+		Workers:    WorkerStats{Size: s.core.cfg.Workers, Busy: int(s.core.busy.Load())},
+		QueueDepth: int(max(s.core.queued.Load(), 0)),
+		Running:    running,
+	}
+}
+
+// Health checks that the dispatcher answers and the store pings.
+func (s *System) Health(ctx context.Context) Health {
+	h := Health{Stats: s.Stats()}
+	if !h.Running {
+		h.Dispatcher = domain.ErrNotRunning
+	} else if _, err := s.core.actors.Root.RequestFuture(s.core.dispatcher, &pingDispatcher{}, min(requestTimeout(ctx), time.Second)).Result(); err != nil {
+		h.Dispatcher = fmt.Errorf("dispatcher does not answer: %w", err)
+	}
+	if err := s.core.store.Ping(ctx); err != nil {
+		h.Store = err
+	}
+	return h
+}
+
+// Stop shuts the system down in phases: no new submissions; the dispatcher
+// hands out no more work; running attempts get until ctx ends to finish;
+// then their contexts are canceled and each is handed back as pending (not
+// canceled, and without using an attempt) so that the next start runs it
+// again; the actors stop and the store is flushed. The store stays open:
+// its owner closes it. Stop is safe to call more than once.
+func (s *System) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return nil
+	}
+	s.state = stateStopping
+	s.mu.Unlock()
+
+	c := s.core
+	c.logger.Info("job system stopping: intake closed")
+	if _, err := c.actors.Root.RequestFuture(c.dispatcher, &drainDispatcher{}, requestTimeoutDefault).Result(); err != nil {
+		c.logger.Error("dispatcher did not drain", slog.Any("error", err))
+	}
+	if !waitGroupWait(ctx, &c.attempts) {
+		busy := c.busy.Load()
+		c.logger.Warn("stop timed out; canceling running attempts and handing them back", slog.Int64("running", busy))
+		c.stopRun(errShutdown)
+		grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.HandBackTimeout)
+		if !waitGroupWait(grace, &c.attempts) {
+			c.logger.Error("handlers ignored cancellation; their jobs stay running and count as interrupted at the next start")
+		}
+		cancel()
+	}
+	c.stopRun(errShutdown)
+	s.stopActors()
+	err := c.store.Flush(context.WithoutCancel(ctx))
+
+	s.mu.Lock()
+	s.state = stateStopped
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("stop job system: flush store: %w", err)
+	}
+	c.logger.Info("job system stopped")
+	return nil
+}
+
+// stopActors stops the job actors (their timers with them), then the
+// workers and the dispatcher, and the actor system.
+func (s *System) stopActors() {
+	c := s.core
+	if c.actors == nil {
+		return
+	}
+	root := c.actors.Root
+	for _, pid := range []*actor.PID{c.supervisor} {
+		if pid != nil {
+			_ = root.StopFuture(pid).Wait()
+		}
+	}
+	for _, pid := range s.workers {
+		_ = root.StopFuture(pid).Wait()
+	}
+	if c.dispatcher != nil {
+		_ = root.StopFuture(c.dispatcher).Wait()
+	}
+	c.actors.Shutdown()
+}
+
+// waitGroupWait waits for wg until ctx ends; it reports whether wg finished.
+func waitGroupWait(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

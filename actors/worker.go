@@ -1,0 +1,81 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Messages a worker receives.
+type (
+	// executeJob hands a worker an attempt to run. ctx is canceled by the
+	// owner (the job's actor) on a user's cancel or a stop.
+	executeJob struct {
+		job   *domain.Job
+		ctx   context.Context
+		owner *actor.PID
+	}
+	// releaseWorker frees a worker whose assigned job could not start.
+	releaseWorker struct{}
+)
+
+// worker is one slot of the fixed pool. It asks the dispatcher for work
+// when it is free and runs each handler in a goroutine of its own, so that
+// its mailbox stays responsive and a slow handler blocks nothing but its
+// slot. A panicking handler costs one attempt, never the worker.
+type worker struct {
+	rt *core
+	id int
+}
+
+// Receive implements actor.Actor.
+func (w *worker) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started, *releaseWorker:
+		ctx.Send(w.rt.dispatcher, &requestWork{worker: ctx.Self()})
+	case *executeJob:
+		w.rt.busy.Add(1)
+		go w.run(ctx.Self(), msg)
+	}
+}
+
+func (w *worker) run(self *actor.PID, msg *executeJob) {
+	start := w.rt.clock.Now()
+	err := w.execute(msg)
+	took := w.rt.clock.Now().Sub(start)
+	w.rt.busy.Add(-1)
+	root := w.rt.actors.Root
+	root.Send(msg.owner, &attemptDone{err: err, took: took})
+	root.Send(w.rt.dispatcher, &requestWork{worker: self})
+}
+
+// execute runs the handler, turning a panic into the attempt's error.
+func (w *worker) execute(msg *executeJob) (err error) {
+	job := msg.job
+	handler, ok := w.rt.registry.lookup(job.Type)
+	if !ok {
+		// Possible for a job stored before its handler was removed: no
+		// attempt can ever succeed.
+		return domain.Permanent(w.rt.registry.unknownTypeError(job.Type))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+			w.rt.logger.Error("handler panicked",
+				slog.String("jobID", job.ID.String()), slog.String("type", string(job.Type)),
+				slog.Int("attempt", job.Attempts), slog.Int("workerID", w.id),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	if w.rt.logger.Enabled(msg.ctx, slog.LevelDebug) {
+		w.rt.logger.LogAttrs(msg.ctx, slog.LevelDebug, "handler running",
+			slog.String("jobID", job.ID.String()), slog.String("type", string(job.Type)),
+			slog.Int("attempt", job.Attempts), slog.Int("workerID", w.id))
+	}
+	return handler.Execute(msg.ctx, job.Payload)
+}
