@@ -29,6 +29,9 @@ type Stats struct {
 	Workers WorkerStats
 	// QueueDepth counts jobs waiting in the ready queue.
 	QueueDepth int
+	// JobActors counts live job actors: jobs running, waiting for a retry
+	// or being canceled. A queued job has no actor.
+	JobActors int
 	// Running reports whether the system is started and not stopping.
 	Running bool
 }

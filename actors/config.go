@@ -16,9 +16,9 @@ const (
 	RetryBaseDelayDefault   = time.Second
 	RetryMaxDelayDefault    = 5 * time.Minute
 	HandBackTimeoutDefault  = 5 * time.Second
+	ShutdownTimeoutDefault  = 30 * time.Second
 	MaxAttemptsLimit        = 1000
 	requestTimeoutDefault   = 30 * time.Second
-	persistRetryDelayFactor = 2
 )
 
 // WorkersDefault is the pool size when none is configured: four workers a
@@ -52,6 +52,10 @@ type Config struct {
 	// left as running and counted as interrupted at the next start.
 	// Defaults to 5s.
 	HandBackTimeout time.Duration
+	// ShutdownTimeout is how long running jobs get to finish when the
+	// System is stopped by its fx module (Stop itself takes a context).
+	// Defaults to 30s.
+	ShutdownTimeout time.Duration
 }
 
 // WithDefaults returns a copy with every zero field set to its default.
@@ -62,6 +66,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, RetryBaseDelayDefault)
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
 	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	return c
 }
 
@@ -85,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandBackTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("hand-back timeout must be positive, got %s", c.HandBackTimeout))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
 }

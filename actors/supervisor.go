@@ -86,6 +86,7 @@ func (s *jobSupervisor) Receive(ctx actor.Context) {
 			if s.children[id] == msg.Who {
 				delete(s.children, id)
 			}
+			s.rt.jobActors.Add(-1)
 		}
 	}
 }
@@ -98,4 +99,5 @@ func (s *jobSupervisor) spawn(ctx actor.Context, a *activateJob) {
 	id := a.jobID()
 	s.children[id] = pid
 	s.ids[pid.Id] = id
+	s.rt.jobActors.Add(1)
 }

@@ -33,6 +33,9 @@ type core struct {
 	// submissions on their way there; Submit checks it against QueueSize.
 	queued atomic.Int64
 	busy   atomic.Int64
+	// jobActors counts live job actors: jobs running, waiting for a retry
+	// or being canceled. Queued jobs have none.
+	jobActors atomic.Int64
 	// attempts counts attempts whose outcome is not yet stored.
 	attempts sync.WaitGroup
 
@@ -361,6 +364,7 @@ func (s *System) Stats() Stats {
 	return Stats{
 		Workers:    WorkerStats{Size: s.core.cfg.Workers, Busy: int(s.core.busy.Load())},
 		QueueDepth: int(max(s.core.queued.Load(), 0)),
+		JobActors:  int(s.core.jobActors.Load()),
 		Running:    running,
 	}
 }

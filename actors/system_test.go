@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,12 @@ func (r *finishRecorder) signal() {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+func (r *finishRecorder) retries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retried
 }
 
 func (r *finishRecorder) total() int {
@@ -160,4 +167,377 @@ func TestSystem_RetryThenSucceed(t *testing.T) {
 	require.Equal(t, domain.StatusCompleted, got.Status)
 	require.Equal(t, 3, got.Attempts)
 	require.Equal(t, "not yet", got.LastError)
+}
+
+func fakeStore() domain.Store { return memstore.New() }
+
+// blocker is a handler that reports each start and then blocks until its
+// context ends or the test releases it.
+type blocker struct {
+	started chan uuid.UUID
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{started: make(chan uuid.UUID, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) Execute(ctx context.Context, _ []byte) error {
+	id, _ := JobIDFromContext(ctx)
+	select {
+	case b.started <- id:
+	default: // tests wait for the first few starts only
+	}
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-b.release:
+		return nil
+	}
+}
+
+func (b *blocker) waitStarted(t *testing.T) uuid.UUID {
+	t.Helper()
+	select {
+	case id := <-b.started:
+		return id
+	case <-time.After(30 * time.Second):
+		t.Fatal("handler did not start")
+		return uuid.Nil
+	}
+}
+
+func (b *testBundle) get(t *testing.T, id uuid.UUID) *domain.Job {
+	t.Helper()
+	job, err := b.sys.Get(context.Background(), id)
+	require.NoError(t, err)
+	return job
+}
+
+func (b *testBundle) submit(t *testing.T, typ domain.JobType, maxAttempts int) *domain.Job {
+	t.Helper()
+	job, err := b.sys.Submit(context.Background(), SubmitParams{Type: typ, MaxAttempts: maxAttempts})
+	require.NoError(t, err)
+	return job
+}
+
+func TestSystem_FailsAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	failing := domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
+		return fmt.Errorf("boom on attempt %d", AttemptFromContext(ctx))
+	})
+	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing})
+	job := b.submit(t, "failing", 4)
+	b.finished.waitFinished(t, 1)
+	got := b.get(t, job.ID)
+	require.Equal(t, domain.StatusFailed, got.Status)
+	require.Equal(t, 4, got.Attempts)
+	require.Equal(t, "boom on attempt 4", got.LastError)
+	require.False(t, got.FinishedAt.IsZero())
+	require.Equal(t, 3, b.finished.retries())
+}
+
+func TestSystem_PermanentErrorSkipsRetries(t *testing.T) {
+	t.Parallel()
+	h := domain.HandlerFunc(func(context.Context, []byte) error {
+		return domain.Permanent(errors.New("bad payload"))
+	})
+	b := setup(t, map[domain.JobType]domain.Handler{"perm": h})
+	job := b.submit(t, "perm", 5)
+	b.finished.waitFinished(t, 1)
+	got := b.get(t, job.ID)
+	require.Equal(t, domain.StatusFailed, got.Status)
+	require.Equal(t, 1, got.Attempts)
+	require.Equal(t, "bad payload", got.LastError)
+}
+
+func TestSystem_BackoffDelaysAreExponential(t *testing.T) {
+	t.Parallel()
+	clock := newVirtualClock()
+	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
+	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
+		WithClock(clock), WithRetryBackoff(time.Second, 5*time.Second, false))
+	b.submit(t, "failing", 5)
+	b.finished.waitFinished(t, 1)
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}, clock.recorded())
+}
+
+func TestSystem_BackoffJitterUsesRandom(t *testing.T) {
+	t.Parallel()
+	clock := newVirtualClock()
+	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
+	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
+		WithClock(clock), WithRetryBackoff(time.Second, time.Minute, true), withRandom(func() float64 { return 0.5 }))
+	b.submit(t, "failing", 3)
+	b.finished.waitFinished(t, 1)
+	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second}, clock.recorded())
+}
+
+func TestSystem_PanicFailsTheAttemptAndTheWorkerGoesOn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[domain.JobType]domain.Handler{
+		"panic": domain.HandlerFunc(func(context.Context, []byte) error { panic("kaboom") }),
+		"noop":  domain.HandlerFunc(noop),
+	}, WithWorkers(1))
+	bad := b.submit(t, "panic", 1)
+	good := b.submit(t, "noop", 1)
+	b.finished.waitFinished(t, 2)
+	got := b.get(t, bad.ID)
+	require.Equal(t, domain.StatusFailed, got.Status)
+	require.Contains(t, got.LastError, "panic: kaboom")
+	require.Equal(t, domain.StatusCompleted, b.get(t, good.ID).Status)
+}
+
+func TestSystem_Cancel(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PendingIsCanceledAtOnce", func(t *testing.T) {
+		t.Parallel()
+		blk := newBlocker()
+		b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
+		b.submit(t, "block", 1)
+		blk.waitStarted(t)
+		queued := b.submit(t, "block", 1)
+		got, err := b.sys.Cancel(context.Background(), queued.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusCanceled, got.Status)
+		require.Equal(t, domain.StatusCanceled, b.get(t, queued.ID).Status)
+		close(blk.release)
+		b.finished.waitFinished(t, 2)
+		// The canceled job never ran.
+		require.Equal(t, 0, b.get(t, queued.ID).Attempts)
+	})
+
+	t.Run("RunningEndsCanceledWhenHandlerReturns", func(t *testing.T) {
+		t.Parallel()
+		blk := newBlocker()
+		b := setup(t, map[domain.JobType]domain.Handler{"block": blk})
+		job := b.submit(t, "block", 3)
+		blk.waitStarted(t)
+		got, err := b.sys.Cancel(context.Background(), job.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusRunning, got.Status)
+		b.finished.waitFinished(t, 1)
+		final := b.get(t, job.ID)
+		require.Equal(t, domain.StatusCanceled, final.Status)
+		require.Equal(t, 1, final.Attempts)
+		require.Contains(t, final.LastError, "job canceled")
+	})
+
+	t.Run("TwiceIsANoOp", func(t *testing.T) {
+		t.Parallel()
+		blk := newBlocker()
+		b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
+		b.submit(t, "block", 1)
+		blk.waitStarted(t)
+		queued := b.submit(t, "block", 1)
+		first, err := b.sys.Cancel(context.Background(), queued.ID)
+		require.NoError(t, err)
+		second, err := b.sys.Cancel(context.Background(), queued.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusCanceled, second.Status)
+		require.Equal(t, first.UpdatedAt, second.UpdatedAt)
+		close(blk.release)
+	})
+
+	t.Run("CompletedIsNotCancelable", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)})
+		job := b.submit(t, "noop", 1)
+		b.finished.waitFinished(t, 1)
+		_, err := b.sys.Cancel(context.Background(), job.ID)
+		require.ErrorIs(t, err, domain.ErrNotCancelable)
+		require.Equal(t, domain.StatusCompleted, b.get(t, job.ID).Status)
+	})
+
+	t.Run("FailedIsNotCancelable", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"fail": domain.HandlerFunc(func(context.Context, []byte) error {
+			return errors.New("no")
+		})})
+		job := b.submit(t, "fail", 1)
+		b.finished.waitFinished(t, 1)
+		_, err := b.sys.Cancel(context.Background(), job.ID)
+		require.ErrorIs(t, err, domain.ErrNotCancelable)
+	})
+
+	t.Run("WaitingForRetryIsCanceledAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"fail": domain.HandlerFunc(func(context.Context, []byte) error {
+			return errors.New("not now")
+		})}, WithClock(stoppedClock{}), WithRetryBackoff(time.Hour, time.Hour, false))
+		job := b.submit(t, "fail", 3)
+		deadline := time.After(30 * time.Second)
+		for b.finished.retries() == 0 {
+			select {
+			case <-b.finished.changed:
+			case <-deadline:
+				t.Fatal("job was not retried")
+			}
+		}
+		waiting := b.get(t, job.ID)
+		require.Equal(t, domain.StatusPending, waiting.Status)
+		require.False(t, waiting.RunAt.IsZero())
+		got, err := b.sys.Cancel(context.Background(), job.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusCanceled, got.Status)
+		require.Equal(t, 1, got.Attempts)
+	})
+
+	t.Run("UnknownIDIsNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		_, err := b.sys.Cancel(context.Background(), uuid.New())
+		require.ErrorIs(t, err, domain.ErrNotFound)
+	})
+}
+
+func TestSystem_SubmitErrors(t *testing.T) {
+	t.Parallel()
+
+	t.Run("UnknownTypeNamesRegistered", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop), "other": domain.HandlerFunc(noop)})
+		_, err := b.sys.Submit(context.Background(), SubmitParams{Type: "nope"})
+		require.ErrorIs(t, err, domain.ErrUnknownJobType)
+		require.ErrorContains(t, err, "noop, other")
+	})
+
+	t.Run("InvalidMaxAttempts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)})
+		_, err := b.sys.Submit(context.Background(), SubmitParams{Type: "noop", MaxAttempts: -1})
+		require.ErrorIs(t, err, domain.ErrInvalid)
+	})
+
+	t.Run("DefaultMaxAttempts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)}, WithMaxAttempts(7))
+		job := b.submit(t, "noop", 0)
+		require.Equal(t, 7, job.MaxAttempts)
+	})
+
+	t.Run("QueueFullStoresNothing", func(t *testing.T) {
+		t.Parallel()
+		blk := newBlocker()
+		b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1), WithQueueSize(2))
+		b.submit(t, "block", 1)
+		blk.waitStarted(t)
+		b.submit(t, "block", 1)
+		b.submit(t, "block", 1)
+		_, err := b.sys.Submit(context.Background(), SubmitParams{Type: "block"})
+		require.ErrorIs(t, err, domain.ErrQueueFull)
+		page, err := b.sys.List(context.Background(), domain.Filter{})
+		require.NoError(t, err)
+		require.Equal(t, 3, page.Total)
+		close(blk.release)
+		b.finished.waitFinished(t, 3)
+	})
+
+	t.Run("BatchIsAllOrNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)})
+		_, err := b.sys.SubmitBatch(context.Background(), []SubmitParams{{Type: "noop"}, {Type: "nope"}})
+		require.ErrorIs(t, err, domain.ErrUnknownJobType)
+		require.ErrorContains(t, err, "job 1")
+		page, err := b.sys.List(context.Background(), domain.Filter{})
+		require.NoError(t, err)
+		require.Equal(t, 0, page.Total)
+
+		jobs, err := b.sys.SubmitBatch(context.Background(), []SubmitParams{{Type: "noop"}, {Type: "noop"}, {Type: "noop"}})
+		require.NoError(t, err)
+		require.Len(t, jobs, 3)
+		b.finished.waitFinished(t, 3)
+	})
+
+	t.Run("NotRunning", func(t *testing.T) {
+		t.Parallel()
+		sys, err := New(fakeStore(), WithLogger(testLogger(t)))
+		require.NoError(t, err)
+		require.NoError(t, sys.Register("noop", domain.HandlerFunc(noop)))
+		_, err = sys.Submit(context.Background(), SubmitParams{Type: "noop"})
+		require.ErrorIs(t, err, domain.ErrNotRunning)
+		_, err = sys.Cancel(context.Background(), uuid.New())
+		require.ErrorIs(t, err, domain.ErrNotRunning)
+	})
+}
+
+func TestSystem_Register(t *testing.T) {
+	t.Parallel()
+	sys, err := New(fakeStore())
+	require.NoError(t, err)
+	require.NoError(t, sys.Register("a", domain.HandlerFunc(noop)))
+	require.ErrorIs(t, sys.Register("a", domain.HandlerFunc(noop)), domain.ErrDuplicateHandler)
+	require.ErrorIs(t, sys.Register("", domain.HandlerFunc(noop)), domain.ErrInvalid)
+	require.ErrorIs(t, sys.Register("b", nil), domain.ErrInvalid)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() { errs <- sys.Register("c", domain.HandlerFunc(noop)) })
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		if err == nil {
+			ok++
+		} else {
+			require.ErrorIs(t, err, domain.ErrDuplicateHandler)
+		}
+	}
+	require.Equal(t, 1, ok)
+	require.Equal(t, []domain.JobType{"a", "c"}, sys.JobTypes())
+}
+
+func TestSystem_BacklogHasNoActors(t *testing.T) {
+	t.Parallel()
+	blk := newBlocker()
+	b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
+	b.submit(t, "block", 1)
+	blk.waitStarted(t)
+	for range 500 {
+		b.submit(t, "block", 1)
+	}
+	stats := b.sys.Stats()
+	require.Equal(t, 500, stats.QueueDepth)
+	require.Equal(t, 1, stats.JobActors, "only the running job has an actor")
+	require.Equal(t, WorkerStats{Size: 1, Busy: 1}, stats.Workers)
+	close(blk.release)
+	b.finished.waitFinished(t, 501)
+}
+
+// pingFailStore is a memory store whose Ping fails on demand.
+type pingFailStore struct {
+	domain.Store
+	fail atomic.Bool
+}
+
+func (s *pingFailStore) Ping(ctx context.Context) error {
+	if s.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return s.Store.Ping(ctx)
+}
+
+func TestSystem_Health(t *testing.T) {
+	t.Parallel()
+	store := &pingFailStore{Store: memstore.New()}
+	sys, err := New(store, WithLogger(testLogger(t)), WithWorkers(3))
+	require.NoError(t, err)
+	require.False(t, sys.Health(context.Background()).OK(), "not started")
+	require.NoError(t, sys.Start(context.Background()))
+
+	h := sys.Health(context.Background())
+	require.True(t, h.OK(), "%+v", h)
+	require.Equal(t, WorkerStats{Size: 3}, h.Workers)
+
+	store.fail.Store(true)
+	h = sys.Health(context.Background())
+	require.False(t, h.OK())
+	require.ErrorContains(t, h.Store, "disk on fire")
+	require.NoError(t, h.Dispatcher)
+
+	require.NoError(t, sys.Stop(context.Background()))
+	require.False(t, sys.Health(context.Background()).OK(), "stopped")
 }
