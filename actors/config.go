@@ -11,14 +11,14 @@ import (
 
 // Defaults of Config. A zero field in Config means "use the default".
 const (
-	QueueSizeDefault        = 100_000
-	MaxAttemptsDefault      = 3
-	RetryBaseDelayDefault   = time.Second
-	RetryMaxDelayDefault    = 5 * time.Minute
-	HandBackTimeoutDefault  = 5 * time.Second
-	ShutdownTimeoutDefault  = 30 * time.Second
-	MaxAttemptsLimit        = 1000
-	requestTimeoutDefault   = 30 * time.Second
+	QueueSizeDefault       = 100_000
+	MaxAttemptsDefault     = 3
+	RetryBaseDelayDefault  = time.Second
+	RetryMaxDelayDefault   = 5 * time.Minute
+	HandBackTimeoutDefault = 5 * time.Second
+	ShutdownTimeoutDefault = 30 * time.Second
+	MaxAttemptsLimit       = 1000
+	requestTimeoutDefault  = 30 * time.Second
 )
 
 // WorkersDefault is the pool size when none is configured: four workers a

@@ -7,13 +7,13 @@
 //
 // The job's life:
 //
-//	            submit                      a worker picks it up
-//	  (new) ───────────► pending ─────────────────────────► running
-//	                       │  ▲                                │
-//	               cancel  │  │ retry: attempts < maxAttempts, ├──► completed
-//	                       │  │ after a backoff                ├──► failed   (attempts used up,
-//	                       ▼  └────────────────────────────────┤              or a permanent error)
-//	                    canceled ◄──────── cancel ─────────────┘
+//	          submit                      a worker picks it up
+//	(new) ───────────► pending ─────────────────────────► running
+//	                     │  ▲                                │
+//	             cancel  │  │ retry: attempts < maxAttempts, ├──► completed
+//	                     │  │ after a backoff                ├──► failed   (attempts used up,
+//	                     ▼  └────────────────────────────────┤              or a permanent error)
+//	                  canceled ◄──────── cancel ─────────────┘
 //
 // Completed, failed and canceled are terminal: nothing leaves them. The edge
 // from running back to pending is the retry edge; the job keeps its ID, its
