@@ -186,8 +186,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.usable()
 }
 
-// Flush implements domain.Store; memory has nothing to flush.
-func (s *Store) Flush(ctx context.Context) error { return nil }
+// Flush implements domain.Store. Memory has nothing to flush, but a closed
+// store still says so, like every other method.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.usable()
+}
 
 // Close implements domain.Store.
 func (s *Store) Close() error {
