@@ -1,0 +1,371 @@
+// Package badgerstore is Troupe's embedded default domain.Store: job
+// snapshots in Badger, a key-value store on local disk, inside the
+// process. Nothing to install, nothing to run beside it.
+//
+// Every write (Create, Update, Delete) goes through one group-commit
+// writer: callers from any number of goroutines queue their snapshots and
+// wait, and the writer stores everything that is waiting in one Badger
+// transaction, then tells each caller how its own request went. Durability
+// then costs one write per batch, not one per transition, and a request
+// that breaks a rule (a duplicate ID, a missing job) fails alone.
+//
+// Secondary index keys make listing by status or by type a range scan over
+// keys, oldest first; see keys.go for the layout and codec.go for the
+// snapshot encoding.
+//
+// Badger appears in this package only: the rest of Troupe sees a
+// domain.Store.
+package badgerstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Defaults and bounds of Options.
+const (
+	// MaxBatchDefault is the default of Options.MaxBatch. Badger's own
+	// transaction limit (15% of the memtable) holds several times more, and
+	// beyond a few thousand snapshots a batch gains little throughput but
+	// makes its callers wait longer.
+	MaxBatchDefault = 2048
+	// MemTableSizeDefault is the default of Options.MemTableSize, Badger's.
+	MemTableSizeDefault int64 = 64 << 20
+	// MemTableSizeMin is the smallest Options.MemTableSize accepted.
+	MemTableSizeMin int64 = 1 << 20
+)
+
+// maxInlineValue is the largest snapshot kept in the LSM tree beside its
+// key; larger ones go to Badger's value log. Badger's default.
+const maxInlineValue = 1 << 20
+
+// ErrDirInUse means that another process (or another Store in this one)
+// holds the data directory. Badger takes an exclusive lock on it, because
+// two writers would corrupt it.
+var ErrDirInUse = errors.New("data directory is in use by another troupe process")
+
+// Options configures Open. The zero value is not enough: set Dir, or
+// InMemory for tests.
+type Options struct {
+	// Dir is the directory holding the data; it is created if missing.
+	// Required unless InMemory is set, and must then be empty.
+	Dir string
+	// InMemory keeps everything in memory, so that nothing survives Close:
+	// for tests and demos. Defaults to false.
+	InMemory bool
+	// SyncWrites makes every group commit wait for fsync before it is
+	// acknowledged. Without it a write is acknowledged once it reached the
+	// operating system: a killed process loses nothing, and only a crash of
+	// the machine can lose the latest acknowledged writes. Flush and Close
+	// sync either way. Defaults to false.
+	SyncWrites bool
+	// Logger receives the store's messages and Badger's warnings and
+	// errors; Badger's info and debug lines are dropped. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps how many snapshots one group commit writes. A larger
+	// batch spreads a commit over more writes; a smaller one bounds how long
+	// its callers wait. Defaults to MaxBatchDefault.
+	MaxBatch int
+	// MemTableSize is the size of Badger's in-memory table, which Badger
+	// keeps up to five of: the main memory cost of the store. It also caps
+	// one transaction (at 15% of it), so a smaller table means smaller
+	// group commits. At least MemTableSizeMin. Defaults to
+	// MemTableSizeDefault.
+	MemTableSize int64
+}
+
+// WithDefaults returns a copy of o with every unset field at its default.
+func (o Options) WithDefaults() Options {
+	o.Logger = cmp.Or(o.Logger, slog.Default())
+	o.MaxBatch = cmp.Or(o.MaxBatch, MaxBatchDefault)
+	o.MemTableSize = cmp.Or(o.MemTableSize, MemTableSizeDefault)
+	return o
+}
+
+// validate reports the first field out of bounds.
+func (o Options) validate() error {
+	switch {
+	case o.InMemory && o.Dir != "":
+		return fmt.Errorf("badger store: %w: Dir must be empty when InMemory is set, got %q", domain.ErrInvalid, o.Dir)
+	case !o.InMemory && o.Dir == "":
+		return fmt.Errorf("badger store: %w: Dir is required unless InMemory is set", domain.ErrInvalid)
+	case o.MaxBatch < 1:
+		return fmt.Errorf("badger store: %w: MaxBatch must be at least 1, got %d", domain.ErrInvalid, o.MaxBatch)
+	case o.MemTableSize < MemTableSizeMin:
+		return fmt.Errorf("badger store: %w: MemTableSize must be at least %d, got %d", domain.ErrInvalid, MemTableSizeMin, o.MemTableSize)
+	}
+	return nil
+}
+
+// badgerOptions translates o, already defaulted, into Badger's options.
+func (o Options) badgerOptions() badger.Options {
+	bo := badger.DefaultOptions(o.Dir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(o.SyncWrites).
+		WithLogger(badgerLogger{log: o.Logger}).
+		WithLoggingLevel(badger.WARNING).
+		// The writer is the only goroutine that writes, so there is
+		// nothing for Badger to detect, and tracking reads costs memory.
+		WithDetectConflicts(false).
+		WithMemTableSize(o.MemTableSize).
+		// Badger refuses a value threshold above its transaction limit.
+		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100))
+	if o.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	return bo
+}
+
+// Store is the Badger domain.Store. It is safe for concurrent use. Open
+// one per data directory; Close it to release the directory.
+type Store struct {
+	db *badger.DB
+	w  *writer
+
+	// mu guards closed. Every call registers in inflight while the store
+	// is open, so Close can wait for calls in progress and then stop the
+	// writer knowing that nobody will queue behind it.
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ domain.Store = (*Store)(nil)
+
+// Open opens (or creates) the store described by opts and starts its
+// writer. If another process holds the directory it returns an error
+// wrapping ErrDirInUse and Badger's own.
+func Open(opts Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(opts.badgerOptions())
+	if err != nil {
+		// Badger formats the lock error with %v, so its text is all there
+		// is to recognise it by; TestOpenFailsWhenTheDirIsInUse pins it.
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open badger store in %s: %w: %w", opts.Dir, ErrDirInUse, err)
+		}
+		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
+	}
+	if err := checkLayout(db); err != nil {
+		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
+	}
+	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch)}
+	go s.w.run()
+	return s, nil
+}
+
+// checkLayout records the key layout in a new store and refuses a store
+// written in a layout this build does not know.
+func checkLayout(db *badger.DB) error {
+	return db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(layoutKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(layoutKey, []byte{layoutV1})
+		}
+		if err != nil {
+			return fmt.Errorf("read layout version: %w", err)
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 1 || v[0] != layoutV1 {
+				return fmt.Errorf("data written in key layout %v, this build reads layout %d", v, layoutV1)
+			}
+			return nil
+		})
+	})
+}
+
+// enter registers a call, or returns ErrClosed once Close has begun.
+// Every successful enter is paired with a leave.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return domain.ErrClosed
+	}
+	s.inflight.Add(1)
+	return nil
+}
+
+func (s *Store) leave() { s.inflight.Done() }
+
+// Create implements domain.Store. The jobs are written in one transaction
+// with whatever else is waiting; a job whose ID is already stored (or
+// appears twice in jobs) fails this call alone with ErrAlreadyExists. If
+// ctx ends while the call waits, it returns ctx's error, and the write may
+// or may not have happened.
+func (s *Store) Create(ctx context.Context, jobs ...*domain.Job) error {
+	return s.write(ctx, opCreate, jobs)
+}
+
+// Update implements domain.Store, with the same batching and ctx rules as
+// Create. A job that is not stored fails this call alone with ErrNotFound.
+func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
+	return s.write(ctx, opUpdate, jobs)
+}
+
+// write encodes jobs here, in the caller's goroutine, so that the writer
+// only writes, and queues them.
+func (s *Store) write(ctx context.Context, op op, jobs []*domain.Job) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	req, err := newWriteRequest(ctx, op, jobs)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", req.label(), err)
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	return s.w.submit(ctx, req)
+}
+
+// Delete implements domain.Store. It goes through the writer too, so that
+// a job's index keys are only ever changed by one goroutine.
+func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	req := &request{ctx: ctx, op: opDelete, id: id, done: make(chan error, 1)}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", req.label(), err)
+	}
+	return s.w.submit(ctx, req)
+}
+
+// Get implements domain.Store.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	what := "get job " + id.String()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var job *domain.Job
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		job, err = getJob(txn, id)
+		return err
+	})
+	if err != nil {
+		return nil, interpretError(what, err)
+	}
+	return job, nil
+}
+
+// getJob reads and decodes one snapshot.
+func getJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
+	item, err := txn.Get(jobKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var job *domain.Job
+	err = item.Value(func(v []byte) error {
+		job, err = decode(v)
+		return err
+	})
+	return job, err
+}
+
+// Ping implements domain.Store: the database is open and answers a read,
+// and the latest group commit did not fail (a full or failing disk shows
+// here before callers pile up errors).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ping badger store: %w", err)
+	}
+	if err := s.w.lastFailure(); err != nil {
+		return interpretError("ping badger store: the latest write failed", err)
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(layoutKey)
+		return err
+	})
+	return interpretError("ping badger store", err)
+}
+
+// Flush implements domain.Store: it syncs Badger's write-ahead log to
+// stable storage, so that acknowledged writes survive a machine crash even
+// without SyncWrites.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("flush badger store: %w", err)
+	}
+	return interpretError("flush badger store", s.db.Sync())
+}
+
+// Close implements domain.Store. It refuses new calls, waits for those in
+// progress (a Scan for its fn, so fn must not call Close), lets the writer
+// finish everything queued, syncs and closes Badger. Later calls return
+// ErrClosed; a second Close returns what the first did.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.inflight.Wait()
+		// Nobody can queue now: every writer entered before closed was set
+		// and has been answered, or gave up on its ctx.
+		s.w.stop()
+		var errs []error
+		if err := s.db.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync: %w", err))
+		}
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close badger store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// interpretError is the one place where Badger's errors become the
+// domain's, so that callers only ever test with errors.Is against domain
+// sentinels. what names the operation and its job ("get job <id>").
+func interpretError(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
+	case errors.Is(err, badger.ErrDBClosed), errors.Is(err, badger.ErrBlockedWrites):
+		return fmt.Errorf("%s: %w: %w", what, domain.ErrClosed, err)
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%s: %w: larger than one transaction can hold: %w", what, domain.ErrInvalid, err)
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}

@@ -1,0 +1,265 @@
+package badgerstore_test
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/persistence/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// quietLogger drops everything: the tests assert on errors, not on logs.
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// mustOpen opens a store with opts (a small memtable unless set) and closes
+// it when the test ends.
+func mustOpen(t testing.TB, opts badgerstore.Options) *badgerstore.Store {
+	t.Helper()
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = 8 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	s, err := badgerstore.Open(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, domain.ErrClosed) {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestStoreOnDisk(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) domain.Store {
+		return mustOpen(t, badgerstore.Options{Dir: t.TempDir()})
+	})
+}
+
+func TestStoreInMemory(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) domain.Store {
+		return mustOpen(t, badgerstore.Options{InMemory: true})
+	})
+}
+
+var epoch = time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// newJobAt returns a pending job created n seconds after epoch.
+func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
+	t.Helper()
+	j, err := domain.NewJob(typ, fmt.Appendf(nil, `{"n":%d}`, n), 3, epoch.Add(time.Duration(n)*time.Second))
+	require.NoError(t, err)
+	return j
+}
+
+// listAll returns every job, oldest first.
+func listAll(t testing.TB, s domain.Store, f domain.Filter) domain.Page {
+	t.Helper()
+	page, err := s.List(t.Context(), f)
+	require.NoError(t, err)
+	return page
+}
+
+func TestReopenKeepsEveryJob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.NoError(t, err)
+
+	var jobs []*domain.Job
+	for i := range 300 {
+		jobs = append(jobs, newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i))
+	}
+	require.NoError(t, s.Create(ctx, jobs...))
+	for i, j := range jobs {
+		switch i % 3 {
+		case 1:
+			require.NoError(t, j.Start(epoch.Add(time.Hour)))
+			require.NoError(t, s.Update(ctx, j))
+		case 2:
+			require.NoError(t, j.Cancel(epoch.Add(time.Hour)))
+			require.NoError(t, s.Update(ctx, j))
+		}
+	}
+	deleted := jobs[10]
+	require.NoError(t, s.Delete(ctx, deleted.ID))
+	jobs = append(jobs[:10], jobs[11:]...)
+	filters := []domain.Filter{
+		{},
+		{Statuses: []domain.Status{domain.StatusRunning}},
+		{Type: "type_2"},
+		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
+	}
+	before := make([]domain.Page, len(filters))
+	for i, f := range filters {
+		before[i] = listAll(t, s, f)
+	}
+	require.NoError(t, s.Close())
+
+	reopened := mustOpen(t, badgerstore.Options{Dir: dir})
+	for _, j := range jobs {
+		got, err := reopened.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, j, got)
+	}
+	_, err = reopened.Get(ctx, deleted.ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	for i, f := range filters {
+		require.Equal(t, before[i], listAll(t, reopened, f), "list %+v", f)
+	}
+	require.Equal(t, len(jobs), listAll(t, reopened, domain.Filter{}).Total)
+}
+
+func TestOpenFailsWhenTheDirIsInUse(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.NoError(t, err)
+
+	_, err = badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.ErrorIs(t, err, badgerstore.ErrDirInUse)
+	require.ErrorContains(t, err, dir)
+	require.ErrorContains(t, err, "in use by another troupe process")
+	require.ErrorContains(t, err, "Cannot acquire directory lock", "Badger's own error is kept")
+
+	require.NoError(t, first.Close())
+	mustOpen(t, badgerstore.Options{Dir: dir})
+}
+
+func TestOpenRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	cases := map[string]badgerstore.Options{
+		"no dir":            {},
+		"dir and in memory": {Dir: t.TempDir(), InMemory: true},
+		"negative batch":    {InMemory: true, MaxBatch: -1},
+		"tiny memtable":     {InMemory: true, MemTableSize: 1024},
+		"negative memtable": {InMemory: true, MemTableSize: -1},
+		"dir under a file":  {Dir: "/dev/null/troupe"},
+	}
+	for name, opts := range cases {
+		opts.Logger = quietLogger()
+		s, err := badgerstore.Open(opts)
+		require.Error(t, err, name)
+		require.Nil(t, s, name)
+	}
+	_, err := badgerstore.Open(badgerstore.Options{})
+	require.ErrorIs(t, err, domain.ErrInvalid)
+	require.ErrorContains(t, err, "Dir")
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	t.Parallel()
+	o := badgerstore.Options{}.WithDefaults()
+	require.Equal(t, badgerstore.MaxBatchDefault, o.MaxBatch)
+	require.Equal(t, badgerstore.MemTableSizeDefault, o.MemTableSize)
+	require.Same(t, slog.Default(), o.Logger)
+	require.False(t, o.SyncWrites)
+	require.False(t, o.InMemory)
+	require.Empty(t, o.Dir)
+
+	set := badgerstore.Options{MaxBatch: 7, MemTableSize: 2 << 20, Logger: quietLogger()}
+	require.Equal(t, set, set.WithDefaults(), "set fields are kept")
+}
+
+func TestScanCallbackMayWrite(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, badgerstore.Options{InMemory: true})
+	ctx := t.Context()
+	var jobs []*domain.Job
+	for i := range 50 {
+		jobs = append(jobs, newJobAt(t, "send_email", i))
+	}
+	require.NoError(t, s.Create(ctx, jobs...))
+
+	// Recovery streams unfinished jobs and updates each: Scan sees the
+	// jobs as they were when it began, and the writes land.
+	pending := domain.Filter{Statuses: []domain.Status{domain.StatusPending}}
+	seen := 0
+	require.NoError(t, s.Scan(ctx, pending, func(j *domain.Job) error {
+		seen++
+		if err := j.Start(epoch.Add(time.Hour)); err != nil {
+			return err
+		}
+		return s.Update(ctx, j)
+	}))
+	require.Equal(t, len(jobs), seen)
+	require.Equal(t, 0, listAll(t, s, pending).Total)
+	require.Equal(t, len(jobs), listAll(t, s, domain.Filter{Statuses: []domain.Status{domain.StatusRunning}}).Total)
+}
+
+func TestCloseKeepsEveryAcknowledgedWrite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.NoError(t, err)
+
+	// Writers create jobs until the store refuses them; Close comes while
+	// they run. Every job acknowledged before that must survive.
+	const writers = 8
+	acked := make([][]*domain.Job, writers)
+	errs := make([]error, writers)
+	started := make(chan struct{}, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				j := newJobAt(t, "send_email", w*100_000+i)
+				err := s.Create(ctx, j)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				acked[w] = append(acked[w], j)
+				if i == 10 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range writers {
+		<-started
+	}
+	require.NoError(t, s.Close())
+	wg.Wait()
+	for _, err := range errs {
+		require.ErrorIs(t, err, domain.ErrClosed)
+	}
+
+	reopened := mustOpen(t, badgerstore.Options{Dir: dir})
+	total := 0
+	for _, jobs := range acked {
+		for _, j := range jobs {
+			got, err := reopened.Get(ctx, j.ID)
+			require.NoError(t, err)
+			require.Equal(t, j, got)
+		}
+		total += len(jobs)
+	}
+	require.Equal(t, total, listAll(t, reopened, domain.Filter{}).Total, "nothing unacknowledged was written")
+}
+
+func TestPingAndFlushOnDisk(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, badgerstore.Options{Dir: t.TempDir(), SyncWrites: true})
+	require.NoError(t, s.Ping(t.Context()))
+	require.NoError(t, s.Create(t.Context(), newJobAt(t, "noop", 0)))
+	require.NoError(t, s.Flush(t.Context()))
+	require.NoError(t, s.Ping(t.Context()))
+}

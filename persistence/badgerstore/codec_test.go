@@ -1,0 +1,208 @@
+package badgerstore
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// codecJobs returns jobs that cover every corner of the encoding.
+func codecJobs(t testing.TB) map[string]*domain.Job {
+	t.Helper()
+	now := time.Date(2025, 6, 1, 12, 30, 0, 123456000, time.UTC)
+	fresh, err := domain.NewJob("send_email", []byte(`{"to":"ada@example.com"}`), 3, now)
+	require.NoError(t, err)
+
+	full := fresh.Clone()
+	full.Status = domain.StatusFailed
+	full.Attempts, full.MaxAttempts = 3, 3
+	full.LastError = "smtp: 550 «mailbox unavailable»"
+	full.UpdatedAt = now.Add(time.Minute)
+	full.RunAt = now.Add(30 * time.Second)
+	full.StartedAt = now.Add(40 * time.Second)
+	full.FinishedAt = now.Add(time.Minute)
+
+	jobs := map[string]*domain.Job{"new": fresh, "every field": full}
+	for _, s := range domain.Statuses() {
+		j := full.Clone()
+		j.Status = s
+		jobs["status "+string(s)] = j
+	}
+	nilPayload := fresh.Clone()
+	nilPayload.Payload = nil
+	jobs["nil payload"] = nilPayload
+	emptyPayload := fresh.Clone()
+	emptyPayload.Payload = []byte{}
+	jobs["empty payload"] = emptyPayload
+	binary := fresh.Clone()
+	binary.Payload = []byte{0, 0xff, 0x80, 0x7f, 0}
+	jobs["binary payload"] = binary
+	big := fresh.Clone()
+	big.Payload = []byte(strings.Repeat("x", 300_000))
+	big.LastError = strings.Repeat("e", 200)
+	jobs["big payload"] = big
+	longType := fresh.Clone()
+	longType.Type = domain.JobType(strings.Repeat("t", domain.MaxJobTypeLength))
+	jobs["longest type"] = longType
+	emptyType := fresh.Clone()
+	emptyType.Type = ""
+	jobs["empty type"] = emptyType
+	old := full.Clone()
+	old.CreatedAt = time.Date(1969, 7, 20, 20, 17, 40, 1000, time.UTC)
+	old.RunAt = time.Unix(0, 0).UTC()
+	jobs["before and at the epoch"] = old
+	zero := fresh.Clone()
+	zero.CreatedAt, zero.UpdatedAt = time.Time{}, time.Time{}
+	jobs["zero times"] = zero
+	counters := fresh.Clone()
+	counters.Attempts, counters.MaxAttempts = -1, 1<<40
+	jobs["odd counters"] = counters
+	return jobs
+}
+
+func TestCodecRoundTrips(t *testing.T) {
+	t.Parallel()
+	for name, j := range codecJobs(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b, err := encode(nil, j)
+			require.NoError(t, err)
+			require.Equal(t, len(b), cap(b), "encode allocates exactly what it writes")
+
+			got, err := decode(b)
+			require.NoError(t, err)
+			require.Equal(t, j, got)
+
+			id, entry, err := decodeIndex(b)
+			require.NoError(t, err)
+			require.Equal(t, j.ID, id)
+			require.Equal(t, indexOf(j), entry)
+
+			// decode copies: reusing the buffer changes nothing it returned.
+			clear(b)
+			require.Equal(t, j, got)
+		})
+	}
+}
+
+func TestCodecKeepsMicroseconds(t *testing.T) {
+	t.Parallel()
+	j, err := domain.NewJob("noop", nil, 1, time.Now())
+	require.NoError(t, err)
+	// A caller's time with nanoseconds and a zone comes back as the store
+	// keeps it: UTC, to the microsecond.
+	local := time.Date(2025, 1, 2, 3, 4, 5, 678901234, time.FixedZone("X", 3600))
+	j.RunAt = local
+	b, err := encode(nil, j)
+	require.NoError(t, err)
+	got, err := decode(b)
+	require.NoError(t, err)
+	require.Equal(t, domain.Timestamp(local), got.RunAt)
+}
+
+func TestEncodeRejectsWhatTheIndexCannotHold(t *testing.T) {
+	t.Parallel()
+	j, err := domain.NewJob("noop", nil, 1, time.Now())
+	require.NoError(t, err)
+
+	unknown := j.Clone()
+	unknown.Status = "sleeping"
+	_, err = encode(nil, unknown)
+	require.ErrorIs(t, err, domain.ErrInvalid)
+
+	long := j.Clone()
+	long.Type = domain.JobType(strings.Repeat("t", domain.MaxJobTypeLength+1))
+	_, err = encode(nil, long)
+	require.ErrorIs(t, err, domain.ErrInvalid)
+}
+
+func TestDecodeRejectsDamagedSnapshots(t *testing.T) {
+	t.Parallel()
+	j := codecJobs(t)["every field"]
+	good, err := encode(nil, j)
+	require.NoError(t, err)
+
+	for n := range len(good) {
+		_, err := decode(good[:n])
+		require.ErrorIs(t, err, errCorrupt, "truncated to %d of %d bytes", n, len(good))
+	}
+	damaged := map[string]func(b []byte) []byte{
+		"trailing byte":   func(b []byte) []byte { return append(b, 0) },
+		"unknown version": func(b []byte) []byte { b[0] = 2; return b },
+		"status zero":     func(b []byte) []byte { b[17] = 0; return b },
+		"unknown status":  func(b []byte) []byte { b[17] = 9; return b },
+		"unknown flag":    func(b []byte) []byte { b[18] |= 0x80; return b },
+		"type too long": func(b []byte) []byte {
+			return append(append(b[:19], 200, 1), make([]byte, 200)...) // uvarint 200
+		},
+		"field past the end": func(b []byte) []byte {
+			return append(b[:19], 0xff, 0xff, 0xff, 0xff, 0x0f)
+		},
+	}
+	for name, damage := range damaged {
+		_, err := decode(damage(append([]byte(nil), good...)))
+		require.ErrorIs(t, err, errCorrupt, name)
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the decoders: they must never
+// panic, and whatever decode accepts must encode and decode back to the
+// same job, with decodeIndex agreeing on the index entry.
+func FuzzDecode(f *testing.F) {
+	for _, j := range codecJobs(f) {
+		if len(j.Payload) > 1000 {
+			continue
+		}
+		b, err := encode(nil, j)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{snapshotV1})
+	f.Add(append([]byte{snapshotV1}, make([]byte, 40)...))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, entry, indexErr := decodeIndex(b)
+		j, err := decode(b)
+		if err != nil {
+			return
+		}
+		require.NoError(t, indexErr, "decode accepted what decodeIndex refused")
+		require.Equal(t, j.ID, id)
+		require.Equal(t, indexOf(j), entry)
+
+		again, err := encode(nil, j)
+		require.NoError(t, err)
+		back, err := decode(again)
+		require.NoError(t, err)
+		require.Equal(t, j, back)
+	})
+}
+
+func TestStatusCodesAreStable(t *testing.T) {
+	t.Parallel()
+	// The codes are on disk: this table may grow, never change.
+	want := map[domain.Status]byte{
+		domain.StatusPending:   1,
+		domain.StatusRunning:   2,
+		domain.StatusCompleted: 3,
+		domain.StatusFailed:    4,
+		domain.StatusCanceled:  5,
+	}
+	for _, s := range domain.Statuses() {
+		code, ok := statusCode(s)
+		require.True(t, ok, s)
+		require.Equal(t, want[s], code, s)
+		back, ok := statusOf(code)
+		require.True(t, ok)
+		require.Equal(t, s, back)
+	}
+	_, ok := statusOf(0)
+	require.False(t, ok)
+	_, ok = statusCode("")
+	require.False(t, ok)
+}

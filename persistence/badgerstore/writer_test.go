@@ -1,0 +1,391 @@
+package badgerstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// The writer tests build batches by hand and hand them to writer.commit,
+// the step that the writer's loop repeats. Nothing else writes meanwhile
+// (the loop waits on an empty queue), so each test knows exactly what one
+// batch held. commit answers every request before it returns.
+
+// openTest opens an in-memory store unless opts says otherwise.
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.InMemory = true
+	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = 8 << 20
+	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	s, err := Open(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+var testEpoch = time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC)
+
+// testJob returns a pending job created n seconds after testEpoch.
+func testJob(t testing.TB, n int) *domain.Job {
+	t.Helper()
+	j, err := domain.NewJob("send_email", fmt.Appendf(nil, `{"n":%d}`, n), 3, testEpoch.Add(time.Duration(n)*time.Second))
+	require.NoError(t, err)
+	return j
+}
+
+// req builds a create or update request the way Create and Update do.
+func req(t testing.TB, ctx context.Context, op op, jobs ...*domain.Job) *request {
+	t.Helper()
+	r, err := newWriteRequest(ctx, op, jobs)
+	require.NoError(t, err)
+	return r
+}
+
+// del builds a delete request the way Delete does.
+func del(ctx context.Context, id uuid.UUID) *request {
+	return &request{ctx: ctx, op: opDelete, id: id, done: make(chan error, 1)}
+}
+
+// answer returns the answer commit gave r.
+func answer(t testing.TB, r *request) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		return err
+	default:
+		t.Fatalf("%s: not answered", r.label())
+		return nil
+	}
+}
+
+// indexKeysOf returns every index key that names id.
+func indexKeysOf(t testing.TB, s *Store, id uuid.UUID) [][]byte {
+	t.Helper()
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, prefix := range []byte{prefixStatus, prefixType} {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte{prefix}
+			it := txn.NewIterator(opts)
+			for it.Rewind(); it.Valid(); it.Next() {
+				if got, ok := idOfIndexKey(it.Item().Key()); ok && got == id {
+					keys = append(keys, it.Item().KeyCopy(nil))
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return keys
+}
+
+// requireIndexedAs fails unless id has exactly the index keys of j.
+func requireIndexedAs(t testing.TB, s *Store, j *domain.Job) {
+	t.Helper()
+	e := indexOf(j)
+	want := [][]byte{appendStatusKey(nil, j.ID, e), appendTypeKey(nil, j.ID, e)}
+	require.ElementsMatch(t, want, indexKeysOf(t, s, j.ID), "index keys of job %s", j.ID)
+}
+
+// versionsOf counts the versions of a job's snapshot still in the
+// memtable: one per transaction that wrote it.
+func versionsOf(t testing.TB, s *Store, id uuid.UUID) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.AllVersions = true
+		opts.PrefetchValues = false
+		it := txn.NewKeyIterator(jobKey(id), opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return n
+}
+
+func TestWriterCoalescesSnapshotsOfOneJob(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	j := testJob(t, 0)
+	require.NoError(t, s.Create(ctx, j))
+	batchesBefore := s.w.batches.Load()
+
+	// One batch carries four transitions of j, and the creation and first
+	// transition of k.
+	var batch []*request
+	snap := func(step func() error) {
+		require.NoError(t, step())
+		batch = append(batch, req(t, ctx, opUpdate, j.Clone()))
+	}
+	snap(func() error { return j.Start(testEpoch.Add(time.Minute)) })
+	snap(func() error {
+		return j.Retry(errors.New("busy"), testEpoch.Add(time.Hour), testEpoch.Add(2*time.Minute))
+	})
+	snap(func() error { return j.Start(testEpoch.Add(time.Hour)) })
+	snap(func() error { return j.Complete(testEpoch.Add(time.Hour + time.Second)) })
+	k := testJob(t, 1)
+	batch = append(batch, req(t, ctx, opCreate, k.Clone()))
+	require.NoError(t, k.Start(testEpoch.Add(time.Minute)))
+	batch = append(batch, req(t, ctx, opUpdate, k.Clone()))
+
+	s.w.commit(batch)
+	for _, r := range batch {
+		require.NoError(t, answer(t, r))
+	}
+	require.Equal(t, batchesBefore+1, s.w.batches.Load(), "one batch, one commit")
+
+	for _, want := range []*domain.Job{j, k} {
+		got, err := s.Get(ctx, want.ID)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "the last snapshot wins")
+		requireIndexedAs(t, s, want)
+	}
+	require.Equal(t, 2, versionsOf(t, s, j.ID), "j written once by Create and once by the batch")
+	require.Equal(t, 1, versionsOf(t, s, k.ID), "k written once")
+	for _, st := range domain.Statuses() {
+		page, err := s.List(ctx, domain.Filter{Statuses: []domain.Status{st}})
+		require.NoError(t, err)
+		want := 0
+		if st == domain.StatusCompleted || st == domain.StatusRunning {
+			want = 1
+		}
+		require.Equal(t, want, page.Total, st)
+	}
+}
+
+func TestWriterFailsABadRequestAlone(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	stored := testJob(t, 0)
+	require.NoError(t, s.Create(ctx, stored))
+
+	a, b, c := testJob(t, 1), testJob(t, 2), testJob(t, 3)
+	missing := testJob(t, 4)
+	aLater := a.Clone()
+	require.NoError(t, aLater.Start(testEpoch.Add(time.Minute)))
+	storedTwin := stored.Clone()
+	storedTwin.Status = domain.StatusCanceled
+
+	cases := []struct {
+		name string
+		r    *request
+		want error
+	}{
+		{"create a", req(t, ctx, opCreate, a), nil},
+		{"create a stored ID", req(t, ctx, opCreate, storedTwin), domain.ErrAlreadyExists},
+		{"update a missing job", req(t, ctx, opUpdate, missing), domain.ErrNotFound},
+		{"update a job created earlier in the batch", req(t, ctx, opUpdate, aLater), nil},
+		{"create a job created earlier in the batch", req(t, ctx, opCreate, a), domain.ErrAlreadyExists},
+		{"delete a missing job", del(ctx, missing.ID), domain.ErrNotFound},
+		{"create b with a stored ID", req(t, ctx, opCreate, b, storedTwin), domain.ErrAlreadyExists},
+		{"update stored with a missing job", req(t, ctx, opUpdate, storedTwin, missing), domain.ErrNotFound},
+		{"create c", req(t, ctx, opCreate, c), nil},
+	}
+	batch := make([]*request, len(cases))
+	for i, tc := range cases {
+		batch[i] = tc.r
+	}
+	s.w.commit(batch)
+	for _, tc := range cases {
+		err := answer(t, tc.r)
+		if tc.want == nil {
+			require.NoError(t, err, tc.name)
+		} else {
+			require.ErrorIs(t, err, tc.want, tc.name)
+		}
+	}
+
+	for _, want := range []*domain.Job{stored, aLater, c} {
+		got, err := s.Get(ctx, want.ID)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		requireIndexedAs(t, s, want)
+	}
+	for _, id := range []uuid.UUID{b.ID, missing.ID} {
+		_, err := s.Get(ctx, id)
+		require.ErrorIs(t, err, domain.ErrNotFound)
+		require.Empty(t, indexKeysOf(t, s, id))
+	}
+	page, err := s.List(ctx, domain.Filter{})
+	require.NoError(t, err)
+	require.Equal(t, 3, page.Total)
+}
+
+func TestWriterCreatesAndDeletesInOneBatch(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	gone, kept := testJob(t, 0), testJob(t, 1)
+	require.NoError(t, s.Create(ctx, kept))
+	batch := []*request{
+		req(t, ctx, opCreate, gone),
+		del(ctx, gone.ID),
+		del(ctx, kept.ID),
+		req(t, ctx, opCreate, kept),
+	}
+	s.w.commit(batch)
+	for _, r := range batch {
+		require.NoError(t, answer(t, r))
+	}
+	_, err := s.Get(ctx, gone.ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	require.Empty(t, indexKeysOf(t, s, gone.ID))
+	requireIndexedAs(t, s, kept)
+	got, err := s.Get(ctx, kept.ID)
+	require.NoError(t, err)
+	require.Equal(t, kept, got)
+}
+
+func TestWriterSkipsARequestWhoseCallerGaveUp(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	gaveUp, cancel := context.WithCancel(t.Context())
+	cancel()
+	abandoned, wanted := testJob(t, 0), testJob(t, 1)
+	batch := []*request{req(t, gaveUp, opCreate, abandoned), req(t, t.Context(), opCreate, wanted)}
+	s.w.commit(batch)
+	require.ErrorIs(t, answer(t, batch[0]), context.Canceled)
+	require.NoError(t, answer(t, batch[1]))
+	_, err := s.Get(t.Context(), abandoned.ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = s.Get(t.Context(), wanted.ID)
+	require.NoError(t, err)
+}
+
+// bulky returns n jobs whose snapshots are about size bytes each.
+func bulky(t testing.TB, first, n, size int) []*domain.Job {
+	t.Helper()
+	jobs := make([]*domain.Job, n)
+	for i := range jobs {
+		jobs[i] = testJob(t, first+i)
+		jobs[i].Payload = bytes.Repeat([]byte{'x'}, size)
+	}
+	return jobs
+}
+
+func TestWriterSplitsABatchTooBigForOneTransaction(t *testing.T) {
+	t.Parallel()
+	// The smallest memtable caps a transaction near 150 KiB: 400 requests
+	// of 1 KiB each need several.
+	s := openTest(t, Options{MemTableSize: MemTableSizeMin})
+	ctx := t.Context()
+	jobs := bulky(t, 0, 400, 1024)
+	batch := make([]*request, len(jobs))
+	for i, j := range jobs {
+		batch[i] = req(t, ctx, opCreate, j)
+	}
+	// A request that depends on one in the other half still sees it.
+	later := jobs[0].Clone()
+	require.NoError(t, later.Start(testEpoch.Add(time.Hour)))
+	batch = append(batch, req(t, ctx, opUpdate, later))
+	jobs[0] = later
+
+	s.w.commit(batch)
+	for _, r := range batch {
+		require.NoError(t, answer(t, r))
+	}
+	require.Greater(t, s.w.batches.Load(), int64(1), "the batch was split")
+	for _, j := range jobs {
+		got, err := s.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, j, got)
+	}
+	page, err := s.List(ctx, domain.Filter{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, len(jobs), page.Total)
+}
+
+func TestWriterFailsAloneARequestTooBigForOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{MemTableSize: MemTableSizeMin})
+	ctx := t.Context()
+	before, after := testJob(t, 0), testJob(t, 1)
+	huge := bulky(t, 2, 300, 1024) // about 300 KiB in one all-or-none call
+	batch := []*request{req(t, ctx, opCreate, before), req(t, ctx, opCreate, huge...), req(t, ctx, opCreate, after)}
+
+	s.w.commit(batch)
+	require.NoError(t, answer(t, batch[0]))
+	err := answer(t, batch[1])
+	require.ErrorIs(t, err, domain.ErrInvalid)
+	require.ErrorIs(t, err, badger.ErrTxnTooBig)
+	require.ErrorContains(t, err, huge[0].ID.String())
+	require.NoError(t, answer(t, batch[2]))
+
+	page, err := s.List(ctx, domain.Filter{})
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{before.ID, after.ID}, []uuid.UUID{page.Jobs[0].ID, page.Jobs[1].ID})
+	require.Equal(t, 2, page.Total, "nothing of the huge request is stored")
+}
+
+func TestStoreConcurrentDuplicatesFailAlone(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	shared := testJob(t, 0)
+	require.NoError(t, s.Create(ctx, shared))
+
+	// However the writer happens to batch them, every duplicate fails and
+	// every new job is stored.
+	const goroutines, each = 8, 50
+	errs := make([][]error, goroutines)
+	dupErrs := make([][]error, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				errs[g] = append(errs[g], s.Create(ctx, testJob(t, 1+g*each+i)))
+				dupErrs[g] = append(dupErrs[g], s.Create(ctx, shared.Clone()))
+			}
+		})
+	}
+	wg.Wait()
+	for g := range goroutines {
+		require.NoError(t, errors.Join(errs[g]...))
+		for _, err := range dupErrs[g] {
+			require.ErrorIs(t, err, domain.ErrAlreadyExists)
+		}
+	}
+	page, err := s.List(ctx, domain.Filter{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, 1+goroutines*each, page.Total)
+}
+
+func TestBadgerLogKeepsWarningsAndErrors(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := badgerLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Infof("compaction %d done\n", 3)
+	l.Debugf("noise")
+	l.Warningf("value log %s is big\n", "000001.vlog")
+	l.Errorf("cannot sync: %v", errors.New("disk full"))
+
+	out := buf.String()
+	require.NotContains(t, out, "compaction")
+	require.NotContains(t, out, "noise")
+	require.Contains(t, out, `level=WARN msg="value log 000001.vlog is big" component=badger`)
+	require.Contains(t, out, `level=ERROR msg="cannot sync: disk full" component=badger`)
+}
