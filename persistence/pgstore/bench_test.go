@@ -1,0 +1,61 @@
+package pgstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// BenchmarkClaimComplete measures a node's work loop against the database:
+// claim up to 100 ready jobs, then record each as completed with
+// UpdateOwned. It reports jobs/s.
+func BenchmarkClaimComplete(b *testing.B) {
+	s := newTestStore(b)
+	ctx := b.Context()
+	const batch = 100
+	jobs := make([]*domain.Job, b.N)
+	for i := range jobs {
+		jobs[i] = newJob(b, "noop", 3, past(i))
+	}
+	for start := 0; start < len(jobs); start += 1000 {
+		require.NoError(b, s.Create(ctx, jobs[start:min(start+1000, len(jobs))]...))
+	}
+
+	b.ResetTimer()
+	done := 0
+	for done < b.N {
+		claimed, err := s.ClaimJobs(ctx, "bench", batch, time.Minute)
+		require.NoError(b, err)
+		require.NotEmpty(b, claimed)
+		for _, j := range claimed {
+			require.NoError(b, j.Complete(time.Now()))
+			require.NoError(b, s.UpdateOwned(ctx, "bench", j))
+		}
+		done += len(claimed)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+// BenchmarkCreateBatch measures Create of 1,000 jobs in one call, the size
+// of a large batch submission. It reports jobs/s.
+func BenchmarkCreateBatch(b *testing.B) {
+	s := newTestStore(b)
+	ctx := b.Context()
+	const batch = 1000
+	created := 0
+	for b.Loop() {
+		b.StopTimer()
+		jobs := make([]*domain.Job, batch)
+		for i := range jobs {
+			jobs[i] = newJob(b, "noop", 3, past(i))
+		}
+		b.StartTimer()
+		require.NoError(b, s.Create(ctx, jobs...))
+		created += batch
+	}
+	b.ReportMetric(float64(created)/b.Elapsed().Seconds(), "jobs/s")
+}

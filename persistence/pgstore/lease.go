@@ -1,0 +1,278 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Scale-out primitives. Each decides with the database clock (now() in SQL),
+// never the caller's, so that nodes whose clocks disagree agree on which job
+// is ready and whose lease has expired. A node owns a running job from
+// ClaimJobs until its outcome is written with UpdateOwned, as long as it
+// keeps the lease alive with RenewLeases; past its lease, RescueExpired on
+// any node may take the job back.
+
+// claimSQL picks the ready jobs in the order they became ready and marks
+// them running on the node in the same statement. SKIP LOCKED lets claimers
+// pass over rows another claimer is taking, so they never wait on one
+// another and never take the same job.
+const claimSQL = `
+WITH picked AS (
+    SELECT id, COALESCE(run_at, created_at) AS ready_at
+      FROM troupe_jobs
+     WHERE status = 'pending'
+       AND COALESCE(run_at, created_at) <= now()
+     ORDER BY COALESCE(run_at, created_at), created_at, id
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE troupe_jobs AS j
+       SET status = 'running',
+           attempts = j.attempts + 1,
+           started_at = now(),
+           updated_at = now(),
+           run_at = NULL,
+           owner_node = $1,
+           lease_expires_at = now() + $3::bigint * interval '1 microsecond',
+           cancel_requested = false
+      FROM picked
+     WHERE j.id = picked.id
+ RETURNING picked.ready_at, j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts,
+           j.last_error, j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at
+)
+SELECT ` + jobColumns + `
+  FROM claimed
+ ORDER BY ready_at, created_at, id`
+
+// ClaimJobs hands node up to limit ready jobs (pending, with run_at — or,
+// without one, created_at — at or before the database's now), oldest ready
+// first, and marks them running in one statement: attempts+1 (the attempt
+// counts before any handler runs, so a job that kills its node still uses
+// up its attempts), started_at and updated_at set to now, run_at cleared,
+// owner_node = node and a lease until now + lease. The jobs come back as
+// stored, in claim order; none when nothing is ready or limit < 1.
+//
+// Concurrent claimers, on this node or others, never receive the same job
+// for the same attempt. A lease of zero or less is already expired: useful
+// in tests, never in production.
+func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration) ([]*domain.Job, error) {
+	if s.closed.Load() {
+		return nil, domain.ErrClosed
+	}
+	if node == "" {
+		return nil, fmt.Errorf("claim jobs: %w: node must not be empty", domain.ErrInvalid)
+	}
+	if limit < 1 {
+		return []*domain.Job{}, nil
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, node, limit, lease.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
+	}
+	jobs, err := collectJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
+	}
+	return jobs, nil
+}
+
+// RenewLeases extends to now + lease the leases of the given jobs that
+// still run on node, and returns the IDs among ids that no longer do (they
+// were rescued, finished or deleted), in the order given: the node must stop
+// those attempts and drop their results. A lease that expired but was not
+// rescued yet is renewed: the node was late, not dead.
+//
+// Renewing does not change updated_at: the lease is bookkeeping, not a
+// change of the job.
+func (s *Store) RenewLeases(ctx context.Context, node string, ids []uuid.UUID, lease time.Duration) (lost []uuid.UUID, err error) {
+	if s.closed.Load() {
+		return nil, domain.ErrClosed
+	}
+	if node == "" {
+		return nil, fmt.Errorf("renew leases: %w: node must not be empty", domain.ErrInvalid)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+WITH renewed AS (
+    UPDATE troupe_jobs
+       SET lease_expires_at = now() + $3::bigint * interval '1 microsecond'
+     WHERE id = ANY($2::uuid[]) AND status = 'running' AND owner_node = $1
+ RETURNING id
+)
+SELECT u.id
+  FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, n)
+ WHERE u.id NOT IN (SELECT id FROM renewed)
+ ORDER BY u.n`, node, ids, lease.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("renew %d leases for node %s: %w", len(ids), node, mapError(err))
+	}
+	lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("renew %d leases for node %s: %w", len(ids), node, mapError(err))
+	}
+	return lost, nil
+}
+
+// UpdateOwned replaces the stored snapshot of job, like Update, but only
+// while the job is still running on node. The runtime writes every outcome
+// of an attempt with it (complete, fail, retry with a RunAt in the future,
+// cancel, hand back), so that a node whose lease expired cannot overwrite a
+// job that another node rescued and may be running again.
+//
+// It returns an error wrapping ErrLeaseLost when the job exists but no
+// longer runs on node, and domain.ErrNotFound when it does not exist. When
+// job leaves running, its lease and cancel request are cleared.
+func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) error {
+	if s.closed.Load() {
+		return domain.ErrClosed
+	}
+	if node == "" {
+		return fmt.Errorf("update job %s: %w: node must not be empty", job.ID, domain.ErrInvalid)
+	}
+	a, err := newJobArrays([]*domain.Job{job})
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	var updated, exists bool
+	err = s.pool.QueryRow(ctx, `
+WITH upd AS (
+    UPDATE troupe_jobs AS j
+       SET `+updateSet+`
+      FROM `+unnestJobs+`
+     WHERE j.id = u.id AND j.status = 'running' AND j.owner_node = $13
+ RETURNING j.id
+)
+SELECT EXISTS (SELECT 1 FROM upd),
+       EXISTS (SELECT 1 FROM troupe_jobs WHERE id = ($1::uuid[])[1])`,
+		append(a.args(), node)...).Scan(&updated, &exists)
+	switch {
+	case err != nil:
+		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, mapError(err))
+	case updated:
+		return nil
+	case exists:
+		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, ErrLeaseLost)
+	default:
+		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, domain.ErrNotFound)
+	}
+}
+
+// RescueExpired takes back every running job whose lease expired before
+// the database's now, as an interrupted attempt (the attempt was counted by
+// ClaimJobs): back to pending, ready at once, with last_error set to
+// domain.ErrInterrupted's text, while attempts < max_attempts; failed, with
+// finished_at set, when none remain. A job whose cancel was requested
+// becomes canceled instead: its user asked for that, and the attempt is
+// gone. It returns how many jobs it took back.
+//
+// It is one UPDATE that skips rows other statements hold, so every node may
+// run it at any time, concurrently, without taking a job twice or waiting.
+func (s *Store) RescueExpired(ctx context.Context) (int, error) {
+	if s.closed.Load() {
+		return 0, domain.ErrClosed
+	}
+	tag, err := s.pool.Exec(ctx, rescueSQL, domain.ErrInterrupted.Error())
+	if err != nil {
+		return 0, fmt.Errorf("rescue expired jobs: %w", mapError(err))
+	}
+	n := int(tag.RowsAffected())
+	if n > 0 {
+		s.logger.Warn("rescued jobs whose lease expired", "jobs", n)
+	}
+	return n, nil
+}
+
+// rescueSQL is RescueExpired's statement; $1 is the interrupted attempt's
+// error text.
+const rescueSQL = `
+WITH expired AS (
+    SELECT id
+      FROM troupe_jobs
+     WHERE status = 'running' AND lease_expires_at < now()
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE troupe_jobs AS j
+   SET status = CASE
+                    WHEN j.cancel_requested THEN 'canceled'
+                    WHEN j.attempts < j.max_attempts THEN 'pending'
+                    ELSE 'failed'
+                END,
+       last_error = CASE WHEN j.cancel_requested THEN j.last_error ELSE $1 END,
+       run_at = NULL,
+       finished_at = CASE
+                         WHEN NOT j.cancel_requested AND j.attempts < j.max_attempts THEN NULL
+                         ELSE now()
+                     END,
+       updated_at = now(),
+       owner_node = NULL,
+       lease_expires_at = NULL,
+       cancel_requested = false
+  FROM expired
+ WHERE j.id = expired.id`
+
+// CancelJob cancels a job wherever it runs, in one conditional UPDATE:
+//   - pending: canceled at once (finished_at and updated_at set to now);
+//   - canceled: returned unchanged;
+//   - running: the job stays running and is returned so; its cancel_requested
+//     flag is set and its node is notified (CancelRequested) so that it
+//     cancels the attempt's context and records the outcome with
+//     UpdateOwned;
+//   - completed or failed: an error wrapping domain.ErrNotCancelable;
+//   - missing: an error wrapping domain.ErrNotFound.
+func (s *Store) CancelJob(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	if s.closed.Load() {
+		return nil, domain.ErrClosed
+	}
+	j, err := scanJob(s.pool.QueryRow(ctx, `
+WITH upd AS (
+    UPDATE troupe_jobs
+       SET status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
+           finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
+           updated_at = CASE WHEN status = 'pending' THEN now() ELSE updated_at END,
+           cancel_requested = status = 'running'
+     WHERE id = $1 AND status IN ('pending', 'running')
+ RETURNING `+jobColumns+`
+)
+SELECT `+jobColumns+` FROM upd
+UNION ALL
+SELECT `+jobColumns+` FROM troupe_jobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`, id))
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, mapError(err))
+	}
+	if j.Status == domain.StatusCompleted || j.Status == domain.StatusFailed {
+		return nil, fmt.Errorf("cancel job %s: job is %s: %w", id, j.Status, domain.ErrNotCancelable)
+	}
+	return j, nil
+}
+
+// CancelRequests returns the IDs of the jobs running on node whose cancel
+// was requested. A node calls it when its listener (re)connects and on its
+// slow poll, because a notification sent while it was not listening is lost.
+func (s *Store) CancelRequests(ctx context.Context, node string) ([]uuid.UUID, error) {
+	if s.closed.Load() {
+		return nil, domain.ErrClosed
+	}
+	if node == "" {
+		return nil, fmt.Errorf("cancel requests: %w: node must not be empty", domain.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT id FROM troupe_jobs
+ WHERE status = 'running' AND owner_node = $1 AND cancel_requested
+ ORDER BY id`, node)
+	if err != nil {
+		return nil, fmt.Errorf("cancel requests for node %s: %w", node, mapError(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("cancel requests for node %s: %w", node, mapError(err))
+	}
+	return ids, nil
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS troupe_jobs;
+DROP FUNCTION IF EXISTS troupe_jobs_notify();

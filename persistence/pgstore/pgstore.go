@@ -1,0 +1,262 @@
+// Package pgstore is the scale-out domain.Store on PostgreSQL: several Troupe
+// nodes share one database, and each attempt of a job runs on exactly one of
+// them.
+//
+// Besides the Store port it offers the primitives a scale-out runtime needs:
+// ClaimJobs hands ready jobs to a node under a lease (FOR UPDATE SKIP LOCKED,
+// so claimers never wait on one another), RenewLeases keeps them, UpdateOwned
+// records an attempt's outcome only while the node still owns the job,
+// RescueExpired returns the jobs of a dead node to the queue, CancelJob
+// cancels across nodes, and Listen delivers the LISTEN/NOTIFY wake-ups.
+//
+// Clocks: a job's snapshot carries the times its writer set (Create, Update
+// and UpdateOwned store them as given). Everything the store decides on its
+// own — claims, leases, rescues, cancels, whether a job is ready — uses the
+// database clock, now() in SQL, so nodes whose clocks disagree still agree on
+// leases. A job is ready when its run_at, or its created_at when it has no
+// run_at, has passed on the database clock; keep nodes' clocks in sync (NTP)
+// so that a retry's backoff is not shortened or stretched by their skew.
+//
+// The schema is created by golang-migrate migrations embedded in the binary,
+// run by Open unless Options.SkipMigrations is set.
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// ErrLeaseLost: the job is no longer running on the node that tried to
+// change it, because its lease expired and another node rescued it, or it
+// ended otherwise. The node must drop its result: the job's stored state wins.
+var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this node")
+
+// Defaults of Options.
+const (
+	// SchemaDefault is the schema used when Options.Schema is empty.
+	SchemaDefault = "public"
+	// MaxConnLifetimeDefault is pgxpool's own default.
+	MaxConnLifetimeDefault = time.Hour
+	// MaxConnIdleTimeDefault is pgxpool's own default.
+	MaxConnIdleTimeDefault = 30 * time.Minute
+)
+
+// maxIdentifierLength is PostgreSQL's limit on names (NAMEDATALEN - 1).
+const maxIdentifierLength = 63
+
+// Options configure a Store. The zero value of each field means its default.
+type Options struct {
+	// URL is the PostgreSQL connection string (postgres://... or key=value
+	// form). Required: there is no default.
+	URL string
+	// Schema holds the store's tables; every connection's search_path is set
+	// to it, so several stores (or test runs) can share one database.
+	// Defaults to "public".
+	Schema string
+	// MaxConns caps the pool's connections. Defaults to pgxpool's default,
+	// the larger of 4 and the number of CPUs, or pool_max_conns in URL.
+	MaxConns int32
+	// MinConns keeps this many connections open when idle. Defaults to 0, or
+	// pool_min_conns in URL.
+	MinConns int32
+	// MaxConnLifetime closes a connection this long after it was opened, so
+	// that load spreads again after a failover. Defaults to 1h.
+	MaxConnLifetime time.Duration
+	// MaxConnIdleTime closes a connection idle this long. Defaults to 30m.
+	MaxConnIdleTime time.Duration
+	// SkipMigrations leaves the schema as it is, for deployments that migrate
+	// ahead of time with Migrate. Defaults to false: Open migrates up.
+	SkipMigrations bool
+	// Logger receives the store's few logs (migrations, listener reconnects,
+	// rescues). Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	o.Schema = cmp.Or(o.Schema, SchemaDefault)
+	o.MaxConnLifetime = cmp.Or(o.MaxConnLifetime, MaxConnLifetimeDefault)
+	o.MaxConnIdleTime = cmp.Or(o.MaxConnIdleTime, MaxConnIdleTimeDefault)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// validate reports the first field out of bounds, naming it.
+func (o Options) validate() error {
+	switch {
+	case o.URL == "":
+		return fmt.Errorf("%w: pgstore: Options.URL is required", domain.ErrInvalid)
+	case len(o.Schema) > maxIdentifierLength:
+		return fmt.Errorf("%w: pgstore: Options.Schema is %d bytes, more than %d", domain.ErrInvalid, len(o.Schema), maxIdentifierLength)
+	case o.MaxConns < 0:
+		return fmt.Errorf("%w: pgstore: Options.MaxConns must not be negative, got %d", domain.ErrInvalid, o.MaxConns)
+	case o.MinConns < 0:
+		return fmt.Errorf("%w: pgstore: Options.MinConns must not be negative, got %d", domain.ErrInvalid, o.MinConns)
+	case o.MaxConns > 0 && o.MinConns > o.MaxConns:
+		return fmt.Errorf("%w: pgstore: Options.MinConns (%d) must not exceed Options.MaxConns (%d)", domain.ErrInvalid, o.MinConns, o.MaxConns)
+	case o.MaxConnLifetime < 0, o.MaxConnIdleTime < 0:
+		return fmt.Errorf("%w: pgstore: Options.MaxConnLifetime and MaxConnIdleTime must not be negative", domain.ErrInvalid)
+	}
+	return nil
+}
+
+// Store is the PostgreSQL domain.Store plus the scale-out primitives. It is
+// safe for concurrent use. Create it with Open.
+type Store struct {
+	pool    *pgxpool.Pool
+	schema  string
+	channel string
+	logger  *slog.Logger
+
+	// mu guards closed and listeners' registration, so that Close waits for
+	// every Listen that started.
+	mu        sync.Mutex
+	closed    atomic.Bool
+	done      chan struct{}
+	listeners sync.WaitGroup
+}
+
+var _ domain.Store = (*Store)(nil)
+
+// Open connects to PostgreSQL, migrates the schema up (unless
+// Options.SkipMigrations) and checks that the database answers. Invalid
+// options give an error wrapping domain.ErrInvalid.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := poolConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.SkipMigrations {
+		if err := migrateConfig(ctx, cfg.ConnConfig, opts.Schema, MigrationUp, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open pool: %w", err)
+	}
+	s := &Store{
+		pool:    pool,
+		schema:  opts.Schema,
+		channel: notifyChannel(opts.Schema),
+		logger:  opts.Logger.With("component", "pgstore", "schema", opts.Schema),
+		done:    make(chan struct{}),
+	}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// poolConfig turns options into a pgxpool configuration whose connections
+// all work in the store's schema.
+func poolConfig(opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		// The error may quote the URL and its password; keep only its kind.
+		return nil, fmt.Errorf("%w: pgstore: Options.URL does not parse", domain.ErrInvalid)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.MinConns > 0 {
+		cfg.MinConns = opts.MinConns
+	}
+	cfg.MaxConnLifetime = opts.MaxConnLifetime
+	cfg.MaxConnIdleTime = opts.MaxConnIdleTime
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
+	return cfg, nil
+}
+
+// Schema returns the schema that holds the store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping implements domain.Store: it succeeds when the database answers and
+// accepts writes (it is not a read-only standby).
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return domain.ErrClosed
+	}
+	var writable bool
+	err := s.pool.QueryRow(ctx,
+		`SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&writable)
+	if err != nil {
+		return fmt.Errorf("pgstore: ping: %w", mapError(err))
+	}
+	if !writable {
+		return errors.New("pgstore: ping: the database is read-only")
+	}
+	return nil
+}
+
+// Flush implements domain.Store. It does nothing: every method returns only
+// after PostgreSQL committed its change, and a commit is durable.
+func (s *Store) Flush(ctx context.Context) error {
+	if s.closed.Load() {
+		return domain.ErrClosed
+	}
+	return nil
+}
+
+// Close implements domain.Store. It ends every Listen, waits for them and
+// closes the pool once the queries in flight return. Closing twice is
+// harmless.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	close(s.done)
+	s.mu.Unlock()
+	s.listeners.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// mapError turns pgx and PostgreSQL errors into the domain's sentinels, so
+// that callers only ever test with errors.Is: no row → domain.ErrNotFound,
+// a unique violation → domain.ErrAlreadyExists, a check violation →
+// domain.ErrInvalid, a closed pool → domain.ErrClosed. The PostgreSQL error
+// stays in the chain next to the sentinel. Other errors pass unchanged.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.ErrNotFound
+	}
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return domain.ErrClosed
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w (%w)", domain.ErrAlreadyExists, err)
+		case "23514", "23502": // check_violation, not_null_violation
+			return fmt.Errorf("%w (%w)", domain.ErrInvalid, err)
+		}
+	}
+	return err
+}

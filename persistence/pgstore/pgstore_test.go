@@ -1,0 +1,207 @@
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// defaultTestDatabaseURL is the database the tests use when
+// TROUPE_TEST_DATABASE_URL is not set: the one .ci/run starts.
+const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// testDatabaseURL returns the URL of the test database after checking that
+// it answers. Without one, the test is skipped on a developer's machine and
+// fails in CI (CI set), where a missing service is a broken build.
+func testDatabaseURL(tb testing.TB) string {
+	tb.Helper()
+	url := os.Getenv("TROUPE_TEST_DATABASE_URL")
+	if url == "" {
+		url = defaultTestDatabaseURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err == nil {
+		err = conn.Ping(ctx)
+		_ = conn.Close(ctx)
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("PostgreSQL is required in CI: %v", err)
+		}
+		tb.Skipf("no PostgreSQL at TROUPE_TEST_DATABASE_URL or %s: %v", defaultTestDatabaseURL, err)
+	}
+	return url
+}
+
+// randomSchema returns a fresh schema name, so that parallel tests never
+// share tables or notification channels.
+func randomSchema(tb testing.TB) string {
+	tb.Helper()
+	b := make([]byte, 8)
+	_, err := rand.Read(b)
+	require.NoError(tb, err)
+	return "troupe_test_" + hex.EncodeToString(b)
+}
+
+// dropSchemaOnCleanup drops schema, and everything in it, when the test ends.
+func dropSchemaOnCleanup(tb testing.TB, url, schema string) {
+	tb.Helper()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		require.NoError(tb, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+		require.NoError(tb, err)
+	})
+}
+
+// newTestStore opens a store in a fresh schema of the test database, closed
+// and dropped when the test ends.
+func newTestStore(tb testing.TB) *Store {
+	tb.Helper()
+	return newTestStoreIn(tb, randomSchema(tb))
+}
+
+// newTestStoreIn is newTestStore with a chosen schema name.
+func newTestStoreIn(tb testing.TB, schema string) *Store {
+	tb.Helper()
+	url := testDatabaseURL(tb)
+	dropSchemaOnCleanup(tb, url, schema)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Options{URL: url, Schema: schema, MaxConns: 10})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { require.NoError(tb, s.Close()) })
+	return s
+}
+
+// newJob returns a pending job of type typ created at createdAt.
+func newJob(tb testing.TB, typ domain.JobType, maxAttempts int, createdAt time.Time) *domain.Job {
+	tb.Helper()
+	j, err := domain.NewJob(typ, []byte(`{"n":1}`), maxAttempts, createdAt)
+	require.NoError(tb, err)
+	return j
+}
+
+// past returns a creation time safely before the database's now, so that a
+// job without RunAt is ready at once.
+func past(n int) time.Time {
+	return domain.Timestamp(time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Millisecond))
+}
+
+// leaseState reads the scale-out columns of a job straight from the table.
+type leaseState struct {
+	Owner           *string
+	LeaseExpiresAt  *time.Time
+	LeaseInFuture   bool
+	CancelRequested bool
+}
+
+func readLease(t *testing.T, s *Store, j *domain.Job) leaseState {
+	t.Helper()
+	var ls leaseState
+	err := s.pool.QueryRow(t.Context(), `
+SELECT owner_node, lease_expires_at, COALESCE(lease_expires_at > now(), false), cancel_requested
+  FROM troupe_jobs WHERE id = $1`, j.ID).Scan(&ls.Owner, &ls.LeaseExpiresAt, &ls.LeaseInFuture, &ls.CancelRequested)
+	require.NoError(t, err)
+	return ls
+}
+
+// TestStore runs the conformance suite, each subtest on a store in a schema
+// of its own.
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) domain.Store { return newTestStore(t) })
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		o := Options{URL: "postgres://x@localhost/db"}.WithDefaults()
+		require.Equal(t, "public", o.Schema)
+		require.Equal(t, time.Hour, o.MaxConnLifetime)
+		require.Equal(t, 30*time.Minute, o.MaxConnIdleTime)
+		require.NotNil(t, o.Logger)
+		require.Zero(t, o.MaxConns)
+		require.Zero(t, o.MinConns)
+		require.False(t, o.SkipMigrations)
+	})
+
+	t.Run("PoolConfig", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := poolConfig(Options{URL: "postgres://x@localhost/db", Schema: `odd"name`, MaxConns: 7, MinConns: 2}.WithDefaults())
+		require.NoError(t, err)
+		require.EqualValues(t, 7, cfg.MaxConns)
+		require.EqualValues(t, 2, cfg.MinConns)
+		require.Equal(t, `"odd""name"`, cfg.ConnConfig.RuntimeParams["search_path"])
+	})
+
+	invalid := map[string]Options{
+		"MissingURL":          {},
+		"UnparsableURL":       {URL: "postgres://x@localhost:notaport/db"},
+		"LongSchema":          {URL: "postgres://x@localhost/db", Schema: string(make([]byte, 64))},
+		"NegativeMaxConns":    {URL: "postgres://x@localhost/db", MaxConns: -1},
+		"MinConnsAboveMax":    {URL: "postgres://x@localhost/db", MaxConns: 2, MinConns: 3},
+		"NegativeIdleTimeout": {URL: "postgres://x@localhost/db", MaxConnIdleTime: -time.Second},
+	}
+	for name, opts := range invalid {
+		t.Run("Rejects"+name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Open(t.Context(), opts)
+			require.ErrorIs(t, err, domain.ErrInvalid)
+		})
+	}
+}
+
+func TestMapError(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, mapError(nil))
+	require.ErrorIs(t, mapError(pgx.ErrNoRows), domain.ErrNotFound)
+	other := context.DeadlineExceeded
+	require.ErrorIs(t, mapError(other), context.DeadlineExceeded)
+}
+
+func TestClosedStore(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	j := newJob(t, "noop", 1, past(0))
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "closing twice is harmless")
+
+	ctx := t.Context()
+	require.ErrorIs(t, s.Create(ctx, j), domain.ErrClosed)
+	_, err := s.Get(ctx, j.ID)
+	require.ErrorIs(t, err, domain.ErrClosed)
+	require.ErrorIs(t, s.Update(ctx, j), domain.ErrClosed)
+	require.ErrorIs(t, s.Delete(ctx, j.ID), domain.ErrClosed)
+	_, err = s.List(ctx, domain.Filter{})
+	require.ErrorIs(t, err, domain.ErrClosed)
+	require.ErrorIs(t, s.Scan(ctx, domain.Filter{}, func(*domain.Job) error { return nil }), domain.ErrClosed)
+	require.ErrorIs(t, s.Ping(ctx), domain.ErrClosed)
+	require.ErrorIs(t, s.Flush(ctx), domain.ErrClosed)
+	_, err = s.ClaimJobs(ctx, "n1", 1, time.Minute)
+	require.ErrorIs(t, err, domain.ErrClosed)
+	_, err = s.RescueExpired(ctx)
+	require.ErrorIs(t, err, domain.ErrClosed)
+	require.ErrorIs(t, s.Listen(ctx, func(Notification) {}), domain.ErrClosed)
+}
