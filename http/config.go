@@ -1,0 +1,96 @@
+package http
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Defaults and bounds of Config.
+const (
+	// AddrDefault listens on loopback only, so an unconfigured server is
+	// never reachable from the network.
+	AddrDefault = "127.0.0.1:8080"
+	// MaxBodyBytesDefault bounds a request body to 1 MiB.
+	MaxBodyBytesDefault int64 = 1 << 20
+	// ShutdownTimeoutDefault is how long Stop waits for requests in flight.
+	ShutdownTimeoutDefault = 10 * time.Second
+)
+
+// ErrInsecureAddr is returned by Config.Validate (and so by NewServer) for
+// an API without tokens on an address that is not loopback.
+var ErrInsecureAddr = errors.New("refusing to serve the API without tokens on a non-loopback address")
+
+// Config is the HTTP server's configuration. The zero value listens on
+// 127.0.0.1:8080 without authentication.
+type Config struct {
+	// Addr is the TCP address to listen on, host:port. A port of 0 picks a
+	// free one (see Server.Addr). Defaults to 127.0.0.1:8080.
+	Addr string
+	// APITokens are the bearer tokens that the API accepts. When empty, the
+	// API is open, which is allowed only on a loopback address unless
+	// Insecure is set. Defaults to none.
+	APITokens []string
+	// Insecure allows an open API (no APITokens) on a non-loopback address.
+	// Defaults to false.
+	Insecure bool
+	// MaxBodyBytes bounds a request body; a larger one gets 413. Defaults
+	// to 1 MiB.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long Stop waits for requests in flight
+	// before closing their connections. Defaults to 10s.
+	ShutdownTimeout time.Duration
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Addr = cmp.Or(c.Addr, AddrDefault)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, MaxBodyBytesDefault)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	return c
+}
+
+// Validate reports the first field that is out of bounds, naming it. It
+// expects a config filled by WithDefaults. An open API on an address that
+// is not loopback gives an error wrapping ErrInsecureAddr.
+func (c Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("http: Addr %q: want host:port: %w", c.Addr, err)
+	}
+	if c.MaxBodyBytes < 1 {
+		return fmt.Errorf("http: MaxBodyBytes is %d, want at least 1", c.MaxBodyBytes)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("http: ShutdownTimeout is %s, want 0 (the default) or more", c.ShutdownTimeout)
+	}
+	for i, tok := range c.APITokens {
+		if tok == "" {
+			return fmt.Errorf("http: APITokens[%d] is empty", i)
+		}
+		if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return fmt.Errorf("http: APITokens[%d] contains white space or control characters, which cannot be sent in a header", i)
+		}
+	}
+	if len(c.APITokens) == 0 && !c.Insecure && !IsLoopback(host) {
+		return fmt.Errorf("http: %w: %q is reachable from other machines, and without tokens anyone who can reach it could submit and cancel jobs; "+
+			"set TROUPE_API_TOKENS (Config.APITokens), listen on a loopback address such as %s, "+
+			"or pass --insecure (Config.Insecure) to accept the risk", ErrInsecureAddr, c.Addr, AddrDefault)
+	}
+	return nil
+}
+
+// IsLoopback reports whether host (the host part of an address) names the
+// loopback interface: localhost, 127.0.0.0/8 or ::1. An empty host means
+// every interface, so it is not loopback.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,124 @@
+package http
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		cfg := Config{}.WithDefaults()
+
+		require.Equal(t, "127.0.0.1:8080", cfg.Addr)
+		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
+		require.Equal(t, 10*time.Second, cfg.ShutdownTimeout)
+		require.Empty(t, cfg.APITokens)
+		require.False(t, cfg.Insecure)
+		require.NoError(t, cfg.Validate(), "the defaults are valid")
+	})
+
+	t.Run("DefaultsKeepSetFields", func(t *testing.T) {
+		t.Parallel()
+		in := Config{Addr: "127.0.0.1:9", APITokens: []string{"t"}, Insecure: true, MaxBodyBytes: 10, ShutdownTimeout: time.Second}
+
+		require.Equal(t, in, in.WithDefaults())
+	})
+
+	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		tests := map[string]Config{
+			"IPv4Loopback":          {Addr: "127.0.0.1:8080"},
+			"OtherIPv4Loopback":     {Addr: "127.1.2.3:8080"},
+			"IPv6Loopback":          {Addr: "[::1]:8080"},
+			"Localhost":             {Addr: "localhost:8080"},
+			"LocalhostUpperCase":    {Addr: "LOCALHOST:8080"},
+			"PortZero":              {Addr: "127.0.0.1:0"},
+			"AllInterfacesTokens":   {Addr: ":8080", APITokens: []string{"s3cret"}},
+			"PublicWithTokens":      {Addr: "0.0.0.0:8080", APITokens: []string{"a", "b"}},
+			"PublicInsecure":        {Addr: "0.0.0.0:8080", Insecure: true},
+			"AllInterfacesInsecure": {Addr: ":8080", Insecure: true},
+		}
+		for name, cfg := range tests {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				require.NoError(t, cfg.WithDefaults().Validate())
+			})
+		}
+	})
+
+	t.Run("OpenOnNonLoopbackIsRefused", func(t *testing.T) {
+		t.Parallel()
+		for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "example.com:80", "127.0.0.1.example.com:80"} {
+			t.Run(addr, func(t *testing.T) {
+				t.Parallel()
+				err := Config{Addr: addr}.WithDefaults().Validate()
+
+				require.ErrorIs(t, err, ErrInsecureAddr)
+				require.Contains(t, err.Error(), addr)
+				require.Contains(t, err.Error(), "TROUPE_API_TOKENS")
+				require.Contains(t, err.Error(), "--insecure")
+			})
+		}
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name string
+			cfg  Config
+			want string
+		}{
+			{"NoPort", Config{Addr: "127.0.0.1"}, "Addr"},
+			{"NegativeBody", Config{MaxBodyBytes: -1}, "MaxBodyBytes"},
+			{"NegativeShutdown", Config{ShutdownTimeout: -time.Second}, "ShutdownTimeout"},
+			{"EmptyToken", Config{APITokens: []string{"ok", ""}}, "APITokens[1]"},
+			{"TokenWithSpace", Config{APITokens: []string{"a b"}}, "APITokens[0]"},
+			{"TokenWithNewline", Config{APITokens: []string{"a\n"}}, "APITokens[0]"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				err := tt.cfg.WithDefaults().Validate()
+
+				require.Error(t, err)
+				require.Contains(t, err.Error(), tt.want)
+			})
+		}
+	})
+
+	t.Run("NewServerValidates", func(t *testing.T) {
+		t.Parallel()
+		_, err := NewServer(Config{Addr: "0.0.0.0:8080"}, &fakeService{t: t})
+
+		require.ErrorIs(t, err, ErrInsecureAddr)
+	})
+}
+
+func TestIsLoopback(t *testing.T) {
+	t.Parallel()
+	tests := map[string]bool{
+		"localhost":       true,
+		"127.0.0.1":       true,
+		"127.255.255.254": true,
+		"::1":             true,
+		"[::1]":           true,
+		"":                false,
+		"0.0.0.0":         false,
+		"::":              false,
+		"10.0.0.1":        false,
+		"128.0.0.1":       false,
+		"localhost.":      false,
+		"my-host":         false,
+	}
+	for host, want := range tests {
+		t.Run(host, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, want, IsLoopback(host))
+		})
+	}
+}

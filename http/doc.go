@@ -1,0 +1,26 @@
+// Package http is Troupe's HTTP API: the gin router, the handlers and their
+// JSON DTOs, RFC 9457 problem+json errors, the middleware (request ID,
+// request log, panic recovery, body limit, bearer-token auth), Prometheus
+// metrics, the embedded OpenAPI document and Swagger UI, and an fx module.
+//
+// It is the only package that imports gin and net/http server code, so the
+// wire contract can change without touching the runtime or the domain. It
+// depends on the runtime only through the small JobService interface, so
+// its tests need no actor system.
+//
+// The routes:
+//
+//	POST   /jobs            submit a job                   201 job
+//	GET    /jobs            list jobs, oldest first        200 {jobs, total, limit, offset}
+//	GET    /jobs/{id}       get a job                      200 job
+//	DELETE /jobs/{id}       cancel a job                   200 job
+//	GET    /health          liveness and readiness         200 or 503
+//	GET    /metrics         Prometheus text format
+//	GET    /openapi.yaml    the OpenAPI 3.0 document
+//	GET    /docs            Swagger UI, served from the binary
+//
+// When API tokens are configured every route except /health, /openapi.yaml
+// and /docs requires "Authorization: Bearer <token>". A server without
+// tokens refuses to listen on anything but a loopback address unless
+// Config.Insecure is set.
+package http

@@ -1,0 +1,254 @@
+package http
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+// The wire contract lives here, apart from the domain, so that either can
+// change without the other. openapi.yaml describes the same shapes, and a
+// test checks real responses against it.
+
+// Bounds of the API's inputs. The binding tags below repeat the numbers,
+// because struct tags cannot name constants; a test keeps them in step.
+const (
+	// MaxAttemptsLimit bounds SubmitRequest.MaxAttempts: more attempts than
+	// this is a mistake, not a retry policy.
+	MaxAttemptsLimit = 100
+	// ListLimitDefault is the page size of GET /jobs without a limit.
+	ListLimitDefault = 50
+	// ListLimitMax bounds the page size of GET /jobs.
+	ListLimitMax = 1000
+)
+
+// PayloadEncodingBase64 marks a job whose stored payload is not valid JSON
+// (a program embedding Troupe may submit any bytes): its payload is then a
+// base64 string of those bytes.
+const PayloadEncodingBase64 = "base64"
+
+// SubmitRequest is the body of POST /jobs.
+type SubmitRequest struct {
+	// Type selects the handler; it must be registered.
+	Type string `json:"type" binding:"required,max=128"`
+	// Payload is any JSON value, handed to the handler as its JSON text.
+	// Absent means null.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// MaxAttempts caps the attempts, 1 to 100; absent or 0 means the
+	// server's default.
+	MaxAttempts int `json:"maxAttempts,omitempty" binding:"min=0,max=100"`
+}
+
+// params turns the request into the service's input. An absent payload is
+// stored as the JSON text null, so that a handler can always decode it.
+func (r SubmitRequest) params() actors.SubmitParams {
+	payload := r.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage("null")
+	}
+	return actors.SubmitParams{Type: domain.JobType(r.Type), Payload: payload, MaxAttempts: r.MaxAttempts}
+}
+
+// JobResponse is a job on the wire: the body of POST /jobs, GET and DELETE
+// /jobs/{id}, and each element of a listing.
+type JobResponse struct {
+	// ID is the job's UUID.
+	ID uuid.UUID `json:"id"`
+	// Type names the handler.
+	Type domain.JobType `json:"type"`
+	// Payload is the JSON value submitted, as it was sent. If the stored
+	// payload is not valid JSON, it is a base64 string of the bytes and
+	// PayloadEncoding says so.
+	Payload json.RawMessage `json:"payload"`
+	// PayloadEncoding is "base64" when Payload is base64-encoded bytes, and
+	// absent when Payload is the submitted JSON value itself.
+	PayloadEncoding string `json:"payloadEncoding,omitempty"`
+	// Status is where the job is in its life.
+	Status domain.Status `json:"status"`
+	// Attempts counts the attempts started so far.
+	Attempts int `json:"attempts"`
+	// MaxAttempts is how many attempts the job may use.
+	MaxAttempts int `json:"maxAttempts"`
+	// LastError is the error of the latest failed attempt, or empty.
+	LastError string `json:"lastError"`
+	// CreatedAt is when the job was submitted.
+	CreatedAt Timestamp `json:"createdAt"`
+	// UpdatedAt is when the job last changed.
+	UpdatedAt Timestamp `json:"updatedAt"`
+	// RunAt is when a retry may start; absent when the job may run at once.
+	RunAt Timestamp `json:"runAt,omitzero"`
+	// StartedAt is when the latest attempt started; absent before the first.
+	StartedAt Timestamp `json:"startedAt,omitzero"`
+	// FinishedAt is when the job became terminal; absent until then.
+	FinishedAt Timestamp `json:"finishedAt,omitzero"`
+}
+
+// newJobResponse converts a job for the wire.
+func newJobResponse(j *domain.Job) JobResponse {
+	r := JobResponse{
+		ID:          j.ID,
+		Type:        j.Type,
+		Status:      j.Status,
+		Attempts:    j.Attempts,
+		MaxAttempts: j.MaxAttempts,
+		LastError:   j.LastError,
+		CreatedAt:   Timestamp{j.CreatedAt},
+		UpdatedAt:   Timestamp{j.UpdatedAt},
+		RunAt:       Timestamp{j.RunAt},
+		StartedAt:   Timestamp{j.StartedAt},
+		FinishedAt:  Timestamp{j.FinishedAt},
+	}
+	switch {
+	case len(j.Payload) == 0:
+		r.Payload = json.RawMessage("null")
+	case json.Valid(j.Payload):
+		r.Payload = json.RawMessage(j.Payload)
+	default:
+		// Marshaling bytes cannot fail; it yields a base64 JSON string.
+		r.Payload, _ = json.Marshal(j.Payload)
+		r.PayloadEncoding = PayloadEncodingBase64
+	}
+	return r
+}
+
+// ListResponse is the body of GET /jobs.
+type ListResponse struct {
+	// Jobs is the page, oldest first; empty, never null, when none match.
+	Jobs []JobResponse `json:"jobs"`
+	// Total counts every matching job, ignoring limit and offset.
+	Total int `json:"total"`
+	// Limit is the page size that was applied.
+	Limit int `json:"limit"`
+	// Offset is how many matching jobs were skipped.
+	Offset int `json:"offset"`
+}
+
+// newListResponse converts a page for the wire.
+func newListResponse(p domain.Page, limit, offset int) ListResponse {
+	jobs := make([]JobResponse, len(p.Jobs))
+	for i, j := range p.Jobs {
+		jobs[i] = newJobResponse(j)
+	}
+	return ListResponse{Jobs: jobs, Total: p.Total, Limit: limit, Offset: offset}
+}
+
+// listQuery is the query string of GET /jobs. Status may repeat
+// (status=pending&status=running); empty parameters count as absent.
+type listQuery struct {
+	Status []string `form:"status" binding:"dive,oneof=pending running completed failed canceled"`
+	Type   string   `form:"type" binding:"max=128"`
+	Limit  int      `form:"limit,default=50" binding:"min=1,max=1000"`
+	Offset int      `form:"offset" binding:"min=0"`
+}
+
+// filter turns the validated query into the service's filter.
+func (q listQuery) filter() domain.Filter {
+	var statuses []domain.Status // nil: any status
+	for _, s := range q.Status {
+		statuses = append(statuses, domain.Status(s))
+	}
+	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Limit: q.Limit, Offset: q.Offset}
+}
+
+// The values of HealthResponse's status and of each part.
+const (
+	// HealthOK is the status of a server whose parts are all up.
+	HealthOK = "ok"
+	// HealthUnavailable is the status when any part is down.
+	HealthUnavailable = "unavailable"
+	// HealthUp is the state of a part that answers.
+	HealthUp = "up"
+	// HealthDown is the state of a part that does not, followed by
+	// ": <reason>" when the caller may see the reason.
+	HealthDown = "down"
+)
+
+// HealthResponse is the body of GET /health, 200 or 503.
+type HealthResponse struct {
+	// Status is "ok" or "unavailable".
+	Status string `json:"status"`
+	// Workers describes the worker pool.
+	Workers WorkersResponse `json:"workers"`
+	// QueueDepth counts jobs waiting in the ready queue.
+	QueueDepth int `json:"queueDepth"`
+	// Dispatcher is "up", or "down: <reason>".
+	Dispatcher string `json:"dispatcher"`
+	// Store is "up", or "down: <reason>".
+	Store string `json:"store"`
+}
+
+// WorkersResponse describes the worker pool in HealthResponse.
+type WorkersResponse struct {
+	// Size is the number of workers.
+	Size int `json:"size"`
+	// Busy is the number of workers running a handler now.
+	Busy int `json:"busy"`
+}
+
+// newHealthResponse converts the runtime's health. A system that is not
+// running has no working dispatcher, whatever the dispatcher itself says.
+// Reasons are left out when the caller may not see them, because they can
+// name internal hosts.
+func newHealthResponse(h actors.Health, withReasons bool) HealthResponse {
+	dispatcher := h.Dispatcher
+	if dispatcher == nil && !h.Running {
+		dispatcher = domain.ErrNotRunning
+	}
+	status := HealthOK
+	if !h.OK() {
+		status = HealthUnavailable
+	}
+	return HealthResponse{
+		Status:     status,
+		Workers:    WorkersResponse{Size: h.Workers.Size, Busy: h.Workers.Busy},
+		QueueDepth: h.QueueDepth,
+		Dispatcher: partState(dispatcher, withReasons),
+		Store:      partState(h.Store, withReasons),
+	}
+}
+
+func partState(err error, withReason bool) string {
+	switch {
+	case err == nil:
+		return HealthUp
+	case withReason:
+		return HealthDown + ": " + err.Error()
+	}
+	return HealthDown
+}
+
+// timestampLayout is RFC 3339 with microseconds, the precision Troupe
+// stores; a fixed width keeps the strings sortable.
+const timestampLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// Timestamp is a time on the wire: RFC 3339 in UTC with fractional seconds,
+// such as "2025-03-01T09:30:00.123456Z". The zero Timestamp is "not yet",
+// and fields tagged omitzero leave it out.
+type Timestamp struct {
+	time.Time
+}
+
+// MarshalJSON writes the time in UTC with microseconds.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(timestampLayout) + `"`), nil
+}
+
+// UnmarshalJSON reads any RFC 3339 time, so that clients can decode
+// responses with the same type.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	t.Time = v
+	return nil
+}

@@ -1,0 +1,204 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+// fakeService is a JobService whose methods call the function fields.
+// Submit, Get, List and Cancel fail the test when called without a
+// function; JobTypes, Stats and Health answer a healthy, idle system.
+type fakeService struct {
+	t            testing.TB
+	SubmitFunc   func(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
+	GetFunc      func(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+	ListFunc     func(ctx context.Context, f domain.Filter) (domain.Page, error)
+	CancelFunc   func(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+	JobTypesFunc func() []domain.JobType
+	StatsFunc    func() actors.Stats
+	HealthFunc   func(ctx context.Context) actors.Health
+}
+
+var _ JobService = (*fakeService)(nil)
+
+func (f *fakeService) Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error) {
+	require.NotNil(f.t, f.SubmitFunc, "unexpected call to Submit")
+	return f.SubmitFunc(ctx, p)
+}
+
+func (f *fakeService) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	require.NotNil(f.t, f.GetFunc, "unexpected call to Get")
+	return f.GetFunc(ctx, id)
+}
+
+func (f *fakeService) List(ctx context.Context, flt domain.Filter) (domain.Page, error) {
+	require.NotNil(f.t, f.ListFunc, "unexpected call to List")
+	return f.ListFunc(ctx, flt)
+}
+
+func (f *fakeService) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	require.NotNil(f.t, f.CancelFunc, "unexpected call to Cancel")
+	return f.CancelFunc(ctx, id)
+}
+
+func (f *fakeService) JobTypes() []domain.JobType {
+	if f.JobTypesFunc == nil {
+		return []domain.JobType{"noop", "send_email"}
+	}
+	return f.JobTypesFunc()
+}
+
+func (f *fakeService) Stats() actors.Stats {
+	if f.StatsFunc == nil {
+		return actors.Stats{Workers: actors.WorkerStats{Size: 4}, Running: true}
+	}
+	return f.StatsFunc()
+}
+
+func (f *fakeService) Health(ctx context.Context) actors.Health {
+	if f.HealthFunc == nil {
+		return actors.Health{Stats: f.Stats()}
+	}
+	return f.HealthFunc(ctx)
+}
+
+// lockedBuffer collects log output written from any goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testBundle is one server under test and what it talks to.
+type testBundle struct {
+	svc      *fakeService
+	server   *Server
+	logs     *lockedBuffer
+	registry *prometheus.Registry
+}
+
+// setup builds a server over a fresh fake with cfg (port 0 unless cfg
+// says otherwise), logging at debug level into the bundle.
+func setup(t *testing.T, cfg Config) *testBundle {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	b := &testBundle{svc: &fakeService{t: t}, logs: &lockedBuffer{}, registry: NewRegistry()}
+	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry))
+	require.NoError(t, err)
+	b.server = s
+	return b
+}
+
+// request describes one call to the handler.
+type request struct {
+	method string
+	target string
+	body   string
+	header map[string]string
+}
+
+// do serves r through the handler and returns the recorded response.
+func (b *testBundle) do(t *testing.T, r request) *httptest.ResponseRecorder {
+	t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req := httptest.NewRequest(r.method, r.target, body)
+	if r.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	b.server.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// requireJSON checks the status and JSON content type, and decodes the body.
+func requireJSON[T any](t *testing.T, rec *httptest.ResponseRecorder, status int) T {
+	t.Helper()
+	require.Equal(t, status, rec.Code, "body: %s", rec.Body.String())
+	require.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&v))
+	return v
+}
+
+// requireProblem checks an error response: status, problem content type,
+// problem type, and a body with exactly the RFC 9457 members.
+func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, typ string) Problem {
+	t.Helper()
+	require.Equal(t, status, rec.Code, "body: %s", rec.Body.String())
+	require.Equal(t, ProblemContentType, rec.Header().Get("Content-Type"))
+	require.NotEmpty(t, rec.Header().Get(HeaderRequestID))
+	var p Problem
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&p), "body: %s", rec.Body.String())
+	require.Equal(t, typ, p.Type)
+	require.Equal(t, status, p.Status)
+	require.NotEmpty(t, p.Title)
+	require.NotEmpty(t, p.Detail)
+	return p
+}
+
+// testTime is a fixed instant with microseconds, like stored times.
+var testTime = time.Date(2025, 3, 1, 9, 30, 0, 123456000, time.UTC)
+
+// newTestJob returns a job as the runtime would store it.
+func newTestJob(t *testing.T, status domain.Status) *domain.Job {
+	t.Helper()
+	j, err := domain.NewJob("send_email", []byte(`{"to":"ada@example.com"}`), 3, testTime)
+	require.NoError(t, err)
+	j.Status = status
+	switch status {
+	case domain.StatusRunning:
+		j.Attempts = 1
+		j.StartedAt = testTime.Add(time.Second)
+	case domain.StatusCompleted, domain.StatusFailed, domain.StatusCanceled:
+		j.Attempts = 1
+		j.StartedAt = testTime.Add(time.Second)
+		j.FinishedAt = testTime.Add(2 * time.Second)
+	}
+	if status == domain.StatusFailed {
+		j.LastError = "smtp: connection refused"
+	}
+	j.UpdatedAt = domain.Timestamp(testTime.Add(2 * time.Second))
+	return j
+}
+
+// jobsPath is the path of a job.
+func jobsPath(id uuid.UUID) string { return "/jobs/" + id.String() }

@@ -1,0 +1,95 @@
+package http
+
+import (
+	"errors"
+	nethttp "net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// registerJobRoutes adds the /jobs resource to r.
+func (s *Server) registerJobRoutes(r gin.IRoutes) {
+	r.POST("/jobs", s.handleJobSubmit)
+	r.GET("/jobs", s.handleJobList)
+	r.GET("/jobs/:id", s.handleJobView)
+	r.DELETE("/jobs/:id", s.handleJobCancel)
+}
+
+// handleJobSubmit handles POST /jobs: 201 with the new job and its
+// Location.
+func (s *Server) handleJobSubmit(c *gin.Context) {
+	var req SubmitRequest
+	if err := c.ShouldBindWith(&req, s.bodyBinding); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	job, err := s.svc.Submit(c.Request.Context(), req.params())
+	if errors.Is(err, domain.ErrUnknownJobType) {
+		err = unknownJobType(req.Type, s.svc.JobTypes(), err)
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Location", "/jobs/"+job.ID.String())
+	c.JSON(nethttp.StatusCreated, newJobResponse(job))
+}
+
+// handleJobList handles GET /jobs: one page of jobs, oldest first.
+func (s *Server) handleJobList(c *gin.Context) {
+	var q listQuery
+	if err := c.ShouldBindWith(&q, s.queryBinding); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	page, err := s.svc.List(c.Request.Context(), q.filter())
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(nethttp.StatusOK, newListResponse(page, q.Limit, q.Offset))
+}
+
+// handleJobView handles GET /jobs/{id}.
+func (s *Server) handleJobView(c *gin.Context) {
+	id, err := parseJobID(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	job, err := s.svc.Get(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(nethttp.StatusOK, newJobResponse(job))
+}
+
+// handleJobCancel handles DELETE /jobs/{id}: 200 with the job, which may
+// still be running while its handler winds down.
+func (s *Server) handleJobCancel(c *gin.Context) {
+	id, err := parseJobID(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	job, err := s.svc.Cancel(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(nethttp.StatusOK, newJobResponse(job))
+}
+
+// parseJobID reads a job ID from the path; a malformed one is the
+// client's mistake, found before any call.
+func parseJobID(raw string) (uuid.UUID, error) {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return uuid.Nil, invalidRequest("job ID %q is not a UUID", raw)
+	}
+	return id, nil
+}

@@ -1,0 +1,112 @@
+package http
+
+import (
+	nethttp "net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+
+	t.Run("CountersAndGauges", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		b.svc.StatsFunc = func() actors.Stats {
+			return actors.Stats{Workers: actors.WorkerStats{Size: 8, Busy: 5}, QueueDepth: 42, Running: true}
+		}
+		m := NewMetrics(b.registry)
+		m.JobCreated("send_email")
+		m.JobCreated("send_email")
+		m.JobCreated("noop")
+		m.JobRetried("send_email")
+		m.JobFinished("send_email", domain.StatusCompleted)
+		m.JobFinished("noop", domain.StatusFailed)
+		m.JobFinished("noop", domain.StatusCanceled)
+		m.JobFinished("noop", domain.StatusRunning) // not an ending: ignored
+		m.AttemptFinished("send_email", 1500*time.Millisecond)
+
+		rec := b.do(t, request{method: "GET", target: "/metrics"})
+
+		require.Equal(t, nethttp.StatusOK, rec.Code)
+		require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"), rec.Header().Get("Content-Type"))
+		body := rec.Body.String()
+		for _, line := range []string{
+			`troupe_jobs_created_total{type="send_email"} 2`,
+			`troupe_jobs_created_total{type="noop"} 1`,
+			`troupe_jobs_retried_total{type="send_email"} 1`,
+			`troupe_jobs_completed_total{type="send_email"} 1`,
+			`troupe_jobs_failed_total{type="noop"} 1`,
+			`troupe_jobs_canceled_total{type="noop"} 1`,
+			`troupe_job_duration_seconds_count{type="send_email"} 1`,
+			`troupe_job_duration_seconds_sum{type="send_email"} 1.5`,
+			`troupe_active_workers 5`,
+			`troupe_queue_depth 42`,
+			`# TYPE troupe_job_duration_seconds histogram`,
+		} {
+			require.Contains(t, body, line+"\n")
+		}
+		require.NotContains(t, body, `troupe_jobs_completed_total{type="noop"}`)
+		require.Contains(t, body, "go_goroutines ")
+		require.Contains(t, body, "process_")
+	})
+
+	t.Run("GaugesAreReadAtScrapeTime", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		depth := 1
+		b.svc.StatsFunc = func() actors.Stats { return actors.Stats{QueueDepth: depth} }
+
+		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_queue_depth 1\n")
+		depth = 7
+		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_queue_depth 7\n")
+	})
+
+	t.Run("OwnRegistryNotTheGlobalOne", func(t *testing.T) {
+		t.Parallel()
+		// Two servers in one process do not collide, and nothing lands in
+		// the default registry.
+		setup(t, Config{})
+		setup(t, Config{})
+		families, err := prometheus.DefaultGatherer.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			require.False(t, strings.HasPrefix(f.GetName(), "troupe_"), f.GetName())
+		}
+	})
+
+	t.Run("DefaultRegistryHasGaugesOnly", func(t *testing.T) {
+		t.Parallel()
+		s, err := NewServer(Config{Addr: "127.0.0.1:0"}, &fakeService{t: t})
+		require.NoError(t, err)
+		rec := request{method: "GET", target: "/metrics"}
+		b := &testBundle{server: s}
+
+		body := b.do(t, rec).Body.String()
+
+		require.Contains(t, body, "troupe_queue_depth 0\n")
+		require.Contains(t, body, "go_goroutines ")
+	})
+
+	t.Run("SecondServerOnOneRegistryFails", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+
+		_, err := NewServer(Config{}, b.svc, WithRegistry(b.registry))
+
+		require.Error(t, err)
+	})
+
+	t.Run("NilRegistererRegistersNothing", func(t *testing.T) {
+		t.Parallel()
+		m := NewMetrics(nil)
+		m.JobCreated("noop") // still safe to call
+	})
+}

@@ -1,0 +1,348 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+// loadSpec loads and validates the embedded OpenAPI document.
+func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(OpenAPISpec())
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(loader.Context))
+	router, err := gorillamux.NewRouter(doc)
+	require.NoError(t, err)
+	return doc, router
+}
+
+// requireBearer stands in for the server's check when the spec is asked to
+// validate a request: a protected operation needs a bearer token.
+func requireBearer(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	if in.SecuritySchemeName != "bearerAuth" {
+		return fmt.Errorf("unexpected security scheme %q", in.SecuritySchemeName)
+	}
+	if _, ok := bearerToken(in.RequestValidationInput.Request.Header.Get("Authorization")); !ok {
+		return errors.New("no bearer token")
+	}
+	return nil
+}
+
+// conformanceCase is one real exchange with the server, checked against
+// the spec.
+type conformanceCase struct {
+	name string
+	// arrange prepares the fake service.
+	arrange func(t *testing.T, svc *fakeService)
+	req     request
+	// anonymous leaves out the bearer token that requests carry otherwise.
+	anonymous bool
+	// requestValid is whether the spec accepts the request: the spec and
+	// the server must agree on what a bad request is, where the spec can
+	// say it (it cannot know the registered types or the queue's state).
+	requestValid bool
+	status       int
+	// skipBody skips the body check, for media types the validator cannot
+	// decode (HTML); the status, headers and content type are still checked.
+	skipBody bool
+}
+
+const conformanceToken = "conformance-token"
+
+func TestOpenAPIConformance(t *testing.T) {
+	t.Parallel()
+	doc, router := loadSpec(t)
+
+	id := uuid.MustParse("0195a3c4-7b1e-7c3a-9f1d-2b8e4a6c0d11")
+	jobAs := func(t *testing.T, status domain.Status) *domain.Job {
+		j := newTestJob(t, status)
+		j.ID = id
+		return j
+	}
+	submitOK := func(t *testing.T, svc *fakeService) {
+		svc.SubmitFunc = func(_ context.Context, p actors.SubmitParams) (*domain.Job, error) {
+			return domain.NewJob(p.Type, p.Payload, max(p.MaxAttempts, 3), testTime)
+		}
+	}
+	submitErr := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.SubmitFunc = func(context.Context, actors.SubmitParams) (*domain.Job, error) { return nil, err }
+		}
+	}
+	getJob := func(j func(t *testing.T) *domain.Job, err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.GetFunc = func(context.Context, uuid.UUID) (*domain.Job, error) {
+				if err != nil {
+					return nil, err
+				}
+				return j(t), nil
+			}
+		}
+	}
+	cancelJob := func(status domain.Status, err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.CancelFunc = func(context.Context, uuid.UUID) (*domain.Job, error) {
+				if err != nil {
+					return nil, err
+				}
+				j := jobAs(t, domain.StatusPending)
+				require.NoError(t, j.Cancel(testTime.Add(time.Minute)))
+				j.Status = status
+				return j, nil
+			}
+		}
+	}
+	listJobs := func(err error, jobs ...domain.Status) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+				page := domain.Page{Jobs: []*domain.Job{}}
+				for _, s := range jobs {
+					page.Jobs = append(page.Jobs, newTestJob(t, s))
+				}
+				page.Total = len(page.Jobs)
+				return page, err
+			}
+		}
+	}
+	health := func(h actors.Health) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.HealthFunc = func(context.Context) actors.Health { return h }
+		}
+	}
+	internal := errors.New("something broke")
+	jobPath := jobsPath(id)
+
+	cases := []conformanceCase{
+		// POST /jobs
+		{name: "SubmitCreated", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"send_email","payload":{"to":"ada@example.com"},"maxAttempts":5}`}},
+		{name: "SubmitWithoutPayload", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+		{name: "SubmitScalarPayload", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"text"}`}},
+		{name: "SubmitNullPayload", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":null}`}},
+		{name: "SubmitInvalidJSON", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":`}},
+		{name: "SubmitUnknownField", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","priority":1}`}},
+		{name: "SubmitMissingType", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"payload":{}}`}},
+		{name: "SubmitTooManyAttempts", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","maxAttempts":101}`}},
+		{name: "SubmitNegativeAttempts", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","maxAttempts":-1}`}},
+		{name: "SubmitUnknownType", arrange: submitErr(domain.ErrUnknownJobType), requestValid: true, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"send_mail"}`}},
+		{name: "SubmitUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+		{name: "SubmitTooLarge", requestValid: true, status: 413,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"` + strings.Repeat("x", 1<<20) + `"}`}},
+		{name: "SubmitInternal", arrange: submitErr(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+		{name: "SubmitQueueFull", arrange: submitErr(domain.ErrQueueFull), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+		{name: "SubmitNotRunning", arrange: submitErr(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+
+		// GET /jobs
+		{name: "List", arrange: listJobs(nil, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted), requestValid: true, status: 200,
+			req: request{method: "GET", target: "/jobs?status=pending&status=running&status=completed&type=send_email&limit=10&offset=0"}},
+		{name: "ListEmpty", arrange: listJobs(nil), requestValid: true, status: 200,
+			req: request{method: "GET", target: "/jobs"}},
+		{name: "ListBadStatus", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?status=done"}},
+		{name: "ListLimitZero", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?limit=0"}},
+		{name: "ListLimitTooLarge", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?limit=1001"}},
+		{name: "ListLimitNotANumber", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?limit=ten"}},
+		{name: "ListNegativeOffset", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?offset=-5"}},
+		{name: "ListUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/jobs"}},
+		{name: "ListInternal", arrange: listJobs(internal), requestValid: true, status: 500,
+			req: request{method: "GET", target: "/jobs"}},
+		{name: "ListNotRunning", arrange: listJobs(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "GET", target: "/jobs"}},
+
+		// GET /jobs/{id}
+		{name: "GetPending", arrange: getJob(func(t *testing.T) *domain.Job { return jobAs(t, domain.StatusPending) }, nil), requestValid: true, status: 200,
+			req: request{method: "GET", target: jobPath, header: map[string]string{HeaderRequestID: "conformance-1"}}},
+		{name: "GetRetrying", requestValid: true, status: 200,
+			arrange: getJob(func(t *testing.T) *domain.Job {
+				j := jobAs(t, domain.StatusRunning)
+				require.NoError(t, j.Retry(errors.New("smtp: connection refused"), testTime.Add(time.Minute), testTime.Add(time.Second)))
+				return j
+			}, nil),
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetFailed", arrange: getJob(func(t *testing.T) *domain.Job { return jobAs(t, domain.StatusFailed) }, nil), requestValid: true, status: 200,
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetBinaryPayload", requestValid: true, status: 200,
+			arrange: getJob(func(t *testing.T) *domain.Job {
+				j := jobAs(t, domain.StatusPending)
+				j.Payload = []byte{0xff, 0xfe}
+				return j
+			}, nil),
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetMalformedID", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs/42"}},
+		{name: "GetUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetNotFound", arrange: getJob(nil, domain.ErrNotFound), requestValid: true, status: 404,
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetInternal", arrange: getJob(nil, internal), requestValid: true, status: 500,
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetNotRunning", arrange: getJob(nil, domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "GET", target: jobPath}},
+
+		// DELETE /jobs/{id}
+		{name: "CancelCanceled", arrange: cancelJob(domain.StatusCanceled, nil), requestValid: true, status: 200,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelStillRunning", arrange: cancelJob(domain.StatusRunning, nil), requestValid: true, status: 200,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelMalformedID", requestValid: false, status: 400,
+			req: request{method: "DELETE", target: "/jobs/not-a-uuid"}},
+		{name: "CancelUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelNotFound", arrange: cancelJob("", domain.ErrNotFound), requestValid: true, status: 404,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelCompleted", arrange: cancelJob("", fmt.Errorf("job %s is completed: %w", id, domain.ErrNotCancelable)), requestValid: true, status: 409,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelInternal", arrange: cancelJob("", internal), requestValid: true, status: 500,
+			req: request{method: "DELETE", target: jobPath}},
+		{name: "CancelNotRunning", arrange: cancelJob("", domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "DELETE", target: jobPath}},
+
+		// Operations
+		{name: "HealthOK", anonymous: true, requestValid: true, status: 200,
+			arrange: health(actors.Health{Stats: actors.Stats{Workers: actors.WorkerStats{Size: 4, Busy: 1}, QueueDepth: 3, Running: true}}),
+			req:     request{method: "GET", target: "/health"}},
+		{name: "HealthDown", requestValid: true, status: 503,
+			arrange: health(actors.Health{Stats: actors.Stats{Running: true}, Store: errors.New("ping: timeout")}),
+			req:     request{method: "GET", target: "/health"}},
+		{name: "HealthDownAnonymous", anonymous: true, requestValid: true, status: 503,
+			arrange: health(actors.Health{Store: errors.New("ping: timeout")}),
+			req:     request{method: "GET", target: "/health"}},
+		{name: "Metrics", requestValid: true, status: 200,
+			req: request{method: "GET", target: "/metrics"}},
+		{name: "MetricsUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/metrics"}},
+		{name: "OpenAPI", anonymous: true, requestValid: true, status: 200,
+			req: request{method: "GET", target: "/openapi.yaml"}},
+		{name: "Docs", anonymous: true, requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: "/docs"}},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkExchange(t, router, tc)
+		})
+	}
+
+	// Each exchange checks that its status really happens; together they
+	// must cover every documented response, so that the spec documents
+	// nothing the server never says.
+	t.Run("EveryDocumentedResponseIsExercised", func(t *testing.T) {
+		t.Parallel()
+		covered := map[string]bool{}
+		for _, tc := range cases {
+			route, _, err := router.FindRoute(httptest.NewRequest(tc.req.method, tc.req.target, nil))
+			require.NoError(t, err)
+			covered[fmt.Sprintf("%s %s %d", route.Method, route.Path, tc.status)] = true
+		}
+		for path, item := range doc.Paths.Map() {
+			for method, op := range item.Operations() {
+				for status := range op.Responses.Map() {
+					key := fmt.Sprintf("%s %s %s", method, path, status)
+					require.True(t, covered[key], "no exchange exercises %s", key)
+				}
+			}
+		}
+	})
+}
+
+// checkExchange sends tc's request to a server with auth on, and checks the
+// request and the response against the spec.
+func checkExchange(t *testing.T, router routers.Router, tc conformanceCase) {
+	t.Helper()
+	b := setup(t, Config{APITokens: []string{conformanceToken}})
+	if tc.arrange != nil {
+		tc.arrange(t, b.svc)
+	}
+	newRequest := func() *nethttp.Request {
+		var body io.Reader
+		if tc.req.body != "" {
+			body = strings.NewReader(tc.req.body)
+		}
+		r := httptest.NewRequest(tc.req.method, tc.req.target, body)
+		if tc.req.body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range tc.req.header {
+			r.Header.Set(k, v)
+		}
+		if !tc.anonymous {
+			r.Header.Set("Authorization", "Bearer "+conformanceToken)
+		}
+		return r
+	}
+
+	req := newRequest()
+	route, pathParams, err := router.FindRoute(req)
+	require.NoError(t, err, "the spec has no route for %s %s", tc.req.method, tc.req.target)
+	input := &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: pathParams,
+		Route:      route,
+		Options:    &openapi3filter.Options{AuthenticationFunc: requireBearer, MultiError: true},
+	}
+	err = openapi3filter.ValidateRequest(t.Context(), input)
+	if tc.requestValid {
+		require.NoError(t, err, "the spec rejects a request the server accepts as well-formed")
+	} else {
+		require.Error(t, err, "the spec accepts a request the server rejects")
+	}
+
+	rec := httptest.NewRecorder()
+	b.server.Handler().ServeHTTP(rec, newRequest())
+	require.Equal(t, tc.status, rec.Code, "body: %s", rec.Body.String())
+
+	err = openapi3filter.ValidateResponse(t.Context(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: input,
+		Status:                 rec.Code,
+		Header:                 rec.Header(),
+		Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+		Options: &openapi3filter.Options{
+			IncludeResponseStatus: true,
+			ExcludeResponseBody:   tc.skipBody,
+			MultiError:            true,
+		},
+	})
+	require.NoError(t, err, "response: %s", rec.Body.String())
+	if tc.skipBody {
+		ct := rec.Header().Get("Content-Type")
+		require.NotNil(t, route.Operation.Responses.Status(tc.status).Value.Content.Get(ct), "content type %s is not documented", ct)
+	}
+}

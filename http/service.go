@@ -1,0 +1,40 @@
+package http
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+// JobService is what the HTTP API needs from the runtime. actors.System
+// satisfies it; tests use a fake. Errors wrap the domain sentinels and are
+// told apart with errors.Is:
+//
+//   - domain.ErrNotFound: no job has the ID.
+//   - domain.ErrInvalid: the input breaks a rule (maxAttempts, type length).
+//   - domain.ErrUnknownJobType: no handler is registered for the type.
+//   - domain.ErrNotCancelable: the job already completed or failed.
+//   - domain.ErrQueueFull: the ready queue is at its bound; retry later.
+//   - domain.ErrNotRunning: the system is not started, or is stopping.
+type JobService interface {
+	// Submit stores a new pending job and queues it.
+	Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
+	// Get returns the job with the ID.
+	Get(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+	// List returns one page of the jobs matching f, oldest first, and the
+	// number matching in all.
+	List(ctx context.Context, f domain.Filter) (domain.Page, error)
+	// Cancel cancels a pending job at once, or cancels the context of a
+	// running one, whose returned snapshot may still say running. Canceling
+	// a canceled job returns it unchanged.
+	Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+	// JobTypes lists the registered job types, sorted.
+	JobTypes() []domain.JobType
+	// Stats is a cheap snapshot of the runtime, read at every metrics scrape.
+	Stats() actors.Stats
+	// Health checks each part of the runtime.
+	Health(ctx context.Context) actors.Health
+}
