@@ -13,6 +13,9 @@ test: ## every test, with the race detector
 bench: ## the benchmarks (figures, not pass/fail)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS)
 
+run: ## the server with its defaults: Badger in ./data, 127.0.0.1:8080, demo handlers
+	$(GO) run ./cmd/troupe serve
+
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) vet $(PKGS)

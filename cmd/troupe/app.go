@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/dig"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/examples/handlers"
+	"github.com/troupe-go/troupe/http"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/persistence/memstore"
+	"github.com/troupe-go/troupe/persistence/pgstore"
+)
+
+// StartTimeout bounds the start of the server. Start recovers every
+// unfinished job from the store, and a backlog of millions takes a while to
+// stream, so it is generous.
+const StartTimeout = 10 * time.Minute
+
+// postgresOpenTimeout bounds connecting to PostgreSQL and migrating its
+// schema at start.
+const postgresOpenTimeout = time.Minute
+
+// stopMargin is added to the stop timeout for what has no timeout of its
+// own: draining the dispatcher, flushing and closing the store.
+const stopMargin = 30 * time.Second
+
+// StopTimeout bounds the stop of a server configured with cfg: the API's
+// requests in flight, then the running jobs, then the hand-back of the
+// jobs still running, then the store.
+func StopTimeout(cfg Config) time.Duration {
+	return cfg.HTTPConfig().ShutdownTimeout + cfg.ShutdownTimeout + cfg.ActorsConfig().HandBackTimeout + stopMargin
+}
+
+// Main is the server that `troupe serve` runs, as a value that tests can
+// run in-process with exactly the wiring of the binary. Set Config and
+// Logger, call Run, then Close.
+type Main struct {
+	// Config is the validated configuration.
+	Config Config
+	// Logger is shared by every component.
+	Logger *slog.Logger
+
+	app    *fx.App
+	server *http.Server
+	system *actors.System
+
+	storeMu     sync.Mutex
+	store       domain.Store
+	storeClosed bool
+}
+
+// NewMain returns a server for cfg that logs to logger. It does nothing
+// until Run.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	return &Main{Config: cfg, Logger: logger}
+}
+
+// Run builds the server and starts it: the store is opened, unfinished
+// jobs are recovered, the workers start and the API listens. It returns
+// once the server is serving, or with the error that stopped it, after
+// undoing whatever had started. ctx bounds the start only; Close stops.
+func (m *Main) Run(ctx context.Context) error {
+	if m.app != nil {
+		return errors.New("troupe is already running")
+	}
+	m.Logger.InfoContext(ctx, "starting troupe", slog.String("version", buildVersion()), slog.Any("config", m.Config))
+	app := fx.New(m.Options(ctx), fx.Populate(&m.server, &m.system))
+	if err := app.Err(); err != nil {
+		// No hook has run, so an open store is closed here. dig's chain of
+		// "could not build arguments for function ..." names code; the root
+		// cause names the problem.
+		return errors.Join(dig.RootCause(err), m.closeStore(ctx))
+	}
+	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
+	defer cancel()
+	// On failure fx has already run the stop hooks of what had started,
+	// the store's among them, unless ctx ended; closing again is harmless.
+	if err := app.Start(startCtx); err != nil {
+		return errors.Join(err, m.closeStore(context.WithoutCancel(ctx)))
+	}
+	m.app = app
+	m.Logger.InfoContext(ctx, "troupe started",
+		slog.String("addr", m.Addr()),
+		slog.String("store", m.Config.Store),
+		slog.Int("workers", m.Config.Workers),
+		slog.Any("jobTypes", m.system.JobTypes()))
+	return nil
+}
+
+// Addr returns the address the API listens on, with the real port when the
+// configuration asked for port 0, or "" when it is not serving.
+func (m *Main) Addr() string {
+	if m.server == nil || m.server.Addr() == nil {
+		return ""
+	}
+	return m.server.Addr().String()
+}
+
+// System returns the runtime once Run has succeeded, for tests.
+func (m *Main) System() *actors.System { return m.system }
+
+// Close stops the server in order: the API stops taking requests, running
+// jobs get Config.ShutdownTimeout to finish, those still running are handed
+// back to the queue, then the store is flushed and closed. ctx can cut the
+// stop short; StopTimeout bounds it anyway. Closing a server that is not
+// running does nothing.
+func (m *Main) Close(ctx context.Context) error {
+	if m.app == nil {
+		return nil
+	}
+	app := m.app
+	m.app = nil
+	m.Logger.InfoContext(ctx, "troupe stopping",
+		slog.String("shutdownTimeout", m.Config.ShutdownTimeout.String()))
+	ctx, cancel := context.WithTimeout(ctx, app.StopTimeout())
+	defer cancel()
+	if err := app.Stop(ctx); err != nil {
+		// fx skips the hooks left when ctx ends; the store must close
+		// anyway, so that its last writes are synced.
+		return errors.Join(fmt.Errorf("stop: %w", err), m.closeStore(context.WithoutCancel(ctx)))
+	}
+	m.Logger.InfoContext(ctx, "troupe stopped")
+	return nil
+}
+
+// Options returns the fx graph of the server: configuration → logger →
+// store → actor system (with the handlers) → HTTP API. Stop hooks run in
+// reverse order of start, so the API stops first, then the runtime hands
+// running jobs back, and the store closes last. ctx bounds the opening of
+// the store.
+func (m *Main) Options(ctx context.Context) fx.Option {
+	cfg := m.Config
+	opts := []fx.Option{
+		fx.WithLogger(func() fxevent.Logger {
+			// fx's own events are for debugging the wiring. Its errors are
+			// returned by New, Start and Stop and reported once from there.
+			l := &fxevent.SlogLogger{Logger: m.Logger.With(slog.String("component", "fx"))}
+			l.UseLogLevel(slog.LevelDebug)
+			l.UseErrorLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StartTimeout(StartTimeout),
+		fx.StopTimeout(StopTimeout(cfg)),
+		fx.Supply(m.Logger, cfg.ActorsConfig(), cfg.HTTPConfig()),
+		m.storeOption(ctx),
+		actors.Module,
+		// The API sees the runtime only through its JobService port.
+		fx.Provide(fx.Annotate(
+			func(s *actors.System) *actors.System { return s },
+			fx.As(new(http.JobService)),
+		)),
+		http.Module,
+	}
+	if cfg.Demo {
+		opts = append(opts, fx.Provide(fx.Annotate(
+			demoHandlers,
+			fx.ResultTags(fmt.Sprintf(`group:"%s,flatten"`, actors.HandlersGroup)),
+		)))
+	}
+	return fx.Options(opts...)
+}
+
+// demoHandlers registers the sample and demo handlers of examples/handlers.
+func demoHandlers(logger *slog.Logger) []actors.Registration {
+	all := handlers.All(logger, actors.AttemptFromContext)
+	regs := make([]actors.Registration, 0, len(all))
+	for _, typ := range slices.Sorted(maps.Keys(all)) {
+		regs = append(regs, actors.Registration{Type: typ, Handler: all[typ]})
+	}
+	return regs
+}
+
+// storeOption provides the configured store as domain.Store, so that
+// nothing downstream knows which one it is. Each constructor registers a
+// stop hook that closes its store; it runs after the runtime's, since the
+// runtime depends on the store. ctx bounds the opening.
+func (m *Main) storeOption(ctx context.Context) fx.Option {
+	var open any
+	switch m.Config.Store {
+	case StoreMemory:
+		open = func(lc fx.Lifecycle) *memstore.Store {
+			m.logOpening(ctx)
+			return trackStore(ctx, m, lc, memstore.New())
+		}
+	case StoreBadger:
+		open = func(lc fx.Lifecycle) (*badgerstore.Store, error) {
+			m.logOpening(ctx)
+			s, err := badgerstore.Open(badgerstore.Options{
+				Dir:        m.Config.DataDir,
+				SyncWrites: m.Config.SyncWrites,
+				Logger:     m.Logger.With(slog.String("component", "badgerstore")),
+			})
+			if errors.Is(err, badgerstore.ErrDirInUse) {
+				return nil, fmt.Errorf("data directory %s is in use by another troupe process: stop it, or set %s to another directory",
+					m.Config.DataDir, envName("data_dir"))
+			}
+			if err != nil {
+				return nil, err
+			}
+			return trackStore(ctx, m, lc, s), nil
+		}
+	case StorePostgres:
+		open = func(lc fx.Lifecycle) (*pgstore.Store, error) {
+			m.logOpening(ctx)
+			// A database that does not answer must fail the start, not hang it.
+			ctx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
+			defer cancel()
+			s, err := pgstore.Open(ctx, pgstore.Options{
+				URL:    m.Config.DatabaseURL,
+				Logger: m.Logger.With(slog.String("component", "pgstore")),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("open postgres store: %w", err)
+			}
+			return trackStore(ctx, m, lc, s), nil
+		}
+	default:
+		return fx.Error(fmt.Errorf("unknown store %q", m.Config.Store))
+	}
+	return fx.Provide(fx.Annotate(open, fx.As(new(domain.Store))))
+}
+
+func (m *Main) logOpening(ctx context.Context) {
+	attrs := []any{slog.String("store", m.Config.Store)}
+	if m.Config.Store == StoreBadger {
+		attrs = append(attrs, slog.String("dataDir", m.Config.DataDir))
+	}
+	m.Logger.InfoContext(ctx, "opening store", attrs...)
+}
+
+// trackStore remembers the open store, so that it is closed even when the
+// app fails to build, and closes it when the app stops.
+func trackStore[S domain.Store](ctx context.Context, m *Main, lc fx.Lifecycle, s S) S {
+	m.storeMu.Lock()
+	m.store, m.storeClosed = s, false
+	m.storeMu.Unlock()
+	m.Logger.InfoContext(ctx, "store opened", slog.String("store", m.Config.Store))
+	lc.Append(fx.StopHook(m.closeStore))
+	return s
+}
+
+// closeStore closes the store once, whether the app stops or fails to build.
+func (m *Main) closeStore(ctx context.Context) error {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.store == nil || m.storeClosed {
+		return nil
+	}
+	m.storeClosed = true
+	m.Logger.InfoContext(ctx, "closing store", slog.String("store", m.Config.Store))
+	if err := m.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	m.Logger.InfoContext(ctx, "store closed", slog.String("store", m.Config.Store))
+	return nil
+}

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/http"
+)
+
+// loadConfig parses args as serve's flags and loads the configuration
+// with the environment environ.
+func loadConfig(t *testing.T, args []string, environ ...string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	AddServeFlags(fs, DefaultConfig())
+	require.NoError(t, fs.Parse(args))
+	return LoadConfig(fs, environ)
+}
+
+// writeFile writes a YAML config file and returns its path.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "troupe.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DefaultConfig is the table of DESIGN.md", func(t *testing.T) {
+		t.Parallel()
+		cfg := DefaultConfig()
+		require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
+		require.Equal(t, StoreBadger, cfg.Store)
+		require.Equal(t, "./data", cfg.DataDir)
+		require.Empty(t, cfg.DatabaseURL)
+		require.False(t, cfg.SyncWrites)
+		require.Equal(t, actors.WorkersDefault(), cfg.Workers)
+		require.Equal(t, 100_000, cfg.QueueSize)
+		require.Equal(t, 3, cfg.MaxAttempts)
+		require.Equal(t, time.Second, cfg.RetryBaseDelay)
+		require.Equal(t, 5*time.Minute, cfg.RetryMaxDelay)
+		require.True(t, cfg.RetryJitter)
+		require.Equal(t, 30*time.Second, cfg.ShutdownTimeout)
+		require.Equal(t, "info", cfg.LogLevel)
+		require.Equal(t, "json", cfg.LogFormat)
+		require.Empty(t, cfg.APITokens)
+		require.False(t, cfg.Insecure)
+		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
+		require.True(t, cfg.Demo)
+		require.NoError(t, cfg.Validate())
+	})
+
+	t.Run("nothing set loads the defaults", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, nil)
+		require.NoError(t, err)
+		require.Equal(t, DefaultConfig(), cfg)
+	})
+
+	t.Run("variables that are not options are ignored", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, nil, "TROUPE_API_TOKEN=client-side", "TROUPE_NOPE=1", "HOME=/root", "WORKERS=7")
+		require.NoError(t, err)
+		require.Equal(t, DefaultConfig(), cfg)
+	})
+
+	t.Run("an empty variable is unset", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, nil, "TROUPE_WORKERS=", "TROUPE_STORE=")
+		require.NoError(t, err)
+		require.Equal(t, DefaultConfig(), cfg)
+	})
+}
+
+func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
+	t.Parallel()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	AddServeFlags(fs, DefaultConfig())
+	require.NotNil(t, fs.Lookup("config"))
+	fields := configFields()
+	require.Len(t, fields, 18)
+	for _, f := range fields {
+		require.NotEmpty(t, f.key)
+		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
+		flag := fs.Lookup(flagName(f.key))
+		require.NotNil(t, flag, "option %s has no flag", f.key)
+		require.Contains(t, flag.Usage, "(env "+envName(f.key)+")")
+	}
+}
+
+func TestConfigSources(t *testing.T) {
+	t.Parallel()
+
+	// every sets each option away from its default, in each source's syntax.
+	want := Config{
+		HTTPAddr:        "127.0.0.1:9999",
+		Store:           StorePostgres,
+		DataDir:         "/var/lib/troupe",
+		DatabaseURL:     "postgres://troupe@db/troupe",
+		SyncWrites:      true,
+		Workers:         7,
+		QueueSize:       42,
+		MaxAttempts:     9,
+		RetryBaseDelay:  250 * time.Millisecond,
+		RetryMaxDelay:   time.Minute,
+		RetryJitter:     false,
+		ShutdownTimeout: 90 * time.Second,
+		LogLevel:        "debug",
+		LogFormat:       "text",
+		APITokens:       []string{"alpha", "beta"},
+		Insecure:        true,
+		MaxBodyBytes:    2048,
+		Demo:            false,
+	}
+
+	t.Run("file", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, `
+http_addr: 127.0.0.1:9999
+store: postgres
+data_dir: /var/lib/troupe
+database_url: postgres://troupe@db/troupe
+sync_writes: true
+workers: 7
+queue_size: 42
+max_attempts: 9
+retry_base_delay: 250ms
+retry_max_delay: 1m
+retry_jitter: false
+shutdown_timeout: 90s
+log_level: debug
+log_format: text
+api_tokens: [alpha, beta]
+insecure: true
+max_body_bytes: 2048
+demo: false
+`)
+		cfg, err := loadConfig(t, []string{"--config", path})
+		require.NoError(t, err)
+		require.Equal(t, want, cfg)
+	})
+
+	t.Run("file named by TROUPE_CONFIG, tokens as one string", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "workers: 7\napi_tokens: alpha, beta\n")
+		cfg, err := loadConfig(t, nil, "TROUPE_CONFIG="+path)
+		require.NoError(t, err)
+		require.Equal(t, 7, cfg.Workers)
+		require.Equal(t, []string{"alpha", "beta"}, cfg.APITokens)
+	})
+
+	t.Run("environment", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, nil,
+			"TROUPE_HTTP_ADDR=127.0.0.1:9999",
+			"TROUPE_STORE=postgres",
+			"TROUPE_DATA_DIR=/var/lib/troupe",
+			"TROUPE_DATABASE_URL=postgres://troupe@db/troupe",
+			"TROUPE_SYNC_WRITES=true",
+			"TROUPE_WORKERS=7",
+			"TROUPE_QUEUE_SIZE=42",
+			"TROUPE_MAX_ATTEMPTS=9",
+			"TROUPE_RETRY_BASE_DELAY=250ms",
+			"TROUPE_RETRY_MAX_DELAY=1m",
+			"TROUPE_RETRY_JITTER=false",
+			"TROUPE_SHUTDOWN_TIMEOUT=90s",
+			"TROUPE_LOG_LEVEL=debug",
+			"TROUPE_LOG_FORMAT=text",
+			"TROUPE_API_TOKENS=alpha, beta,",
+			"TROUPE_INSECURE=true",
+			"TROUPE_MAX_BODY_BYTES=2048",
+			"TROUPE_DEMO=false",
+		)
+		require.NoError(t, err)
+		require.Equal(t, want, cfg)
+	})
+
+	t.Run("flags", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, []string{
+			"--http-addr", "127.0.0.1:9999",
+			"--store", "postgres",
+			"--data-dir", "/var/lib/troupe",
+			"--database-url", "postgres://troupe@db/troupe",
+			"--sync-writes",
+			"--workers", "7",
+			"--queue-size", "42",
+			"--max-attempts", "9",
+			"--retry-base-delay", "250ms",
+			"--retry-max-delay", "1m",
+			"--retry-jitter=false",
+			"--shutdown-timeout", "90s",
+			"--log-level", "debug",
+			"--log-format", "text",
+			"--api-tokens", "alpha", "--api-tokens", "beta",
+			"--insecure",
+			"--max-body-bytes", "2048",
+			"--demo=false",
+		})
+		require.NoError(t, err)
+		require.Equal(t, want, cfg)
+	})
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "workers: 2\nqueue_size: 20\nmax_attempts: 5\nlog_format: text\n")
+
+	cfg, err := loadConfig(t,
+		[]string{"--config", path, "--workers", "4"},
+		"TROUPE_WORKERS=3", "TROUPE_QUEUE_SIZE=30")
+	require.NoError(t, err)
+	require.Equal(t, 4, cfg.Workers, "a flag beats the environment and the file")
+	require.Equal(t, 30, cfg.QueueSize, "the environment beats the file")
+	require.Equal(t, 5, cfg.MaxAttempts, "the file beats the default")
+	require.Equal(t, "text", cfg.LogFormat, "the file beats the default")
+	require.Equal(t, actors.RetryBaseDelayDefault, cfg.RetryBaseDelay, "the default when nothing is set")
+
+	cfg, err = loadConfig(t, []string{"--config", path}, "TROUPE_WORKERS=3")
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.Workers, "a flag's default does not beat the environment")
+
+	cfg, err = loadConfig(t, []string{"--config", path})
+	require.NoError(t, err)
+	require.Equal(t, 2, cfg.Workers, "a flag's default does not beat the file")
+
+	cfg, err = loadConfig(t, []string{"--workers", "6"}, "TROUPE_CONFIG="+path)
+	require.NoError(t, err)
+	require.Equal(t, 6, cfg.Workers)
+	require.Equal(t, 20, cfg.QueueSize)
+
+	other := writeFile(t, "workers: 9\n")
+	cfg, err = loadConfig(t, []string{"--config", other}, "TROUPE_CONFIG="+path)
+	require.NoError(t, err)
+	require.Equal(t, 9, cfg.Workers, "--config beats TROUPE_CONFIG")
+	require.Equal(t, actors.QueueSizeDefault, cfg.QueueSize)
+
+	cfg, err = loadConfig(t, []string{"--demo=true"}, "TROUPE_DEMO=false")
+	require.NoError(t, err)
+	require.True(t, cfg.Demo, "a flag set to its default still wins")
+}
+
+func TestConfigErrorsNameTheOption(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		file    string
+		wantErr string
+	}{
+		{name: "workers not a number", env: []string{"TROUPE_WORKERS=abc"}, wantErr: `invalid TROUPE_WORKERS "abc": want a whole number`},
+		{name: "workers zero", env: []string{"TROUPE_WORKERS=0"}, wantErr: `invalid TROUPE_WORKERS 0: must be at least 1`},
+		{name: "workers zero from a flag", args: []string{"--workers", "0"}, wantErr: `invalid --workers 0: must be at least 1`},
+		{name: "workers from the file", file: "workers: abc\n", wantErr: `invalid workers (in `},
+		{name: "store unknown", env: []string{"TROUPE_STORE=x"}, wantErr: `invalid TROUPE_STORE "x": must be one of badger, memory, postgres`},
+		{name: "postgres without a URL", env: []string{"TROUPE_STORE=postgres"}, wantErr: `TROUPE_DATABASE_URL is required when TROUPE_STORE=postgres`},
+		{name: "postgres without a URL, by flag", args: []string{"--store", "postgres"}, wantErr: `TROUPE_DATABASE_URL is required when --store=postgres`},
+		{name: "badger without a directory", args: []string{"--data-dir", " "}, wantErr: `--data-dir must not be empty when TROUPE_STORE=badger`},
+		{name: "queue size", env: []string{"TROUPE_QUEUE_SIZE=-1"}, wantErr: `invalid TROUPE_QUEUE_SIZE -1: must be at least 1`},
+		{name: "max attempts zero", env: []string{"TROUPE_MAX_ATTEMPTS=0"}, wantErr: `invalid TROUPE_MAX_ATTEMPTS 0: must be from 1 to 1000`},
+		{name: "max attempts too many", env: []string{"TROUPE_MAX_ATTEMPTS=1001"}, wantErr: `invalid TROUPE_MAX_ATTEMPTS 1001`},
+		{name: "duration without a unit", env: []string{"TROUPE_RETRY_BASE_DELAY=10"}, wantErr: `invalid TROUPE_RETRY_BASE_DELAY "10": want a duration with a unit`},
+		{name: "duration as a bare number in the file", file: "retry_base_delay: 10\n", wantErr: `invalid retry_base_delay (in `},
+		{name: "base delay zero", env: []string{"TROUPE_RETRY_BASE_DELAY=0s"}, wantErr: `invalid TROUPE_RETRY_BASE_DELAY 0s: must be positive`},
+		{name: "max delay below base", env: []string{"TROUPE_RETRY_BASE_DELAY=10s", "TROUPE_RETRY_MAX_DELAY=1s"}, wantErr: `invalid TROUPE_RETRY_MAX_DELAY 1s: must not be below TROUPE_RETRY_BASE_DELAY (10s)`},
+		{name: "jitter not a bool", env: []string{"TROUPE_RETRY_JITTER=maybe"}, wantErr: `invalid TROUPE_RETRY_JITTER "maybe": want true or false`},
+		{name: "sync writes not a bool", env: []string{"TROUPE_SYNC_WRITES=yes please"}, wantErr: `invalid TROUPE_SYNC_WRITES "yes please": want true or false`},
+		{name: "demo not a bool", env: []string{"TROUPE_DEMO=2"}, wantErr: `invalid TROUPE_DEMO "2": want true or false`},
+		{name: "insecure not a bool", env: []string{"TROUPE_INSECURE=on"}, wantErr: `invalid TROUPE_INSECURE "on": want true or false`},
+		{name: "shutdown timeout", env: []string{"TROUPE_SHUTDOWN_TIMEOUT=-1s"}, wantErr: `invalid TROUPE_SHUTDOWN_TIMEOUT -1s: must be positive`},
+		{name: "log level", env: []string{"TROUPE_LOG_LEVEL=verbose"}, wantErr: `invalid TROUPE_LOG_LEVEL "verbose": must be one of debug, info, warn, error`},
+		{name: "log format", env: []string{"TROUPE_LOG_FORMAT=xml"}, wantErr: `invalid TROUPE_LOG_FORMAT "xml": must be one of json, text`},
+		{name: "body limit", env: []string{"TROUPE_MAX_BODY_BYTES=0"}, wantErr: `invalid TROUPE_MAX_BODY_BYTES 0: must be at least 1`},
+		{name: "address without a port", env: []string{"TROUPE_HTTP_ADDR=localhost"}, wantErr: `invalid TROUPE_HTTP_ADDR "localhost": want host:port`},
+		{name: "address with a bad port", env: []string{"TROUPE_HTTP_ADDR=127.0.0.1:http"}, wantErr: `invalid TROUPE_HTTP_ADDR "127.0.0.1:http": port "http" is not a number`},
+		{name: "open API on the network", env: []string{"TROUPE_HTTP_ADDR=0.0.0.0:8080"}, wantErr: "TROUPE_API_TOKENS"},
+		{name: "unknown key in the file", file: "workers: 2\nworkerz: 3\n", wantErr: `unknown key "workerz"`},
+		{name: "nested key in the file", file: "http:\n  addr: 127.0.0.1:1\n", wantErr: `unknown key "http.addr"`},
+		{name: "malformed file", file: "workers: [\n", wantErr: "config file "},
+		{name: "missing file", args: []string{"--config", "/nonexistent/troupe.yaml"}, wantErr: "config file /nonexistent/troupe.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, tt.file))
+			}
+			_, err := loadConfig(t, args, tt.env...)
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+
+	t.Run("several errors are all reported", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(t, nil, "TROUPE_WORKERS=0", "TROUPE_LOG_FORMAT=xml")
+		require.ErrorContains(t, err, "TROUPE_WORKERS")
+		require.ErrorContains(t, err, "TROUPE_LOG_FORMAT")
+	})
+
+	t.Run("secrets are not echoed", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(t, nil, "TROUPE_API_TOKENS=good,has space")
+		require.ErrorContains(t, err, "invalid TROUPE_API_TOKENS: token 2")
+		require.NotContains(t, err.Error(), "has space")
+		_, err = loadConfig(t, []string{"--config", writeFile(t, "database_url: {user: secret}\n")})
+		require.ErrorContains(t, err, "database_url")
+		_, err = loadConfig(t, []string{"--config", writeFile(t, "database_url: [secret]\n")})
+		require.ErrorContains(t, err, "(value hidden)")
+		require.NotContains(t, err.Error(), "secret]")
+	})
+
+	t.Run("an open API on the network is allowed with --insecure", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(t, []string{"--insecure"}, "TROUPE_HTTP_ADDR=0.0.0.0:8080")
+		require.NoError(t, err)
+		_, err = loadConfig(t, nil, "TROUPE_HTTP_ADDR=0.0.0.0:8080", "TROUPE_API_TOKENS=s3cret")
+		require.NoError(t, err)
+	})
+}
+
+func TestConfigMapping(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Workers, cfg.QueueSize, cfg.MaxAttempts = 5, 50, 7
+	cfg.RetryBaseDelay, cfg.RetryMaxDelay, cfg.RetryJitter = time.Millisecond, time.Second, false
+	cfg.ShutdownTimeout = 3 * time.Second
+	cfg.HTTPAddr, cfg.APITokens, cfg.Insecure, cfg.MaxBodyBytes = "0.0.0.0:1", []string{"t"}, true, 99
+
+	a := cfg.ActorsConfig()
+	require.Equal(t, 5, a.Workers)
+	require.Equal(t, 50, a.QueueSize)
+	require.Equal(t, 7, a.MaxAttempts)
+	require.Equal(t, time.Millisecond, a.RetryBaseDelay)
+	require.Equal(t, time.Second, a.RetryMaxDelay)
+	require.True(t, a.RetryNoJitter)
+	require.Equal(t, 3*time.Second, a.ShutdownTimeout)
+	require.Equal(t, actors.HandBackTimeoutDefault, a.HandBackTimeout)
+	require.NoError(t, a.Validate())
+
+	h := cfg.HTTPConfig()
+	require.Equal(t, "0.0.0.0:1", h.Addr)
+	require.Equal(t, []string{"t"}, h.APITokens)
+	require.True(t, h.Insecure)
+	require.Equal(t, int64(99), h.MaxBodyBytes)
+	require.Equal(t, 3*time.Second, h.ShutdownTimeout, "the API gets the shutdown timeout when it is short")
+	require.Equal(t, http.ShutdownTimeoutDefault, DefaultConfig().HTTPConfig().ShutdownTimeout, "and its own default when it is long")
+
+	require.Greater(t, StopTimeout(DefaultConfig()), DefaultConfig().ShutdownTimeout+actors.HandBackTimeoutDefault)
+}
+
+func TestConfigLogValueHidesSecrets(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.DatabaseURL = "postgres://user:hunter2@db/troupe"
+	cfg.APITokens = []string{"s3cret"}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", slog.Any("config", cfg))
+	require.NotContains(t, buf.String(), "hunter2")
+	require.NotContains(t, buf.String(), "s3cret")
+	require.Contains(t, buf.String(), `"retry_base_delay":"1s"`)
+	require.Contains(t, buf.String(), `"api_tokens":"(set)"`)
+}
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+
+	t.Run("JSON at info by default", func(t *testing.T) {
+		t.Parallel()
+		var buf bytes.Buffer
+		logger := NewLogger(&buf, DefaultConfig())
+		logger.Debug("hidden")
+		logger.Info("shown", slog.Int("n", 1))
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(buf.Bytes(), &rec))
+		require.Equal(t, "shown", rec["msg"])
+	})
+
+	t.Run("text at the configured level", func(t *testing.T) {
+		t.Parallel()
+		var buf bytes.Buffer
+		cfg := DefaultConfig()
+		cfg.LogFormat, cfg.LogLevel = LogFormatText, "warn"
+		logger := NewLogger(&buf, cfg)
+		logger.Info("hidden")
+		logger.Warn("shown")
+		require.Equal(t, 1, strings.Count(buf.String(), "\n"))
+		require.Contains(t, buf.String(), "level=WARN msg=shown")
+	})
+
+	t.Run("every level", func(t *testing.T) {
+		t.Parallel()
+		for level, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
+			cfg := DefaultConfig()
+			cfg.LogLevel = level
+			require.Equal(t, want, cfg.SlogLevel())
+		}
+	})
+}
