@@ -1,0 +1,249 @@
+package actors
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/persistence/memstore"
+)
+
+// The benchmarks measure the runtime end to end on each store. Run them
+// with `make bench`; they report figures, never pass or fail on speed.
+
+type benchStore struct {
+	name string
+	open func(b *testing.B) domain.Store
+}
+
+var benchStores = []benchStore{
+	{"memstore", func(*testing.B) domain.Store { return memstore.New() }},
+	{"badger", func(b *testing.B) domain.Store {
+		s, err := badgerstore.Open(badgerstore.Options{Dir: b.TempDir(), Logger: quietLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}},
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// countingNoop completes at once and signals when the n-th job ran.
+type countingNoop struct {
+	n    int64
+	ran  atomic.Int64
+	done chan struct{}
+}
+
+func (h *countingNoop) Execute(context.Context, []byte) error {
+	if h.ran.Add(1) == h.n {
+		close(h.done)
+	}
+	return nil
+}
+
+// BenchmarkBurnDown seeds a store with 100,000 pending no-op jobs, then
+// times a System starting on it until every job has run: recovery queues
+// them and the workers burn them down. It reports jobs/s.
+func BenchmarkBurnDown(b *testing.B) {
+	const jobs = 100_000
+	for _, bs := range benchStores {
+		b.Run(bs.name, func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				store := bs.open(b)
+				seedPending(b, store, jobs)
+				h := &countingNoop{n: jobs, done: make(chan struct{})}
+				sys, err := New(store, WithLogger(quietLogger()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := sys.Register("noop", h); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if err := sys.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				<-h.done
+				elapsed += time.Since(start)
+				if err := sys.Stop(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(jobs*b.N)/elapsed.Seconds(), "jobs/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func seedPending(b *testing.B, store domain.Store, n int) {
+	b.Helper()
+	now := time.Now()
+	batch := make([]*domain.Job, 0, 1000)
+	for i := range n {
+		j, err := domain.NewJob("noop", []byte("{}"), 1, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch = append(batch, j)
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := store.Create(context.Background(), batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// discardStore accepts every write and keeps nothing, so that what the
+// heap holds for a backlog is the runtime's own cost.
+type discardStore struct{ domain.Store }
+
+func (discardStore) Create(context.Context, ...*domain.Job) error { return nil }
+
+// BenchmarkQueuedJobHeap submits 1,000,000 jobs while the only worker is
+// busy, and reports the heap each queued job costs the runtime (the store
+// keeps nothing) and, for comparison, on the memory and Badger stores.
+func BenchmarkQueuedJobHeap(b *testing.B) {
+	const jobs = 1_000_000
+	stores := append([]benchStore{{"runtime-only", func(*testing.B) domain.Store { return discardStore{memstore.New()} }}}, benchStores...)
+	for _, bs := range stores {
+		b.Run(bs.name, func(b *testing.B) {
+			for range b.N {
+				store := bs.open(b)
+				blk := newBlocker()
+				sys, err := New(store, WithLogger(quietLogger()), WithWorkers(1), WithQueueSize(jobs+1))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := sys.Register("block", blk); err != nil {
+					b.Fatal(err)
+				}
+				if err := sys.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := sys.Submit(context.Background(), SubmitParams{Type: "block"}); err != nil {
+					b.Fatal(err)
+				}
+				<-blk.started
+				before := heapInUse()
+				params := make([]SubmitParams, 1000)
+				for i := range params {
+					params[i] = SubmitParams{Type: "block", Payload: []byte(`{"n":1}`)}
+				}
+				for range jobs / len(params) {
+					if _, err := sys.SubmitBatch(context.Background(), params); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for sys.Stats().QueueDepth < jobs {
+					runtime.Gosched()
+				}
+				after := heapInUse()
+				b.ReportMetric(float64(after-before)/jobs, "heap-B/job")
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = sys.Stop(ctx)
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// BenchmarkEnqueueToStart submits at a steady 1,000 jobs/s for three
+// seconds and reports the latency from calling Submit to the handler
+// starting: p50, p99 and max.
+func BenchmarkEnqueueToStart(b *testing.B) {
+	const (
+		rate     = 1000
+		duration = 3 * time.Second
+	)
+	for _, bs := range benchStores {
+		b.Run(bs.name, func(b *testing.B) {
+			var all []time.Duration
+			for range b.N {
+				store := bs.open(b)
+				var submitted sync.Map // job ID → time.Time before Submit
+				var mu sync.Mutex
+				var lat []time.Duration
+				total := int(rate * duration.Seconds())
+				done := make(chan struct{})
+				h := domain.HandlerFunc(func(ctx context.Context, payload []byte) error {
+					started := time.Now()
+					id, _ := JobIDFromContext(ctx)
+					var at any
+					for {
+						var ok bool
+						if at, ok = submitted.Load(id); ok {
+							break
+						}
+						runtime.Gosched() // Submit returned the ID a moment ago
+					}
+					mu.Lock()
+					lat = append(lat, started.Sub(at.(time.Time)))
+					if len(lat) == total {
+						close(done)
+					}
+					mu.Unlock()
+					return nil
+				})
+				sys, err := New(store, WithLogger(quietLogger()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := sys.Register("noop", h); err != nil {
+					b.Fatal(err)
+				}
+				if err := sys.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				tick := time.NewTicker(time.Second / rate)
+				for range total {
+					<-tick.C
+					at := time.Now()
+					job, err := sys.Submit(context.Background(), SubmitParams{Type: "noop"})
+					if err != nil {
+						b.Fatal(err)
+					}
+					submitted.Store(job.ID, at)
+				}
+				tick.Stop()
+				<-done
+				_ = sys.Stop(context.Background())
+				all = append(all, lat...)
+			}
+			slices.Sort(all)
+			pct := func(p float64) float64 {
+				return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(pct(1), "max-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
