@@ -157,6 +157,7 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 		return
 	}
 	a.job = next
+	a.rt.events.publish(next)
 	attemptCtx, cancel := context.WithCancelCause(a.rt.runCtx)
 	a.cancelAttempt = cancel
 	a.attemptRunning = true
@@ -216,6 +217,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	}
 	a.unsaved, a.unsavedFailure = nil, 0
 	a.job = next
+	a.rt.events.publish(next)
 	if a.attemptCounted {
 		a.attemptCounted = false
 		a.rt.attempts.Done()
@@ -298,6 +300,7 @@ func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
 	}
 	a.cancelTimer()
 	a.job = next
+	a.rt.events.publish(next)
 	a.rt.metrics.JobFinished(next.Type, next.Status)
 	a.debug("job canceled while pending")
 	a.passivate(ctx, nil)

@@ -24,6 +24,7 @@ type core struct {
 	metrics  Metrics
 	registry *registry
 	backoff  Backoff
+	events   events
 
 	actors     *actor.ActorSystem
 	dispatcher *actor.PID
@@ -187,6 +188,7 @@ func (s *System) recover(ctx context.Context) (int, error) {
 				return err
 			}
 			for _, j := range interrupted {
+				c.events.publish(j)
 				if j.Status == domain.StatusFailed {
 					c.metrics.JobFinished(j.Type, j.Status)
 				}
@@ -275,6 +277,7 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 	out := make([]*domain.Job, len(jobs))
 	for i, j := range jobs {
 		c.metrics.JobCreated(j.Type)
+		c.events.publish(j)
 		out[i] = j.Clone()
 	}
 	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})

@@ -541,3 +541,49 @@ func TestSystem_Health(t *testing.T) {
 	require.NoError(t, sys.Stop(context.Background()))
 	require.False(t, sys.Health(context.Background()).OK(), "stopped")
 }
+
+func TestSystem_Subscribe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[domain.JobType]domain.Handler{"flaky": domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
+		if AttemptFromContext(ctx) == 1 {
+			return errors.New("once")
+		}
+		return nil
+	})})
+	sub := b.sys.Subscribe(100)
+	defer sub.Close()
+	job := b.submit(t, "flaky", 2)
+
+	var seen []domain.Status
+	timeout := time.After(30 * time.Second)
+	for len(seen) == 0 || !seen[len(seen)-1].IsTerminal() {
+		select {
+		case ev := <-sub.C:
+			if ev.Job.ID == job.ID {
+				seen = append(seen, ev.Job.Status)
+			}
+		case <-timeout:
+			t.Fatalf("events so far: %v", seen)
+		}
+	}
+	require.Equal(t, []domain.Status{
+		domain.StatusPending, domain.StatusRunning, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted,
+	}, seen)
+	require.Zero(t, sub.Dropped())
+	sub.Close()
+	sub.Close()
+	_, open := <-sub.C
+	require.False(t, open)
+}
+
+func TestSystem_SubscribeDropsWhenFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)})
+	sub := b.sys.Subscribe(1)
+	defer sub.Close()
+	for range 10 {
+		b.submit(t, "noop", 1)
+	}
+	b.finished.waitFinished(t, 10)
+	require.Positive(t, sub.Dropped(), "a full subscriber misses events instead of blocking jobs")
+}
