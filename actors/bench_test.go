@@ -113,6 +113,7 @@ func seedPending(b *testing.B, store domain.Store, n int) {
 type discardStore struct{ domain.Store }
 
 func (discardStore) Create(context.Context, ...*domain.Job) error { return nil }
+func (discardStore) Update(context.Context, ...*domain.Job) error { return nil }
 
 // BenchmarkQueuedJobHeap submits 1,000,000 jobs while the only worker is
 // busy, and reports the heap each queued job costs the runtime (the store
