@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"runtime"
 	"slices"
 	"sync"
@@ -54,6 +56,18 @@ func (h *countingNoop) Execute(context.Context, []byte) error {
 	return nil
 }
 
+// burnDownWorkers sizes the pool for no-op jobs: with handlers that take
+// no time, the pool size is how many jobs are in flight, and so how many
+// snapshots each group commit can carry.
+var burnDownWorkers = envInt("TROUPE_BENCH_WORKERS", 64)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 // BenchmarkBurnDown seeds a store with 100,000 pending no-op jobs, then
 // times a System starting on it until every job has run: recovery queues
 // them and the workers burn them down. It reports jobs/s.
@@ -66,7 +80,7 @@ func BenchmarkBurnDown(b *testing.B) {
 				store := bs.open(b)
 				seedPending(b, store, jobs)
 				h := &countingNoop{n: jobs, done: make(chan struct{})}
-				sys, err := New(store, WithLogger(quietLogger()))
+				sys, err := New(store, WithLogger(quietLogger()), WithWorkers(burnDownWorkers))
 				if err != nil {
 					b.Fatal(err)
 				}

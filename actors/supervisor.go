@@ -95,7 +95,7 @@ func (s *jobSupervisor) spawn(ctx actor.Context, a *activateJob) {
 	ja := newJobActor(s.rt, a)
 	// The producer hands back the same instance on a restart, so the actor
 	// resumes from its last persisted snapshot (see jobActor.started).
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ja }))
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ja }, actor.WithDispatcher(s.rt.pool)))
 	id := a.jobID()
 	s.children[id] = pid
 	s.ids[pid.Id] = id

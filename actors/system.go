@@ -27,6 +27,7 @@ type core struct {
 	events   events
 
 	actors     *actor.ActorSystem
+	pool       *goroutinePool
 	dispatcher *actor.PID
 	supervisor *actor.PID
 
@@ -139,12 +140,18 @@ func (s *System) Start(ctx context.Context) error {
 		return slog.New(minLevel{Handler: c.logger.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
 	}))
 	root := c.actors.Root
+	// Each worker and the job it runs may need a mailbox run at once, and
+	// jobs waiting on a store write hold theirs; twice that leaves room for
+	// the dispatcher, the supervisor and the finishing jobs. Past it,
+	// mailboxes run on fresh goroutines.
+	c.pool = newGoroutinePool(4*c.cfg.Workers+4, mailboxThroughput)
+	onPool := actor.WithDispatcher(c.pool)
 	var err error
-	if c.dispatcher, err = root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newDispatcher(c) }), "dispatcher"); err != nil {
+	if c.dispatcher, err = root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newDispatcher(c) }, onPool), "dispatcher"); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: spawn dispatcher: %w", err))
 	}
 	supervisorProps := actor.PropsFromProducer(func() actor.Actor { return newJobSupervisor(c) },
-		actor.WithSupervisor(jobSupervisorStrategy(c.logger)))
+		actor.WithSupervisor(jobSupervisorStrategy(c.logger)), onPool)
 	if c.supervisor, err = root.SpawnNamed(supervisorProps, "jobs"); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: spawn job supervisor: %w", err))
 	}
@@ -154,7 +161,7 @@ func (s *System) Start(ctx context.Context) error {
 	}
 	for i := range c.cfg.Workers {
 		w := &worker{rt: c, id: i + 1}
-		pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), fmt.Sprintf("worker-%d", i+1))
+		pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }, onPool), fmt.Sprintf("worker-%d", i+1))
 		if err != nil {
 			return s.abortStart(fmt.Errorf("start job system: spawn worker %d: %w", i+1, err))
 		}
@@ -170,6 +177,10 @@ func (s *System) abortStart(err error) error {
 	s.state = stateStopped
 	return err
 }
+
+// mailboxThroughput is how many messages an actor handles before giving
+// its goroutine back; protoactor's default.
+const mailboxThroughput = 300
 
 // recoveryBatch is how many recovered jobs go to the store and to the
 // dispatcher at once: large enough to amortize a write, small enough that
@@ -450,6 +461,9 @@ func (s *System) stopActors() {
 		_ = root.StopFuture(c.dispatcher).Wait()
 	}
 	c.actors.Shutdown()
+	if c.pool != nil {
+		c.pool.close()
+	}
 }
 
 // waitGroupWait waits for wg until ctx ends; it reports whether wg finished.

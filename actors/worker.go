@@ -25,22 +25,41 @@ type (
 )
 
 // worker is one slot of the fixed pool. It asks the dispatcher for work
-// when it is free and runs each handler in a goroutine of its own, so that
+// when it is free and runs each handler on a goroutine of its own, so that
 // its mailbox stays responsive and a slow handler blocks nothing but its
-// slot. A panicking handler costs one attempt, never the worker.
+// slot. The goroutine lives as long as the worker: a new one per job would
+// grow its stack again each time. A panicking handler costs one attempt,
+// never the worker.
 type worker struct {
-	rt *core
-	id int
+	rt   *core
+	id   int
+	jobs chan *executeJob
 }
 
 // Receive implements actor.Actor.
 func (w *worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, *releaseWorker:
+	case *actor.Started:
+		if w.jobs == nil {
+			// The dispatcher assigns one job at a time, so one slot is room enough.
+			w.jobs = make(chan *executeJob, 1)
+			go w.loop(ctx.Self(), w.jobs)
+		}
+		ctx.Send(w.rt.dispatcher, &requestWork{worker: ctx.Self()})
+	case *releaseWorker:
 		ctx.Send(w.rt.dispatcher, &requestWork{worker: ctx.Self()})
 	case *executeJob:
 		w.rt.busy.Add(1)
-		go w.run(ctx.Self(), msg)
+		w.jobs <- msg
+	case *actor.Stopping:
+		// The loop ends once the handler it runs, if any, returns.
+		close(w.jobs)
+	}
+}
+
+func (w *worker) loop(self *actor.PID, jobs <-chan *executeJob) {
+	for msg := range jobs {
+		w.run(self, msg)
 	}
 }
 
