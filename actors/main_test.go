@@ -1,12 +1,16 @@
 package actors
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		runCrashChild(dir)
+	}
 	goleak.VerifyTestMain(m,
 		// Protoactor throttles dead-letter logging with a one-second ticker
 		// goroutine that outlives its actor system by up to that second.
