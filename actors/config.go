@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
+
+	"github.com/troupe-go/troupe/domain"
 )
 
 // Defaults of Config. A zero field in Config means "use the default".
@@ -17,6 +20,9 @@ const (
 	RetryMaxDelayDefault   = 5 * time.Minute
 	HandBackTimeoutDefault = 5 * time.Second
 	ShutdownTimeoutDefault = 30 * time.Second
+	LeaseDurationDefault   = 30 * time.Second
+	RescueIntervalDefault  = 10 * time.Second
+	PollIntervalDefault    = time.Second
 	MaxAttemptsLimit       = 1000
 	requestTimeoutDefault  = 30 * time.Second
 )
@@ -56,6 +62,23 @@ type Config struct {
 	// System is stopped by its fx module (Stop itself takes a context).
 	// Defaults to 30s.
 	ShutdownTimeout time.Duration
+
+	// The fields below apply when the store is shared by several nodes
+	// (WithSharedQueue).
+
+	// Node names this process among the nodes sharing the store. It must be
+	// unique among the live ones. Defaults to hostname-pid.
+	Node string
+	// LeaseDuration is how long a node owns a running job without renewing
+	// its lease; a node renews at a third of it. A job of a node that died
+	// runs again after at most this plus RescueInterval. Defaults to 30s.
+	LeaseDuration time.Duration
+	// RescueInterval is how often each node looks for expired leases.
+	// Defaults to 10s.
+	RescueInterval time.Duration
+	// PollInterval is how often an idle node claims without being notified,
+	// in case a notification was lost. Defaults to 1s.
+	PollInterval time.Duration
 }
 
 // WithDefaults returns a copy with every zero field set to its default.
@@ -67,6 +90,10 @@ func (c Config) WithDefaults() Config {
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
 	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.Node = cmp.Or(c.Node, defaultNode())
+	c.LeaseDuration = cmp.Or(c.LeaseDuration, LeaseDurationDefault)
+	c.RescueInterval = cmp.Or(c.RescueInterval, RescueIntervalDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	return c
 }
 
@@ -94,7 +121,29 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
 	}
+	if c.LeaseDuration < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("lease duration must be at least 100ms, got %s", c.LeaseDuration))
+	}
+	if c.RescueInterval <= 0 {
+		errs = append(errs, fmt.Errorf("rescue interval must be positive, got %s", c.RescueInterval))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("poll interval must be positive, got %s", c.PollInterval))
+	}
+	if c.Node == "" || len(c.Node) > 200 {
+		errs = append(errs, fmt.Errorf("node name must be 1 to 200 bytes, got %q", c.Node))
+	}
 	return errors.Join(errs...)
+}
+
+// defaultNode is hostname-pid: unique among processes on one machine and
+// telling in logs which machine ran what.
+func defaultNode() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "troupe"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // Option configures a System: its tunables or its collaborators.
@@ -106,6 +155,7 @@ type options struct {
 	clock   Clock
 	metrics Metrics
 	random  func() float64
+	shared  domain.SharedQueue
 }
 
 // WithConfig sets every tunable at once; later options override fields.
@@ -140,6 +190,12 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithMetrics sets where job events are counted. Defaults to none.
 func WithMetrics(m Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithSharedQueue makes the System one node of several sharing the store:
+// the queue lives in the store, jobs are claimed when workers are free,
+// leases guard running jobs, and cancels reach whichever node runs the job.
+// The store passed to New must be the same store.
+func WithSharedQueue(q domain.SharedQueue) Option { return func(o *options) { o.shared = q } }
 
 // withRandom replaces the jitter source, for tests.
 func withRandom(f func() float64) Option { return func(o *options) { o.random = f } }

@@ -44,7 +44,9 @@ type lineMetrics struct {
 	w io.Writer
 }
 
-func (m lineMetrics) JobFinished(_ domain.JobType, s domain.Status) { fmt.Fprintf(m.w, "finished %s\n", s) }
+func (m lineMetrics) JobFinished(_ domain.JobType, s domain.Status) {
+	fmt.Fprintf(m.w, "finished %s\n", s)
+}
 
 // runCrashChild is the child's whole life, called from TestMain: it never
 // returns, the parent kills it.

@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"log/slog"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
@@ -56,6 +59,17 @@ type dispatcher struct {
 	// ready queue or in a submission on its way; they are skipped.
 	canceled map[uuid.UUID]struct{}
 	draining bool
+
+	// Shared-queue mode: running holds the jobs this node claimed and
+	// still runs, whose leases it renews; claiming says a claim is on its
+	// way, and claimAgain that more work may be waiting once it returns.
+	running     map[uuid.UUID]struct{}
+	claiming    bool
+	claimAgain  bool
+	renewing    bool
+	drainWaiter *actor.PID
+	wake        func() bool
+	wakeAt      time.Time
 }
 
 func newDispatcher(rt *core) *dispatcher {
@@ -63,6 +77,7 @@ func newDispatcher(rt *core) *dispatcher {
 		rt:       rt,
 		live:     make(map[uuid.UUID]struct{}),
 		canceled: make(map[uuid.UUID]struct{}),
+		running:  make(map[uuid.UUID]struct{}),
 	}
 }
 
@@ -80,9 +95,29 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		d.cancel(ctx, msg)
 	case *drainDispatcher:
 		d.draining = true
+		if d.claiming {
+			// Claimed jobs are already running in the store: they must be
+			// activated, and so counted, before Stop waits for attempts.
+			d.drainWaiter = ctx.Sender()
+			return
+		}
 		ctx.Respond(&drained{})
 	case *pingDispatcher:
 		ctx.Respond(&pong{})
+	case *claimNow:
+		d.claim(ctx)
+	case *claimed:
+		d.claimed(ctx, msg)
+	case *queueNotice:
+		d.notice(ctx, msg.notice)
+	case *renewLeases:
+		d.renewLeases(ctx)
+	case *leasesRenewed:
+		d.leasesRenewed(ctx, msg)
+	case *actor.Stopping:
+		if d.wake != nil {
+			d.wake()
+		}
 	}
 }
 
@@ -107,6 +142,10 @@ func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
 
 // assign pairs idle workers with ready jobs for as long as both last.
 func (d *dispatcher) assign(ctx actor.Context) {
+	if d.rt.shared != nil {
+		d.claim(ctx)
+		return
+	}
 	for !d.draining && len(d.idle) > 0 {
 		job, ok := d.ready.pop()
 		if !ok {
@@ -117,11 +156,19 @@ func (d *dispatcher) assign(ctx actor.Context) {
 			delete(d.canceled, job.ID)
 			continue
 		}
-		last := len(d.idle) - 1
-		worker := d.idle[last]
-		d.idle = d.idle[:last]
-		d.activate(ctx, &activateJob{job: job, mode: activateRun, worker: worker})
+		d.run(ctx, job, false)
 	}
+}
+
+// run hands job to the idle worker on top of the stack. The attempt is
+// counted here, not in the job's actor, so that Stop, which asks the
+// dispatcher to drain before it waits, never misses one on its way.
+func (d *dispatcher) run(ctx actor.Context, job *domain.Job, claimed bool) {
+	last := len(d.idle) - 1
+	worker := d.idle[last]
+	d.idle = d.idle[:last]
+	d.rt.attempts.Add(1)
+	d.activate(ctx, &activateJob{job: job, mode: activateRun, worker: worker, claimed: claimed})
 }
 
 func (d *dispatcher) activate(ctx actor.Context, a *activateJob) {
@@ -129,8 +176,126 @@ func (d *dispatcher) activate(ctx actor.Context, a *activateJob) {
 	ctx.Send(d.rt.supervisor, a)
 }
 
+// claim asks the shared store for as many ready jobs as there are idle
+// workers, one claim at a time; the store call runs off the mailbox.
+func (d *dispatcher) claim(ctx actor.Context) {
+	if d.draining || len(d.idle) == 0 {
+		return
+	}
+	if d.claiming {
+		d.claimAgain = true
+		return
+	}
+	d.claiming, d.claimAgain = true, false
+	rt, self, limit := d.rt, ctx.Self(), len(d.idle)
+	go func() {
+		jobs, err := rt.shared.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration)
+		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
+	}()
+}
+
+func (d *dispatcher) claimed(ctx actor.Context, msg *claimed) {
+	d.claiming = false
+	if msg.err != nil {
+		d.rt.logger.Error("claiming jobs failed", slog.Any("error", msg.err))
+	}
+	for _, job := range msg.jobs {
+		// A claim never asks for more jobs than there were idle workers, and
+		// only the dispatcher takes workers off the idle stack.
+		d.running[job.ID] = struct{}{}
+		d.run(ctx, job, true)
+	}
+	if d.drainWaiter != nil {
+		ctx.Send(d.drainWaiter, &drained{})
+		d.drainWaiter = nil
+		return
+	}
+	// A full claim suggests more jobs are ready.
+	if msg.err == nil && (d.claimAgain || len(msg.jobs) == msg.limit) {
+		d.claim(ctx)
+	}
+}
+
+func (d *dispatcher) notice(ctx actor.Context, n domain.QueueNotice) {
+	switch n.Kind {
+	case domain.NoticeJobsAvailable:
+		if delay := time.Until(n.RunAt); delay > 0 {
+			d.wakeUpAt(ctx, n.RunAt)
+			return
+		}
+		d.claim(ctx)
+	case domain.NoticeCancelRequested:
+		if n.Node == d.rt.cfg.Node {
+			d.cancelRunning(ctx, n.JobID)
+		}
+	case domain.NoticeWatching:
+		d.claim(ctx)
+		d.renewLeases(ctx) // also picks up cancels missed while away
+	}
+}
+
+// wakeUpAt claims when the earliest known retry falls due, so that a retry
+// waits for its backoff and not for the poll.
+func (d *dispatcher) wakeUpAt(ctx actor.Context, at time.Time) {
+	if d.wake != nil && d.wakeAt.After(time.Now()) && !d.wakeAt.After(at) {
+		return // an earlier wake-up is already set
+	}
+	if d.wake != nil {
+		d.wake()
+	}
+	self, root := ctx.Self(), d.rt.actors.Root
+	d.wakeAt = at
+	d.wake = time.AfterFunc(time.Until(at), func() { root.Send(self, &claimNow{}) }).Stop
+}
+
+// cancelRunning passes a user's cancel to the actor of a job running here.
+func (d *dispatcher) cancelRunning(ctx actor.Context, id uuid.UUID) {
+	if _, ok := d.live[id]; ok {
+		ctx.Send(d.rt.supervisor, &cancelJob{id: id})
+	}
+}
+
+func (d *dispatcher) renewLeases(ctx actor.Context) {
+	if d.renewing {
+		return
+	}
+	d.renewing = true
+	ids := make([]uuid.UUID, 0, len(d.running))
+	for id := range d.running {
+		ids = append(ids, id)
+	}
+	rt, self := d.rt, ctx.Self()
+	go func() {
+		var msg leasesRenewed
+		if len(ids) > 0 {
+			msg.lost, msg.err = rt.shared.RenewLeases(rt.storeCtx, rt.cfg.Node, ids, rt.cfg.LeaseDuration)
+		}
+		if msg.err == nil {
+			msg.canceled, msg.err = rt.shared.CancelRequests(rt.storeCtx, rt.cfg.Node)
+		}
+		rt.actors.Root.Send(self, &msg)
+	}()
+}
+
+func (d *dispatcher) leasesRenewed(ctx actor.Context, msg *leasesRenewed) {
+	d.renewing = false
+	if msg.err != nil {
+		d.rt.logger.Error("renewing leases failed", slog.Any("error", msg.err))
+	}
+	for _, id := range msg.lost {
+		if _, ok := d.live[id]; ok {
+			d.rt.logger.Warn("lost the lease of a running job; dropping its attempt", slog.String("jobID", id.String()))
+			ctx.Send(d.rt.supervisor, &toJob{id: id, msg: &leaseLost{}})
+		}
+	}
+	for _, id := range msg.canceled {
+		d.cancelRunning(ctx, id)
+	}
+}
+
 func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
 	delete(d.live, msg.id)
+	delete(d.running, msg.id)
 	if !msg.canceledQueued {
 		delete(d.canceled, msg.id)
 	}

@@ -58,6 +58,7 @@ type jobActor struct {
 	attemptRunning  bool
 	cancelAttempt   context.CancelCauseFunc
 	cancelRequested bool
+	leaseLost       bool
 	attemptCounted  bool // rt.attempts holds one for this attempt
 
 	timerSeq  int
@@ -67,7 +68,7 @@ type jobActor struct {
 	unsaved        *domain.Job
 	unsavedFailure int
 
-	requeue        *domain.Job
+	passivating    bool
 	canceledQueued bool
 }
 
@@ -77,6 +78,10 @@ func newJobActor(rt *core, a *activateJob) *jobActor {
 
 // Receive implements actor.Actor.
 func (a *jobActor) Receive(ctx actor.Context) {
+	if a.passivating {
+		a.receivePassivating(ctx)
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.started(ctx)
@@ -88,6 +93,8 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		if msg.seq == a.timerSeq {
 			a.passivate(ctx, a.job)
 		}
+	case *leaseLost:
+		a.loseLease()
 	case *persistDue:
 		if msg.seq == a.timerSeq && a.unsaved != nil {
 			a.saveOutcome(ctx, a.unsaved)
@@ -135,34 +142,45 @@ func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
 	}
 }
 
+// write stores a snapshot; on a shared store only while this node still
+// owns the job, so that a node that lost its lease cannot overwrite a job
+// another node took back.
 func (a *jobActor) write(next *domain.Job) error {
+	if a.rt.shared != nil && a.activation.claimed {
+		return a.rt.shared.UpdateOwned(a.rt.storeCtx, a.rt.cfg.Node, next)
+	}
 	return a.rt.store.Update(a.rt.storeCtx, next)
 }
 
 func (a *jobActor) startAttempt(ctx actor.Context) {
 	worker := a.activation.worker
-	next := a.job.Clone()
-	if err := next.Start(a.rt.clock.Now()); err != nil {
-		a.logger().Error("job cannot start", slog.Any("error", err))
-		ctx.Send(worker, &releaseWorker{})
-		a.passivate(ctx, nil)
-		return
-	}
-	if err := a.write(next); err != nil {
-		// The job is still pending in the store; try it again after a
-		// pause rather than spin against a failing store.
-		a.logger().Error("store refused the start of an attempt; retrying later", slog.Any("error", err))
-		ctx.Send(worker, &releaseWorker{})
-		a.waitUntil(ctx, a.rt.clock.Now().Add(a.rt.cfg.RetryBaseDelay))
-		return
+	// The dispatcher counted the attempt in rt.attempts.
+	a.attemptCounted = true
+	next := a.job
+	if !a.activation.claimed {
+		next = a.job.Clone()
+		if err := next.Start(a.rt.clock.Now()); err != nil {
+			a.logger().Error("job cannot start", slog.Any("error", err))
+			a.attemptsDone()
+			ctx.Send(worker, &releaseWorker{})
+			a.passivate(ctx, nil)
+			return
+		}
+		if err := a.write(next); err != nil {
+			// The job is still pending in the store; try it again after a
+			// pause rather than spin against a failing store.
+			a.logger().Error("store refused the start of an attempt; retrying later", slog.Any("error", err))
+			a.attemptsDone()
+			ctx.Send(worker, &releaseWorker{})
+			a.waitUntil(ctx, a.rt.clock.Now().Add(a.rt.cfg.RetryBaseDelay))
+			return
+		}
 	}
 	a.job = next
 	a.rt.events.publish(next)
 	attemptCtx, cancel := context.WithCancelCause(a.rt.runCtx)
 	a.cancelAttempt = cancel
 	a.attemptRunning = true
-	a.attemptCounted = true
-	a.rt.attempts.Add(1)
 	a.debug("attempt started", slog.Int("attempt", next.Attempts))
 	ctx.Send(worker, &executeJob{
 		job:   next,
@@ -176,6 +194,12 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 		return
 	}
 	a.attemptRunning = false
+	if a.leaseLost {
+		a.cancelAttempt(nil)
+		a.attemptsDone()
+		a.passivate(ctx, nil)
+		return
+	}
 	shutdown := errors.Is(context.Cause(a.rt.runCtx), errShutdown)
 	a.cancelAttempt(nil)
 	a.rt.metrics.AttemptFinished(a.job.Type, msg.took)
@@ -207,7 +231,17 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 // saveOutcome writes the result of an attempt, retrying with a capped
 // backoff while the store refuses, and then acts on it.
 func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
-	if err := a.write(next); err != nil {
+	err := a.write(next)
+	if errors.Is(err, domain.ErrLeaseLost) {
+		// Another node took the job back after this node's lease expired;
+		// its state wins and this outcome is dropped (at-least-once).
+		a.logger().Warn("outcome dropped: the job's lease was lost", slog.String("status", next.Status.String()))
+		a.unsaved = nil
+		a.attemptsDone()
+		a.passivate(ctx, nil)
+		return
+	}
+	if err != nil {
 		a.unsaved = next
 		a.unsavedFailure++
 		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.CalculateBackoff(a.unsavedFailure)
@@ -218,10 +252,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	a.unsaved, a.unsavedFailure = nil, 0
 	a.job = next
 	a.rt.events.publish(next)
-	if a.attemptCounted {
-		a.attemptCounted = false
-		a.rt.attempts.Done()
-	}
+	a.attemptsDone()
 	attrs := []slog.Attr{slog.Int("attempt", next.Attempts), slog.String("status", next.Status.String())}
 	switch next.Status {
 	case domain.StatusPending:
@@ -232,6 +263,12 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 		}
 		a.rt.metrics.JobRetried(next.Type)
 		a.debug("attempt failed; retrying", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
+		if a.rt.shared != nil {
+			// The shared store holds the RunAt and notifies every node when
+			// it falls due; whichever node is free runs the retry.
+			a.passivate(ctx, nil)
+			return
+		}
 		a.waitUntil(ctx, next.RunAt)
 	default:
 		a.rt.metrics.JobFinished(next.Type, next.Status)
@@ -280,11 +317,11 @@ func (a *jobActor) cancel(ctx actor.Context) {
 			a.cancelAttempt(errCanceledByUser)
 			a.debug("cancel requested while running")
 		}
-		ctx.Respond(&cancelReply{job: a.job.Clone()})
+		respond(ctx, &cancelReply{job: a.job.Clone()})
 	case a.job.Status == domain.StatusPending && a.unsaved == nil:
-		ctx.Respond(a.cancelPending(ctx))
+		respond(ctx, a.cancelPending(ctx))
 	default:
-		ctx.Respond(a.cancelReplyFor(a.job))
+		respond(ctx, a.cancelReplyFor(a.job))
 	}
 }
 
@@ -335,10 +372,64 @@ func (a *jobActor) cancelReplyFor(job *domain.Job) *cancelReply {
 	return &cancelReply{job: job.Clone()}
 }
 
-// passivate stops the actor; requeue, when set, goes back to the queue.
+// respond answers the sender of the current message, if it has one: a
+// cancel forwarded from another node's request has none.
+func respond(ctx actor.Context, reply *cancelReply) {
+	if ctx.Sender() != nil {
+		ctx.Respond(reply)
+	}
+}
+
+// attemptsDone releases the attempt counted for this actor, once.
+func (a *jobActor) attemptsDone() {
+	if a.attemptCounted {
+		a.attemptCounted = false
+		a.rt.attempts.Done()
+	}
+}
+
+// loseLease stops a running attempt whose job another node took back.
+func (a *jobActor) loseLease() {
+	if a.attemptRunning && !a.leaseLost {
+		a.leaseLost = true
+		a.cancelAttempt(domain.ErrLeaseLost)
+	}
+}
+
+// passivate ends the actor's work; requeue, when set, goes back to the
+// queue. The order matters: the dispatcher learns first, so that requests
+// from then on take the path of a job without an actor; then the supervisor
+// stops routing to this actor and sends it a poison pill, which it reaches
+// only after the requests already routed to it, all answered from the
+// final state. A plain Stop would overtake them, and they would go
+// unanswered.
 func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
-	a.requeue = requeue
-	ctx.Stop(ctx.Self())
+	if a.passivating {
+		return
+	}
+	a.passivating = true
+	a.cancelTimer()
+	ctx.Send(a.rt.dispatcher, &jobPassivated{
+		id:             a.activation.jobID(),
+		requeue:        requeue,
+		canceledQueued: a.canceledQueued,
+	})
+	ctx.Send(a.rt.supervisor, &passivateJob{id: a.activation.jobID(), pid: ctx.Self()})
+}
+
+// receivePassivating answers what reaches the actor after passivate.
+func (a *jobActor) receivePassivating(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *cancelJob:
+		if a.job != nil && a.job.Status.IsTerminal() {
+			respond(ctx, a.cancelReplyFor(a.job))
+			return
+		}
+		// Back in the queue: the dispatcher owns the job now.
+		respond(ctx, &cancelReply{err: errJobGone})
+	case *actor.Stopping:
+		a.stopping(ctx)
+	}
 }
 
 func (a *jobActor) stopping(ctx actor.Context) {
@@ -349,13 +440,9 @@ func (a *jobActor) stopping(ctx actor.Context) {
 		a.cancelAttempt(errShutdown)
 		a.logger().Warn("job actor stopped while its attempt was running")
 	}
-	if a.attemptCounted {
-		a.attemptCounted = false
-		a.rt.attempts.Done()
+	a.attemptsDone()
+	if !a.passivating {
+		a.passivating = true
+		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(), canceledQueued: a.canceledQueued})
 	}
-	ctx.Send(a.rt.dispatcher, &jobPassivated{
-		id:             a.activation.jobID(),
-		requeue:        a.requeue,
-		canceledQueued: a.canceledQueued,
-	})
 }

@@ -35,6 +35,8 @@ type ModuleParams struct {
 	Logger    *slog.Logger
 	Metrics   Metrics        `optional:"true"`
 	Handlers  []Registration `group:"troupe.handlers"`
+	// Shared, when provided, makes this System a node of a shared store.
+	Shared domain.SharedQueue `optional:"true"`
 }
 
 // Module provides the *System, with its handlers registered, started by
@@ -48,6 +50,9 @@ func NewForFx(p ModuleParams) (*System, error) {
 	opts := []Option{WithConfig(p.Config), WithLogger(p.Logger)}
 	if p.Metrics != nil {
 		opts = append(opts, WithMetrics(p.Metrics))
+	}
+	if p.Shared != nil {
+		opts = append(opts, WithSharedQueue(p.Shared))
 	}
 	sys, err := New(p.Store, opts...)
 	if err != nil {

@@ -29,6 +29,21 @@ type activateJob struct {
 	mode    activation
 	worker  *actor.PID // for activateRun
 	replyTo *actor.PID // for activateCancel
+	// claimed, for activateRun, says the shared store already marked the
+	// job running and counted the attempt.
+	claimed bool
+}
+
+// passivateJob is a job actor done with its work; see jobActor.passivate.
+type passivateJob struct {
+	id  uuid.UUID
+	pid *actor.PID
+}
+
+// toJob asks the supervisor to pass msg to the actor of job id, if live.
+type toJob struct {
+	id  uuid.UUID
+	msg any
 }
 
 func (a *activateJob) jobID() uuid.UUID {
@@ -74,6 +89,15 @@ func (s *jobSupervisor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *activateJob:
 		s.spawn(ctx, msg)
+	case *passivateJob:
+		if s.children[msg.id] == msg.pid {
+			delete(s.children, msg.id)
+		}
+		ctx.Poison(msg.pid)
+	case *toJob:
+		if pid, ok := s.children[msg.id]; ok {
+			ctx.Send(pid, msg.msg)
+		}
 	case *cancelJob:
 		if pid, ok := s.children[msg.id]; ok {
 			ctx.Forward(pid)

@@ -17,8 +17,11 @@ import (
 
 // core is what every actor of one System shares.
 type core struct {
-	cfg      Config
-	store    domain.Store
+	cfg   Config
+	store domain.Store
+	// shared is set when several nodes share the store: the queue then
+	// lives in the store and this node claims from it.
+	shared   domain.SharedQueue
 	logger   *slog.Logger
 	clock    Clock
 	metrics  Metrics
@@ -69,6 +72,8 @@ type System struct {
 	mu      sync.RWMutex
 	state   lifecycle
 	workers []*actor.PID
+	// background runs the shared-queue loops (watch, poll, leases, rescue).
+	background *sharedLoops
 }
 
 // New returns a System on store, configured by opts and validated. It does
@@ -91,6 +96,7 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 		logger:   o.logger,
 		clock:    o.clock,
 		metrics:  o.metrics,
+		shared:   o.shared,
 		registry: newRegistry(),
 		backoff: Backoff{
 			Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay,
@@ -155,9 +161,11 @@ func (s *System) Start(ctx context.Context) error {
 	if c.supervisor, err = root.SpawnNamed(supervisorProps, "jobs"); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: spawn job supervisor: %w", err))
 	}
-	n, err := s.recover(ctx)
-	if err != nil {
-		return s.abortStart(fmt.Errorf("start job system: recover jobs: %w", err))
+	n := 0
+	if c.shared == nil {
+		if n, err = s.recover(ctx); err != nil {
+			return s.abortStart(fmt.Errorf("start job system: recover jobs: %w", err))
+		}
 	}
 	for i := range c.cfg.Workers {
 		w := &worker{rt: c, id: i + 1}
@@ -167,7 +175,14 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		s.workers = append(s.workers, pid)
 	}
+	if c.shared != nil {
+		s.background = startSharedLoops(c)
+	}
 	s.state = stateRunning
+	if c.shared != nil {
+		c.logger.Info("job system started", slog.Int("workers", c.cfg.Workers), slog.String("node", c.cfg.Node), slog.Bool("shared", true))
+		return nil
+	}
 	c.logger.Info("job system started", slog.Int("workers", c.cfg.Workers), slog.Int("recovered", n))
 	return nil
 }
@@ -276,6 +291,16 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 	if s.state != stateRunning {
 		return nil, fmt.Errorf("submit: %w", domain.ErrNotRunning)
 	}
+	if c.shared != nil {
+		// The queue is the shared store: no local bound, and any node may
+		// run the jobs. Waking this node's dispatcher saves a notice's trip.
+		if err := c.store.Create(ctx, jobs...); err != nil {
+			return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
+		}
+		out := s.created(jobs)
+		c.actors.Root.Send(c.dispatcher, &claimNow{})
+		return out, nil
+	}
 	n := int64(len(jobs))
 	if c.queued.Add(n) > int64(c.cfg.QueueSize) {
 		c.queued.Add(-n)
@@ -285,14 +310,20 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 		c.queued.Add(-n)
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	out := make([]*domain.Job, len(jobs))
-	for i, j := range jobs {
-		c.metrics.JobCreated(j.Type)
-		c.events.publish(j)
-		out[i] = j.Clone()
-	}
+	out := s.created(jobs)
 	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})
 	return out, nil
+}
+
+// created counts and announces stored new jobs and returns the caller's copies.
+func (s *System) created(jobs []*domain.Job) []*domain.Job {
+	out := make([]*domain.Job, len(jobs))
+	for i, j := range jobs {
+		s.core.metrics.JobCreated(j.Type)
+		s.core.events.publish(j)
+		out[i] = j.Clone()
+	}
+	return out
 }
 
 func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
@@ -344,6 +375,11 @@ func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) 
 		return nil, fmt.Errorf("cancel job %s: %w", id, domain.ErrNotRunning)
 	}
 	c := s.core
+	if c.shared != nil {
+		// The store decides, whatever node runs the job; a running job's
+		// node hears of it through its watch.
+		return c.shared.CancelJob(ctx, id)
+	}
 	for range cancelAttempts {
 		res, err := c.actors.Root.RequestFuture(c.dispatcher, &cancelJob{id: id}, requestTimeout(ctx)).Result()
 		if err != nil {
@@ -428,6 +464,9 @@ func (s *System) Stop(ctx context.Context) error {
 		cancel()
 	}
 	c.stopRun(errShutdown)
+	if s.background != nil {
+		s.background.stop()
+	}
 	s.stopActors()
 	err := c.store.Flush(context.WithoutCancel(ctx))
 

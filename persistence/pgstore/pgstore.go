@@ -42,7 +42,7 @@ import (
 // ErrLeaseLost: the job is no longer running on the node that tried to
 // change it, because its lease expired and another node rescued it, or it
 // ended otherwise. The node must drop its result: the job's stored state wins.
-var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this node")
+var ErrLeaseLost = domain.ErrLeaseLost
 
 // Defaults of Options.
 const (

@@ -2,9 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/pgtest"
 	"github.com/troupe-go/troupe/persistence/storetest"
 )
 
@@ -20,58 +18,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// defaultTestDatabaseURL is the database the tests use when
-// TROUPE_TEST_DATABASE_URL is not set: the one .ci/run starts.
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+// testDatabaseURL, randomSchema and dropSchemaOnCleanup are pgtest's,
+// shared with the runtime's tests on PostgreSQL.
+func testDatabaseURL(tb testing.TB) string { return pgtest.URL(tb) }
 
-// testDatabaseURL returns the URL of the test database after checking that
-// it answers. Without one, the test is skipped on a developer's machine and
-// fails in CI (CI set), where a missing service is a broken build.
-func testDatabaseURL(tb testing.TB) string {
-	tb.Helper()
-	url := os.Getenv("TROUPE_TEST_DATABASE_URL")
-	if url == "" {
-		url = defaultTestDatabaseURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err == nil {
-		err = conn.Ping(ctx)
-		_ = conn.Close(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		tb.Skipf("no PostgreSQL at TROUPE_TEST_DATABASE_URL or %s: %v", defaultTestDatabaseURL, err)
-	}
-	return url
-}
+func randomSchema(tb testing.TB) string { return pgtest.RandomSchema(tb) }
 
-// randomSchema returns a fresh schema name, so that parallel tests never
-// share tables or notification channels.
-func randomSchema(tb testing.TB) string {
-	tb.Helper()
-	b := make([]byte, 8)
-	_, err := rand.Read(b)
-	require.NoError(tb, err)
-	return "troupe_test_" + hex.EncodeToString(b)
-}
-
-// dropSchemaOnCleanup drops schema, and everything in it, when the test ends.
-func dropSchemaOnCleanup(tb testing.TB, url, schema string) {
-	tb.Helper()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		require.NoError(tb, err)
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-		require.NoError(tb, err)
-	})
-}
+func dropSchemaOnCleanup(tb testing.TB, url, schema string) { pgtest.DropSchemaOnCleanup(tb, url, schema) }
 
 // newTestStore opens a store in a fresh schema of the test database, closed
 // and dropped when the test ends.

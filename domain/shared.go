@@ -1,0 +1,71 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ErrLeaseLost: the job no longer runs on this node (its lease expired and
+// another node took it back), so this node's outcome must be dropped.
+var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this node")
+
+// SharedQueue is the port of a store that several nodes share, so that the
+// queue lives in the store instead of in one process. Each attempt of a job
+// runs on exactly one node: a node claims ready jobs, holds a lease on each
+// while it runs, renews it, and records the outcome only while it still owns
+// the job. Jobs whose lease expired (their node died) are rescued by any node.
+// Times that decide readiness and leases come from the store's clock, so
+// nodes agree whatever their own clocks say.
+type SharedQueue interface {
+	// ClaimJobs marks up to limit ready pending jobs running on node, counts
+	// their attempt, leases them for lease and returns them.
+	ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration) ([]*Job, error)
+	// RenewLeases extends the leases of node's running jobs and returns the
+	// IDs among ids that node no longer owns.
+	RenewLeases(ctx context.Context, node string, ids []uuid.UUID, lease time.Duration) (lost []uuid.UUID, err error)
+	// UpdateOwned stores job only if it still runs on node; otherwise it
+	// returns an error wrapping ErrLeaseLost (or ErrNotFound).
+	UpdateOwned(ctx context.Context, node string, job *Job) error
+	// RescueExpired returns running jobs whose lease expired to pending as
+	// an interrupted attempt, or fails them when out of attempts; it
+	// returns how many it took back. Safe to run on every node at once.
+	RescueExpired(ctx context.Context) (int, error)
+	// CancelJob cancels a pending job at once; for a running one it records
+	// the request and tells the owning node through Watch, and returns the
+	// job still running. Canceled stays canceled; completed or failed give
+	// ErrNotCancelable.
+	CancelJob(ctx context.Context, id uuid.UUID) (*Job, error)
+	// CancelRequests returns the IDs of node's running jobs whose cancel
+	// was requested, for a node that may have missed a notice.
+	CancelRequests(ctx context.Context, node string) ([]uuid.UUID, error)
+	// Watch calls fn with the store's notices until ctx ends, reconnecting
+	// on failure; it blocks.
+	Watch(ctx context.Context, fn func(QueueNotice)) error
+}
+
+// QueueNoticeKind says what a QueueNotice announces.
+type QueueNoticeKind int
+
+// The notices of a SharedQueue.
+const (
+	// NoticeJobsAvailable: jobs became pending, ready now or at RunAt.
+	NoticeJobsAvailable QueueNoticeKind = iota + 1
+	// NoticeCancelRequested: a user canceled JobID, running on Node.
+	NoticeCancelRequested
+	// NoticeWatching: the watch (re)connected; notices sent while it was
+	// away are lost, so the node should claim and check cancels now.
+	NoticeWatching
+)
+
+// QueueNotice is one notice of a SharedQueue.
+type QueueNotice struct {
+	Kind  QueueNoticeKind
+	JobID uuid.UUID
+	Node  string
+	// RunAt, for NoticeJobsAvailable, is when the jobs become ready; zero
+	// means now.
+	RunAt time.Time
+}
