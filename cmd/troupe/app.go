@@ -218,14 +218,19 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 			ctx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
 			defer cancel()
 			s, err := pgstore.Open(ctx, pgstore.Options{
-				URL:    m.Config.DatabaseURL,
-				Logger: m.Logger.With(slog.String("component", "pgstore")),
+				URL:      m.Config.DatabaseURL,
+				Schema:   m.Config.DatabaseSchema,
+				MaxConns: int32(m.Config.DatabaseMaxConns),
+				Logger:   m.Logger.With(slog.String("component", "pgstore")),
 			})
 			if err != nil {
 				return nil, fmt.Errorf("open postgres store: %w", err)
 			}
 			return trackStore(ctx, m, lc, s), nil
 		}
+		// On PostgreSQL the queue lives in the database and every node
+		// claims from it, so several `troupe serve` share one queue.
+		return fx.Provide(fx.Annotate(open, fx.As(new(domain.Store)), fx.As(new(domain.SharedQueue))))
 	default:
 		return fx.Error(fmt.Errorf("unknown store %q", m.Config.Store))
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
+	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
 // The stores that `troupe serve` can run on.
@@ -79,6 +80,25 @@ type Config struct {
 	// DatabaseURL is the PostgreSQL connection string; required when Store
 	// is postgres.
 	DatabaseURL string `koanf:"database_url" secret:"true" usage:"PostgreSQL connection string, required with --store=postgres"`
+	// DatabaseSchema is the PostgreSQL schema of Troupe's tables, created
+	// if missing; nodes that share a queue use the same one. Defaults to
+	// public.
+	DatabaseSchema string `koanf:"database_schema" usage:"PostgreSQL schema of the job tables; nodes sharing a queue use the same one"`
+	// DatabaseMaxConns caps each node's PostgreSQL connection pool; 0 lets
+	// pgx choose (the larger of 4 and the number of CPUs). Defaults to 0.
+	DatabaseMaxConns int `koanf:"database_max_conns" usage:"PostgreSQL connections per node; 0 lets the driver choose (4, or the CPU count if larger)"`
+	// Node names this process among the nodes sharing a PostgreSQL queue.
+	// Defaults to hostname-pid.
+	Node string `koanf:"node" usage:"name of this node among those sharing a PostgreSQL queue (default hostname-pid)"`
+	// LeaseDuration is how long a node owns a running job without renewing
+	// it; a dead node's jobs run again after it expires. Defaults to 30s.
+	LeaseDuration time.Duration `koanf:"lease_duration" usage:"with postgres: how long a node owns a running job without renewing its lease"`
+	// RescueInterval is how often a node looks for expired leases.
+	// Defaults to 10s.
+	RescueInterval time.Duration `koanf:"rescue_interval" usage:"with postgres: how often each node returns jobs with expired leases to the queue"`
+	// PollInterval is how often an idle node claims without a
+	// notification, in case one was lost. Defaults to 1s.
+	PollInterval time.Duration `koanf:"poll_interval" usage:"with postgres: how often an idle node looks for work without being notified"`
 	// SyncWrites makes Badger fsync every write batch, so that an
 	// acknowledged job survives a power cut, not only a crash of the
 	// process. Defaults to false.
@@ -130,6 +150,10 @@ func DefaultConfig() Config {
 		HTTPAddr:        http.AddrDefault,
 		Store:           StoreBadger,
 		DataDir:         "./data",
+		DatabaseSchema:  pgstore.SchemaDefault,
+		LeaseDuration:   actors.LeaseDurationDefault,
+		RescueInterval:  actors.RescueIntervalDefault,
+		PollInterval:    actors.PollIntervalDefault,
 		Workers:         actors.WorkersDefault(),
 		QueueSize:       actors.QueueSizeDefault,
 		MaxAttempts:     actors.MaxAttemptsDefault,
@@ -154,6 +178,10 @@ func (c Config) ActorsConfig() actors.Config {
 		RetryMaxDelay:   c.RetryMaxDelay,
 		RetryNoJitter:   !c.RetryJitter,
 		ShutdownTimeout: c.ShutdownTimeout,
+		Node:            c.Node,
+		LeaseDuration:   c.LeaseDuration,
+		RescueInterval:  c.RescueInterval,
+		PollInterval:    c.PollInterval,
 	}.WithDefaults()
 }
 
@@ -225,6 +253,9 @@ func (c Config) validate(name func(key string) string) error {
 		if strings.TrimSpace(c.DatabaseURL) == "" {
 			errs = append(errs, fmt.Errorf("%s is required when %s=%s", name("database_url"), name("store"), StorePostgres))
 		}
+		if strings.TrimSpace(c.DatabaseSchema) == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty when %s=%s", name("database_schema"), name("store"), StorePostgres))
+		}
 	case StoreMemory:
 	default:
 		bad("store", c.Store, "must be one of %s", strings.Join(Stores(), ", "))
@@ -248,6 +279,21 @@ func (c Config) validate(name func(key string) string) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout, "must be positive")
+	}
+	if c.DatabaseMaxConns < 0 {
+		bad("database_max_conns", c.DatabaseMaxConns, "must not be negative")
+	}
+	if len(c.Node) > 200 {
+		bad("node", c.Node, "must be at most 200 bytes")
+	}
+	if c.LeaseDuration < 100*time.Millisecond {
+		bad("lease_duration", c.LeaseDuration, "must be at least 100ms")
+	}
+	if c.RescueInterval <= 0 {
+		bad("rescue_interval", c.RescueInterval, "must be positive")
+	}
+	if c.PollInterval <= 0 {
+		bad("poll_interval", c.PollInterval, "must be positive")
 	}
 	if !slices.Contains(LogLevels(), c.LogLevel) {
 		bad("log_level", c.LogLevel, "must be one of %s", strings.Join(LogLevels(), ", "))

@@ -45,6 +45,12 @@ func TestConfigDefaults(t *testing.T) {
 		require.Equal(t, StoreBadger, cfg.Store)
 		require.Equal(t, "./data", cfg.DataDir)
 		require.Empty(t, cfg.DatabaseURL)
+		require.Equal(t, "public", cfg.DatabaseSchema)
+		require.Zero(t, cfg.DatabaseMaxConns)
+		require.Empty(t, cfg.Node, "hostname-pid, filled in by the runtime")
+		require.Equal(t, 30*time.Second, cfg.LeaseDuration)
+		require.Equal(t, 10*time.Second, cfg.RescueInterval)
+		require.Equal(t, time.Second, cfg.PollInterval)
 		require.False(t, cfg.SyncWrites)
 		require.Equal(t, actors.WorkersDefault(), cfg.Workers)
 		require.Equal(t, 100_000, cfg.QueueSize)
@@ -90,7 +96,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 18)
+	require.Len(t, fields, 24)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
@@ -105,24 +111,30 @@ func TestConfigSources(t *testing.T) {
 
 	// every sets each option away from its default, in each source's syntax.
 	want := Config{
-		HTTPAddr:        "127.0.0.1:9999",
-		Store:           StorePostgres,
-		DataDir:         "/var/lib/troupe",
-		DatabaseURL:     "postgres://troupe@db/troupe",
-		SyncWrites:      true,
-		Workers:         7,
-		QueueSize:       42,
-		MaxAttempts:     9,
-		RetryBaseDelay:  250 * time.Millisecond,
-		RetryMaxDelay:   time.Minute,
-		RetryJitter:     false,
-		ShutdownTimeout: 90 * time.Second,
-		LogLevel:        "debug",
-		LogFormat:       "text",
-		APITokens:       []string{"alpha", "beta"},
-		Insecure:        true,
-		MaxBodyBytes:    2048,
-		Demo:            false,
+		HTTPAddr:         "127.0.0.1:9999",
+		Store:            StorePostgres,
+		DataDir:          "/var/lib/troupe",
+		DatabaseURL:      "postgres://troupe@db/troupe",
+		DatabaseSchema:   "jobs",
+		DatabaseMaxConns: 12,
+		Node:             "node-a",
+		LeaseDuration:    20 * time.Second,
+		RescueInterval:   5 * time.Second,
+		PollInterval:     500 * time.Millisecond,
+		SyncWrites:       true,
+		Workers:          7,
+		QueueSize:        42,
+		MaxAttempts:      9,
+		RetryBaseDelay:   250 * time.Millisecond,
+		RetryMaxDelay:    time.Minute,
+		RetryJitter:      false,
+		ShutdownTimeout:  90 * time.Second,
+		LogLevel:         "debug",
+		LogFormat:        "text",
+		APITokens:        []string{"alpha", "beta"},
+		Insecure:         true,
+		MaxBodyBytes:     2048,
+		Demo:             false,
 	}
 
 	t.Run("file", func(t *testing.T) {
@@ -132,6 +144,12 @@ http_addr: 127.0.0.1:9999
 store: postgres
 data_dir: /var/lib/troupe
 database_url: postgres://troupe@db/troupe
+database_schema: jobs
+database_max_conns: 12
+node: node-a
+lease_duration: 20s
+rescue_interval: 5s
+poll_interval: 500ms
 sync_writes: true
 workers: 7
 queue_size: 42
@@ -168,6 +186,12 @@ demo: false
 			"TROUPE_STORE=postgres",
 			"TROUPE_DATA_DIR=/var/lib/troupe",
 			"TROUPE_DATABASE_URL=postgres://troupe@db/troupe",
+			"TROUPE_DATABASE_SCHEMA=jobs",
+			"TROUPE_DATABASE_MAX_CONNS=12",
+			"TROUPE_NODE=node-a",
+			"TROUPE_LEASE_DURATION=20s",
+			"TROUPE_RESCUE_INTERVAL=5s",
+			"TROUPE_POLL_INTERVAL=500ms",
 			"TROUPE_SYNC_WRITES=true",
 			"TROUPE_WORKERS=7",
 			"TROUPE_QUEUE_SIZE=42",
@@ -194,6 +218,12 @@ demo: false
 			"--store", "postgres",
 			"--data-dir", "/var/lib/troupe",
 			"--database-url", "postgres://troupe@db/troupe",
+			"--database-schema", "jobs",
+			"--database-max-conns", "12",
+			"--node", "node-a",
+			"--lease-duration", "20s",
+			"--rescue-interval", "5s",
+			"--poll-interval", "500ms",
 			"--sync-writes",
 			"--workers", "7",
 			"--queue-size", "42",
