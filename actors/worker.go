@@ -67,6 +67,14 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 	start := w.rt.clock.Now()
 	err := w.execute(msg)
 	took := w.rt.clock.Now().Sub(start)
+	if w.rt.logger.Enabled(msg.ctx, slog.LevelDebug) {
+		// With "handler running", this line records every execution, which
+		// is how a run of several nodes can be checked for overlaps.
+		w.rt.logger.LogAttrs(msg.ctx, slog.LevelDebug, "handler returned",
+			slog.String("jobID", msg.job.ID.String()), slog.String("type", string(msg.job.Type)),
+			slog.Int("attempt", msg.job.Attempts), slog.Int("workerID", w.id),
+			slog.String("node", w.rt.cfg.Node), slog.Duration("took", took), slog.Any("error", err))
+	}
 	w.rt.busy.Add(-1)
 	root := w.rt.actors.Root
 	root.Send(msg.owner, &attemptDone{err: err, took: took})
@@ -94,7 +102,7 @@ func (w *worker) execute(msg *executeJob) (err error) {
 	if w.rt.logger.Enabled(msg.ctx, slog.LevelDebug) {
 		w.rt.logger.LogAttrs(msg.ctx, slog.LevelDebug, "handler running",
 			slog.String("jobID", job.ID.String()), slog.String("type", string(job.Type)),
-			slog.Int("attempt", job.Attempts), slog.Int("workerID", w.id))
+			slog.Int("attempt", job.Attempts), slog.Int("workerID", w.id), slog.String("node", w.rt.cfg.Node))
 	}
 	return handler.Execute(msg.ctx, job.Payload)
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/troupe-go/troupe/domain"
@@ -134,7 +136,15 @@ func ensureSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) error
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+	// IF NOT EXISTS is not safe against a concurrent CREATE (nodes starting
+	// together race on the catalog's unique index), so the losers of that
+	// race find the schema made and carry on.
+	_, err = conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("pgstore: create schema %s: %w", schema, err)
 	}
 	return nil

@@ -78,3 +78,24 @@ func TestMigrate(t *testing.T) {
 		require.ErrorIs(t, Migrate(t.Context(), url, randomSchema(t), "sideways"), domain.ErrInvalid)
 	})
 }
+
+func TestOpenConcurrentlyOnANewSchema(t *testing.T) {
+	t.Parallel()
+	url := testDatabaseURL(t)
+	schema := randomSchema(t)
+	dropSchemaOnCleanup(t, url, schema)
+	// Nodes that start together race to create the schema and migrate it.
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := Open(context.Background(), Options{URL: url, Schema: schema, MaxConns: 2})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+}
