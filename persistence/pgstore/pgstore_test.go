@@ -24,7 +24,9 @@ func testDatabaseURL(tb testing.TB) string { return pgtest.URL(tb) }
 
 func randomSchema(tb testing.TB) string { return pgtest.RandomSchema(tb) }
 
-func dropSchemaOnCleanup(tb testing.TB, url, schema string) { pgtest.DropSchemaOnCleanup(tb, url, schema) }
+func dropSchemaOnCleanup(tb testing.TB, url, schema string) {
+	pgtest.DropSchemaOnCleanup(tb, url, schema)
+}
 
 // newTestStore opens a store in a fresh schema of the test database, closed
 // and dropped when the test ends.
