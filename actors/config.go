@@ -158,7 +158,9 @@ type options struct {
 	shared  domain.SharedQueue
 }
 
-// WithConfig sets every tunable at once; later options override fields.
+// WithConfig sets every tunable at once, zero fields meaning defaults. It
+// replaces what options before it set, so pass it first; options after it
+// override single fields.
 func WithConfig(cfg Config) Option { return func(o *options) { o.cfg = cfg } }
 
 // WithWorkers sets the worker pool size.

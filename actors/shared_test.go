@@ -43,9 +43,10 @@ func startNodes(t *testing.T, n int, handlers func(node string) map[domain.JobTy
 				f(store)
 			}
 		}
-		sys, err := New(store, WithSharedQueue(store), WithLogger(testLogger(t)), WithWorkers(4),
-			WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, false),
-			WithConfig(Config{Node: name, PollInterval: 50 * time.Millisecond, LeaseDuration: 2 * time.Second, RescueInterval: 100 * time.Millisecond}))
+		sys, err := New(store,
+			WithConfig(Config{Node: name, PollInterval: 50 * time.Millisecond, LeaseDuration: 2 * time.Second, RescueInterval: 100 * time.Millisecond}),
+			WithSharedQueue(store), WithLogger(testLogger(t)), WithWorkers(4),
+			WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, false))
 		require.NoError(t, err)
 		for typ, h := range handlers(name) {
 			require.NoError(t, sys.Register(typ, h))

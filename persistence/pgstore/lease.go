@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -130,6 +131,10 @@ SELECT u.id
 // It returns an error wrapping ErrLeaseLost when the job exists but no
 // longer runs on node, and domain.ErrNotFound when it does not exist. When
 // job leaves running, its lease and cancel request are cleared.
+//
+// Concurrent calls are written together: one caller at a time writes
+// everything the others queued meanwhile in one statement and one commit,
+// so that a busy node pays a commit per batch of outcomes, not per job.
 func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) error {
 	if s.closed.Load() {
 		return domain.ErrClosed
@@ -137,32 +142,131 @@ func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) e
 	if node == "" {
 		return fmt.Errorf("update job %s: %w: node must not be empty", job.ID, domain.ErrInvalid)
 	}
-	a, err := newJobArrays([]*domain.Job{job})
+	req := &ownedUpdate{node: node, job: job, done: make(chan error, 1)}
+	b := &s.owned
+	b.mu.Lock()
+	b.queue = append(b.queue, req)
+	if b.writing {
+		b.mu.Unlock()
+		select {
+		case err := <-req.done:
+			return err
+		case <-ctx.Done():
+			// The write may still land; the caller treats it as unknown.
+			return fmt.Errorf("update job %s on node %s: %w", job.ID, node, ctx.Err())
+		}
+	}
+	// This caller writes until the queue is empty: its own update first.
+	b.writing = true
+	for {
+		n := min(len(b.queue), ownedBatchMax)
+		batch := b.queue[:n:n]
+		b.queue = b.queue[n:]
+		b.mu.Unlock()
+		s.writeOwned(context.WithoutCancel(ctx), batch)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.writing = false
+			b.mu.Unlock()
+			return <-req.done
+		}
+	}
+}
+
+// ownedBatchMax caps the outcomes written by one statement.
+const ownedBatchMax = 1000
+
+// ownedUpdates queues UpdateOwned calls; see UpdateOwned.
+type ownedUpdates struct {
+	mu      sync.Mutex
+	queue   []*ownedUpdate
+	writing bool
+}
+
+type ownedUpdate struct {
+	node string
+	job  *domain.Job
+	done chan error // buffered: the writer never waits for the caller
+}
+
+// writeOwned writes a batch of owned updates, node by node, and answers
+// each caller.
+func (s *Store) writeOwned(ctx context.Context, batch []*ownedUpdate) {
+	byNode := map[string][]*ownedUpdate{}
+	for _, u := range batch {
+		byNode[u.node] = append(byNode[u.node], u)
+	}
+	for node, updates := range byNode {
+		errs := s.writeOwnedOfNode(ctx, node, updates)
+		for _, u := range updates {
+			u.done <- errs[u.job.ID]
+		}
+	}
+}
+
+// writeOwnedOfNode writes the updates of one node in one statement and
+// returns the error of each job that was not written (nil when written).
+// One UPDATE changes a row once, so of several snapshots of a job the last
+// is written, and every caller of that job gets its result.
+func (s *Store) writeOwnedOfNode(ctx context.Context, node string, updates []*ownedUpdate) map[uuid.UUID]error {
+	last := map[uuid.UUID]*domain.Job{}
+	for _, u := range updates {
+		last[u.job.ID] = u.job
+	}
+	jobs := make([]*domain.Job, 0, len(last))
+	for _, j := range last {
+		jobs = append(jobs, j)
+	}
+	errs := map[uuid.UUID]error{}
+	fail := func(err error) map[uuid.UUID]error {
+		for id := range last {
+			errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, err)
+		}
+		return errs
+	}
+	a, err := newJobArrays(jobs)
 	if err != nil {
-		return fmt.Errorf("update: %w", err)
+		return fail(err)
 	}
-	var updated, exists bool
-	err = s.pool.QueryRow(ctx, `
-WITH upd AS (
-    UPDATE troupe_jobs AS j
-       SET `+updateSet+`
-      FROM `+unnestJobs+`
-     WHERE j.id = u.id AND j.status = 'running' AND j.owner_node = $13
- RETURNING j.id
-)
-SELECT EXISTS (SELECT 1 FROM upd),
-       EXISTS (SELECT 1 FROM troupe_jobs WHERE id = ($1::uuid[])[1])`,
-		append(a.args(), node)...).Scan(&updated, &exists)
-	switch {
-	case err != nil:
-		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, mapError(err))
-	case updated:
-		return nil
-	case exists:
-		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, ErrLeaseLost)
-	default:
-		return fmt.Errorf("update job %s on node %s: %w", job.ID, node, domain.ErrNotFound)
+	rows, err := s.pool.Query(ctx, `
+UPDATE troupe_jobs AS j
+   SET `+updateSet+`
+  FROM `+unnestJobs+`
+ WHERE j.id = u.id AND j.status = 'running' AND j.owner_node = $13
+RETURNING j.id`, append(a.args(), node)...)
+	if err != nil {
+		return fail(mapError(err))
 	}
+	written, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fail(mapError(err))
+	}
+	for _, id := range written {
+		delete(last, id)
+	}
+	if len(last) == 0 {
+		return errs
+	}
+	// Those not written were taken back by another node, or are gone.
+	missing := make([]uuid.UUID, 0, len(last))
+	for id := range last {
+		missing = append(missing, id)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT id FROM troupe_jobs WHERE id = ANY($1::uuid[])`, missing)
+	if err != nil {
+		return fail(mapError(err))
+	}
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fail(mapError(err))
+	}
+	for _, id := range missing {
+		errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, domain.ErrNotFound)
+	}
+	for _, id := range existing {
+		errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, ErrLeaseLost)
+	}
+	return errs
 }
 
 // RescueExpired takes back every running job whose lease expired before

@@ -129,6 +129,9 @@ type Store struct {
 	closed    atomic.Bool
 	done      chan struct{}
 	listeners sync.WaitGroup
+
+	// owned batches concurrent UpdateOwned calls.
+	owned ownedUpdates
 }
 
 var _ domain.Store = (*Store)(nil)
