@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -17,6 +18,10 @@ const (
 	AddrDefault = "127.0.0.1:8080"
 	// MaxBodyBytesDefault bounds a request body to 1 MiB.
 	MaxBodyBytesDefault int64 = 1 << 20
+	// BatchBodyFactor sizes the default body limit of POST /jobs/batch: a
+	// batch may hold many jobs, so it gets this many times MaxBodyBytes
+	// (16 MiB with the defaults) unless BatchMaxBodyBytes says otherwise.
+	BatchBodyFactor = 16
 	// ShutdownTimeoutDefault is how long Stop waits for requests in flight.
 	ShutdownTimeoutDefault = 10 * time.Second
 )
@@ -41,6 +46,11 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; a larger one gets 413. Defaults
 	// to 1 MiB.
 	MaxBodyBytes int64
+	// BatchMaxBodyBytes bounds the body of POST /jobs/batch, which carries
+	// up to MaxBatchJobs jobs; a larger one gets 413. Defaults to
+	// BatchBodyFactor × MaxBodyBytes (16 MiB when MaxBodyBytes is 1 MiB), so
+	// that raising MaxBodyBytes raises it too.
+	BatchMaxBodyBytes int64
 	// ShutdownTimeout bounds how long Stop waits for requests in flight
 	// before closing their connections. Defaults to 10s.
 	ShutdownTimeout time.Duration
@@ -50,6 +60,12 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Addr = cmp.Or(c.Addr, AddrDefault)
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, MaxBodyBytesDefault)
+	if c.BatchMaxBodyBytes == 0 {
+		c.BatchMaxBodyBytes = math.MaxInt64
+		if c.MaxBodyBytes <= math.MaxInt64/BatchBodyFactor {
+			c.BatchMaxBodyBytes = c.MaxBodyBytes * BatchBodyFactor
+		}
+	}
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	return c
 }
@@ -64,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1 {
 		return fmt.Errorf("http: MaxBodyBytes is %d, want at least 1", c.MaxBodyBytes)
+	}
+	if c.BatchMaxBodyBytes < 1 {
+		return fmt.Errorf("http: BatchMaxBodyBytes is %d, want at least 1", c.BatchMaxBodyBytes)
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("http: ShutdownTimeout is %s, want 0 (the default) or more", c.ShutdownTimeout)

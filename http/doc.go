@@ -11,6 +11,7 @@
 // The routes:
 //
 //	POST   /jobs            submit a job                   201 job
+//	POST   /jobs/batch      submit 1 to 1,000 jobs         201 {jobs}, all or none
 //	GET    /jobs            list jobs, oldest first        200 {jobs, total, limit, offset}
 //	GET    /jobs/{id}       get a job                      200 job
 //	DELETE /jobs/{id}       cancel a job                   200 job

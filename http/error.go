@@ -182,19 +182,23 @@ func validationFailed(fields ...FieldError) error {
 
 // unknownJobType names the registered types, so that a typo is easy to see.
 func unknownJobType(typ string, registered []domain.JobType, cause error) error {
-	names := "none"
-	if len(registered) > 0 {
-		s := make([]string, len(registered))
-		for i, t := range registered {
-			s[i] = string(t)
-		}
-		names = strings.Join(s, ", ")
-	}
 	return &requestError{
 		kind:   kindUnknownJobType,
-		detail: fmt.Sprintf("job type %q is not registered; registered types: %s", typ, names),
+		detail: fmt.Sprintf("job type %q is not registered; registered types: %s", typ, typeNames(registered)),
 		cause:  cause,
 	}
+}
+
+// typeNames lists job types for a message, or says "none".
+func typeNames(types []domain.JobType) string {
+	if len(types) == 0 {
+		return "none"
+	}
+	s := make([]string, len(types))
+	for i, t := range types {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
 }
 
 // problemFor turns any error into the problem to send, and reports whether

@@ -18,11 +18,13 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 // fakeService is a JobService whose methods call the function fields.
-// Submit, Get, List and Cancel fail the test when called without a
-// function; JobTypes, Stats and Health answer a healthy, idle system.
+// Submit, SubmitBatch, Get, List and Cancel fail the test when called
+// without a function; JobTypes, Stats and Health answer a healthy, idle
+// system, and Subscribe a subscription that receives nothing.
 type fakeService struct {
 	t            testing.TB
 	SubmitFunc   func(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
@@ -32,6 +34,14 @@ type fakeService struct {
 	JobTypesFunc func() []domain.JobType
 	StatsFunc    func() actors.Stats
 	HealthFunc   func(ctx context.Context) actors.Health
+
+	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
+
+	// quiet makes Subscribe's subscriptions: only a System can, and one
+	// that is never started publishes nothing. Tests of events that must
+	// arrive use a real, started System (events_test.go).
+	quietOnce sync.Once
+	quiet     *actors.System
 }
 
 var _ JobService = (*fakeService)(nil)
@@ -39,6 +49,11 @@ var _ JobService = (*fakeService)(nil)
 func (f *fakeService) Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error) {
 	require.NotNil(f.t, f.SubmitFunc, "unexpected call to Submit")
 	return f.SubmitFunc(ctx, p)
+}
+
+func (f *fakeService) SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error) {
+	require.NotNil(f.t, f.SubmitBatchFunc, "unexpected call to SubmitBatch")
+	return f.SubmitBatchFunc(ctx, ps)
 }
 
 func (f *fakeService) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
@@ -75,6 +90,15 @@ func (f *fakeService) Health(ctx context.Context) actors.Health {
 		return actors.Health{Stats: f.Stats()}
 	}
 	return f.HealthFunc(ctx)
+}
+
+func (f *fakeService) Subscribe(buffer int) *actors.Subscription {
+	f.quietOnce.Do(func() {
+		sys, err := actors.New(memstore.New())
+		require.NoError(f.t, err)
+		f.quiet = sys
+	})
+	return f.quiet.Subscribe(buffer)
 }
 
 // lockedBuffer collects log output written from any goroutine.

@@ -116,12 +116,13 @@ func (s *Server) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// limitBody caps the request body at Config.MaxBodyBytes. A body that
+// limitBody caps the request body at Config.MaxBodyBytes, or at
+// Config.BatchMaxBodyBytes for a batch (see bodyLimit). A body that
 // declares a larger length is refused at once; one that grows past the cap
 // while it is read makes the reader fail with *http.MaxBytesError, which
 // the error writer turns into 413.
 func (s *Server) limitBody(c *gin.Context) {
-	limit := s.cfg.MaxBodyBytes
+	limit := s.bodyLimit(c)
 	if c.Request.ContentLength > limit {
 		s.writeError(c, &nethttp.MaxBytesError{Limit: limit})
 		return

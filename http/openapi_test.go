@@ -36,13 +36,21 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 }
 
 // requireBearer stands in for the server's check when the spec is asked to
-// validate a request: a protected operation needs a bearer token.
+// validate a request: a protected operation needs a bearer token, or for
+// the event streams a token query parameter.
 func requireBearer(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	if in.SecuritySchemeName != "bearerAuth" {
+	req := in.RequestValidationInput.Request
+	switch in.SecuritySchemeName {
+	case "bearerAuth":
+		if _, ok := bearerToken(req.Header.Get("Authorization")); !ok {
+			return errors.New("no bearer token")
+		}
+	case "queryToken":
+		if req.URL.Query().Get(QueryToken) == "" {
+			return errors.New("no token parameter")
+		}
+	default:
 		return fmt.Errorf("unexpected security scheme %q", in.SecuritySchemeName)
-	}
-	if _, ok := bearerToken(in.RequestValidationInput.Request.Header.Get("Authorization")); !ok {
-		return errors.New("no bearer token")
 	}
 	return nil
 }
@@ -64,6 +72,10 @@ type conformanceCase struct {
 	// skipBody skips the body check, for media types the validator cannot
 	// decode (HTML); the status, headers and content type are still checked.
 	skipBody bool
+	// stream marks an event stream that does not end by itself: the
+	// request's context is done before the call, so that the handler sends
+	// its first lines and returns.
+	stream bool
 }
 
 const conformanceToken = "conformance-token"
@@ -86,6 +98,15 @@ func TestOpenAPIConformance(t *testing.T) {
 	submitErr := func(err error) func(*testing.T, *fakeService) {
 		return func(_ *testing.T, svc *fakeService) {
 			svc.SubmitFunc = func(context.Context, actors.SubmitParams) (*domain.Job, error) { return nil, err }
+		}
+	}
+	submitBatchOK := func(t *testing.T, svc *fakeService) {
+		var got []actors.SubmitParams
+		svc.SubmitBatchFunc = batchSubmitted(t, &got)
+	}
+	submitBatchErr := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) { return nil, err }
 		}
 	}
 	getJob := func(j func(t *testing.T) *domain.Job, err error) func(*testing.T, *fakeService) {
@@ -130,6 +151,24 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 	internal := errors.New("something broke")
 	jobPath := jobsPath(id)
+	both := func(arrange ...func(*testing.T, *fakeService)) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			for _, a := range arrange {
+				a(t, svc)
+			}
+		}
+	}
+	jobIn := func(status domain.Status) func(*testing.T, *fakeService) {
+		return getJob(func(t *testing.T) *domain.Job { return jobAs(t, status) }, nil)
+	}
+	countJobs := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+				return domain.Page{Jobs: []*domain.Job{}, Total: 2}, err
+			}
+		}
+	}
+	completedEventID := jobEventID(newTestJob(t, domain.StatusCompleted))
 
 	cases := []conformanceCase{
 		// POST /jobs
@@ -163,6 +202,32 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
 		{name: "SubmitNotRunning", arrange: submitErr(domain.ErrNotRunning), requestValid: true, status: 503,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+
+		// POST /jobs/batch
+		{name: "BatchCreated", arrange: submitBatchOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"send_email","payload":{"to":"ada@example.com"},"maxAttempts":5},{"type":"noop"}]}`}},
+		{name: "BatchFull", arrange: submitBatchOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs/batch", body: batchBody(MaxBatchJobs, "noop")}},
+		{name: "BatchEmpty", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[]}`}},
+		{name: "BatchTooMany", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/batch", body: batchBody(MaxBatchJobs+1, "noop")}},
+		{name: "BatchInvalidJob", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","maxAttempts":101}]}`}},
+		{name: "BatchUnknownField", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","priority":1}]}`}},
+		{name: "BatchUnknownType", requestValid: true, status: 400,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"send_mail"}]}`}},
+		{name: "BatchUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
+		{name: "BatchTooLarge", requestValid: true, status: 413,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","payload":"` + strings.Repeat("x", 16<<20) + `"}]}`}},
+		{name: "BatchInternal", arrange: submitBatchErr(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
+		{name: "BatchQueueFull", arrange: submitBatchErr(domain.ErrQueueFull), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop"}]}`}},
+		{name: "BatchNotRunning", arrange: submitBatchErr(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
 
 		// GET /jobs
 		{name: "List", arrange: listJobs(nil, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted), requestValid: true, status: 200,
@@ -252,6 +317,70 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "GET", target: "/openapi.yaml"}},
 		{name: "Docs", anonymous: true, requestValid: true, status: 200, skipBody: true,
 			req: request{method: "GET", target: "/docs"}},
+		{name: "Dashboard", anonymous: true, requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: "/"}},
+		{name: "Stats", arrange: countJobs(nil), requestValid: true, status: 200,
+			req: request{method: "GET", target: "/stats"}},
+		{name: "StatsUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/stats"}},
+		{name: "StatsInternal", arrange: countJobs(internal), requestValid: true, status: 500,
+			req: request{method: "GET", target: "/stats"}},
+		{name: "StatsNotRunning", arrange: countJobs(domain.ErrClosed), requestValid: true, status: 503,
+			req: request{method: "GET", target: "/stats"}},
+
+		// GET /job-types
+		{name: "JobTypes", requestValid: true, status: 200,
+			req: request{method: "GET", target: "/job-types"}},
+		{name: "JobTypesUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/job-types"}},
+
+		// POST /jobs/{id}/retry
+		{name: "RetryFailed", arrange: both(jobIn(domain.StatusFailed), submitOK), requestValid: true, status: 201,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryCanceled", arrange: both(jobIn(domain.StatusCanceled), submitOK), requestValid: true, status: 201,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryMalformedID", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/42/retry"}},
+		{name: "RetryUnknownType", arrange: both(jobIn(domain.StatusFailed), submitErr(domain.ErrUnknownJobType)), requestValid: true, status: 400,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryNotFound", arrange: getJob(nil, domain.ErrNotFound), requestValid: true, status: 404,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryRunning", arrange: jobIn(domain.StatusRunning), requestValid: true, status: 409,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryCompleted", arrange: jobIn(domain.StatusCompleted), requestValid: true, status: 409,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryInternal", arrange: getJob(nil, internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryQueueFull", arrange: both(jobIn(domain.StatusFailed), submitErr(domain.ErrQueueFull)), requestValid: true, status: 503,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+
+		// GET /events
+		{name: "Events", arrange: countJobs(nil), stream: true, requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: "/events"}},
+		{name: "EventsQueryToken", arrange: countJobs(nil), stream: true, anonymous: true, requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: "/events?token=" + conformanceToken}},
+		{name: "EventsUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/events"}},
+
+		// GET /jobs/{id}/events
+		{name: "JobEvents", arrange: jobIn(domain.StatusCompleted), requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: jobPath + "/events"}},
+		{name: "JobEventsQueryToken", arrange: jobIn(domain.StatusFailed), anonymous: true, requestValid: true, status: 200, skipBody: true,
+			req: request{method: "GET", target: jobPath + "/events?token=" + conformanceToken}},
+		{name: "JobEventsAlreadySeen", arrange: jobIn(domain.StatusCompleted), requestValid: true, status: 204,
+			req: request{method: "GET", target: jobPath + "/events", header: map[string]string{"Last-Event-ID": completedEventID}}},
+		{name: "JobEventsMalformedID", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs/42/events"}},
+		{name: "JobEventsUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: jobPath + "/events"}},
+		{name: "JobEventsNotFound", arrange: getJob(nil, domain.ErrNotFound), requestValid: true, status: 404,
+			req: request{method: "GET", target: jobPath + "/events"}},
+		{name: "JobEventsInternal", arrange: getJob(nil, internal), requestValid: true, status: 500,
+			req: request{method: "GET", target: jobPath + "/events"}},
+		{name: "JobEventsNotRunning", arrange: getJob(nil, domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "GET", target: jobPath + "/events"}},
 	}
 
 	for _, tc := range cases {
@@ -305,6 +434,11 @@ func checkExchange(t *testing.T, router routers.Router, tc conformanceCase) {
 		}
 		if !tc.anonymous {
 			r.Header.Set("Authorization", "Bearer "+conformanceToken)
+		}
+		if tc.stream {
+			ctx, cancel := context.WithCancel(r.Context())
+			cancel()
+			r = r.WithContext(ctx)
 		}
 		return r
 	}

@@ -62,6 +62,10 @@ type Server struct {
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
 	engine       *gin.Engine
+	// streams ends the event streams on Stop; statsCache shares one stats
+	// sample among them.
+	streams    streamControl
+	statsCache statsCache
 
 	mu       sync.Mutex
 	server   *nethttp.Server
@@ -133,10 +137,13 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	e.NoRoute(s.handleNoRoute)
 	e.NoMethod(s.handleNoMethod)
 
-	// Open routes: probes, and documentation that a browser must load
-	// before anyone can type a token into it.
+	// Open routes: probes, and documentation and the dashboard, which a
+	// browser must load before anyone can type a token into them.
 	e.GET("/health", s.handleHealth)
 	if err := registerDocsRoutes(e); err != nil {
+		return nil, err
+	}
+	if err := registerUIRoutes(e); err != nil {
 		return nil, err
 	}
 
@@ -146,6 +153,11 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 		ErrorHandling: promhttp.ContinueOnError,
 	})))
 	s.registerJobRoutes(api)
+	s.registerRetryRoutes(api)
+	s.registerStatsRoutes(api)
+	// The event streams check the token themselves: EventSource cannot
+	// send a header, so they also take it as a query parameter.
+	s.registerEventRoutes(e)
 	return e, nil
 }
 
@@ -232,6 +244,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Shutdown waits for the requests in flight, and an event stream never
+	// ends by itself: end them first. A restart serves streams again.
+	s.streams.end()
+	defer s.streams.renew()
 	err := srv.Shutdown(ctx)
 	if err != nil {
 		_ = srv.Close()

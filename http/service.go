@@ -22,6 +22,11 @@ import (
 type JobService interface {
 	// Submit stores a new pending job and queues it.
 	Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
+	// SubmitBatch stores several new pending jobs in one write, all or
+	// none, and queues them in order; the jobs come back in that order. An
+	// invalid job or an unknown type fails the whole batch with an error
+	// naming its index ("job 3: ...") when the batch holds more than one.
+	SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
 	// Get returns the job with the ID.
 	Get(ctx context.Context, id uuid.UUID) (*domain.Job, error)
 	// List returns one page of the jobs matching f, oldest first, and the
@@ -37,4 +42,8 @@ type JobService interface {
 	Stats() actors.Stats
 	// Health checks each part of the runtime.
 	Health(ctx context.Context) actors.Health
+	// Subscribe returns a subscription to every job change, published
+	// once stored, with room for buffer events in flight; a full one drops
+	// events and counts them. The event streams close it when they end.
+	Subscribe(buffer int) *actors.Subscription
 }

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		// goroutine that outlives its actor system by up to that second.
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func2.1"),
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
+		// The same goroutine under the name it has when the compiler
+		// inlines NewThrottle into NewDeadLetter (as under -race).
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 		goleak.Cleanup(func(code int) {
 			_ = os.RemoveAll(dir)
 			os.Exit(code)

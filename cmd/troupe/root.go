@@ -17,6 +17,8 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe get       prints a job
   troupe list      lists jobs
   troupe cancel    cancels a job
+  troupe bench     measures the runtime, its store and the HTTP API
+  troupe healthcheck  exits 0 if the server is healthy (for container probes)
 
 The client commands talk to the server at --server (default: the address in
 TROUPE_HTTP_ADDR, or 127.0.0.1:8080) with the bearer token --token (default:
@@ -35,6 +37,8 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newGetCommand(env),
 		newListCommand(env),
 		newCancelCommand(env),
+		newBenchCommand(env),
+		newHealthcheckCommand(env),
 		newVersionCommand(),
 	)
 	return root

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	nethttp "net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
+)
+
+// runBench runs `troupe bench args...` in-process, as the binary does, and
+// returns its exit status, stdout and stderr.
+func runBench(t *testing.T, environ []string, args ...string) (int, string, string) {
+	t.Helper()
+	env, stdout, stderr, _ := testEnv(environ...)
+	code := run(t.Context(), append([]string{"bench"}, args...), env)
+	return code, stdout.String(), stderr.String()
+}
+
+// benchJSON runs a bench that must succeed with --json and decodes its
+// summary, checking the members every mode has.
+func benchJSON(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	code, stdout, stderr := runBench(t, nil, append(args, "--json")...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	var summary map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stdout), &summary), stdout)
+	for _, key := range []string{"mode", "store", "workers", "jobs", "seconds", "jobsPerSecond", "errors"} {
+		require.Contains(t, summary, key)
+	}
+	require.Empty(t, summary["errors"], "no errors")
+	return summary
+}
+
+// requireLatency checks that member key is a latency summary whose
+// percentiles are in order.
+func requireLatency(t *testing.T, summary map[string]any, key string) {
+	t.Helper()
+	lat, ok := summary[key].(map[string]any)
+	require.True(t, ok, "%s: %v", key, summary[key])
+	var last float64
+	for _, p := range []string{"p50Ms", "p90Ms", "p99Ms", "maxMs"} {
+		v, ok := lat[p].(float64)
+		require.True(t, ok, "%s.%s", key, p)
+		require.GreaterOrEqual(t, v, last, "%s.%s is not below the percentile before it", key, p)
+		last = v
+	}
+}
+
+func TestBenchBurndown(t *testing.T) {
+	t.Parallel()
+
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		s := benchJSON(t, "burndown", "-n", "2000", "--store", "memory", "--workers", "4")
+
+		require.Equal(t, "burndown", s["mode"])
+		require.Equal(t, "memory", s["store"])
+		require.EqualValues(t, 4, s["workers"])
+		require.EqualValues(t, 2000, s["jobs"])
+		require.EqualValues(t, 2000, s["completed"])
+		require.EqualValues(t, 1000, s["batch"])
+		for _, key := range []string{"insertSeconds", "insertsPerSecond", "totalSeconds"} {
+			require.Contains(t, s, key)
+		}
+		require.NotContains(t, s, "latency", "burndown measures rates, not latency")
+	})
+
+	t.Run("badger in a directory of one's own, twice", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		for range 2 {
+			s := benchJSON(t, "burndown", "-n", "500", "--batch", "64", "--store", "badger", "--data-dir", dir, "--workers", "2")
+			require.Equal(t, "badger", s["store"])
+			require.EqualValues(t, 500, s["jobs"])
+			require.EqualValues(t, 500, s["completed"], "only this run's jobs are counted")
+		}
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.NotEmpty(t, entries, "a directory given with --data-dir is kept")
+	})
+
+	t.Run("a store with unfinished jobs is refused", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		store, err := badgerstore.Open(badgerstore.Options{Dir: dir})
+		require.NoError(t, err)
+		job, err := domain.NewJob("send_email", []byte(`{}`), 3, time.Now())
+		require.NoError(t, err)
+		require.NoError(t, store.Create(t.Context(), job))
+		require.NoError(t, store.Close())
+
+		code, stdout, stderr := runBench(t, nil, "burndown", "-n", "10", "--store", "badger", "--data-dir", dir)
+
+		require.Equal(t, 1, code)
+		require.Empty(t, stdout)
+		require.Contains(t, stderr, "holds 1 unfinished jobs")
+		store, err = badgerstore.Open(badgerstore.Options{Dir: dir})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, store.Close()) })
+		got, err := store.Get(t.Context(), job.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusPending, got.Status, "the job was not run")
+	})
+
+	t.Run("writes a CPU profile", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "cpu.prof")
+		code, _, stderr := runBench(t, nil, "burndown", "-n", "100", "--workers", "2", "--cpuprofile", path)
+
+		require.Equal(t, 0, code, stderr)
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Positive(t, info.Size())
+	})
+
+	t.Run("prints a table without --json", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, stderr := runBench(t, nil, "burndown", "-n", "100", "--workers", "2")
+
+		require.Equal(t, 0, code, stderr)
+		for _, row := range []string{"mode", "burndown", "store", "memory", "insert", "burn-down", "total", "completed  100", "errors     none"} {
+			require.Contains(t, stdout, row)
+		}
+	})
+}
+
+func TestBenchSteady(t *testing.T) {
+	t.Parallel()
+	s := benchJSON(t, "steady", "--rate", "200", "--duration", "1s", "--store", "memory", "--workers", "4")
+
+	require.Equal(t, "steady", s["mode"])
+	require.EqualValues(t, 200, s["jobs"], "200 jobs/s for 1s")
+	require.EqualValues(t, 200, s["completed"])
+	require.EqualValues(t, 200, s["rate"])
+	require.Contains(t, s, "submitRate")
+	requireLatency(t, s, "latency")
+	requireLatency(t, s, "doneLatency")
+}
+
+func TestBenchHTTP(t *testing.T) {
+	t.Parallel()
+
+	t.Run("in-process server, single submissions", func(t *testing.T) {
+		t.Parallel()
+		s := benchJSON(t, "http", "--concurrency", "2", "--duration", "1s", "--workers", "2")
+
+		require.Equal(t, "http", s["mode"])
+		require.Equal(t, "memory", s["store"])
+		require.EqualValues(t, 2, s["workers"])
+		require.Positive(t, s["jobs"])
+		require.Equal(t, s["jobs"], s["requests"], "one job a request")
+		require.EqualValues(t, 2, s["concurrency"])
+		require.NotContains(t, s, "batch")
+		requireLatency(t, s, "latency")
+	})
+
+	t.Run("in-process server, batches", func(t *testing.T) {
+		t.Parallel()
+		s := benchJSON(t, "http", "--concurrency", "2", "--duration", "1s", "--batch", "10", "--workers", "2")
+
+		jobs, requests := s["jobs"].(float64), s["requests"].(float64)
+		require.Positive(t, jobs)
+		require.Equal(t, 10*requests, jobs, "ten jobs a request")
+		require.EqualValues(t, 10, s["batch"])
+	})
+
+	t.Run("a running server", func(t *testing.T) {
+		t.Parallel()
+		cfg := memoryConfig()
+		cfg.APITokens = []string{"bench-token"}
+		m := startMain(t, cfg)
+
+		s := benchJSON(t, "http", "--concurrency", "2", "--duration", "1s", "--server", m.Addr(), "--token", "bench-token")
+
+		require.Equal(t, "remote", s["store"])
+		require.EqualValues(t, cfg.Workers, s["workers"], "read from /health")
+		require.Positive(t, s["jobs"])
+		require.NotContains(t, s, "completed", "not visible over HTTP")
+		require.Equal(t, "http://"+m.Addr(), s["server"])
+		// The server stops when the test ends; let it finish the backlog
+		// first, since a stop under load is not what this test is about.
+		waitFor(t, 2*waitTimeout, "the server to finish the bench's jobs", func() (bool, error) {
+			st := m.System().Stats()
+			return st.QueueDepth == 0 && st.Workers.Busy == 0 && st.JobActors == 0, fmt.Errorf("stats %+v", st)
+		})
+	})
+
+	t.Run("errors are counted by status", func(t *testing.T) {
+		t.Parallel()
+		cfg := memoryConfig()
+		cfg.Demo = false // no noop handler: every submission is a 400
+		m := startMain(t, cfg)
+
+		code, stdout, stderr := runBench(t, nil, "http", "--concurrency", "1", "--duration", "1s", "--server", m.Addr(), "--json")
+
+		require.Equal(t, 0, code, stderr)
+		var s benchSummary
+		require.NoError(t, json.Unmarshal([]byte(stdout), &s))
+		require.Zero(t, s.Jobs)
+		require.Positive(t, s.Errors["400"])
+		require.Equal(t, s.Requests, s.Errors["400"])
+	})
+}
+
+// TestBenchPostgres runs a small burn-down on PostgreSQL when one answers
+// (TROUPE_TEST_DATABASE_URL, or the local one .ci/run starts).
+func TestBenchPostgres(t *testing.T) {
+	t.Parallel()
+	dbURL := os.Getenv("TROUPE_TEST_DATABASE_URL")
+	if dbURL == "" {
+		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	conn, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI: %v", err)
+		}
+		t.Skipf("no PostgreSQL at %s: %v", u.Host, err)
+	}
+	require.NoError(t, conn.Close())
+
+	code, stdout, stderr := runBench(t, []string{"TROUPE_DATABASE_URL=" + dbURL}, "burndown", "-n", "300", "--store", "postgres", "--workers", "4", "--json")
+
+	require.Equal(t, 0, code, stderr)
+	var s benchSummary
+	require.NoError(t, json.Unmarshal([]byte(stdout), &s))
+	require.Equal(t, "postgres", s.Store)
+	require.EqualValues(t, 300, s.Jobs)
+	require.EqualValues(t, 300, *s.Completed)
+}
+
+func TestBenchFlags(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"burndown", "-n", "0"}, "invalid -n 0: must be at least 1"},
+		{[]string{"burndown", "--batch", "0"}, "invalid --batch 0"},
+		{[]string{"steady", "--rate", "0"}, "invalid --rate 0: must be a positive number"},
+		{[]string{"steady", "--rate", "-5"}, "invalid --rate -5"},
+		{[]string{"steady", "--duration", "0s"}, "invalid --duration 0s: must be positive"},
+		{[]string{"steady", "--rate", "0.5", "--duration", "1s"}, "submits no job"},
+		{[]string{"http", "--duration", "-1s"}, "invalid --duration -1s"},
+		{[]string{"http", "--concurrency", "0"}, "invalid --concurrency 0"},
+		{[]string{"http", "--batch", "1001"}, "invalid --batch 1001: must be from 1 to 1000"},
+		{[]string{"http", "--store", "badger"}, "runs on the memory store"},
+		{[]string{"burndown", "--store", "sqlite"}, `invalid --store "sqlite": must be one of badger, memory, postgres`},
+		{[]string{"steady", "--store", "postgres"}, "--database-url (or TROUPE_DATABASE_URL) is required with --store postgres"},
+		{[]string{"burndown", "--store", "postgres", "--database-url", "postgres://localhost/x", "--schema", ""}, "--schema must not be empty"},
+		{[]string{"burndown", "--workers", "0"}, "invalid --workers 0"},
+		{[]string{"burndown", "extra"}, `unknown command "extra"`},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runBench(t, nil, tt.args...)
+
+			require.Equal(t, 1, code)
+			require.Empty(t, stdout)
+			require.Contains(t, stderr, tt.want)
+			require.True(t, strings.HasPrefix(stderr, "troupe: "), stderr)
+			require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+		})
+	}
+
+	t.Run("help names the modes and says postgres is one node", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, _ := runBench(t, nil, "--help")
+
+		require.Equal(t, 0, code)
+		for _, s := range []string{"burndown", "steady", "http", "--store", "--data-dir", "--database-url", "--workers", "--json", "one node"} {
+			require.Contains(t, stdout, s)
+		}
+	})
+}
+
+func TestBenchInterrupted(t *testing.T) {
+	t.Parallel()
+	env, stdout, stderr, sigs := testEnv()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(t.Context(), []string{"bench", "steady", "--rate", "100", "--duration", "10m"}, env)
+	}()
+
+	sigs.send(syscall.SIGINT)
+
+	require.Equal(t, 1, <-code)
+	require.Empty(t, stdout.String())
+	require.Contains(t, stderr.String(), "troupe: bench interrupted")
+}
+
+// TestBatchEndpointOnTheRealSystem submits batches to a server wired as
+// troupe serve is: the jobs come back in order, and a batch with a bad job
+// stores nothing.
+func TestBatchEndpointOnTheRealSystem(t *testing.T) {
+	t.Parallel()
+	m := startMain(t, memoryConfig())
+	api := newAPIClient(t, "http://"+m.Addr())
+
+	var created struct {
+		Jobs []jobJSON `json:"jobs"`
+	}
+	body := api.mustCall(nethttp.MethodPost, "/jobs/batch", `{"jobs":[{"type":"noop","payload":{"n":0}},{"type":"noop","payload":{"n":1}},{"type":"noop","payload":{"n":2}}]}`, nethttp.StatusCreated)
+	require.NoError(t, json.Unmarshal(body, &created))
+	require.Len(t, created.Jobs, 3)
+	for i, j := range created.Jobs {
+		require.JSONEq(t, fmt.Sprintf(`{"n":%d}`, i), string(j.Payload))
+		stored := api.waitStatus(j.ID, "completed")
+		require.JSONEq(t, fmt.Sprintf(`{"n":%d}`, i), string(stored.Payload))
+		if i > 0 {
+			require.Less(t, created.Jobs[i-1].ID, j.ID, "IDs in submission order")
+		}
+	}
+
+	for _, bad := range []string{
+		`{"jobs":[{"type":"noop"},{"type":"nope"}]}`,
+		`{"jobs":[{"type":"noop"},{"type":"noop","maxAttempts":101}]}`,
+		`{"jobs":[` + strings.Repeat(`{"type":"noop"},`, 1000) + `{"type":"noop"}]}`,
+	} {
+		var problem struct {
+			Errors []struct {
+				Field string `json:"field"`
+			} `json:"errors"`
+		}
+		require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodPost, "/jobs/batch", bad, nethttp.StatusBadRequest), &problem))
+		require.NotEmpty(t, problem.Errors)
+		require.True(t, strings.HasPrefix(problem.Errors[0].Field, "jobs"), problem.Errors[0].Field)
+	}
+	page, err := api.list(url.Values{})
+	require.NoError(t, err)
+	require.Equal(t, 3, page.Total, "nothing of the bad batches was stored")
+}
+
+// TestBenchHelpers covers the arithmetic of the summary and the progress
+// display.
+func TestBenchHelpers(t *testing.T) {
+	t.Parallel()
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	require.Equal(t, &latencySummary{P50Ms: 50, P90Ms: 90, P99Ms: 99, MaxMs: 100}, summarizeLatency(ds))
+	require.Equal(t, &latencySummary{P50Ms: 7, P90Ms: 7, P99Ms: 7, MaxMs: 7}, summarizeLatency([]time.Duration{7 * time.Millisecond}))
+	require.Nil(t, summarizeLatency(nil))
+
+	require.Equal(t, "["+strings.Repeat(".", benchProgressBarWidth)+"]   0%", progressBar(-1))
+	require.Equal(t, "["+strings.Repeat("#", benchProgressBarWidth/2)+strings.Repeat(".", benchProgressBarWidth/2)+"]  50%", progressBar(0.5))
+	require.Equal(t, "["+strings.Repeat("#", benchProgressBarWidth)+"] 100%", progressBar(2))
+	require.False(t, isTerminal(&strings.Builder{}))
+
+	stop := startProgress(&strings.Builder{}, func() (string, float64) { return "", 0 })
+	stop()
+	stop() // twice is harmless
+}

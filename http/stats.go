@@ -1,0 +1,136 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	nethttp "net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// statsMaxAge is how long a stats sample is reused. Every open dashboard
+// receives the stats every two seconds, and counting the jobs of a status
+// costs the store an index scan; one sample a second serves them all.
+const statsMaxAge = time.Second
+
+// statsTimeout bounds the counting, so that a slow store delays a sample
+// rather than every stream waiting for it.
+const statsTimeout = 5 * time.Second
+
+// registerStatsRoutes adds GET /stats and GET /job-types to r.
+func (s *Server) registerStatsRoutes(r gin.IRoutes) {
+	r.GET("/stats", s.handleStats)
+	r.GET("/job-types", s.handleJobTypes)
+}
+
+// StatusCounts counts jobs by status.
+type StatusCounts struct {
+	// Pending counts jobs waiting to run, now or after a retry delay.
+	Pending int `json:"pending"`
+	// Running counts jobs whose handler is executing.
+	Running int `json:"running"`
+	// Completed counts jobs that succeeded.
+	Completed int `json:"completed"`
+	// Failed counts jobs that used up their attempts or failed for good.
+	Failed int `json:"failed"`
+	// Canceled counts jobs canceled by a user.
+	Canceled int `json:"canceled"`
+}
+
+// set records the count of one status.
+func (c *StatusCounts) set(st domain.Status, n int) {
+	switch st {
+	case domain.StatusPending:
+		c.Pending = n
+	case domain.StatusRunning:
+		c.Running = n
+	case domain.StatusCompleted:
+		c.Completed = n
+	case domain.StatusFailed:
+		c.Failed = n
+	case domain.StatusCanceled:
+		c.Canceled = n
+	}
+}
+
+// StatsResponse is the body of GET /stats and the data of the stats event
+// of GET /events: what an operator's overview shows.
+type StatsResponse struct {
+	// Counts counts the stored jobs by status.
+	Counts StatusCounts `json:"counts"`
+	// Workers describes the worker pool of this server.
+	Workers WorkersResponse `json:"workers"`
+	// QueueDepth counts jobs waiting in this server's ready queue.
+	QueueDepth int `json:"queueDepth"`
+	// SampledAt is when the figures were read; they may be up to a second
+	// old, since one sample serves every caller for that long.
+	SampledAt Timestamp `json:"sampledAt"`
+}
+
+// statsCache holds the latest stats sample.
+type statsCache struct {
+	mu   sync.Mutex
+	last StatsResponse
+}
+
+// stats returns the latest sample, or reads a new one when it is older than
+// statsMaxAge. Callers that arrive during a read wait for it and share it.
+func (s *Server) stats(ctx context.Context) (StatsResponse, error) {
+	s.statsCache.mu.Lock()
+	defer s.statsCache.mu.Unlock()
+	if last := s.statsCache.last; !last.SampledAt.IsZero() && time.Since(last.SampledAt.Time) < statsMaxAge {
+		return last, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
+	defer cancel()
+	rt := s.svc.Stats()
+	st := StatsResponse{
+		Workers:    WorkersResponse{Size: rt.Workers.Size, Busy: rt.Workers.Busy},
+		QueueDepth: rt.QueueDepth,
+		SampledAt:  Timestamp{time.Now().UTC()},
+	}
+	for _, status := range domain.Statuses() {
+		// Limit 1: the total is what counts, and 0 would mean "no limit".
+		page, err := s.svc.List(ctx, domain.Filter{Statuses: []domain.Status{status}, Limit: 1})
+		if err != nil {
+			return StatsResponse{}, fmt.Errorf("count %s jobs: %w", status, err)
+		}
+		st.Counts.set(status, page.Total)
+	}
+	s.statsCache.last = st
+	return st, nil
+}
+
+// handleStats handles GET /stats: jobs by status, the worker pool and the
+// queue depth.
+func (s *Server) handleStats(c *gin.Context) {
+	st, err := s.stats(c.Request.Context())
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(nethttp.StatusOK, st)
+}
+
+// JobTypesResponse is the body of GET /job-types.
+type JobTypesResponse struct {
+	// Types lists the registered job types, sorted; empty, never null,
+	// when none is registered.
+	Types []domain.JobType `json:"types"`
+}
+
+// handleJobTypes handles GET /job-types: the types a job can be submitted
+// with.
+func (s *Server) handleJobTypes(c *gin.Context) {
+	types := slices.Sorted(slices.Values(s.svc.JobTypes()))
+	if types == nil {
+		types = []domain.JobType{}
+	}
+	c.JSON(nethttp.StatusOK, JobTypesResponse{Types: types})
+}

@@ -1,0 +1,108 @@
+package http
+
+import (
+	"context"
+	"errors"
+	nethttp "net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+
+	// countBy answers each one-status listing with the status's count.
+	countBy := func(counts map[domain.Status]int, calls *atomic.Int32) func(context.Context, domain.Filter) (domain.Page, error) {
+		return func(_ context.Context, f domain.Filter) (domain.Page, error) {
+			calls.Add(1)
+			if len(f.Statuses) != 1 || f.Limit != 1 || f.Offset != 0 || f.Type != "" {
+				return domain.Page{}, errors.New("unexpected filter")
+			}
+			return domain.Page{Jobs: []*domain.Job{}, Total: counts[f.Statuses[0]]}, nil
+		}
+	}
+
+	t.Run("CountsByStatusWithWorkersAndQueue", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		var calls atomic.Int32
+		b.svc.ListFunc = countBy(map[domain.Status]int{
+			domain.StatusPending: 5, domain.StatusRunning: 2, domain.StatusCompleted: 40,
+			domain.StatusFailed: 3, domain.StatusCanceled: 1,
+		}, &calls)
+		b.svc.StatsFunc = func() actors.Stats {
+			return actors.Stats{Workers: actors.WorkerStats{Size: 8, Busy: 2}, QueueDepth: 5, Running: true}
+		}
+
+		rec := b.do(t, request{method: "GET", target: "/stats"})
+		got := requireJSON[StatsResponse](t, rec, nethttp.StatusOK)
+		require.Equal(t, StatusCounts{Pending: 5, Running: 2, Completed: 40, Failed: 3, Canceled: 1}, got.Counts)
+		require.Equal(t, WorkersResponse{Size: 8, Busy: 2}, got.Workers)
+		require.Equal(t, 5, got.QueueDepth)
+		require.False(t, got.SampledAt.IsZero())
+		require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
+		require.EqualValues(t, len(domain.Statuses()), calls.Load(), "one count per status")
+	})
+
+	t.Run("ASampleServesCallersForASecond", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		var calls atomic.Int32
+		b.svc.ListFunc = countBy(nil, &calls)
+		first := requireJSON[StatsResponse](t, b.do(t, request{method: "GET", target: "/stats"}), nethttp.StatusOK)
+		second := requireJSON[StatsResponse](t, b.do(t, request{method: "GET", target: "/stats"}), nethttp.StatusOK)
+		// The second call may come after the sample expired on a slow
+		// machine; then it is a fresh sample, counted again.
+		if second.SampledAt.Equal(first.SampledAt.Time) {
+			require.EqualValues(t, len(domain.Statuses()), calls.Load())
+		}
+	})
+
+	t.Run("StoreErrorIs500", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		b.svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+			return domain.Page{}, errors.New("disk on fire")
+		}
+		rec := b.do(t, request{method: "GET", target: "/stats"})
+		p := requireProblem(t, rec, nethttp.StatusInternalServerError, ProblemTypeInternal)
+		require.NotContains(t, p.Detail, "disk on fire")
+	})
+
+	t.Run("NeedsAToken", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{APITokens: []string{"secret"}})
+		requireProblem(t, b.do(t, request{method: "GET", target: "/stats"}), nethttp.StatusUnauthorized, ProblemTypeUnauthorized)
+	})
+}
+
+func TestJobTypes(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SortedRegisteredTypes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		b.svc.JobTypesFunc = func() []domain.JobType { return []domain.JobType{"sleep", "noop", "flaky"} }
+		got := requireJSON[JobTypesResponse](t, b.do(t, request{method: "GET", target: "/job-types"}), nethttp.StatusOK)
+		require.Equal(t, []domain.JobType{"flaky", "noop", "sleep"}, got.Types)
+	})
+
+	t.Run("NoneIsAnEmptyList", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		b.svc.JobTypesFunc = func() []domain.JobType { return nil }
+		rec := b.do(t, request{method: "GET", target: "/job-types"})
+		require.JSONEq(t, `{"types":[]}`, rec.Body.String())
+	})
+
+	t.Run("NeedsAToken", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{APITokens: []string{"secret"}})
+		requireProblem(t, b.do(t, request{method: "GET", target: "/job-types"}), nethttp.StatusUnauthorized, ProblemTypeUnauthorized)
+	})
+}

@@ -1,0 +1,974 @@
+// Troupe dashboard: plain JavaScript, no dependencies and no build step.
+// It talks only to this server's API. Every piece of data is put in the
+// page as text (textContent, text nodes, attributes), never parsed as HTML.
+(() => {
+  'use strict';
+
+  const TOKEN_KEY = 'troupe.token';
+  const RELATIONS_KEY = 'troupe.relations';
+  const PAGE_SIZE = 20;
+  const STATUSES = ['pending', 'running', 'completed', 'failed', 'canceled'];
+  const TERMINAL = new Set(['completed', 'failed', 'canceled']);
+  // The chart spans the time since the page opened, in steps of 30 s, up
+  // to 5 minutes.
+  const CHART_WINDOW_MS = 5 * 60 * 1000;
+  const CHART_STEP_MS = 30 * 1000;
+  const LIST_REFRESH_MS = 400;
+  const PROBLEM_UNKNOWN_TYPE = 'urn:troupe:problem:unknown-job-type';
+  const FIELDS = {
+    type: { input: 'submit-type', error: 'submit-type-error', label: 'Type' },
+    payload: { input: 'submit-payload', error: 'submit-payload-error', label: 'Payload' },
+    maxAttempts: { input: 'submit-max', error: 'submit-max-error', label: 'Max attempts' },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const numberFormat = new Intl.NumberFormat();
+  const rateFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+
+  // ---- DOM helpers ----------------------------------------------------------
+
+  // el builds an element. Attributes are set as attributes and children
+  // appended as nodes or text, so nothing is ever parsed as HTML.
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === false || value === null || value === undefined) continue;
+      if (name === 'class') node.className = value;
+      else node.setAttribute(name, value === true ? '' : String(value));
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  function svgEl(tag, attrs) {
+    const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    return node;
+  }
+
+  function announce(text) {
+    const region = $('announcer');
+    region.textContent = '';
+    // A fresh text node makes screen readers read a repeated message again.
+    requestAnimationFrame(() => { region.textContent = text; });
+  }
+
+  function showNotice(text, actionLabel, action) {
+    const notice = $('notice');
+    notice.replaceChildren(text);
+    if (actionLabel) {
+      const button = el('button', { type: 'button', class: 'button small' }, actionLabel);
+      button.addEventListener('click', action);
+      notice.append(' ', button);
+    }
+    notice.hidden = false;
+  }
+
+  function hideNotice() {
+    $('notice').hidden = true;
+    $('notice').replaceChildren();
+  }
+
+  // ---- formatting --------------------------------------------------------------
+
+  // shortId is the last group of a job's UUID. IDs are UUIDv7, whose first
+  // groups are a timestamp shared by jobs submitted together; the last one
+  // is random.
+  function shortId(id) {
+    return String(id).slice(-12);
+  }
+
+  function jobPath(id) {
+    return '/ui/jobs/' + encodeURIComponent(id);
+  }
+
+  function formatTime(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    const now = new Date();
+    const sameDay = d.toDateString() === now.toDateString();
+    return sameDay ? timeFormat.format(d) : dateTimeFormat.format(d);
+  }
+
+  function formatDuration(ms) {
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${rateFormat.format(ms / 1000)} s`;
+    const minutes = Math.floor(ms / 60000);
+    return `${minutes} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+
+  function statusLabel(status) {
+    return status ? status.charAt(0).toUpperCase() + status.slice(1) : '';
+  }
+
+  function badge(status) {
+    return el('span', { class: 'badge', 'data-status': status }, status);
+  }
+
+  // ---- the API token -------------------------------------------------------------
+
+  // The token lives in sessionStorage: this tab only, gone when it closes.
+  // It is never written into the page or the address bar.
+  const tokens = {
+    get() {
+      try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+    },
+    set(token) {
+      try { sessionStorage.setItem(TOKEN_KEY, token); } catch { /* private mode: kept for no one */ }
+      $('sign-out').hidden = false;
+    },
+    clear() {
+      try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing stored */ }
+      $('sign-out').hidden = true;
+    },
+  };
+
+  let tokenRequest = null;
+  let resolveToken = null;
+
+  // askToken opens the token dialog once, however many calls are waiting,
+  // and resolves true when a token was entered, false when it was dismissed.
+  function askToken(rejected) {
+    if (tokenRequest) return tokenRequest;
+    tokenRequest = new Promise((resolve) => { resolveToken = resolve; });
+    const dialog = $('token-dialog');
+    const input = $('token-input');
+    input.value = '';
+    input.setAttribute('aria-invalid', rejected ? 'true' : 'false');
+    $('token-error').textContent = rejected ? 'That token was not accepted. Enter another one.' : '';
+    if (!dialog.open) dialog.showModal();
+    input.focus();
+    return tokenRequest;
+  }
+
+  function finishToken(ok) {
+    const dialog = $('token-dialog');
+    $('token-input').value = '';
+    if (dialog.open) dialog.close();
+    const resolve = resolveToken;
+    tokenRequest = null;
+    resolveToken = null;
+    if (resolve) resolve(ok);
+  }
+
+  function bindTokenDialog() {
+    $('token-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const token = $('token-input').value.trim();
+      if (!token) {
+        $('token-error').textContent = 'Enter the token.';
+        $('token-input').setAttribute('aria-invalid', 'true');
+        $('token-input').focus();
+        return;
+      }
+      tokens.set(token);
+      finishToken(true);
+      hideNotice();
+      connectLive();
+    });
+    $('token-cancel').addEventListener('click', () => finishToken(false));
+    // Escape closes the dialog; that is a cancel too.
+    $('token-dialog').addEventListener('close', () => { if (tokenRequest) finishToken(false); });
+    $('sign-out').addEventListener('click', () => {
+      tokens.clear();
+      closeLive();
+      setConnection('offline');
+      announce('The token is forgotten.');
+      refreshAll();
+    });
+    if (tokens.get()) $('sign-out').hidden = false;
+  }
+
+  // ---- the API ----------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super((problem && problem.detail) || (status ? `The server answered ${status}.` : 'The server cannot be reached.'));
+      this.status = status;
+      this.problem = problem || null;
+    }
+  }
+
+  async function readBody(res) {
+    const type = res.headers.get('Content-Type') || '';
+    if (!type.includes('json')) return null;
+    try { return await res.json(); } catch { return null; }
+  }
+
+  // api calls the API and returns the decoded body. On 401 it asks for a
+  // token and tries again; errors are ApiErrors carrying the problem.
+  async function api(path, options = {}) {
+    for (;;) {
+      const headers = { Accept: 'application/json' };
+      const token = tokens.get();
+      if (token) headers.Authorization = 'Bearer ' + token;
+      if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+      let res;
+      try {
+        res = await fetch(path, { method: options.method || 'GET', headers, body: options.body, cache: 'no-store' });
+      } catch {
+        throw new ApiError(0, null);
+      }
+      if (res.status === 401) {
+        const problem = await readBody(res);
+        if (token && tokens.get() === token) tokens.clear();
+        if (!tokens.get() && !(await askToken(Boolean(token)))) {
+          showNotice('This server needs an API token.', 'Enter token', () => { hideNotice(); refreshAll(); });
+          throw new ApiError(401, problem);
+        }
+        continue;
+      }
+      const body = await readBody(res);
+      if (!res.ok) throw new ApiError(res.status, body);
+      return body;
+    }
+  }
+
+  // ---- relations between re-runs ------------------------------------------------------
+
+  // A job does not record which job it re-runs; the answer of the retry
+  // call says it, and the dashboard keeps that for this tab.
+  function relations() {
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(RELATIONS_KEY) || '{}');
+      return { retryOf: stored.retryOf || {}, rerunAs: stored.rerunAs || {} };
+    } catch {
+      return { retryOf: {}, rerunAs: {} };
+    }
+  }
+
+  function rememberRerun(originalId, newId) {
+    const r = relations();
+    r.retryOf[newId] = originalId;
+    r.rerunAs[originalId] = [...(r.rerunAs[originalId] || []), newId];
+    try { sessionStorage.setItem(RELATIONS_KEY, JSON.stringify(r)); } catch { /* not kept */ }
+  }
+
+  // ---- live updates ---------------------------------------------------------------------
+
+  const live = { source: null, everOpen: false, retryTimer: 0 };
+
+  function setConnection(state) {
+    const labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
+    const node = $('connection');
+    if (node.dataset.state === state) return;
+    node.dataset.state = state;
+    $('connection-text').textContent = labels[state];
+  }
+
+  function closeLive() {
+    clearTimeout(live.retryTimer);
+    if (live.source) live.source.close();
+    live.source = null;
+  }
+
+  // connectLive opens the event stream. EventSource cannot send headers, so
+  // the token goes in the query string of this script-built URL, which is
+  // never shown. EventSource reconnects by itself after network errors,
+  // such as a server restart, after the delay the server asks for.
+  function connectLive() {
+    closeLive();
+    const token = tokens.get();
+    const source = new EventSource('/events' + (token ? '?token=' + encodeURIComponent(token) : ''));
+    live.source = source;
+    source.addEventListener('open', () => {
+      const reconnected = live.everOpen;
+      live.everOpen = true;
+      setConnection('live');
+      if (reconnected) refreshAll();
+    });
+    source.addEventListener('error', () => {
+      if (source !== live.source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused the stream: a token it does not take, or it
+        // is stopping. An API call finds out, asking for a token if needed.
+        setConnection('offline');
+        live.retryTimer = setTimeout(recoverLive, 3000);
+      } else {
+        setConnection('reconnecting');
+      }
+    });
+    source.addEventListener('job', (event) => onJob(JSON.parse(event.data)));
+    source.addEventListener('stats', (event) => onStats(JSON.parse(event.data)));
+    source.addEventListener('resync', () => refreshAll());
+  }
+
+  async function recoverLive() {
+    try {
+      onStats(await api('/stats'));
+    } catch (err) {
+      if (err.status !== 401) live.retryTimer = setTimeout(recoverLive, 5000);
+      return;
+    }
+    connectLive();
+  }
+
+  function refreshAll() {
+    loadTypes();
+    if (view.name === 'dashboard') loadJobs();
+    if (view.name === 'job') loadJob(view.jobId);
+    api('/stats').then(onStats, () => {});
+  }
+
+  function onJob(job) {
+    if (TERMINAL.has(job.status)) cancels.delete(job.id);
+    if (view.name === 'job' && view.jobId === job.id) renderJob(job);
+    if (view.name === 'dashboard') {
+      const row = findRow(job.id);
+      if (row && job.updatedAt >= row.dataset.updatedAt) preservingFocus(() => fillRow(row, job));
+      scheduleListRefresh();
+    }
+  }
+
+  // ---- overview ------------------------------------------------------------------------
+
+  const chart = { samples: [] };
+
+  function onStats(stats) {
+    if (!stats || !stats.counts) return;
+    for (const status of STATUSES) {
+      const node = document.querySelector(`[data-count="${status}"]`);
+      node.textContent = numberFormat.format(stats.counts[status] || 0);
+    }
+    const { size, busy } = stats.workers;
+    $('workers-value').textContent = `${numberFormat.format(busy)} / ${numberFormat.format(size)}`;
+    $('workers-fill').style.width = `${size ? Math.min(100, (busy / size) * 100) : 0}%`;
+    const bar = $('workers-bar');
+    bar.setAttribute('aria-valuemax', String(size));
+    bar.setAttribute('aria-valuenow', String(busy));
+    bar.setAttribute('aria-valuetext', `${busy} of ${size} workers busy`);
+    $('queue-value').textContent = numberFormat.format(stats.queueDepth);
+
+    const c = stats.counts;
+    const sample = { t: Date.parse(stats.sampledAt), finished: c.completed + c.failed + c.canceled, failed: c.failed };
+    const samples = chart.samples;
+    if (!samples.length || sample.t > samples[samples.length - 1].t) samples.push(sample);
+    while (samples.length > 2 && samples[1].t < sample.t - CHART_WINDOW_MS) samples.shift();
+    drawChart();
+  }
+
+  // niceCeil rounds up to 1, 2 or 5 times a power of ten, for axis labels.
+  function niceCeil(v) {
+    const power = 10 ** Math.floor(Math.log10(v));
+    for (const step of [1, 2, 5, 10]) {
+      if (step * power >= v) return step * power;
+    }
+    return 10 * power;
+  }
+
+  function drawChart() {
+    const svg = $('chart');
+    const width = svg.clientWidth || 600;
+    const height = svg.clientHeight || 150;
+    svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    svg.replaceChildren();
+    // How many samples the chart has; tests and screenshots wait on it.
+    svg.dataset.samples = String(chart.samples.length);
+
+    const s = chart.samples;
+    const rates = [];
+    for (let i = 1; i < s.length; i++) {
+      const dt = (s[i].t - s[i - 1].t) / 1000;
+      if (dt <= 0) continue;
+      rates.push({
+        t: s[i].t,
+        finished: Math.max(0, s[i].finished - s[i - 1].finished) / dt,
+        failed: Math.max(0, s[i].failed - s[i - 1].failed) / dt,
+      });
+    }
+    if (rates.length < 2) {
+      const label = svgEl('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'empty-label' });
+      label.textContent = 'Collecting data…';
+      svg.append(label);
+      $('chart-summary').textContent = 'Collecting…';
+      svg.setAttribute('aria-label', 'Throughput chart: collecting data');
+      return;
+    }
+
+    const pad = { left: 44, right: 8, top: 10, bottom: 22 };
+    const end = rates[rates.length - 1].t;
+    // A few seconds past a step are cut off rather than doubling the span.
+    const steps = Math.ceil((end - s[0].t) / CHART_STEP_MS - 0.1);
+    const span = Math.min(CHART_WINDOW_MS, Math.max(1, steps) * CHART_STEP_MS);
+    const start = end - span;
+    const spanText = span < 60000 ? `${span / 1000} s` : `${rateFormat.format(span / 60000)} min`;
+    const peak = Math.max(...rates.map((r) => r.finished));
+    const yMax = niceCeil(Math.max(peak, 1));
+    const x = (t) => pad.left + ((t - start) / span) * (width - pad.left - pad.right);
+    const y = (v) => pad.top + (1 - v / yMax) * (height - pad.top - pad.bottom);
+
+    for (const v of [0, yMax / 2, yMax]) {
+      svg.append(svgEl('line', { class: 'grid', x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
+      const label = svgEl('text', { class: 'axis-label', x: pad.left - 6, y: y(v) + 4, 'text-anchor': 'end' });
+      label.textContent = `${rateFormat.format(v)}/s`;
+      svg.append(label);
+    }
+    for (const [t, text, anchor] of [[start, `${spanText} ago`, 'start'], [end, 'now', 'end']]) {
+      const label = svgEl('text', { class: 'axis-label', x: x(t), y: height - 4, 'text-anchor': anchor });
+      label.textContent = text;
+      svg.append(label);
+    }
+
+    const shown = rates.filter((r) => r.t >= start);
+    const line = (key) => shown.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${y(r[key]).toFixed(1)}`).join('');
+    const finishedLine = line('finished');
+    const first = shown[0];
+    const last = shown[shown.length - 1];
+    svg.append(svgEl('path', {
+      class: 'area',
+      d: `${finishedLine}L${x(last.t).toFixed(1)},${y(0)}L${x(first.t).toFixed(1)},${y(0)}Z`,
+    }));
+    svg.append(svgEl('path', { class: 'line-finished', d: finishedLine }));
+    svg.append(svgEl('path', { class: 'line-failed', d: line('failed') }));
+
+    const now = rates[rates.length - 1];
+    $('chart-summary').textContent = `${rateFormat.format(now.finished)}/s now · peak ${rateFormat.format(peak)}/s`;
+    $('chart-window').textContent = `last ${spanText}`;
+    svg.setAttribute('aria-label', `Throughput over the last ${spanText}: ${rateFormat.format(now.finished)} jobs finished ` +
+      `per second now, ${rateFormat.format(now.failed)} failed per second; the peak was ${rateFormat.format(peak)} per second.`);
+  }
+
+  // ---- the jobs table ------------------------------------------------------------------------
+
+  const list = { status: '', type: '', order: 'desc', page: 0, total: null, seq: 0, refreshTimer: 0 };
+  const cancels = new Set(); // jobs whose cancel is on its way
+
+  function readListState() {
+    const q = new URLSearchParams(location.search);
+    list.status = STATUSES.includes(q.get('status')) ? q.get('status') : '';
+    list.type = q.get('type') || '';
+    list.order = q.get('order') === 'asc' ? 'asc' : 'desc';
+    list.page = Math.max(0, (parseInt(q.get('page'), 10) || 1) - 1);
+    $('filter-status').value = list.status;
+    $('filter-order').value = list.order;
+    setTypeFilter(list.type);
+  }
+
+  function writeListState() {
+    const q = new URLSearchParams();
+    if (list.status) q.set('status', list.status);
+    if (list.type) q.set('type', list.type);
+    if (list.order !== 'desc') q.set('order', list.order);
+    if (list.page) q.set('page', String(list.page + 1));
+    const query = q.toString();
+    history.replaceState(null, '', '/' + (query ? '?' + query : ''));
+  }
+
+  function setTypeFilter(type) {
+    const select = $('filter-type');
+    if (type && ![...select.options].some((o) => o.value === type)) select.append(el('option', { value: type }, type));
+    select.value = type;
+  }
+
+  function listQuery(limit, offset) {
+    const q = new URLSearchParams();
+    if (list.status) q.append('status', list.status);
+    if (list.type) q.set('type', list.type);
+    q.set('limit', String(limit));
+    q.set('offset', String(offset));
+    return '/jobs?' + q.toString();
+  }
+
+  // fetchPage returns the jobs of the current page and the total. GET /jobs
+  // lists oldest first; the newest-first page p is the slice that ends p
+  // pages before the end, reversed. Its offset needs the total, taken from
+  // the previous answer and checked against the new one; jobs come and go
+  // meanwhile, so it tries a few times.
+  async function fetchPage() {
+    if (list.order === 'asc') {
+      const page = await api(listQuery(PAGE_SIZE, list.page * PAGE_SIZE));
+      return { jobs: page.jobs, total: page.total };
+    }
+    let total = list.total;
+    let last = null;
+    for (let tries = 0; tries < 3; tries++) {
+      const end = (total ?? 0) - list.page * PAGE_SIZE;
+      if (total === null || end <= 0) {
+        // Nothing to show by the last count: count again.
+        const counted = (await api(listQuery(1, 0))).total;
+        if (counted - list.page * PAGE_SIZE <= 0) return { jobs: [], total: counted };
+        total = counted;
+        continue;
+      }
+      const offset = Math.max(0, end - PAGE_SIZE);
+      const page = await api(listQuery(end - offset, offset));
+      last = { jobs: page.jobs.slice().reverse(), total: page.total };
+      if (page.total === total) return last;
+      total = page.total;
+    }
+    return last || { jobs: [], total: total ?? 0 };
+  }
+
+  async function loadJobs() {
+    const seq = ++list.seq;
+    let result;
+    try {
+      result = await fetchPage();
+    } catch (err) {
+      if (seq === list.seq && err.status !== 401) showNotice(`The jobs could not be loaded: ${err.message}`);
+      return;
+    }
+    if (seq !== list.seq || view.name !== 'dashboard') return;
+    list.total = result.total;
+    const lastPage = Math.max(0, Math.ceil(result.total / PAGE_SIZE) - 1);
+    if (list.page > lastPage) {
+      list.page = lastPage;
+      writeListState();
+      loadJobs();
+      return;
+    }
+    preservingFocus(() => renderJobs(result.jobs, result.total));
+  }
+
+  function scheduleListRefresh() {
+    if (list.refreshTimer) return;
+    list.refreshTimer = setTimeout(() => {
+      list.refreshTimer = 0;
+      if (view.name === 'dashboard') loadJobs();
+    }, LIST_REFRESH_MS);
+  }
+
+  function findRow(id) {
+    return $('jobs-body').querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
+  }
+
+  function renderJobs(jobs, total) {
+    $('jobs-body').replaceChildren(...jobs.map((job) => fillRow(el('tr'), job)));
+    $('jobs-empty').hidden = jobs.length > 0;
+    const from = list.page * PAGE_SIZE + 1;
+    const to = list.page * PAGE_SIZE + jobs.length;
+    $('page-info').textContent = total === 0 ? 'No jobs' : `${numberFormat.format(from)}–${numberFormat.format(to)} of ${numberFormat.format(total)}`;
+    $('page-prev').disabled = list.page === 0;
+    $('page-next').disabled = (list.page + 1) * PAGE_SIZE >= total;
+  }
+
+  function fillRow(row, job) {
+    row.dataset.jobId = job.id;
+    row.dataset.status = job.status;
+    row.dataset.updatedAt = job.updatedAt;
+    const link = el('a', { class: 'job-link', href: jobPath(job.id), 'data-link': true, title: job.id, 'aria-label': `Job ${job.id}` }, shortId(job.id));
+    const created = el('time', { datetime: job.createdAt, title: job.createdAt }, formatTime(job.createdAt));
+    row.replaceChildren(
+      // In a narrow window the type goes under the ID, in place of its column.
+      el('td', null, link, el('span', { class: 'row-type', 'aria-hidden': 'true' }, job.type)),
+      el('td', { class: 'type-name col-type' }, job.type),
+      el('td', { class: 'status-cell' }, badge(job.status)),
+      el('td', { class: 'num col-attempts' }, `${job.attempts} / ${job.maxAttempts}`),
+      el('td', { class: 'muted col-created' }, created),
+      el('td', { class: 'col-actions' }, actionButton(job, true)),
+    );
+    return row;
+  }
+
+  function actionButton(job, small) {
+    const size = small ? ' small' : '';
+    if (job.status === 'pending' || job.status === 'running') {
+      const busy = cancels.has(job.id);
+      return el('button', {
+        type: 'button', class: 'button danger' + size, 'data-action': 'cancel', 'data-job-id': job.id,
+        'aria-label': `Cancel job ${shortId(job.id)}`, disabled: busy,
+      }, busy ? 'Canceling…' : 'Cancel');
+    }
+    if (job.status === 'failed' || job.status === 'canceled') {
+      return el('button', {
+        type: 'button', class: 'button' + size, 'data-action': 'rerun', 'data-job-id': job.id,
+        'aria-label': `Re-run job ${shortId(job.id)}`,
+      }, 'Re-run');
+    }
+    return null;
+  }
+
+  // preservingFocus runs fn, which may rebuild rows, and puts the focus
+  // back on the same control of the same job, so that live updates do not
+  // pull it away from a keyboard user.
+  function preservingFocus(fn) {
+    const active = document.activeElement;
+    const row = active && active.closest ? active.closest('tr[data-job-id]') : null;
+    const id = row ? row.dataset.jobId : null;
+    const action = active && active.dataset ? active.dataset.action : null;
+    fn();
+    if (!id || document.contains(active)) return;
+    const again = findRow(id);
+    if (!again) return;
+    const target = (action && again.querySelector(`[data-action="${action}"]`)) || again.querySelector('a, button');
+    if (target) target.focus({ preventScroll: true });
+  }
+
+  function bindList() {
+    $('filters').addEventListener('change', () => {
+      list.status = $('filter-status').value;
+      list.type = $('filter-type').value;
+      list.order = $('filter-order').value;
+      list.page = 0;
+      list.total = null;
+      writeListState();
+      loadJobs();
+    });
+    $('filters').addEventListener('submit', (event) => event.preventDefault());
+    $('page-prev').addEventListener('click', () => {
+      if (list.page === 0) return;
+      list.page--;
+      writeListState();
+      loadJobs();
+    });
+    $('page-next').addEventListener('click', () => {
+      list.page++;
+      writeListState();
+      loadJobs();
+    });
+  }
+
+  async function loadTypes() {
+    let types;
+    try {
+      types = (await api('/job-types')).types;
+    } catch {
+      return;
+    }
+    const submit = $('submit-type');
+    const chosen = submit.value;
+    submit.replaceChildren(...types.map((t) => el('option', { value: t }, t)));
+    if (types.includes(chosen)) submit.value = chosen;
+    const filter = $('filter-type');
+    filter.replaceChildren(el('option', { value: '' }, 'Any type'), ...types.map((t) => el('option', { value: t }, t)));
+    setTypeFilter(list.type);
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+
+  async function cancelJob(id, button) {
+    const label = button.textContent;
+    cancels.add(id);
+    button.disabled = true;
+    button.textContent = 'Canceling…';
+    try {
+      const job = await api(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      announce(job.status === 'canceled' ? `Job ${shortId(id)} is canceled.` : `Job ${shortId(id)} is being canceled; it stops when its handler returns.`);
+      onJob(job);
+    } catch (err) {
+      cancels.delete(id);
+      button.disabled = false;
+      button.textContent = label;
+      showActionError(`The job could not be canceled: ${err.message}`);
+    }
+  }
+
+  async function rerunJob(id, button) {
+    button.disabled = true;
+    try {
+      const job = await api(`/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      rememberRerun(job.retryOf, job.id);
+      announce(`Job ${shortId(id)} is re-run as job ${shortId(job.id)}.`);
+      navigate(jobPath(job.id));
+    } catch (err) {
+      button.disabled = false;
+      showActionError(`The job could not be re-run: ${err.message}`);
+    }
+  }
+
+  function showActionError(text) {
+    if (view.name === 'job') {
+      const result = $('job-result');
+      result.dataset.kind = 'error';
+      result.textContent = text;
+    } else {
+      showNotice(text);
+    }
+  }
+
+  function bindActions() {
+    document.addEventListener('click', (event) => {
+      const button = event.target.closest('button[data-action]');
+      if (!button || button.disabled) return;
+      const id = button.dataset.jobId;
+      if (button.dataset.action === 'cancel') cancelJob(id, button);
+      if (button.dataset.action === 'rerun') rerunJob(id, button);
+    });
+  }
+
+  // ---- the submit form ----------------------------------------------------------------------
+
+  function clearFormErrors() {
+    for (const field of Object.values(FIELDS)) {
+      $(field.error).textContent = '';
+      $(field.input).removeAttribute('aria-invalid');
+    }
+    $('submit-error').textContent = '';
+  }
+
+  function fieldError(name, text) {
+    const field = FIELDS[name];
+    $(field.error).textContent = text;
+    $(field.input).setAttribute('aria-invalid', 'true');
+  }
+
+  function focusFirstInvalid() {
+    const invalid = document.querySelector('#submit-form [aria-invalid="true"]');
+    if (invalid) invalid.focus();
+  }
+
+  // showProblem puts each field of a validation problem next to its input,
+  // and anything else above the button.
+  function showProblem(err) {
+    const problem = err.problem || {};
+    let placed = false;
+    for (const fe of Array.isArray(problem.errors) ? problem.errors : []) {
+      const name = String(fe.field).replace(/\[.*$/, '');
+      if (FIELDS[name]) {
+        fieldError(name, `${FIELDS[name].label} ${fe.message}.`);
+        placed = true;
+      }
+    }
+    if (problem.type === PROBLEM_UNKNOWN_TYPE) {
+      fieldError('type', problem.detail);
+      placed = true;
+    }
+    if (err.status === 413) {
+      fieldError('payload', err.message);
+      placed = true;
+    }
+    if (!placed) $('submit-error').textContent = err.message;
+    focusFirstInvalid();
+  }
+
+  async function submitJob(event) {
+    event.preventDefault();
+    clearFormErrors();
+    const result = $('submit-result');
+    result.textContent = '';
+    const type = $('submit-type').value;
+    const payload = $('submit-payload').value.trim();
+    const maxAttempts = $('submit-max').value.trim();
+    let valid = true;
+    if (!type) {
+      fieldError('type', 'Choose a job type.');
+      valid = false;
+    }
+    if (payload) {
+      try {
+        JSON.parse(payload);
+      } catch (err) {
+        fieldError('payload', `Payload is not valid JSON: ${err.message}`);
+        valid = false;
+      }
+    }
+    if (maxAttempts && !/^-?\d+$/.test(maxAttempts)) {
+      fieldError('maxAttempts', 'Max attempts must be a whole number.');
+      valid = false;
+    }
+    if (!valid) {
+      focusFirstInvalid();
+      return;
+    }
+    // The payload goes as typed, so that numbers keep every digit; it was
+    // checked to be one JSON value just above.
+    let body = '{"type":' + JSON.stringify(type);
+    if (payload) body += ',"payload":' + payload;
+    if (maxAttempts) body += ',"maxAttempts":' + Number(maxAttempts);
+    body += '}';
+
+    const button = $('submit-button');
+    button.disabled = true;
+    try {
+      const job = await api('/jobs', { method: 'POST', body });
+      delete result.dataset.kind;
+      result.replaceChildren('Submitted ', el('a', { href: jobPath(job.id), 'data-link': true, 'data-job-id': job.id }, `${job.type} ${shortId(job.id)}`), '.');
+      if (view.name === 'dashboard') scheduleListRefresh();
+    } catch (err) {
+      showProblem(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- a job's page ---------------------------------------------------------------------------
+
+  const view = { name: '', jobId: null, job: null };
+
+  async function loadJob(id) {
+    let job;
+    try {
+      job = await api(`/jobs/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (view.jobId !== id) return;
+      if (err.status === 404 || err.status === 400) showMissing(`There is no job with ID ${id}.`);
+      else if (err.status !== 401) showNotice(`The job could not be loaded: ${err.message}`);
+      return;
+    }
+    if (view.name === 'job' && view.jobId === id) renderJob(job);
+  }
+
+  function renderJob(job) {
+    if (view.job && view.job.id === job.id && job.updatedAt < view.job.updatedAt) return;
+    view.job = job;
+    $('job-title').textContent = job.type;
+    $('job-id').textContent = job.id;
+    const status = $('job-status');
+    status.dataset.status = job.status;
+    status.textContent = job.status;
+    document.title = `${job.type} ${shortId(job.id)} · Troupe`;
+
+    const cancel = $('job-cancel');
+    cancel.hidden = !(job.status === 'pending' || job.status === 'running');
+    cancel.dataset.action = 'cancel';
+    cancel.dataset.jobId = job.id;
+    cancel.disabled = cancels.has(job.id);
+    cancel.textContent = cancels.has(job.id) ? 'Canceling…' : 'Cancel job';
+    const rerun = $('job-rerun');
+    rerun.hidden = !(job.status === 'failed' || job.status === 'canceled');
+    rerun.dataset.action = 'rerun';
+    rerun.dataset.jobId = job.id;
+    rerun.disabled = false;
+
+    const rel = relations();
+    const relation = $('job-relation');
+    const parts = [];
+    if (rel.retryOf[job.id]) {
+      const orig = rel.retryOf[job.id];
+      parts.push('Re-run of ', el('a', { href: jobPath(orig), 'data-link': true, id: 'job-retry-of' }, orig), '. ');
+    }
+    for (const [i, next] of (rel.rerunAs[job.id] || []).entries()) {
+      parts.push(i ? ', ' : 'Re-run as ', el('a', { href: jobPath(next), 'data-link': true }, next));
+    }
+    relation.replaceChildren(...parts);
+    relation.hidden = parts.length === 0;
+
+    const rows = [
+      ['Status', statusLabel(job.status)],
+      ['Attempts', `${job.attempts} of ${job.maxAttempts}`],
+      ['Created', job.createdAt],
+      ['Updated', job.updatedAt],
+      ['Run at', job.runAt],
+      ['Started', job.startedAt],
+      ['Finished', job.finishedAt],
+    ];
+    if (job.startedAt && job.finishedAt) {
+      rows.push(['Last attempt took', formatDuration(Date.parse(job.finishedAt) - Date.parse(job.startedAt))]);
+    }
+    const fields = [];
+    for (const [label, value] of rows) {
+      if (!value) continue;
+      const isTime = /^\d{4}-\d\d-\d\dT/.test(value);
+      const content = isTime ? el('time', { datetime: value, title: value }, dateTimeFormat.format(new Date(value))) : value;
+      fields.push(el('dt', null, label), el('dd', null, content));
+    }
+    $('job-fields').replaceChildren(...fields);
+
+    const error = $('job-error');
+    error.textContent = job.lastError || 'None';
+    error.toggleAttribute('data-empty', !job.lastError);
+
+    const note = $('job-payload-note');
+    note.hidden = job.payloadEncoding !== 'base64';
+    note.textContent = 'The payload is not JSON; these are its bytes in base64.';
+    $('job-payload').textContent = job.payloadEncoding === 'base64' ? String(job.payload) : JSON.stringify(job.payload, null, 2);
+  }
+
+  // ---- views and routing ------------------------------------------------------------------------
+
+  function showView(name) {
+    for (const id of ['view-dashboard', 'view-job', 'view-missing']) $(id).hidden = id !== `view-${name}`;
+    for (const a of document.querySelectorAll('.nav a[data-link]')) {
+      if (name === 'dashboard' && a.getAttribute('href') === '/') a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+  }
+
+  function showDashboard() {
+    view.name = 'dashboard';
+    view.jobId = null;
+    view.job = null;
+    document.title = 'Troupe';
+    showView('dashboard');
+    readListState();
+    list.total = null;
+    loadJobs();
+  }
+
+  function showJobView(id) {
+    view.name = 'job';
+    view.jobId = id;
+    view.job = null;
+    showView('job');
+    $('job-title').textContent = 'Job';
+    $('job-id').textContent = id;
+    $('job-status').textContent = '';
+    delete $('job-status').dataset.status;
+    $('job-fields').replaceChildren();
+    $('job-error').textContent = '';
+    $('job-payload').textContent = '';
+    $('job-result').textContent = '';
+    $('job-cancel').hidden = true;
+    $('job-rerun').hidden = true;
+    $('job-relation').hidden = true;
+    $('job-relation').replaceChildren();
+    loadJob(id);
+  }
+
+  function showMissing(text) {
+    view.name = 'missing';
+    document.title = 'Not found · Troupe';
+    $('missing-text').textContent = text;
+    showView('missing');
+  }
+
+  function route() {
+    hideNotice();
+    const path = location.pathname.replace(/\/+$/, '') || '/';
+    const match = /^\/ui\/jobs\/([^/]+)$/.exec(path);
+    if (path === '/' || path === '/ui') showDashboard();
+    else if (match) showJobView(decodeURIComponent(match[1]));
+    else showMissing('There is no page here.');
+  }
+
+  function navigate(href) {
+    history.pushState(null, '', href);
+    route();
+    // Move the focus to the new page's heading, as a page load would.
+    const heading = document.querySelector('.view:not([hidden]) h1');
+    if (heading) heading.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+
+  function bindRouting() {
+    document.addEventListener('click', (event) => {
+      const link = event.target.closest('a[data-link]');
+      if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      navigate(link.getAttribute('href'));
+    });
+    window.addEventListener('popstate', route);
+  }
+
+  // ---- start ---------------------------------------------------------------------------------------
+
+  async function start() {
+    bindTokenDialog();
+    bindRouting();
+    bindList();
+    bindActions();
+    $('submit-form').addEventListener('submit', submitJob);
+    new ResizeObserver(() => drawChart()).observe($('chart'));
+
+    route();
+    loadTypes();
+    try {
+      onStats(await api('/stats'));
+    } catch (err) {
+      if (err.status === 401) {
+        setConnection('offline');
+        return;
+      }
+    }
+    // Entering a token in the dialog has already connected.
+    if (!live.source) connectLive();
+  }
+
+  start();
+})();
