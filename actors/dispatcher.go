@@ -189,7 +189,7 @@ func (d *dispatcher) claim(ctx actor.Context) {
 	d.claiming, d.claimAgain = true, false
 	rt, self, limit := d.rt, ctx.Self(), len(d.idle)
 	go func() {
-		jobs, err := rt.shared.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration)
+		jobs, err := rt.shared.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration, rt.registry.types()...)
 		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
 	}()
 }

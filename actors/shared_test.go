@@ -188,3 +188,43 @@ func TestShared_RescuesTheJobsOfADeadNode(t *testing.T) {
 	require.Equal(t, domain.StatusFailed, got.Status, "out of attempts")
 	require.Equal(t, domain.ErrInterrupted.Error(), got.LastError)
 }
+
+func TestShared_NodesClaimOnlyTypesTheyHandle(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ranOn := map[domain.JobType][]string{}
+	record := func(node string, typ domain.JobType) domain.Handler {
+		return domain.HandlerFunc(func(context.Context, []byte) error {
+			mu.Lock()
+			ranOn[typ] = append(ranOn[typ], node)
+			mu.Unlock()
+			return nil
+		})
+	}
+	nodes := startNodes(t, 2, func(node string) map[domain.JobType]domain.Handler {
+		if node == "node-1" {
+			return map[domain.JobType]domain.Handler{"email": record(node, "email")}
+		}
+		return map[domain.JobType]domain.Handler{"report": record(node, "report")}
+	})
+	// Each node accepts only its own types at submission; store the other
+	// kind straight into the shared table, as another deployment would.
+	for range 20 {
+		for _, typ := range []domain.JobType{"email", "report"} {
+			job, err := domain.NewJob(typ, nil, 1, time.Now().Add(-time.Second))
+			require.NoError(t, err)
+			require.NoError(t, nodes[0].store.Create(context.Background(), job))
+		}
+	}
+	waitForStatus(t, nodes[0].store, domain.StatusCompleted, 40)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, ranOn["email"], 20)
+	require.Len(t, ranOn["report"], 20)
+	for _, n := range ranOn["email"] {
+		require.Equal(t, "node-1", n)
+	}
+	for _, n := range ranOn["report"] {
+		require.Equal(t, "node-2", n)
+	}
+}

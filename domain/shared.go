@@ -21,8 +21,10 @@ var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this no
 // nodes agree whatever their own clocks say.
 type SharedQueue interface {
 	// ClaimJobs marks up to limit ready pending jobs running on node, counts
-	// their attempt, leases them for lease and returns them.
-	ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration) ([]*Job, error)
+	// their attempt, leases them for lease and returns them. types, when
+	// given, restricts the claim to jobs of those types: a node claims only
+	// what it has handlers for, so nodes may run different handler sets.
+	ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration, types ...JobType) ([]*Job, error)
 	// RenewLeases extends the leases of node's running jobs and returns the
 	// IDs among ids that node no longer owns.
 	RenewLeases(ctx context.Context, node string, ids []uuid.UUID, lease time.Duration) (lost []uuid.UUID, err error)

@@ -29,6 +29,7 @@ WITH picked AS (
       FROM troupe_jobs
      WHERE status = 'pending'
        AND COALESCE(run_at, created_at) <= now()
+       AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
      ORDER BY COALESCE(run_at, created_at), created_at, id
      LIMIT $2
        FOR UPDATE SKIP LOCKED
@@ -57,12 +58,13 @@ SELECT ` + jobColumns + `
 // counts before any handler runs, so a job that kills its node still uses
 // up its attempts), started_at and updated_at set to now, run_at cleared,
 // owner_node = node and a lease until now + lease. The jobs come back as
-// stored, in claim order; none when nothing is ready or limit < 1.
+// stored, in claim order; none when nothing is ready or limit < 1. types,
+// when given, limits the claim to jobs of those types.
 //
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
 // in tests, never in production.
-func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration) ([]*domain.Job, error) {
+func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration, types ...domain.JobType) ([]*domain.Job, error) {
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
 	}
@@ -72,7 +74,11 @@ func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease tim
 	if limit < 1 {
 		return []*domain.Job{}, nil
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, node, limit, lease.Microseconds())
+	typeNames := make([]string, len(types))
+	for i, t := range types {
+		typeNames[i] = string(t)
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, node, limit, lease.Microseconds(), typeNames)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
 	}

@@ -301,3 +301,26 @@ func TestLeases(t *testing.T) {
 		require.Equal(t, kept, before, "renewing changes nothing of the job")
 	})
 }
+
+func TestClaimJobsByType(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := t.Context()
+	email := newJob(t, "email", 1, past(1))
+	report := newJob(t, "report", 1, past(2))
+	require.NoError(t, s.Create(ctx, email, report))
+
+	none, err := s.ClaimJobs(ctx, "n1", 10, time.Minute, "resize")
+	require.NoError(t, err)
+	require.Empty(t, none, "no job of a type the node does not handle")
+
+	got, err := s.ClaimJobs(ctx, "n1", 10, time.Minute, "report", "resize")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, report.ID, got[0].ID)
+
+	rest, err := s.ClaimJobs(ctx, "n1", 10, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, rest, 1, "no types: any type")
+	require.Equal(t, email.ID, rest[0].ID)
+}
