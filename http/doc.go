@@ -6,7 +6,8 @@
 // It is the only package that imports gin and net/http server code, so the
 // wire contract can change without touching the runtime or the domain. It
 // depends on the runtime only through the small JobService interface, so
-// its tests need no actor system.
+// its handler tests need no actor system (the event-stream tests use a real
+// one on the memory store).
 //
 // The routes:
 //
@@ -15,6 +16,12 @@
 //	GET    /jobs            list jobs, oldest first        200 {jobs, total, limit, offset}
 //	GET    /jobs/{id}       get a job                      200 job
 //	DELETE /jobs/{id}       cancel a job                   200 job
+//	POST   /jobs/{id}/retry re-run a failed or canceled    201 {job…, retryOf}
+//	GET    /jobs/{id}/events  the job's changes (SSE), until it ends
+//	GET    /events          every job change and stats (SSE)
+//	GET    /stats           counts by status, workers, queue depth
+//	GET    /job-types       the registered job types
+//	GET    /, /ui/…         the dashboard
 //	GET    /health          liveness and readiness         200 or 503
 //	GET    /metrics         Prometheus text format
 //	GET    /openapi.yaml    the OpenAPI 3.0 document

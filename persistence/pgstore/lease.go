@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,14 +23,17 @@ import (
 // claimSQL picks the ready jobs in the order they became ready and marks
 // them running on the node in the same statement. SKIP LOCKED lets claimers
 // pass over rows another claimer is taking, so they never wait on one
-// another and never take the same job.
+// another and never take the same job. Its /*types*/ marker becomes a type
+// filter in claimTypesSQL; the two are separate statements because one
+// with an optional filter ("no types OR type = ANY") gets a generic plan
+// that sorts every pending job on each claim.
 const claimSQL = `
 WITH picked AS (
     SELECT id, COALESCE(run_at, created_at) AS ready_at
       FROM troupe_jobs
      WHERE status = 'pending'
        AND COALESCE(run_at, created_at) <= now()
-       AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+       /*types*/
      ORDER BY COALESCE(run_at, created_at), created_at, id
      LIMIT $2
        FOR UPDATE SKIP LOCKED
@@ -51,6 +55,14 @@ WITH picked AS (
 SELECT ` + jobColumns + `
   FROM claimed
  ORDER BY ready_at, created_at, id`
+
+var (
+	claimAnySQL   = strings.Replace(claimSQL, "/*types*/", "", 1)
+	// The filter on type||'' rather than type keeps the planner on the
+	// ready-order index, filtering as it goes: with an indexable type
+	// filter it takes the type index and sorts every pending job instead.
+	claimTypesSQL = strings.Replace(claimSQL, "/*types*/", "AND type || '' = ANY($4::text[])", 1)
+)
 
 // ClaimJobs hands node up to limit ready jobs (pending, with run_at — or,
 // without one, created_at — at or before the database's now), oldest ready
@@ -74,11 +86,15 @@ func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease tim
 	if limit < 1 {
 		return []*domain.Job{}, nil
 	}
-	typeNames := make([]string, len(types))
-	for i, t := range types {
-		typeNames[i] = string(t)
+	query, args := claimAnySQL, []any{node, limit, lease.Microseconds()}
+	if len(types) > 0 {
+		typeNames := make([]string, len(types))
+		for i, t := range types {
+			typeNames[i] = string(t)
+		}
+		query, args = claimTypesSQL, append(args, typeNames)
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, node, limit, lease.Microseconds(), typeNames)
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
 	}
