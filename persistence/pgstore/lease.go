@@ -57,7 +57,7 @@ SELECT ` + jobColumns + `
  ORDER BY ready_at, created_at, id`
 
 var (
-	claimAnySQL   = strings.Replace(claimSQL, "/*types*/", "", 1)
+	claimAnySQL = strings.Replace(claimSQL, "/*types*/", "", 1)
 	// The filter on type||'' rather than type keeps the planner on the
 	// ready-order index, filtering as it goes: with an indexable type
 	// filter it takes the type index and sorts every pending job instead.
