@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/google/uuid"
@@ -73,9 +74,12 @@ type Page struct {
 
 // Less orders jobs oldest first, by CreatedAt then by ID, the order every
 // store lists in.
-func Less(a, b *Job) bool {
-	if !a.CreatedAt.Equal(b.CreatedAt) {
-		return a.CreatedAt.Before(b.CreatedAt)
+func Less(a, b *Job) bool { return Compare(a, b) < 0 }
+
+// Compare is Less for slices.SortFunc: negative when a lists before b.
+func Compare(a, b *Job) int {
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
 	}
-	return string(a.ID[:]) < string(b.ID[:])
+	return bytes.Compare(a.ID[:], b.ID[:])
 }

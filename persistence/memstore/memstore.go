@@ -155,15 +155,7 @@ func (s *Store) matching(ctx context.Context, f domain.Filter) ([]*domain.Job, e
 			matched = append(matched, j)
 		}
 	}
-	slices.SortFunc(matched, func(a, b *domain.Job) int {
-		switch {
-		case domain.Less(a, b):
-			return -1
-		case domain.Less(b, a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(matched, domain.Compare)
 	return matched, nil
 }
 

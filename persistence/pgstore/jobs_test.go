@@ -233,15 +233,7 @@ func TestJobs(t *testing.T) {
 // oldestFirst sorts a copy of jobs the way every store lists.
 func oldestFirst(jobs []*domain.Job) []*domain.Job {
 	out := slices.Clone(jobs)
-	slices.SortFunc(out, func(a, b *domain.Job) int {
-		switch {
-		case domain.Less(a, b):
-			return -1
-		case domain.Less(b, a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, domain.Compare)
 	return out
 }
 

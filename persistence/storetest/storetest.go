@@ -120,15 +120,7 @@ func requireMissing(t *testing.T, store domain.Store, id uuid.UUID) {
 // oldestFirst returns a sorted copy of jobs in the order every store lists.
 func oldestFirst(jobs []*domain.Job) []*domain.Job {
 	sorted := slices.Clone(jobs)
-	slices.SortFunc(sorted, func(a, b *domain.Job) int {
-		switch {
-		case domain.Less(a, b):
-			return -1
-		case domain.Less(b, a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(sorted, domain.Compare)
 	return sorted
 }
 
