@@ -25,6 +25,9 @@ var (
 	ErrNotRunning = errors.New("job system is not running")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrUnavailable: the store cannot be reached for now (a database
+	// restarting or out of reach); the same call may succeed later.
+	ErrUnavailable = errors.New("store is unavailable")
 )
 
 // permanentError marks an error that must not be retried.

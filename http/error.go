@@ -143,7 +143,7 @@ func kindOf(err error) problemKind {
 		return kindConflict
 	case errors.Is(err, domain.ErrQueueFull):
 		return kindQueueFull
-	case errors.Is(err, domain.ErrNotRunning), errors.Is(err, domain.ErrClosed):
+	case errors.Is(err, domain.ErrNotRunning), errors.Is(err, domain.ErrClosed), errors.Is(err, domain.ErrUnavailable):
 		return kindUnavailable
 	}
 	return kindInternal

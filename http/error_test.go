@@ -28,6 +28,7 @@ func TestProblemFor(t *testing.T) {
 		{domain.ErrQueueFull, nethttp.StatusServiceUnavailable, ProblemTypeQueueFull, false},
 		{domain.ErrNotRunning, nethttp.StatusServiceUnavailable, ProblemTypeUnavailable, false},
 		{domain.ErrClosed, nethttp.StatusServiceUnavailable, ProblemTypeUnavailable, false},
+		{fmt.Errorf("list: %w", domain.ErrUnavailable), nethttp.StatusServiceUnavailable, ProblemTypeUnavailable, false},
 		{&nethttp.MaxBytesError{Limit: 10}, nethttp.StatusRequestEntityTooLarge, ProblemTypePayloadTooLarge, false},
 		{invalidRequest("bad"), nethttp.StatusBadRequest, ProblemTypeInvalidRequest, false},
 		{validationFailed(FieldError{Field: "f", Message: "is bad"}), nethttp.StatusBadRequest, ProblemTypeValidation, false},

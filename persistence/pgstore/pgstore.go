@@ -26,7 +26,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,12 +257,27 @@ func mapError(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505": // unique_violation
+		switch {
+		case pgErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w (%w)", domain.ErrAlreadyExists, err)
-		case "23514", "23502": // check_violation, not_null_violation
+		case pgErr.Code == "23514", pgErr.Code == "23502": // check_violation, not_null_violation
 			return fmt.Errorf("%w (%w)", domain.ErrInvalid, err)
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, cannot connect now
+			pgErr.Code == "53300": // too many connections
+			return fmt.Errorf("%w (%w)", domain.ErrUnavailable, err)
 		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err // the caller's own deadline, not the database's state
+	}
+	// A database out of reach: the connection failed or broke. Callers
+	// (and HTTP clients, as 503) may try again.
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w (%w)", domain.ErrUnavailable, err)
 	}
 	return err
 }

@@ -2,10 +2,14 @@ package pgstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -134,6 +138,14 @@ func TestMapError(t *testing.T) {
 	require.ErrorIs(t, mapError(pgx.ErrNoRows), domain.ErrNotFound)
 	other := context.DeadlineExceeded
 	require.ErrorIs(t, mapError(other), context.DeadlineExceeded)
+	require.NotErrorIs(t, mapError(other), domain.ErrUnavailable, "the caller's deadline is not an outage")
+
+	down := &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}
+	require.ErrorIs(t, mapError(down), domain.ErrUnavailable)
+	require.ErrorIs(t, mapError(down), down)
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	require.ErrorIs(t, mapError(fmt.Errorf("query: %w", refused)), domain.ErrUnavailable)
+	require.NotErrorIs(t, mapError(&pgconn.PgError{Code: "42P01"}), domain.ErrUnavailable, "a missing table is a bug, not an outage")
 }
 
 func TestClosedStore(t *testing.T) {
