@@ -389,3 +389,30 @@ func TestBadgerLogKeepsWarningsAndErrors(t *testing.T) {
 	require.Contains(t, out, `level=WARN msg="value log 000001.vlog is big" component=badger`)
 	require.Contains(t, out, `level=ERROR msg="cannot sync: disk full" component=badger`)
 }
+
+func TestWriterRemembersOnlyUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	j, k := testJob(t, 0), testJob(t, 1)
+	require.NoError(t, s.Create(ctx, j, k))
+	require.Len(t, s.w.unfinished, 2, "pending jobs are remembered")
+
+	// Written from memory, the index keys still move right.
+	require.NoError(t, j.Start(testEpoch.Add(time.Minute)))
+	require.NoError(t, s.Update(ctx, j))
+	requireIndexedAs(t, s, j)
+	require.NoError(t, j.Complete(testEpoch.Add(2*time.Minute)))
+	require.NoError(t, s.Update(ctx, j))
+	requireIndexedAs(t, s, j)
+	require.NotContains(t, s.w.unfinished, j.ID, "a finished job is forgotten")
+
+	require.NoError(t, s.Delete(ctx, k.ID))
+	require.Empty(t, s.w.unfinished, "a deleted job is forgotten")
+
+	// A job the writer does not remember (finished, or stored before a
+	// restart) is read back as before.
+	require.NoError(t, s.Update(ctx, j))
+	requireIndexedAs(t, s, j)
+	require.ErrorIs(t, s.Update(ctx, k), domain.ErrNotFound)
+}
