@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	nethttp "net/http"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -83,7 +84,7 @@ func (s *Server) handleJobSubmitBatch(c *gin.Context) {
 // jobs' errors are reported at once.
 func (s *Server) bindBatch(c *gin.Context) ([]SubmitRequest, error) {
 	var raw struct {
-		Jobs []json.RawMessage `json:"jobs"`
+		Jobs boundedJobs `json:"jobs"`
 	}
 	if err := c.ShouldBindWith(&raw, s.bodyBinding); err != nil {
 		if err.Error() == errEmptyBody().Error() {
@@ -91,18 +92,18 @@ func (s *Server) bindBatch(c *gin.Context) ([]SubmitRequest, error) {
 		}
 		return nil, err
 	}
-	switch n := len(raw.Jobs); {
-	case raw.Jobs == nil:
+	switch n := len(raw.Jobs.jobs); {
+	case raw.Jobs.jobs == nil:
 		return nil, validationFailed(FieldError{Field: "jobs", Message: "is required"})
 	case n == 0:
 		return nil, validationFailed(FieldError{Field: "jobs", Message: "must hold at least 1 job"})
-	case n > MaxBatchJobs:
+	case raw.Jobs.tooMany:
 		return nil, validationFailed(FieldError{Field: "jobs",
-			Message: fmt.Sprintf("must hold at most %d jobs, got %d", MaxBatchJobs, n)})
+			Message: fmt.Sprintf("must hold at most %d jobs, got more", MaxBatchJobs)})
 	}
-	reqs := make([]SubmitRequest, len(raw.Jobs))
+	reqs := make([]SubmitRequest, len(raw.Jobs.jobs))
 	var fields []FieldError
-	for i, msg := range raw.Jobs {
+	for i, msg := range raw.Jobs.jobs {
 		prefix := fmt.Sprintf("jobs[%d]", i)
 		if err := s.decodeBatchJob(msg, &reqs[i]); err != nil {
 			var reqErr *requestError
@@ -116,6 +117,39 @@ func (s *Server) bindBatch(c *gin.Context) ([]SubmitRequest, error) {
 		return nil, validationFailed(fields...)
 	}
 	return reqs, nil
+}
+
+// boundedJobs is the jobs array of a batch, decoded element by element and
+// no further than one job past the limit: decoding a whole array of tiny
+// elements first would cost an allocation each, hundreds of megabytes for a
+// body within the size limit, only to refuse it.
+type boundedJobs struct {
+	jobs    []json.RawMessage
+	tooMany bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (b *boundedJobs) UnmarshalJSON(data []byte) error {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[[]SubmitRequest]()}
+	}
+	b.jobs = []json.RawMessage{}
+	for dec.More() {
+		if len(b.jobs) == MaxBatchJobs {
+			b.tooMany = true
+			return nil
+		}
+		var job json.RawMessage
+		if err := dec.Decode(&job); err != nil {
+			return err
+		}
+		b.jobs = append(b.jobs, job)
+	}
+	return nil
 }
 
 // decodeBatchJob decodes one job of a batch as strictly as POST /jobs

@@ -155,7 +155,7 @@ func TestJobSubmitBatch(t *testing.T) {
 		rec := b.do(t, request{method: "POST", target: "/jobs/batch", body: batchBody(MaxBatchJobs+1, "noop")})
 
 		p := requireProblem(t, rec, nethttp.StatusBadRequest, ProblemTypeValidation)
-		require.Equal(t, []FieldError{{Field: "jobs", Message: "must hold at most 1000 jobs, got 1001"}}, p.Errors)
+		require.Equal(t, []FieldError{{Field: "jobs", Message: "must hold at most 1000 jobs, got more"}}, p.Errors)
 	})
 
 	t.Run("UnknownTypesAreNamedByIndex", func(t *testing.T) {
@@ -248,10 +248,10 @@ func TestJobSubmitBatch(t *testing.T) {
 		rec = b.do(t, request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"` + payload + `"}`})
 		requireProblem(t, rec, nethttp.StatusRequestEntityTooLarge, ProblemTypePayloadTooLarge)
 
-		big := `{"jobs":[{"type":"noop","payload":"` + strings.Repeat("x", 16*1024) + `"}]}`
+		big := `{"jobs":[{"type":"noop","payload":"` + strings.Repeat("x", 8*1024) + `"}]}`
 		rec = b.do(t, request{method: "POST", target: "/jobs/batch", body: big})
 		p := requireProblem(t, rec, nethttp.StatusRequestEntityTooLarge, ProblemTypePayloadTooLarge)
-		require.Contains(t, p.Detail, "16384 bytes", "16 × MaxBodyBytes")
+		require.Contains(t, p.Detail, "8192 bytes", "8 × MaxBodyBytes")
 	})
 
 	t.Run("BodyLimitOfItsOwn", func(t *testing.T) {
@@ -289,7 +289,7 @@ func TestJobSubmitBatch(t *testing.T) {
 
 func TestConfigBatchMaxBodyBytes(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, int64(16_000), Config{MaxBodyBytes: 1000}.WithDefaults().BatchMaxBodyBytes, "follows MaxBodyBytes")
+	require.Equal(t, int64(8_000), Config{MaxBodyBytes: 1000}.WithDefaults().BatchMaxBodyBytes, "follows MaxBodyBytes")
 	require.Equal(t, int64(7), Config{MaxBodyBytes: 1000, BatchMaxBodyBytes: 7}.WithDefaults().BatchMaxBodyBytes)
 	require.Equal(t, int64(math.MaxInt64), Config{MaxBodyBytes: math.MaxInt64 / 2}.WithDefaults().BatchMaxBodyBytes, "no overflow")
 }

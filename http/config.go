@@ -20,8 +20,10 @@ const (
 	MaxBodyBytesDefault int64 = 1 << 20
 	// BatchBodyFactor sizes the default body limit of POST /jobs/batch: a
 	// batch may hold many jobs, so it gets this many times MaxBodyBytes
-	// (16 MiB with the defaults) unless BatchMaxBodyBytes says otherwise.
-	BatchBodyFactor = 16
+	// (8 MiB with the defaults) unless BatchMaxBodyBytes says otherwise.
+	// A batch is stored in one write, and 8 MiB of jobs fits one write of
+	// the Badger store with its default memory table (about 9.6 MiB).
+	BatchBodyFactor = 8
 	// ShutdownTimeoutDefault is how long Stop waits for requests in flight.
 	ShutdownTimeoutDefault = 10 * time.Second
 )
@@ -48,7 +50,7 @@ type Config struct {
 	MaxBodyBytes int64
 	// BatchMaxBodyBytes bounds the body of POST /jobs/batch, which carries
 	// up to MaxBatchJobs jobs; a larger one gets 413. Defaults to
-	// BatchBodyFactor × MaxBodyBytes (16 MiB when MaxBodyBytes is 1 MiB), so
+	// BatchBodyFactor × MaxBodyBytes (8 MiB when MaxBodyBytes is 1 MiB), so
 	// that raising MaxBodyBytes raises it too.
 	BatchMaxBodyBytes int64
 	// ShutdownTimeout bounds how long Stop waits for requests in flight

@@ -16,7 +16,7 @@ func TestConfig(t *testing.T) {
 
 		require.Equal(t, "127.0.0.1:8080", cfg.Addr)
 		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
-		require.Equal(t, int64(16<<20), cfg.BatchMaxBodyBytes)
+		require.Equal(t, int64(8<<20), cfg.BatchMaxBodyBytes)
 		require.Equal(t, 10*time.Second, cfg.ShutdownTimeout)
 		require.Empty(t, cfg.APITokens)
 		require.False(t, cfg.Insecure)

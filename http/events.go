@@ -162,9 +162,15 @@ func (s *Server) release(sub *actors.Subscription) {
 // nothing more and err says why; the client is gone.
 type eventWriter struct {
 	w   gin.ResponseWriter
+	rc  *nethttp.ResponseController
 	buf bytes.Buffer
 	err error
 }
+
+// streamWriteTimeout bounds one write of a stream: a client that stops
+// reading fills its socket buffer, and without a deadline the write, and
+// the stream's goroutine and subscription with it, would wait for ever.
+const streamWriteTimeout = 30 * time.Second
 
 // startEventStream answers 200 with the stream's headers and its
 // reconnection delay. The server's read and write timeouts bound ordinary
@@ -181,7 +187,7 @@ func startEventStream(c *gin.Context) *eventWriter {
 	// nginx buffers responses unless told otherwise.
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(nethttp.StatusOK)
-	w := &eventWriter{w: c.Writer}
+	w := &eventWriter{w: c.Writer, rc: rc}
 	w.buf.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
 	w.flush()
 	return w
@@ -218,13 +224,15 @@ func (w *eventWriter) comment(text string) {
 }
 
 func (w *eventWriter) flush() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	_, err := w.w.Write(w.buf.Bytes())
 	w.buf.Reset()
-	if err != nil {
-		w.err = err
-		return
+	if err == nil {
+		err = w.rc.Flush()
 	}
-	w.w.Flush()
+	if err != nil && !errors.Is(err, nethttp.ErrNotSupported) {
+		w.err = err
+	}
 }
 
 // ResyncEvent is the data of a resync event.

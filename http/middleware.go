@@ -107,9 +107,10 @@ func (s *Server) recoverPanics(c *gin.Context) {
 			slog.String("panic", fmt.Sprint(v)),
 			slog.String("stack", string(debug.Stack())))
 		if c.Writer.Written() {
-			// Too late for a problem body; cut the response short.
-			c.Abort()
-			return
+			// Too late for a problem body. Ending normally would hand the
+			// client a truncated body as if it were whole; aborting drops
+			// the connection, so the client sees the failure.
+			panic(nethttp.ErrAbortHandler)
 		}
 		writeProblem(c, kindInternal.problem(internalDetail(id), nil))
 	}()

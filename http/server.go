@@ -230,32 +230,36 @@ func (s *Server) Addr() net.Addr {
 	return s.listener.Addr()
 }
 
-// Stop stops accepting connections and waits for requests in flight, up to
-// Config.ShutdownTimeout or ctx's end, whichever is first; then it closes
-// the connections left and returns the shutdown's error. Stopping a server
-// that is not started does nothing. A stopped server can be started again.
+// Stop ends the event streams, stops accepting connections and waits for
+// requests in flight, up to Config.ShutdownTimeout or ctx's end, whichever
+// is first; then it closes the connections left, logging that it did. A
+// server mounted through Handler only has its streams ended. A stopped
+// server can be started again.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, served := s.server, s.served
 	s.server, s.listener, s.served = nil, nil, nil
 	s.mu.Unlock()
+	// Shutdown waits for the requests in flight, and an event stream never
+	// ends by itself: end them first, also when the handler is mounted in
+	// another server (Handler), whose owner calls Stop before shutting it
+	// down. A restart serves streams again.
+	s.streams.end()
+	defer s.streams.renew()
 	if srv == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
-	// Shutdown waits for the requests in flight, and an event stream never
-	// ends by itself: end them first. A restart serves streams again.
-	s.streams.end()
-	defer s.streams.renew()
-	err := srv.Shutdown(ctx)
-	if err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
+		// Requests still in flight after the timeout are cut off: a slow
+		// client must not turn a clean stop into a failed one.
+		s.logger.WarnContext(ctx, "http: requests still in flight at the shutdown timeout; closing their connections", slog.Any("error", err))
 		_ = srv.Close()
-		err = fmt.Errorf("http: shutdown: %w", err)
 	}
 	<-served
 	s.logger.InfoContext(ctx, "http: stopped")
-	return err
+	return nil
 }
 
 // slogPrintln adapts a slog.Logger to promhttp's error log.

@@ -112,8 +112,9 @@ afterwards, unless --data-dir names one. With --store postgres the jobs go to
 the schema troupe_bench, whose tables are dropped afterwards, or to the schema
 named by --schema, which is left as it is. Either way a store that already
 holds unfinished jobs is refused, since the bench would run them; run one
-bench at a time per schema. The runtime does not share work between nodes
-yet, so postgres is measured as one node's plain store.`,
+bench at a time per schema. On postgres the bench measures one node using
+the database as a plain store; the shared queue that several troupe serve
+nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 		Example: `  troupe bench burndown -n 100000 --store badger
   troupe bench steady --rate 1000 --duration 10s --store badger
   troupe bench http --concurrency 32 --duration 10s --batch 100

@@ -280,8 +280,8 @@ func (c Config) validate(name func(key string) string) error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout, "must be positive")
 	}
-	if c.DatabaseMaxConns < 0 {
-		bad("database_max_conns", c.DatabaseMaxConns, "must not be negative")
+	if c.DatabaseMaxConns < 0 || c.DatabaseMaxConns > math.MaxInt32 {
+		bad("database_max_conns", c.DatabaseMaxConns, "must be from 0 to %d", math.MaxInt32)
 	}
 	if len(c.Node) > 200 {
 		bad("node", c.Node, "must be at most 200 bytes")

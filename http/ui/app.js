@@ -923,7 +923,12 @@
     const path = location.pathname.replace(/\/+$/, '') || '/';
     const match = /^\/ui\/jobs\/([^/]+)$/.exec(path);
     if (path === '/' || path === '/ui') showDashboard();
-    else if (match) showJobView(decodeURIComponent(match[1]));
+    else if (match) {
+      let id;
+      try { id = decodeURIComponent(match[1]); } catch (e) { id = null; }
+      if (id === null) showMissing('There is no page here.');
+      else showJobView(id);
+    }
     else showMissing('There is no page here.');
   }
 

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
@@ -142,6 +143,9 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// gcStop ends the value-log collector; gcDone closes when it has.
+	gcStop, gcDone chan struct{}
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -166,8 +170,10 @@ func Open(opts Options) (*Store, error) {
 	if err := checkLayout(db); err != nil {
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
-	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch)}
+	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch),
+		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	go s.w.run()
+	go s.collectValueLog(opts)
 	return s, nil
 }
 
@@ -338,6 +344,8 @@ func (s *Store) Close() error {
 		// Nobody can queue now: every writer entered before closed was set
 		// and has been answered, or gave up on its ctx.
 		s.w.stop()
+		close(s.gcStop)
+		<-s.gcDone
 		var errs []error
 		if err := s.db.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("sync: %w", err))
@@ -350,6 +358,38 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// valueLogGCInterval is how often the store reclaims value-log space.
+// Snapshots too large to sit in the LSM tree go to Badger's value log,
+// and every transition rewrites them, so without collection the log grows
+// with every version ever written.
+const valueLogGCInterval = 5 * time.Minute
+
+// collectValueLog rewrites value-log files that are at least half garbage,
+// on a timer, until Close. In-memory stores have no value log.
+func (s *Store) collectValueLog(opts Options) {
+	defer close(s.gcDone)
+	if opts.InMemory {
+		return
+	}
+	t := time.NewTicker(valueLogGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			// Each successful call rewrites one file; go on while it finds more.
+			for s.db.RunValueLogGC(0.5) == nil {
+				select {
+				case <-s.gcStop:
+					return
+				default:
+				}
+			}
+		case <-s.gcStop:
+			return
+		}
+	}
 }
 
 // interpretError is the one place where Badger's errors become the
