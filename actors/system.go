@@ -383,7 +383,8 @@ func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) 
 	for range cancelAttempts {
 		res, err := c.actors.Root.RequestFuture(c.dispatcher, &cancelJob{id: id}, requestTimeout(ctx)).Result()
 		if err != nil {
-			return nil, fmt.Errorf("cancel job %s: %w", id, err)
+			// No answer in time: the runtime is overloaded or stopping.
+			return nil, fmt.Errorf("cancel job %s: %w: %w", id, domain.ErrUnavailable, err)
 		}
 		switch r := res.(type) {
 		case *cancelReply:
@@ -395,7 +396,7 @@ func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) 
 			continue
 		}
 	}
-	return nil, fmt.Errorf("cancel job %s: its owner kept changing; try again", id)
+	return nil, fmt.Errorf("cancel job %s: %w: its owner kept changing; try again", id, domain.ErrUnavailable)
 }
 
 // requestTimeout turns ctx's deadline into a future's timeout.

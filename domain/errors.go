@@ -25,8 +25,9 @@ var (
 	ErrNotRunning = errors.New("job system is not running")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store is closed")
-	// ErrUnavailable: the store cannot be reached for now (a database
-	// restarting or out of reach); the same call may succeed later.
+	// ErrUnavailable: the store or the runtime cannot serve the call for
+	// now (a database restarting or out of reach, a runtime too busy to
+	// answer in time); the same call may succeed later.
 	ErrUnavailable = errors.New("store is unavailable")
 )
 

@@ -131,7 +131,37 @@ type writer struct {
 	// uses it, and it changes only after a commit succeeds, so it always
 	// agrees with the database. Finished jobs leave it, bounding it by the
 	// backlog.
-	unfinished map[uuid.UUID]indexEntry
+	unfinished map[uuid.UUID]rememberedEntry
+	// typeNames and typeIDs intern job types, so that unfinished holds no
+	// pointers and costs the garbage collector nothing to scan.
+	typeNames []string
+	typeIDs   map[string]uint32
+}
+
+// rememberedEntry is an indexEntry with its type interned.
+type rememberedEntry struct {
+	createdAt int64
+	typ       uint32
+	status    byte
+}
+
+// recall returns the index entry the writer remembers for id.
+func (w *writer) recall(id uuid.UUID) (indexEntry, bool) {
+	r, ok := w.unfinished[id]
+	if !ok {
+		return indexEntry{}, false
+	}
+	return indexEntry{status: r.status, createdAt: r.createdAt, typ: w.typeNames[r.typ]}, true
+}
+
+func (w *writer) intern(typ string) uint32 {
+	id, ok := w.typeIDs[typ]
+	if !ok {
+		id = uint32(len(w.typeNames))
+		w.typeNames = append(w.typeNames, typ)
+		w.typeIDs[typ] = id
+	}
+	return id
 }
 
 func newWriter(db *badger.DB, log *slog.Logger, maxBatch int) *writer {
@@ -143,7 +173,8 @@ func newWriter(db *badger.DB, log *slog.Logger, maxBatch int) *writer {
 		// beyond that, callers wait to queue: backpressure, not memory.
 		queue:      make(chan *request, maxBatch),
 		stopped:    make(chan struct{}),
-		unfinished: make(map[uuid.UUID]indexEntry),
+		unfinished: make(map[uuid.UUID]rememberedEntry),
+		typeIDs:    make(map[string]uint32),
 	}
 }
 
@@ -233,7 +264,7 @@ func (w *writer) apply(reqs []*request) {
 	read := w.db.NewTransaction(false)
 	defer read.Discard()
 	p := newPlan(read, len(reqs))
-	p.known = w.unfinished
+	p.known = w.recall
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -283,8 +314,8 @@ func (w *writer) remember(p *plan) {
 		if !pj.dirty {
 			continue
 		}
-		if pj.exists && pj.snap != nil && !finished(pj.snap.index.status) {
-			w.unfinished[pj.id] = pj.snap.index
+		if e := pj.snap; pj.exists && e != nil && !finished(e.index.status) {
+			w.unfinished[pj.id] = rememberedEntry{createdAt: e.index.createdAt, typ: w.intern(e.index.typ), status: e.index.status}
 			continue
 		}
 		delete(w.unfinished, pj.id)
@@ -324,9 +355,9 @@ func (w *writer) lastFailure() error {
 // transaction writes each job once and moves its index keys once.
 type plan struct {
 	read *badger.Txn
-	// known holds index entries the writer knows to be stored, which
+	// known returns an index entry the writer knows to be stored, which
 	// spares a read; nil in a plan built without a writer.
-	known   map[uuid.UUID]indexEntry
+	known   func(uuid.UUID) (indexEntry, bool)
 	jobs    []planned
 	index   map[uuid.UUID]int // position in jobs
 	written int               // snapshots the accepted requests carried
@@ -340,6 +371,14 @@ type planned struct {
 	exists bool       // it exists after the requests accepted so far
 	snap   *snapshot  // its latest snapshot, if exists
 	dirty  bool       // an accepted request touched it
+}
+
+// recall asks the writer's memory, when the plan has one.
+func (p *plan) recall(id uuid.UUID) (indexEntry, bool) {
+	if p.known == nil {
+		return indexEntry{}, false
+	}
+	return p.known(id)
 }
 
 func newPlan(read *badger.Txn, requests int) *plan {
@@ -391,7 +430,7 @@ func (p *plan) lookup(id uuid.UUID) (int, error) {
 		return i, nil
 	}
 	pj := planned{id: id}
-	if e, ok := p.known[id]; ok {
+	if e, ok := p.recall(id); ok {
 		pj.old, pj.stored, pj.exists = e, true, true
 		p.jobs = append(p.jobs, pj)
 		p.index[id] = len(p.jobs) - 1
