@@ -85,10 +85,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
 	defer cancel()
-	// On failure fx has already run the stop hooks of what had started,
-	// the store's among them, unless ctx ended; closing again is harmless.
 	if err := app.Start(startCtx); err != nil {
-		return errors.Join(err, m.closeStore(context.WithoutCancel(ctx)))
+		// fx rolls back what had started with the start's context; when
+		// that context ended (a signal, the start timeout) the rollback
+		// stops at once, so stop again with a fresh one: the runtime hands
+		// its jobs back and the store closes cleanly. Closing twice is
+		// harmless.
+		stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), app.StopTimeout())
+		defer cancelStop()
+		return errors.Join(err, app.Stop(stopCtx), m.closeStore(stopCtx))
 	}
 	m.app = app
 	m.Logger.InfoContext(ctx, "troupe started",

@@ -91,7 +91,10 @@ func serve(ctx context.Context, env *environment, cfg Config) error {
 	m := NewMain(cfg, logger)
 	if err := m.Run(ctx); err != nil {
 		if errors.Is(context.Cause(ctx), errSignal) {
-			return errors.New("interrupted while starting")
+			// Asked to stop before it was up: what had started was stopped
+			// in order, so this is a clean stop.
+			logger.Warn("stopped during start", slog.Any("error", err))
+			return nil
 		}
 		return err
 	}
