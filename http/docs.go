@@ -76,7 +76,14 @@ func (a staticAsset) serve(c *gin.Context) {
 	h.Set("Content-Type", a.contentType)
 	h.Set("ETag", a.etag)
 	h.Set("Cache-Control", "no-cache")
-	nethttp.ServeContent(c.Writer, c.Request, a.name, time.Time{}, bytes.NewReader(a.data))
+	// The assets are small: always send them whole. ServeContent would
+	// answer a Range or a failed precondition in plain text, and every
+	// error of the API is problem+json.
+	req := c.Request.Clone(c.Request.Context())
+	for _, name := range []string{"Range", "If-Range", "If-Match", "If-Unmodified-Since"} {
+		req.Header.Del(name)
+	}
+	nethttp.ServeContent(c.Writer, req, a.name, time.Time{}, bytes.NewReader(a.data))
 }
 
 // registerDocsRoutes adds GET /openapi.yaml and Swagger UI at /docs.

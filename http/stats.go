@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	nethttp "net/http"
 	"slices"
@@ -76,16 +77,52 @@ type StatsResponse struct {
 type statsCache struct {
 	mu   sync.Mutex
 	last StatsResponse
+	err  error
+	// at is when last was read, with the monotonic clock, so that a step
+	// of the wall clock cannot freeze the sample.
+	at time.Time
+	// reading is closed when the read in progress ends; nil when none is.
+	reading chan struct{}
 }
 
 // stats returns the latest sample, or reads a new one when it is older than
-// statsMaxAge. Callers that arrive during a read wait for it and share it.
+// statsMaxAge. One read serves everyone: callers that arrive during it wait
+// for it, or for their own context to end. A failed read is kept as long as
+// a sample, so a slow store is asked once a second, not once a caller.
 func (s *Server) stats(ctx context.Context) (StatsResponse, error) {
-	s.statsCache.mu.Lock()
-	defer s.statsCache.mu.Unlock()
-	if last := s.statsCache.last; !last.SampledAt.IsZero() && time.Since(last.SampledAt.Time) < statsMaxAge {
-		return last, nil
+	c := &s.statsCache
+	for {
+		c.mu.Lock()
+		if !c.at.IsZero() && time.Since(c.at) < statsMaxAge {
+			st, err := c.last, c.err
+			c.mu.Unlock()
+			return st, err
+		}
+		if wait := c.reading; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return StatsResponse{}, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		c.reading = done
+		c.mu.Unlock()
+
+		// Detached from the caller, who may leave while others wait.
+		st, err := s.readStats(context.WithoutCancel(ctx))
+		c.mu.Lock()
+		c.last, c.err, c.at, c.reading = st, err, time.Now(), nil
+		c.mu.Unlock()
+		close(done)
+		return st, err
 	}
+}
+
+// readStats reads one sample from the service, within statsTimeout.
+func (s *Server) readStats(ctx context.Context) (StatsResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
 	defer cancel()
 	rt := s.svc.Stats()
@@ -97,12 +134,15 @@ func (s *Server) stats(ctx context.Context) (StatsResponse, error) {
 	for _, status := range domain.Statuses() {
 		// Limit 1: the total is what counts, and 0 would mean "no limit".
 		page, err := s.svc.List(ctx, domain.Filter{Statuses: []domain.Status{status}, Limit: 1})
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The store is too slow to count: unavailable, not broken.
+			err = fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
 		if err != nil {
 			return StatsResponse{}, fmt.Errorf("count %s jobs: %w", status, err)
 		}
 		st.Counts.set(status, page.Total)
 	}
-	s.statsCache.last = st
 	return st, nil
 }
 

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	nethttp "net/http"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,56 @@ func TestStats(t *testing.T) {
 			return domain.Page{Jobs: []*domain.Job{}, Total: counts[f.Statuses[0]]}, nil
 		}
 	}
+
+	t.Run("ConcurrentCallersShareOneRead", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		var calls atomic.Int32
+		release := make(chan struct{})
+		entered := make(chan struct{}, 10)
+		count := countBy(map[domain.Status]int{domain.StatusPending: 1}, &calls)
+		b.svc.ListFunc = func(ctx context.Context, f domain.Filter) (domain.Page, error) {
+			entered <- struct{}{}
+			<-release
+			return count(ctx, f)
+		}
+		b.svc.StatsFunc = func() actors.Stats { return actors.Stats{Running: true} }
+		type result struct {
+			st  StatsResponse
+			err error
+		}
+		results := make(chan result, 3)
+		for range 3 {
+			go func() {
+				st, err := b.server.stats(context.Background())
+				results <- result{st, err}
+			}()
+		}
+		<-entered // one read is under way; the others wait for it
+		close(release)
+		for range 3 {
+			r := <-results
+			require.NoError(t, r.err)
+			require.Equal(t, 1, r.st.Counts.Pending)
+		}
+		require.EqualValues(t, len(domain.Statuses()), calls.Load(), "one read for three callers")
+	})
+
+	t.Run("ASlowStoreIsUnavailableAndAskedOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		var calls atomic.Int32
+		b.svc.ListFunc = func(ctx context.Context, f domain.Filter) (domain.Page, error) {
+			calls.Add(1)
+			return domain.Page{}, fmt.Errorf("list: %w", context.DeadlineExceeded)
+		}
+		b.svc.StatsFunc = func() actors.Stats { return actors.Stats{Running: true} }
+		for range 3 {
+			rec := b.do(t, request{method: "GET", target: "/stats"})
+			requireProblem(t, rec, nethttp.StatusServiceUnavailable, ProblemTypeUnavailable)
+		}
+		require.EqualValues(t, 1, calls.Load(), "the failure is kept like a sample")
+	})
 
 	t.Run("CountsByStatusWithWorkersAndQueue", func(t *testing.T) {
 		t.Parallel()
