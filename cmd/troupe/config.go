@@ -397,12 +397,36 @@ func AddServeFlags(fs *pflag.FlagSet, defaults Config) {
 		case time.Duration:
 			fs.Duration(name, def, usage)
 		case []string:
-			fs.StringSlice(name, def, usage)
+			fs.Var(&commaList{values: def}, name, usage)
 		default:
 			panic(fmt.Sprintf("config: option %s has unsupported type %T", f.key, def))
 		}
 	}
 }
+
+// commaList is a flag of comma-separated values that may be given several
+// times. Unlike pflag's string slice it parses no CSV, so setting it never
+// fails, and a secret's value never shows up in a parse error; the loader
+// splits and checks the text like an environment variable's.
+type commaList struct {
+	values []string
+	set    bool
+}
+
+// String implements pflag.Value: the values joined by commas.
+func (l *commaList) String() string { return strings.Join(l.values, ",") }
+
+// Set implements pflag.Value; the first Set replaces the default.
+func (l *commaList) Set(v string) error {
+	if !l.set {
+		l.values, l.set = nil, true
+	}
+	l.values = append(l.values, v)
+	return nil
+}
+
+// Type implements pflag.Value; help shows it as the value's name.
+func (l *commaList) Type() string { return "strings" }
 
 // LoadConfig builds the configuration from, in decreasing precedence, the
 // flags of fs that were set on the command line, the environment environ
