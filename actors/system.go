@@ -266,8 +266,8 @@ func (s *System) Submit(ctx context.Context, p SubmitParams) (*domain.Job, error
 }
 
 // SubmitBatch stores several jobs in one write, all or none, and queues
-// them in order. An invalid job fails the whole batch with an error naming
-// its index.
+// them in order. An invalid job fails the whole batch with a *BatchJobError
+// naming its index.
 func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.Job, error) {
 	c := s.core
 	if len(ps) == 0 {
@@ -279,7 +279,7 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 		job, err := s.newJob(p, now)
 		if err != nil {
 			if len(ps) > 1 {
-				return nil, fmt.Errorf("job %d: %w", i, err)
+				return nil, &BatchJobError{Index: i, Err: err}
 			}
 			return nil, err
 		}
@@ -325,6 +325,19 @@ func (s *System) created(jobs []*domain.Job) []*domain.Job {
 	}
 	return out
 }
+
+// BatchJobError is SubmitBatch refusing one job of a batch of several.
+// It wraps the job's error, so errors.Is still sees the domain's kind.
+type BatchJobError struct {
+	// Index is the job's place in the batch, from 0.
+	Index int
+	Err   error
+}
+
+func (e *BatchJobError) Error() string { return fmt.Sprintf("job %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the job's error.
+func (e *BatchJobError) Unwrap() error { return e.Err }
 
 func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	if _, ok := s.core.registry.lookup(p.Type); !ok {

@@ -203,20 +203,18 @@ func unregisteredTypes(reqs []SubmitRequest, registered []domain.JobType) error 
 // batchError names the index of the job that the runtime refused, for the
 // errors that are about one job (a type unregistered since the check, or
 // input the runtime rejects); the rest pass unchanged to the error writer.
-// The runtime names the job as "job 3: ..." when the batch holds several.
 func batchError(err error, reqs []SubmitRequest, registered []domain.JobType) error {
 	unknown := errors.Is(err, domain.ErrUnknownJobType)
 	if !unknown && !errors.Is(err, domain.ErrInvalid) {
 		return err
 	}
 	i, msg := 0, err.Error()
-	if len(reqs) > 1 {
-		var rest string
-		if n, _ := fmt.Sscanf(msg, "job %d:", &i); n != 1 || i < 0 || i >= len(reqs) {
-			return err
-		}
-		_, rest, _ = strings.Cut(msg, ":")
-		msg = strings.TrimSpace(rest)
+	var jobErr *actors.BatchJobError
+	switch {
+	case errors.As(err, &jobErr) && jobErr.Index < len(reqs):
+		i, msg = jobErr.Index, jobErr.Err.Error()
+	case len(reqs) > 1:
+		return err
 	}
 	if unknown {
 		return &requestError{

@@ -183,13 +183,13 @@ func TestJobSubmitBatch(t *testing.T) {
 			detail string
 			fields []FieldError
 		}{
-			{"UnknownType", batchBody(3, "noop"), fmt.Errorf(`job 2: %w "noop" (registered: )`, domain.ErrUnknownJobType),
+			{"UnknownType", batchBody(3, "noop"), &actors.BatchJobError{Index: 2, Err: fmt.Errorf(`%w "noop" (registered: )`, domain.ErrUnknownJobType)},
 				ProblemTypeUnknownJobType, `jobs[2]: job type "noop" is not registered`,
 				[]FieldError{{Field: "jobs[2].type", Message: "is not a registered job type"}}},
 			{"UnknownTypeAlone", batchBody(1, "noop"), fmt.Errorf(`%w "noop" (registered: )`, domain.ErrUnknownJobType),
 				ProblemTypeUnknownJobType, `jobs[0]: job type "noop" is not registered`,
 				[]FieldError{{Field: "jobs[0].type", Message: "is not a registered job type"}}},
-			{"Invalid", batchBody(3, "noop"), fmt.Errorf("job 1: %w: maxAttempts must be between 1 and 1000, got 5000", domain.ErrInvalid),
+			{"Invalid", batchBody(3, "noop"), &actors.BatchJobError{Index: 1, Err: fmt.Errorf("%w: maxAttempts must be between 1 and 1000, got 5000", domain.ErrInvalid)},
 				ProblemTypeInvalidRequest, "jobs[1]: invalid input: maxAttempts must be between 1 and 1000, got 5000", nil},
 			{"InvalidWithoutIndex", batchBody(3, "noop"), fmt.Errorf("submit: %w", domain.ErrInvalid),
 				ProblemTypeInvalidRequest, "submit: invalid input", nil},
