@@ -60,10 +60,10 @@ type dispatcher struct {
 	canceled map[uuid.UUID]struct{}
 	draining bool
 
-	// Shared-queue mode: running holds the jobs this node claimed and
-	// still runs, whose leases it renews; claiming says a claim is on its
-	// way, and claimAgain that more work may be waiting once it returns.
-	running     map[uuid.UUID]struct{}
+	// Shared-queue mode: claiming says a claim is on its way, and
+	// claimAgain that more work may be waiting once it returns. There, every
+	// live job is one this node claimed and runs, so live is also the set
+	// of leases to renew.
 	claiming    bool
 	claimAgain  bool
 	renewing    bool
@@ -77,7 +77,6 @@ func newDispatcher(rt *core) *dispatcher {
 		rt:       rt,
 		live:     make(map[uuid.UUID]struct{}),
 		canceled: make(map[uuid.UUID]struct{}),
-		running:  make(map[uuid.UUID]struct{}),
 	}
 }
 
@@ -202,7 +201,6 @@ func (d *dispatcher) claimed(ctx actor.Context, msg *claimed) {
 	for _, job := range msg.jobs {
 		// A claim never asks for more jobs than there were idle workers, and
 		// only the dispatcher takes workers off the idle stack.
-		d.running[job.ID] = struct{}{}
 		d.run(ctx, job, true)
 	}
 	if d.drainWaiter != nil {
@@ -260,8 +258,8 @@ func (d *dispatcher) renewLeases(ctx actor.Context) {
 		return
 	}
 	d.renewing = true
-	ids := make([]uuid.UUID, 0, len(d.running))
-	for id := range d.running {
+	ids := make([]uuid.UUID, 0, len(d.live))
+	for id := range d.live {
 		ids = append(ids, id)
 	}
 	rt, self := d.rt, ctx.Self()
@@ -295,7 +293,6 @@ func (d *dispatcher) leasesRenewed(ctx actor.Context, msg *leasesRenewed) {
 
 func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
 	delete(d.live, msg.id)
-	delete(d.running, msg.id)
 	if !msg.canceledQueued {
 		delete(d.canceled, msg.id)
 	}
