@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/troupe-go/troupe/internal/leaktest"
 )
 
 // builtBinary is the troupe binary that the end-to-end tests run, built at
@@ -35,19 +37,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	troupeBinary.dir = dir
-	goleak.VerifyTestMain(m,
-		// Protoactor throttles dead-letter logging with a one-second ticker
-		// goroutine that outlives its actor system by up to that second.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func2.1"),
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
-		// The same goroutine under the name it has when the compiler
-		// inlines NewThrottle into NewDeadLetter (as under -race).
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+	goleak.VerifyTestMain(m, append(leaktest.ProtoactorOptions(),
 		goleak.Cleanup(func(code int) {
 			_ = os.RemoveAll(dir)
 			os.Exit(code)
 		}),
-	)
+	)...)
 }
 
 // buildTimeout bounds `go build`, which compiles everything on a cold cache.

@@ -18,17 +18,12 @@ import (
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/examples/guide"
+	"github.com/troupe-go/troupe/internal/leaktest"
 	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Protoactor throttles dead-letter logging with a one-second ticker
-		// goroutine that outlives its actor system by up to that second.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func2.1"),
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	)
+	goleak.VerifyTestMain(m, leaktest.ProtoactorOptions()...)
 }
 
 // fakeGateway is an in-memory payment gateway that keeps the promise of a

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/pgtest"
 )
 
 // waitTimeout bounds every wait for a notification; it only decides when a
@@ -182,7 +183,7 @@ SELECT count(pg_terminate_backend(pid))
 
 	t.Run("LongSchemaNamesShareTheChannelWithTheTrigger", func(t *testing.T) {
 		t.Parallel()
-		prefix := randomSchema(t)
+		prefix := pgtest.RandomSchema(t)
 		schema := prefix + strings.Repeat("x", 63-len(prefix))
 		require.Len(t, schema, 63)
 		s := newTestStoreIn(t, schema)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/pgtest"
 )
 
 // tableExists reports whether schema holds a troupe_jobs table.
@@ -27,9 +28,9 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("UpDownUp", func(t *testing.T) {
 		t.Parallel()
-		url := testDatabaseURL(t)
-		schema := randomSchema(t)
-		dropSchemaOnCleanup(t, url, schema)
+		url := pgtest.URL(t)
+		schema := pgtest.RandomSchema(t)
+		pgtest.DropSchemaOnCleanup(t, url, schema)
 
 		require.NoError(t, Migrate(t.Context(), url, schema, MigrationUp))
 		require.True(t, tableExists(t, url, schema))
@@ -49,10 +50,10 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("SchemasMigrateIndependently", func(t *testing.T) {
 		t.Parallel()
-		url := testDatabaseURL(t)
-		a, b := randomSchema(t), randomSchema(t)
-		dropSchemaOnCleanup(t, url, a)
-		dropSchemaOnCleanup(t, url, b)
+		url := pgtest.URL(t)
+		a, b := pgtest.RandomSchema(t), pgtest.RandomSchema(t)
+		pgtest.DropSchemaOnCleanup(t, url, a)
+		pgtest.DropSchemaOnCleanup(t, url, b)
 		require.NoError(t, Migrate(t.Context(), url, a, MigrationUp))
 		require.NoError(t, Migrate(t.Context(), url, b, MigrationUp))
 		require.NoError(t, Migrate(t.Context(), url, a, MigrationDown))
@@ -62,8 +63,8 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("OpenWithoutMigrationsFindsNoTable", func(t *testing.T) {
 		t.Parallel()
-		url := testDatabaseURL(t)
-		schema := randomSchema(t)
+		url := pgtest.URL(t)
+		schema := pgtest.RandomSchema(t)
 		s, err := Open(t.Context(), Options{URL: url, Schema: schema, SkipMigrations: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, s.Close()) })
@@ -74,16 +75,16 @@ func TestMigrate(t *testing.T) {
 
 	t.Run("RejectsAnUnknownDirection", func(t *testing.T) {
 		t.Parallel()
-		url := testDatabaseURL(t)
-		require.ErrorIs(t, Migrate(t.Context(), url, randomSchema(t), "sideways"), domain.ErrInvalid)
+		url := pgtest.URL(t)
+		require.ErrorIs(t, Migrate(t.Context(), url, pgtest.RandomSchema(t), "sideways"), domain.ErrInvalid)
 	})
 }
 
 func TestOpenConcurrentlyOnANewSchema(t *testing.T) {
 	t.Parallel()
-	url := testDatabaseURL(t)
-	schema := randomSchema(t)
-	dropSchemaOnCleanup(t, url, schema)
+	url := pgtest.URL(t)
+	schema := pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, url, schema)
 	// Nodes that start together race to create the schema and migrate it.
 	errs := make(chan error, 4)
 	for range 4 {

@@ -22,28 +22,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testDatabaseURL, randomSchema and dropSchemaOnCleanup are pgtest's,
-// shared with the runtime's tests on PostgreSQL.
-func testDatabaseURL(tb testing.TB) string { return pgtest.URL(tb) }
-
-func randomSchema(tb testing.TB) string { return pgtest.RandomSchema(tb) }
-
-func dropSchemaOnCleanup(tb testing.TB, url, schema string) {
-	pgtest.DropSchemaOnCleanup(tb, url, schema)
-}
-
 // newTestStore opens a store in a fresh schema of the test database, closed
 // and dropped when the test ends.
 func newTestStore(tb testing.TB) *Store {
 	tb.Helper()
-	return newTestStoreIn(tb, randomSchema(tb))
+	return newTestStoreIn(tb, pgtest.RandomSchema(tb))
 }
 
 // newTestStoreIn is newTestStore with a chosen schema name.
 func newTestStoreIn(tb testing.TB, schema string) *Store {
 	tb.Helper()
-	url := testDatabaseURL(tb)
-	dropSchemaOnCleanup(tb, url, schema)
+	url := pgtest.URL(tb)
+	pgtest.DropSchemaOnCleanup(tb, url, schema)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Open(ctx, Options{URL: url, Schema: schema, MaxConns: 10})
