@@ -288,16 +288,23 @@ func TestSystem_PanicFailsTheAttemptAndTheWorkerGoesOn(t *testing.T) {
 	require.Equal(t, domain.StatusCompleted, b.get(t, good.ID).Status)
 }
 
+// queuedBehindABlocker starts a System with one worker held by a blocker
+// job and returns a second job, pending in the queue behind it.
+func queuedBehindABlocker(t *testing.T) (*testBundle, *blocker, *domain.Job) {
+	t.Helper()
+	blk := newBlocker()
+	b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
+	b.submit(t, "block", 1)
+	blk.waitStarted(t)
+	return b, blk, b.submit(t, "block", 1)
+}
+
 func TestSystem_Cancel(t *testing.T) {
 	t.Parallel()
 
 	t.Run("PendingIsCanceledAtOnce", func(t *testing.T) {
 		t.Parallel()
-		blk := newBlocker()
-		b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
-		b.submit(t, "block", 1)
-		blk.waitStarted(t)
-		queued := b.submit(t, "block", 1)
+		b, blk, queued := queuedBehindABlocker(t)
 		got, err := b.sys.Cancel(context.Background(), queued.ID)
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusCanceled, got.Status)
@@ -326,11 +333,7 @@ func TestSystem_Cancel(t *testing.T) {
 
 	t.Run("TwiceIsANoOp", func(t *testing.T) {
 		t.Parallel()
-		blk := newBlocker()
-		b := setup(t, map[domain.JobType]domain.Handler{"block": blk}, WithWorkers(1))
-		b.submit(t, "block", 1)
-		blk.waitStarted(t)
-		queued := b.submit(t, "block", 1)
+		b, blk, queued := queuedBehindABlocker(t)
 		first, err := b.sys.Cancel(context.Background(), queued.ID)
 		require.NoError(t, err)
 		second, err := b.sys.Cancel(context.Background(), queued.ID)
