@@ -146,7 +146,7 @@ func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
 // owns the job, so that a node that lost its lease cannot overwrite a job
 // another node took back.
 func (a *jobActor) write(next *domain.Job) error {
-	if a.rt.shared != nil && a.activation.claimed {
+	if a.activation.claimed {
 		return a.rt.shared.UpdateOwned(a.rt.storeCtx, a.rt.cfg.Node, next)
 	}
 	return a.rt.store.Update(a.rt.storeCtx, next)
