@@ -29,6 +29,13 @@ var (
 	// now (a database restarting or out of reach, a runtime too busy to
 	// answer in time); the same call may succeed later.
 	ErrUnavailable = errors.New("store is unavailable")
+	// ErrStorageFull: the store refuses new writes because its disk is
+	// (nearly) full; the same call may succeed once space is freed.
+	ErrStorageFull = errors.New("store is out of disk space")
+	// ErrCorrupt: the store found damaged data (a checksum mismatch, a
+	// table or log it cannot read). The data must be restored from a
+	// backup; retrying does not help.
+	ErrCorrupt = errors.New("store is corrupt")
 )
 
 // permanentError marks an error that must not be retried.

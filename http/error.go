@@ -47,10 +47,21 @@ const (
 	// ProblemTypeUnavailable: the runtime is not running (starting or
 	// stopping).
 	ProblemTypeUnavailable = "urn:troupe:problem:unavailable"
+	// ProblemTypeInsufficientStorage: the store's disk is (nearly) full;
+	// retry after the Retry-After header's seconds.
+	ProblemTypeInsufficientStorage = "urn:troupe:problem:insufficient-storage"
+	// ProblemTypeStoreCorrupt: the store found damaged data; the operator
+	// must restore it from a backup.
+	ProblemTypeStoreCorrupt = "urn:troupe:problem:store-corrupt"
 	// ProblemTypeInternal: an unexpected error, logged on the server with
 	// the request ID; the body says nothing more.
 	ProblemTypeInternal = "urn:troupe:problem:internal"
 )
+
+// storageFullRetryAfter is the Retry-After, in seconds, of an
+// insufficient-storage answer: space comes back when an operator frees it
+// or retention runs, not within a second.
+const storageFullRetryAfter = "30"
 
 // queueFullRetryAfter is the Retry-After, in seconds, of a queue-full
 // answer: the queue drains at the workers' pace, so a short wait is enough.
@@ -96,6 +107,8 @@ const (
 	kindPayloadTooLarge
 	kindQueueFull
 	kindUnavailable
+	kindInsufficientStorage
+	kindStoreCorrupt
 )
 
 // describe returns how the kind looks on the wire.
@@ -123,6 +136,10 @@ func (k problemKind) describe() (status int, typ, title string) {
 		return nethttp.StatusServiceUnavailable, ProblemTypeQueueFull, "Queue full"
 	case kindUnavailable:
 		return nethttp.StatusServiceUnavailable, ProblemTypeUnavailable, "Service unavailable"
+	case kindInsufficientStorage:
+		return nethttp.StatusInsufficientStorage, ProblemTypeInsufficientStorage, "Insufficient storage"
+	case kindStoreCorrupt:
+		return nethttp.StatusInternalServerError, ProblemTypeStoreCorrupt, "Store damaged"
 	}
 	return nethttp.StatusInternalServerError, ProblemTypeInternal, "Internal server error"
 }
@@ -143,6 +160,10 @@ func kindOf(err error) problemKind {
 		return kindConflict
 	case errors.Is(err, domain.ErrQueueFull):
 		return kindQueueFull
+	case errors.Is(err, domain.ErrStorageFull):
+		return kindInsufficientStorage
+	case errors.Is(err, domain.ErrCorrupt):
+		return kindStoreCorrupt
 	case errors.Is(err, domain.ErrNotRunning), errors.Is(err, domain.ErrClosed), errors.Is(err, domain.ErrUnavailable):
 		return kindUnavailable
 	}
@@ -243,8 +264,11 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			slog.Any("error", err))
 		p.Detail = internalDetail(id)
 	}
-	if p.Type == ProblemTypeQueueFull {
+	switch p.Type {
+	case ProblemTypeQueueFull:
 		c.Header("Retry-After", queueFullRetryAfter)
+	case ProblemTypeInsufficientStorage:
+		c.Header("Retry-After", storageFullRetryAfter)
 	}
 	writeProblem(c, p)
 }
