@@ -60,7 +60,7 @@ type Config struct {
 	// payload is held in memory and stored whole, and a batch is one write,
 	// so one huge payload would cost every job stored with it. Defaults to
 	// 1 MiB.
-	MaxPayloadBytes int
+	MaxPayloadBytes int64
 	// HandBackTimeout is how long Stop waits, after its context ends and
 	// running attempts are canceled, for their handlers to return so they
 	// can be handed back as pending. A handler still running after it is
@@ -187,7 +187,7 @@ func WithMaxAttempts(n int) Option { return func(o *options) { o.cfg.MaxAttempts
 
 // WithMaxPayloadBytes bounds the payload of a submitted job
 // (Config.MaxPayloadBytes).
-func WithMaxPayloadBytes(n int) Option { return func(o *options) { o.cfg.MaxPayloadBytes = n } }
+func WithMaxPayloadBytes(n int64) Option { return func(o *options) { o.cfg.MaxPayloadBytes = n } }
 
 // WithRetryBackoff sets the exponential backoff: base, cap and full jitter.
 func WithRetryBackoff(base, maxDelay time.Duration, jitter bool) Option {

@@ -347,7 +347,7 @@ func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	if p.MaxAttempts < 0 || p.MaxAttempts > MaxAttemptsLimit {
 		return nil, fmt.Errorf("%w: maxAttempts must be between 1 and %d, got %d", domain.ErrInvalid, MaxAttemptsLimit, p.MaxAttempts)
 	}
-	if limit := s.core.cfg.MaxPayloadBytes; len(p.Payload) > limit {
+	if limit := s.core.cfg.MaxPayloadBytes; int64(len(p.Payload)) > limit {
 		return nil, fmt.Errorf("%w: the payload is %d bytes, over the limit of %d bytes", domain.ErrPayloadTooLarge, len(p.Payload), limit)
 	}
 	maxAttempts := p.MaxAttempts
