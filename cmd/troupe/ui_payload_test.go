@@ -43,7 +43,9 @@ func TestDashboardShowsPayloadsItCannotFormat(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
 	base := "http://" + srv.Addr().String()
 
-	nested := func(depth int) string { return `{"a":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}` }
+	nested := func(depth int) string {
+		return `{"a":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
+	}
 	for _, tt := range []struct {
 		name    string
 		depth   int
