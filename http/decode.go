@@ -47,6 +47,13 @@ func decodeStrict(data []byte, obj any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(obj); err != nil {
+		// encoding/json stops at the first unknown member; the value is
+		// valid JSON (it is scanned whole before decoding), so name them all.
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			if fields := memberErrors(data, reflect.TypeOf(obj).Elem()); len(fields) > 0 {
+				return validationFailed(fields...)
+			}
+		}
 		return decodeError(err)
 	}
 	// One JSON value only: anything after it is a malformed body.

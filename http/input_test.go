@@ -88,6 +88,8 @@ func TestMemberNamesAreExact(t *testing.T) {
 			[]FieldError{{Field: "MAXATTEMPTS", Message: "is not a known field"}}},
 		{"TwoOfThem", "/jobs", `{"TYPE":"noop","Payload":{}}`,
 			[]FieldError{{Field: "TYPE", Message: "is not a known field"}, {Field: "Payload", Message: "is not a known field"}}},
+		{"WithAnUnknownField", "/jobs", `{"Type":"noop","priority":1,"maxAttempts":2}`,
+			[]FieldError{{Field: "Type", Message: "is not a known field"}, {Field: "priority", Message: "is not a known field"}}},
 		{"Duplicate", "/jobs", `{"type":"noop","type":"send_email"}`,
 			[]FieldError{{Field: "type", Message: "appears more than once"}}},
 		{"BatchJobs", "/jobs/batch", `{"Jobs":[{"type":"noop"}]}`,
