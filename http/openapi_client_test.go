@@ -64,6 +64,7 @@ func TestOpenAPIGeneratesClient(t *testing.T) {
 
 	build := exec.CommandContext(ctx, "go", "vet", ".")
 	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "the generated client does not compile:\n%s", out)
 }
