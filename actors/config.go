@@ -24,6 +24,9 @@ const (
 	RescueIntervalDefault  = 10 * time.Second
 	PollIntervalDefault    = time.Second
 	MaxAttemptsLimit       = 1000
+	// MaxPayloadBytesDefault bounds a job's payload to 1 MiB, the HTTP
+	// API's default body limit, so that every path admits the same jobs.
+	MaxPayloadBytesDefault = 1 << 20
 	requestTimeoutDefault  = 30 * time.Second
 )
 
@@ -52,6 +55,12 @@ type Config struct {
 	// base·2^(attempt-1). Jitter is on by default so that jobs failing
 	// together do not retry in lockstep.
 	RetryNoJitter bool
+	// MaxPayloadBytes bounds the payload of a submitted job; Submit and
+	// SubmitBatch refuse a larger one with domain.ErrPayloadTooLarge. A
+	// payload is held in memory and stored whole, and a batch is one write,
+	// so one huge payload would cost every job stored with it. Defaults to
+	// 1 MiB.
+	MaxPayloadBytes int64
 	// HandBackTimeout is how long Stop waits, after its context ends and
 	// running attempts are canceled, for their handlers to return so they
 	// can be handed back as pending. A handler still running after it is
@@ -88,6 +97,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, RetryBaseDelayDefault)
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
+	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
 	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	c.Node = cmp.Or(c.Node, defaultNode())
@@ -114,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, fmt.Errorf("retry max delay (%s) must not be below the base delay (%s)", c.RetryMaxDelay, c.RetryBaseDelay))
+	}
+	if c.MaxPayloadBytes < 1 {
+		errs = append(errs, fmt.Errorf("max payload bytes must be at least 1, got %d", c.MaxPayloadBytes))
 	}
 	if c.HandBackTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("hand-back timeout must be positive, got %s", c.HandBackTimeout))
@@ -171,6 +184,10 @@ func WithQueueSize(n int) Option { return func(o *options) { o.cfg.QueueSize = n
 
 // WithMaxAttempts sets the attempts of jobs submitted without a number.
 func WithMaxAttempts(n int) Option { return func(o *options) { o.cfg.MaxAttempts = n } }
+
+// WithMaxPayloadBytes bounds the payload of a submitted job
+// (Config.MaxPayloadBytes).
+func WithMaxPayloadBytes(n int64) Option { return func(o *options) { o.cfg.MaxPayloadBytes = n } }
 
 // WithRetryBackoff sets the exponential backoff: base, cap and full jitter.
 func WithRetryBackoff(base, maxDelay time.Duration, jitter bool) Option {

@@ -255,7 +255,8 @@ func (s *System) recover(ctx context.Context) (int, error) {
 }
 
 // Submit stores a new job and queues it. It returns the stored job, or
-// ErrUnknownJobType, ErrInvalid, ErrQueueFull (nothing stored: try again
+// ErrUnknownJobType, ErrInvalid (ErrPayloadTooLarge for a payload over
+// Config.MaxPayloadBytes), ErrQueueFull (nothing stored: try again
 // later) or ErrNotRunning.
 func (s *System) Submit(ctx context.Context, p SubmitParams) (*domain.Job, error) {
 	jobs, err := s.SubmitBatch(ctx, []SubmitParams{p})
@@ -345,6 +346,9 @@ func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	}
 	if p.MaxAttempts < 0 || p.MaxAttempts > MaxAttemptsLimit {
 		return nil, fmt.Errorf("%w: maxAttempts must be between 1 and %d, got %d", domain.ErrInvalid, MaxAttemptsLimit, p.MaxAttempts)
+	}
+	if limit := s.core.cfg.MaxPayloadBytes; int64(len(p.Payload)) > limit {
+		return nil, fmt.Errorf("%w: the payload is %d bytes, over the limit of %d bytes", domain.ErrPayloadTooLarge, len(p.Payload), limit)
 	}
 	maxAttempts := p.MaxAttempts
 	if maxAttempts == 0 {

@@ -453,6 +453,37 @@ func TestSystem_SubmitErrors(t *testing.T) {
 		b.finished.waitFinished(t, 3)
 	})
 
+	t.Run("PayloadOverTheLimit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)}, WithMaxPayloadBytes(8))
+		_, err := b.sys.Submit(context.Background(), SubmitParams{Type: "noop", Payload: []byte(`"123456"`)})
+		require.NoError(t, err, "exactly the limit is allowed")
+
+		_, err = b.sys.Submit(context.Background(), SubmitParams{Type: "noop", Payload: []byte(`"1234567"`)})
+		require.ErrorIs(t, err, domain.ErrPayloadTooLarge)
+		require.ErrorIs(t, err, domain.ErrInvalid, "a payload too large is invalid input")
+		require.ErrorContains(t, err, "9 bytes, over the limit of 8 bytes")
+
+		_, err = b.sys.SubmitBatch(context.Background(), []SubmitParams{
+			{Type: "noop"}, {Type: "noop", Payload: []byte(`"1234567"`)}})
+		require.ErrorIs(t, err, domain.ErrPayloadTooLarge)
+		var jobErr *BatchJobError
+		require.ErrorAs(t, err, &jobErr)
+		require.Equal(t, 1, jobErr.Index)
+		page, err := b.sys.List(context.Background(), domain.Filter{})
+		require.NoError(t, err)
+		require.Equal(t, 1, page.Total, "nothing of the refused batch is stored")
+		b.finished.waitFinished(t, 1)
+	})
+
+	t.Run("PayloadLimitDefault", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, map[domain.JobType]domain.Handler{"noop": domain.HandlerFunc(noop)})
+		big := make([]byte, MaxPayloadBytesDefault+1)
+		_, err := b.sys.Submit(context.Background(), SubmitParams{Type: "noop", Payload: big})
+		require.ErrorIs(t, err, domain.ErrPayloadTooLarge)
+	})
+
 	t.Run("NotRunning", func(t *testing.T) {
 		t.Parallel()
 		sys, err := New(fakeStore(), WithLogger(testLogger(t)))

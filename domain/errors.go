@@ -1,6 +1,9 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The error kinds of Troupe. Callers test for them with errors.Is; the
 // errors returned carry context (usually the job ID) around these.
@@ -11,6 +14,9 @@ var (
 	ErrAlreadyExists = errors.New("job already exists")
 	// ErrInvalid: the input breaks a rule (empty type, maxAttempts < 1, ...).
 	ErrInvalid = errors.New("invalid input")
+	// ErrPayloadTooLarge: a job's payload is over the configured limit. It
+	// wraps ErrInvalid, so a check for invalid input also finds it.
+	ErrPayloadTooLarge = fmt.Errorf("%w: payload too large", ErrInvalid)
 	// ErrInvalidTransition: the state machine forbids the change of status.
 	ErrInvalidTransition = errors.New("invalid status transition")
 	// ErrNotCancelable: the job already completed or failed.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	nethttp "net/http"
 	"reflect"
 	"slices"
@@ -39,8 +40,15 @@ type BatchSubmitResponse struct {
 }
 
 // bodyLimit is the largest body the request's route accepts: a batch may
-// carry a thousand payloads, so it has a limit of its own.
+// carry a thousand payloads, so it has a limit of its own. GET, HEAD,
+// DELETE and OPTIONS requests carry no content in this API, and their
+// handlers never read a body: one sent anyway is ignored (net/http discards
+// it after the answer), so it cannot be too large and they never answer 413.
 func (s *Server) bodyLimit(c *gin.Context) int64 {
+	switch c.Request.Method {
+	case nethttp.MethodGet, nethttp.MethodHead, nethttp.MethodDelete, nethttp.MethodOptions:
+		return math.MaxInt64
+	}
 	if c.FullPath() == batchPath {
 		return s.cfg.BatchMaxBodyBytes
 	}
@@ -52,13 +60,9 @@ func (s *Server) bodyLimit(c *gin.Context) int64 {
 // stores the batch all or none, so a 400 means none of it was stored; its
 // errors name each bad job by index ("jobs[3].type").
 func (s *Server) handleJobSubmitBatch(c *gin.Context) {
-	reqs, err := s.bindBatch(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
 	registered := s.svc.JobTypes()
-	if err := unregisteredTypes(reqs, registered); err != nil {
+	reqs, err := s.bindBatch(c, registered)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -81,8 +85,9 @@ func (s *Server) handleJobSubmitBatch(c *gin.Context) {
 // bindBatch decodes and validates a batch. The jobs are decoded one by one
 // from their raw JSON, so that every error, even an unknown member that
 // encoding/json reports without a path, names the job's index. All the
-// jobs' errors are reported at once.
-func (s *Server) bindBatch(c *gin.Context) ([]SubmitRequest, error) {
+// jobs' errors are reported at once, unregistered types among them, up to
+// maxFieldErrors.
+func (s *Server) bindBatch(c *gin.Context, registered []domain.JobType) ([]SubmitRequest, error) {
 	var raw struct {
 		Jobs boundedJobs `json:"jobs"`
 	}
@@ -102,21 +107,94 @@ func (s *Server) bindBatch(c *gin.Context) ([]SubmitRequest, error) {
 			Message: fmt.Sprintf("must hold at most %d jobs, got more", MaxBatchJobs)})
 	}
 	reqs := make([]SubmitRequest, len(raw.Jobs.jobs))
-	var fields []FieldError
+	var errs batchErrors
 	for i, msg := range raw.Jobs.jobs {
 		prefix := fmt.Sprintf("jobs[%d]", i)
-		if err := s.decodeBatchJob(msg, &reqs[i]); err != nil {
+		var jobFields []FieldError
+		if err := s.decodeJob(msg, &reqs[i]); err != nil {
 			var reqErr *requestError
 			if !errors.As(err, &reqErr) {
 				return nil, err
 			}
-			fields = append(fields, prefixFields(prefix, reqErr)...)
+			jobFields = prefixFields(prefix, reqErr)
+			errs.add(jobFields, reqErr.kind == kindPayloadTooLarge)
+		}
+		// A type that decoded but has no handler is named too, unless the
+		// type is wrong already.
+		typ := reqs[i].Type
+		if typ != "" && !slices.Contains(registered, domain.JobType(typ)) &&
+			!slices.ContainsFunc(jobFields, func(f FieldError) bool { return f.Field == prefix+".type" }) {
+			errs.addUnknownType(prefix, typ)
 		}
 	}
-	if len(fields) > 0 {
-		return nil, validationFailed(fields...)
+	if err := errs.err(registered); err != nil {
+		return nil, err
 	}
 	return reqs, nil
+}
+
+// batchErrors collects the errors of a batch's jobs, keeping the first
+// maxFieldErrors and counting the rest.
+type batchErrors struct {
+	fields  []FieldError
+	omitted int
+	// tooLarge: a payload is over the limit, so the answer is 413.
+	tooLarge bool
+	// unknownTypes describes each unregistered type; when nothing else is
+	// wrong the answer is an unknown-job-type problem.
+	unknownTypes []string
+	otherErrors  bool
+}
+
+func (e *batchErrors) add(fields []FieldError, tooLarge bool) {
+	e.tooLarge = e.tooLarge || tooLarge
+	e.otherErrors = true
+	for _, f := range fields {
+		e.keep(f)
+	}
+}
+
+func (e *batchErrors) addUnknownType(prefix, typ string) {
+	if e.keep(FieldError{Field: prefix + ".type", Message: "is not a registered job type"}) {
+		e.unknownTypes = append(e.unknownTypes, fmt.Sprintf("%s: job type %q is not registered", prefix, typ))
+	}
+}
+
+// keep adds f if there is room, and reports whether it did.
+func (e *batchErrors) keep(f FieldError) bool {
+	if len(e.fields) == maxFieldErrors {
+		e.omitted++
+		return false
+	}
+	e.fields = append(e.fields, f)
+	return true
+}
+
+// err is the answer for the errors collected, or nil if there are none.
+func (e *batchErrors) err(registered []domain.JobType) error {
+	if len(e.fields) == 0 {
+		return nil
+	}
+	var detail []string
+	var reqErr *requestError
+	if e.otherErrors {
+		reqErr = validationFailed(e.fields...).(*requestError)
+		detail = append(detail, reqErr.detail)
+		if e.tooLarge {
+			reqErr.kind = kindPayloadTooLarge
+		}
+	} else {
+		reqErr = &requestError{kind: kindUnknownJobType, fields: e.fields, cause: domain.ErrUnknownJobType}
+		detail = append(detail, e.unknownTypes...)
+	}
+	if len(e.unknownTypes) > 0 {
+		detail = append(detail, "registered types: "+typeNames(registered))
+	}
+	if e.omitted > 0 {
+		detail = append(detail, fmt.Sprintf("%d more errors are left out of this answer, which lists the first %d", e.omitted, maxFieldErrors))
+	}
+	reqErr.detail = strings.Join(detail, "; ")
+	return reqErr
 }
 
 // boundedJobs is the jobs array of a batch, decoded element by element and
@@ -152,17 +230,6 @@ func (b *boundedJobs) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// decodeBatchJob decodes one job of a batch as strictly as POST /jobs
-// decodes its body, and validates it.
-func (s *Server) decodeBatchJob(msg json.RawMessage, req *SubmitRequest) error {
-	dec := json.NewDecoder(bytes.NewReader(msg))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return decodeError(err)
-	}
-	return validationError(s.bodyBinding.validate.Struct(req))
-}
-
 // prefixFields places a job's errors under its index: its field errors get
 // the prefix before their names, and an error about the job as a whole
 // (not an object, say) becomes an error of the prefix itself.
@@ -175,29 +242,6 @@ func prefixFields(prefix string, err *requestError) []FieldError {
 		out[i] = FieldError{Field: prefix + "." + f.Field, Message: f.Message}
 	}
 	return out
-}
-
-// unregisteredTypes returns a 400 naming every job of the batch whose type
-// has no handler, or nil. Checking here, before the runtime, lists all of
-// them rather than the first.
-func unregisteredTypes(reqs []SubmitRequest, registered []domain.JobType) error {
-	var fields []FieldError
-	var details []string
-	for i, r := range reqs {
-		if !slices.Contains(registered, domain.JobType(r.Type)) {
-			fields = append(fields, FieldError{Field: fmt.Sprintf("jobs[%d].type", i), Message: "is not a registered job type"})
-			details = append(details, fmt.Sprintf("jobs[%d]: job type %q is not registered", i, r.Type))
-		}
-	}
-	if len(fields) == 0 {
-		return nil
-	}
-	return &requestError{
-		kind:   kindUnknownJobType,
-		detail: strings.Join(details, "; ") + "; registered types: " + typeNames(registered),
-		fields: fields,
-		cause:  domain.ErrUnknownJobType,
-	}
 }
 
 // batchError names the index of the job that the runtime refused, for the
@@ -215,6 +259,15 @@ func batchError(err error, reqs []SubmitRequest, registered []domain.JobType) er
 		i, msg = jobErr.Index, jobErr.Err.Error()
 	case len(reqs) > 1:
 		return err
+	}
+	if errors.Is(err, domain.ErrPayloadTooLarge) {
+		field := fmt.Sprintf("jobs[%d].payload", i)
+		return &requestError{
+			kind:   kindPayloadTooLarge,
+			detail: fmt.Sprintf("%s: %s", field, msg),
+			fields: []FieldError{{Field: field, Message: "is over the payload limit"}},
+			cause:  err,
+		}
 	}
 	if unknown {
 		return &requestError{

@@ -42,8 +42,8 @@ func wireName(f reflect.StructField) string {
 	return f.Name
 }
 
-// jsonBinding decodes a JSON body strictly (unknown fields and trailing data
-// are errors) and then validates it.
+// jsonBinding decodes a JSON body strictly (see decodeStrict) and then
+// validates it.
 type jsonBinding struct {
 	validate *validator.Validate
 }
@@ -56,21 +56,12 @@ func (jsonBinding) Name() string { return "json" }
 // Bind decodes req's body into obj and validates it. Errors are
 // *requestError values, or the body reader's *http.MaxBytesError.
 func (b jsonBinding) Bind(req *nethttp.Request, obj any) error {
-	if req.Body == nil {
-		return errEmptyBody()
-	}
-	dec := json.NewDecoder(req.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(obj); err != nil {
+	data, err := readBody(req.Body)
+	if err != nil {
 		return decodeError(err)
 	}
-	// One JSON value only: anything after it is a malformed body.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooLarge *nethttp.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return err
-		}
-		return invalidRequest("the request body has data after the JSON object")
+	if err := decodeStrict(data, obj); err != nil {
+		return err
 	}
 	return validationError(b.validate.Struct(obj))
 }

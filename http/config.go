@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/troupe-go/troupe/actors"
 )
 
 // Defaults and bounds of Config.
@@ -24,6 +26,9 @@ const (
 	// A batch is stored in one write, and 8 MiB of jobs fits one write of
 	// the Badger store with its default memory table (about 9.6 MiB).
 	BatchBodyFactor = 8
+	// MaxPayloadBytesDefault bounds a job's payload to 1 MiB, as the
+	// runtime does by default (actors.MaxPayloadBytesDefault).
+	MaxPayloadBytesDefault int64 = actors.MaxPayloadBytesDefault
 	// ShutdownTimeoutDefault is how long Stop waits for requests in flight.
 	ShutdownTimeoutDefault = 10 * time.Second
 )
@@ -53,6 +58,12 @@ type Config struct {
 	// BatchBodyFactor × MaxBodyBytes (8 MiB when MaxBodyBytes is 1 MiB), so
 	// that raising MaxBodyBytes raises it too.
 	BatchMaxBodyBytes int64
+	// MaxPayloadBytes bounds the payload of each job, in POST /jobs and in
+	// every job of POST /jobs/batch, whose body limit alone would let one
+	// job take all of it; a larger payload gets 413 naming the job. Set it
+	// to the runtime's limit (actors.Config.MaxPayloadBytes), which the
+	// runtime enforces again. Defaults to 1 MiB.
+	MaxPayloadBytes int64
 	// ShutdownTimeout bounds how long Stop waits for requests in flight
 	// before closing their connections. Defaults to 10s.
 	ShutdownTimeout time.Duration
@@ -68,6 +79,7 @@ func (c Config) WithDefaults() Config {
 			c.BatchMaxBodyBytes = c.MaxBodyBytes * BatchBodyFactor
 		}
 	}
+	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	return c
 }
@@ -85,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchMaxBodyBytes < 1 {
 		return fmt.Errorf("http: BatchMaxBodyBytes is %d, want at least 1", c.BatchMaxBodyBytes)
+	}
+	if c.MaxPayloadBytes < 1 {
+		return fmt.Errorf("http: MaxPayloadBytes is %d, want at least 1", c.MaxPayloadBytes)
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("http: ShutdownTimeout is %s, want 0 (the default) or more", c.ShutdownTimeout)

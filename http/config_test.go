@@ -17,6 +17,7 @@ func TestConfig(t *testing.T) {
 		require.Equal(t, "127.0.0.1:8080", cfg.Addr)
 		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
 		require.Equal(t, int64(8<<20), cfg.BatchMaxBodyBytes)
+		require.Equal(t, int64(1<<20), cfg.MaxPayloadBytes)
 		require.Equal(t, 10*time.Second, cfg.ShutdownTimeout)
 		require.Empty(t, cfg.APITokens)
 		require.False(t, cfg.Insecure)
@@ -25,7 +26,7 @@ func TestConfig(t *testing.T) {
 
 	t.Run("DefaultsKeepSetFields", func(t *testing.T) {
 		t.Parallel()
-		in := Config{Addr: "127.0.0.1:9", APITokens: []string{"t"}, Insecure: true, MaxBodyBytes: 10, BatchMaxBodyBytes: 20, ShutdownTimeout: time.Second}
+		in := Config{Addr: "127.0.0.1:9", APITokens: []string{"t"}, Insecure: true, MaxBodyBytes: 10, BatchMaxBodyBytes: 20, MaxPayloadBytes: 5, ShutdownTimeout: time.Second}
 
 		require.Equal(t, in, in.WithDefaults())
 	})
@@ -77,6 +78,7 @@ func TestConfig(t *testing.T) {
 			{"NoPort", Config{Addr: "127.0.0.1"}, "Addr"},
 			{"NegativeBody", Config{MaxBodyBytes: -1}, "MaxBodyBytes"},
 			{"NegativeBatchBody", Config{BatchMaxBodyBytes: -1}, "BatchMaxBodyBytes"},
+			{"NegativePayload", Config{MaxPayloadBytes: -1}, "MaxPayloadBytes"},
 			{"NegativeShutdown", Config{ShutdownTimeout: -time.Second}, "ShutdownTimeout"},
 			{"EmptyToken", Config{APITokens: []string{"ok", ""}}, "APITokens[1]"},
 			{"TokenWithSpace", Config{APITokens: []string{"a b"}}, "APITokens[0]"},

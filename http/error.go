@@ -39,7 +39,8 @@ const (
 	ProblemTypeNotCancelable = "urn:troupe:problem:not-cancelable"
 	// ProblemTypeConflict: the change conflicts with the job's state.
 	ProblemTypeConflict = "urn:troupe:problem:conflict"
-	// ProblemTypePayloadTooLarge: the body is over the configured limit.
+	// ProblemTypePayloadTooLarge: the body, or a job's payload, is over
+	// the configured limit.
 	ProblemTypePayloadTooLarge = "urn:troupe:problem:payload-too-large"
 	// ProblemTypeQueueFull: the ready queue is full; retry after the
 	// Retry-After header's seconds.
@@ -152,6 +153,8 @@ func kindOf(err error) problemKind {
 		return kindNotFound
 	case errors.Is(err, domain.ErrUnknownJobType):
 		return kindUnknownJobType
+	case errors.Is(err, domain.ErrPayloadTooLarge):
+		return kindPayloadTooLarge
 	case errors.Is(err, domain.ErrInvalid):
 		return kindInvalidRequest
 	case errors.Is(err, domain.ErrNotCancelable):

@@ -23,7 +23,7 @@ func (s *Server) registerJobRoutes(r gin.IRoutes) {
 // Location.
 func (s *Server) handleJobSubmit(c *gin.Context) {
 	var req SubmitRequest
-	if err := c.ShouldBindWith(&req, s.bodyBinding); err != nil {
+	if err := s.bindJob(c, &req); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -37,6 +37,16 @@ func (s *Server) handleJobSubmit(c *gin.Context) {
 	}
 	c.Header("Location", "/jobs/"+job.ID.String())
 	c.JSON(nethttp.StatusCreated, newJobResponse(job))
+}
+
+// bindJob reads and checks the body of POST /jobs, as strictly as each job
+// of a batch (decodeJob).
+func (s *Server) bindJob(c *gin.Context, req *SubmitRequest) error {
+	data, err := readBody(c.Request.Body)
+	if err != nil {
+		return decodeError(err)
+	}
+	return s.decodeJob(data, req)
 }
 
 // handleJobList handles GET /jobs: one page of jobs, oldest first.

@@ -150,6 +150,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		}
 	}
 	internal := errors.New("something broke")
+	payloadTooLarge := fmt.Errorf("%w: the payload is 9 bytes, over the limit of 8 bytes", domain.ErrPayloadTooLarge)
 	jobPath := jobsPath(id)
 	both := func(arrange ...func(*testing.T, *fakeService)) func(*testing.T, *fakeService) {
 		return func(t *testing.T, svc *fakeService) {
@@ -196,6 +197,10 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
 		{name: "SubmitTooLarge", requestValid: true, status: 413,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"` + strings.Repeat("x", 1<<20) + `"}`}},
+		{name: "SubmitPayloadOverRuntimeLimit", arrange: submitErr(payloadTooLarge), requestValid: true, status: 413,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"1234567"}`}},
+		{name: "SubmitPayloadTooDeep", requestValid: true, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`}},
 		{name: "SubmitInternal", arrange: submitErr(internal), requestValid: true, status: 500,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
 		{name: "SubmitQueueFull", arrange: submitErr(domain.ErrQueueFull), requestValid: true, status: 503,
@@ -222,6 +227,8 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
 		{name: "BatchTooLarge", requestValid: true, status: 413,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","payload":"` + strings.Repeat("x", 16<<20) + `"}]}`}},
+		{name: "BatchPayloadTooLarge", requestValid: true, status: 413,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","payload":"` + strings.Repeat("x", 2<<20) + `"}]}`}},
 		{name: "BatchInternal", arrange: submitBatchErr(internal), requestValid: true, status: 500,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
 		{name: "BatchQueueFull", arrange: submitBatchErr(domain.ErrQueueFull), requestValid: true, status: 503,
@@ -352,6 +359,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "RetryCompleted", arrange: jobIn(domain.StatusCompleted), requestValid: true, status: 409,
 			req: request{method: "POST", target: jobPath + "/retry"}},
 		{name: "RetryInternal", arrange: getJob(nil, internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: jobPath + "/retry"}},
+		{name: "RetryPayloadTooLarge", arrange: both(jobIn(domain.StatusFailed), submitErr(payloadTooLarge)), requestValid: true, status: 413,
 			req: request{method: "POST", target: jobPath + "/retry"}},
 		{name: "RetryQueueFull", arrange: both(jobIn(domain.StatusFailed), submitErr(domain.ErrQueueFull)), requestValid: true, status: 503,
 			req: request{method: "POST", target: jobPath + "/retry"}},

@@ -15,6 +15,8 @@ import (
 //
 //   - domain.ErrNotFound: no job has the ID.
 //   - domain.ErrInvalid: the input breaks a rule (maxAttempts, type length).
+//   - domain.ErrPayloadTooLarge (an ErrInvalid): a payload is over the
+//     runtime's limit; answered 413.
 //   - domain.ErrUnknownJobType: no handler is registered for the type.
 //   - domain.ErrNotCancelable: the job already completed or failed.
 //   - domain.ErrQueueFull: the ready queue is at its bound; retry later.

@@ -137,6 +137,10 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; larger ones get 413. Defaults to
 	// 1 MiB.
 	MaxBodyBytes int64 `koanf:"max_body_bytes" usage:"largest request body in bytes; larger ones get 413"`
+	// MaxPayloadBytes bounds the payload of each job, on every path: POST
+	// /jobs, each job of POST /jobs/batch (whose body may be larger), and
+	// the runtime's Submit. Larger ones get 413. Defaults to 1 MiB.
+	MaxPayloadBytes int64 `koanf:"max_payload_bytes" usage:"largest job payload in bytes, in a single or a batch submission; larger ones get 413"`
 	// Demo registers the sample and demo handlers (send_email,
 	// generate_report, process_file, noop, sleep, flaky, panic). Defaults
 	// to true.
@@ -164,6 +168,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       LogFormatJSON,
 		MaxBodyBytes:    http.MaxBodyBytesDefault,
+		MaxPayloadBytes: actors.MaxPayloadBytesDefault,
 		Demo:            true,
 	}
 }
@@ -182,6 +187,7 @@ func (c Config) ActorsConfig() actors.Config {
 		LeaseDuration:   c.LeaseDuration,
 		RescueInterval:  c.RescueInterval,
 		PollInterval:    c.PollInterval,
+		MaxPayloadBytes: c.MaxPayloadBytes,
 	}.WithDefaults()
 }
 
@@ -194,6 +200,7 @@ func (c Config) HTTPConfig() http.Config {
 		APITokens:       slices.Clone(c.APITokens),
 		Insecure:        c.Insecure,
 		MaxBodyBytes:    c.MaxBodyBytes,
+		MaxPayloadBytes: c.MaxPayloadBytes,
 		ShutdownTimeout: min(c.ShutdownTimeout, http.ShutdownTimeoutDefault),
 	}.WithDefaults()
 }
@@ -308,6 +315,9 @@ func (c Config) validate(name func(key string) string) error {
 	}
 	if c.MaxBodyBytes < 1 {
 		bad("max_body_bytes", c.MaxBodyBytes, "must be at least 1")
+	}
+	if c.MaxPayloadBytes < 1 {
+		bad("max_payload_bytes", c.MaxPayloadBytes, "must be at least 1")
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

@@ -64,6 +64,7 @@ func TestConfigDefaults(t *testing.T) {
 		require.Empty(t, cfg.APITokens)
 		require.False(t, cfg.Insecure)
 		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
+		require.Equal(t, int64(1<<20), cfg.MaxPayloadBytes)
 		require.True(t, cfg.Demo)
 		require.NoError(t, cfg.Validate())
 	})
@@ -96,7 +97,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 24)
+	require.Len(t, fields, 25)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
@@ -134,6 +135,7 @@ func TestConfigSources(t *testing.T) {
 		APITokens:        []string{"alpha", "beta"},
 		Insecure:         true,
 		MaxBodyBytes:     2048,
+		MaxPayloadBytes:  512,
 		Demo:             false,
 	}
 
@@ -163,6 +165,7 @@ log_format: text
 api_tokens: [alpha, beta]
 insecure: true
 max_body_bytes: 2048
+max_payload_bytes: 512
 demo: false
 `)
 		cfg, err := loadConfig(t, []string{"--config", path})
@@ -205,6 +208,7 @@ demo: false
 			"TROUPE_API_TOKENS=alpha, beta,",
 			"TROUPE_INSECURE=true",
 			"TROUPE_MAX_BODY_BYTES=2048",
+			"TROUPE_MAX_PAYLOAD_BYTES=512",
 			"TROUPE_DEMO=false",
 		)
 		require.NoError(t, err)
@@ -237,6 +241,7 @@ demo: false
 			"--api-tokens", "alpha", "--api-tokens", "beta",
 			"--insecure",
 			"--max-body-bytes", "2048",
+			"--max-payload-bytes", "512",
 			"--demo=false",
 		})
 		require.NoError(t, err)
@@ -315,6 +320,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{name: "log level", env: []string{"TROUPE_LOG_LEVEL=verbose"}, wantErr: `invalid TROUPE_LOG_LEVEL "verbose": must be one of debug, info, warn, error`},
 		{name: "log format", env: []string{"TROUPE_LOG_FORMAT=xml"}, wantErr: `invalid TROUPE_LOG_FORMAT "xml": must be one of json, text`},
 		{name: "body limit", env: []string{"TROUPE_MAX_BODY_BYTES=0"}, wantErr: `invalid TROUPE_MAX_BODY_BYTES 0: must be at least 1`},
+		{name: "payload limit", env: []string{"TROUPE_MAX_PAYLOAD_BYTES=0"}, wantErr: `invalid TROUPE_MAX_PAYLOAD_BYTES 0: must be at least 1`},
 		{name: "address without a port", env: []string{"TROUPE_HTTP_ADDR=localhost"}, wantErr: `invalid TROUPE_HTTP_ADDR "localhost": want host:port`},
 		{name: "address with a bad port", env: []string{"TROUPE_HTTP_ADDR=127.0.0.1:http"}, wantErr: `invalid TROUPE_HTTP_ADDR "127.0.0.1:http": port "http" is not a number`},
 		{name: "open API on the network", env: []string{"TROUPE_HTTP_ADDR=0.0.0.0:8080"}, wantErr: "TROUPE_API_TOKENS"},
@@ -370,6 +376,7 @@ func TestConfigMapping(t *testing.T) {
 	cfg.RetryBaseDelay, cfg.RetryMaxDelay, cfg.RetryJitter = time.Millisecond, time.Second, false
 	cfg.ShutdownTimeout = 3 * time.Second
 	cfg.HTTPAddr, cfg.APITokens, cfg.Insecure, cfg.MaxBodyBytes = "0.0.0.0:1", []string{"t"}, true, 99
+	cfg.MaxPayloadBytes = 77
 
 	a := cfg.ActorsConfig()
 	require.Equal(t, 5, a.Workers)
@@ -380,6 +387,7 @@ func TestConfigMapping(t *testing.T) {
 	require.True(t, a.RetryNoJitter)
 	require.Equal(t, 3*time.Second, a.ShutdownTimeout)
 	require.Equal(t, actors.HandBackTimeoutDefault, a.HandBackTimeout)
+	require.Equal(t, int64(77), a.MaxPayloadBytes)
 	require.NoError(t, a.Validate())
 
 	h := cfg.HTTPConfig()
@@ -387,6 +395,7 @@ func TestConfigMapping(t *testing.T) {
 	require.Equal(t, []string{"t"}, h.APITokens)
 	require.True(t, h.Insecure)
 	require.Equal(t, int64(99), h.MaxBodyBytes)
+	require.Equal(t, int64(77), h.MaxPayloadBytes)
 	require.Equal(t, 3*time.Second, h.ShutdownTimeout, "the API gets the shutdown timeout when it is short")
 	require.Equal(t, http.ShutdownTimeoutDefault, DefaultConfig().HTTPConfig().ShutdownTimeout, "and its own default when it is long")
 

@@ -864,10 +864,103 @@
     error.textContent = job.lastError || 'None';
     error.toggleAttribute('data-empty', !job.lastError);
 
+    renderPayload(job);
+  }
+
+  // ---- payloads -----------------------------------------------------------------------------
+
+  // PAYLOAD_MAX_DEPTH is the deepest payload shown formatted; the API
+  // refuses deeper ones, but a job stored before that rule, or through the
+  // Go API, may be deeper, and formatting recurses.
+  const PAYLOAD_MAX_DEPTH = 64;
+
+  // RawText marks text that payloadText writes as it is.
+  class RawText {
+    constructor(text) { this.text = text; }
+  }
+
+  // payloadDepth measures how deeply arrays and objects nest, without
+  // recursion, and stops counting past the limit.
+  function payloadDepth(value) {
+    let deepest = 0;
+    const stack = [[value, 1]];
+    while (stack.length) {
+      const [v, depth] = stack.pop();
+      if (v === null || typeof v !== 'object') continue;
+      deepest = Math.max(deepest, depth);
+      if (deepest > PAYLOAD_MAX_DEPTH) break;
+      for (const child of Object.values(v)) stack.push([child, depth + 1]);
+    }
+    return deepest;
+  }
+
+  // payloadText writes a value as compact JSON text without recursion, so
+  // that no depth can overflow the stack.
+  function payloadText(value) {
+    const out = [];
+    const stack = [value];
+    while (stack.length) {
+      const v = stack.pop();
+      if (v instanceof RawText) {
+        out.push(v.text);
+      } else if (Array.isArray(v)) {
+        out.push('[');
+        stack.push(new RawText(']'));
+        for (let i = v.length - 1; i >= 0; i--) {
+          stack.push(v[i]);
+          if (i > 0) stack.push(new RawText(','));
+        }
+      } else if (v !== null && typeof v === 'object') {
+        const keys = Object.keys(v);
+        out.push('{');
+        stack.push(new RawText('}'));
+        for (let i = keys.length - 1; i >= 0; i--) {
+          stack.push(v[keys[i]]);
+          stack.push(new RawText(JSON.stringify(keys[i]) + ':'));
+          if (i > 0) stack.push(new RawText(','));
+        }
+      } else {
+        out.push(JSON.stringify(v) ?? 'null');
+      }
+    }
+    return out.join('');
+  }
+
+  // renderPayload fills the payload box: formatted JSON when it can be,
+  // else the payload's text unformatted with a note saying why. The box is
+  // never left empty.
+  function renderPayload(job) {
     const note = $('job-payload-note');
-    note.hidden = job.payloadEncoding !== 'base64';
-    note.textContent = 'The payload is not JSON; these are its bytes in base64.';
-    $('job-payload').textContent = job.payloadEncoding === 'base64' ? String(job.payload) : JSON.stringify(job.payload, null, 2);
+    const box = $('job-payload');
+    if (job.payloadEncoding === 'base64') {
+      note.hidden = false;
+      note.textContent = 'The payload is not JSON; these are its bytes in base64.';
+      box.textContent = String(job.payload);
+      return;
+    }
+    let text = null;
+    let why = '';
+    const depth = payloadDepth(job.payload);
+    if (depth > PAYLOAD_MAX_DEPTH) {
+      why = `it nests more than ${PAYLOAD_MAX_DEPTH} levels deep`;
+    } else {
+      try {
+        text = JSON.stringify(job.payload, null, 2);
+      } catch (err) {
+        why = `formatting it failed (${err.message})`;
+      }
+    }
+    if (text === null) {
+      try {
+        text = payloadText(job.payload);
+      } catch (err) {
+        text = String(job.payload);
+        why += `; writing it out failed too (${err.message})`;
+      }
+      note.textContent = `The payload is shown as raw text, unformatted, because ${why}.`;
+    }
+    note.hidden = why === '';
+    box.textContent = text;
   }
 
   // ---- views and routing ------------------------------------------------------------------------
