@@ -375,3 +375,15 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// CheckBackup reads a backup to its end and checks its header and its
+// checksum, without restoring it: ErrNotBackup or ErrBackupDamaged say
+// what is wrong. A backup that passes restores unless the disk fails.
+func CheckBackup(ctx context.Context, r io.Reader) error {
+	br := bufio.NewReader(ctxReader{ctx: ctx, r: r})
+	if err := readBackupHeader(br); err != nil {
+		return err
+	}
+	body := &footerReader{r: br, sum: sha256.New()}
+	return body.check()
+}
