@@ -61,13 +61,7 @@ func (s *Server) handleBackup(c *gin.Context) {
 		writeProblem(c, kindConflict.problem(ErrBackupUnsupported.Error(), nil))
 		return
 	}
-	rc := nethttp.NewResponseController(c.Writer)
-	// The server's read timeout would end the request's context while the
-	// backup is still streaming: nothing more is read from this client.
-	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, nethttp.ErrNotSupported) {
-		s.logger.DebugContext(c.Request.Context(), "http: backup: clear the read deadline", slog.Any("error", err))
-	}
-	w := &backupResponse{c: c, rc: rc, now: time.Now}
+	w := &backupResponse{c: c, rc: nethttp.NewResponseController(c.Writer), now: time.Now}
 	err := s.backup.Backup(c.Request.Context(), w)
 	switch {
 	case err == nil:
