@@ -75,6 +75,9 @@ Restore it with troupe restore.`,
   troupe backup --data-dir /var/lib/troupe --out offline.backup`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir != "" && (cmd.Flags().Changed("server") || cmd.Flags().Changed("token")) {
+				return errors.New("--data-dir backs up a stopped server's directory, --server and --token a running server: give one or the other")
+			}
 			ctx, stop := interruptible(cmd.Context(), env)
 			defer stop()
 			var n int64
@@ -214,7 +217,7 @@ func writeBackupFile(ctx context.Context, path string, write func(io.Writer) err
 		return 0, fmt.Errorf("check %s: %w", tmp, err)
 	}
 	if err := badgerstore.CheckBackup(ctx, bufio.NewReaderSize(f, 1<<20)); err != nil {
-		return 0, fmt.Errorf("check the backup written to %s: %w", tmp, err)
+		return 0, fmt.Errorf("check the backup: %w", err)
 	}
 	info, err := f.Stat()
 	if err != nil {

@@ -77,3 +77,33 @@ func TestWriteBackupFileStopsWithItsContext(t *testing.T) {
 	require.ErrorIs(t, err, errSignal)
 	requireEntries(t, dir)
 }
+
+func TestBackupCommandRefusesMixedModes(t *testing.T) {
+	t.Parallel()
+	env, _, stderr, _ := testEnv()
+	dir := t.TempDir()
+	code := run(t.Context(), []string{"backup", "--data-dir", dir, "--server", "127.0.0.1:1", "--out", filepath.Join(dir, "x.backup")}, env)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), "give one or the other")
+	requireEntries(t, dir)
+}
+
+// An offline backup never creates a store where there was none.
+func TestBackupCommandRefusesADirWithoutAStore(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	empty := filepath.Join(parent, "empty")
+	require.NoError(t, os.Mkdir(empty, 0o700))
+	missing := filepath.Join(parent, "missing")
+	for dir, want := range map[string]string{
+		empty:   "the directory is empty",
+		missing: "no such file or directory",
+	} {
+		env, _, stderr, _ := testEnv()
+		code := run(t.Context(), []string{"backup", "--data-dir", dir, "--out", filepath.Join(parent, "x.backup")}, env)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr.String(), want)
+	}
+	requireEntries(t, parent, "empty")
+	requireEntries(t, empty)
+}
