@@ -24,6 +24,7 @@
 //	GET    /, /ui/…         the dashboard
 //	GET    /health          liveness and readiness         200 or 503
 //	GET    /metrics         Prometheus text format
+//	GET    /admin/backup    a backup of the store (Backuper)  200 octet-stream
 //	GET    /openapi.yaml    the OpenAPI 3.0 document
 //	GET    /docs            Swagger UI, served from the binary
 //

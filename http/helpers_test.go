@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -36,6 +37,8 @@ type fakeService struct {
 	HealthFunc   func(ctx context.Context) actors.Health
 
 	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
+	// BackupFunc answers Backup; without it the store cannot back up.
+	BackupFunc func(ctx context.Context, w io.Writer) error
 
 	// quiet makes Subscribe's subscriptions: only a System can, and one
 	// that is never started publishes nothing. Tests of events that must
@@ -45,6 +48,14 @@ type fakeService struct {
 }
 
 var _ JobService = (*fakeService)(nil)
+
+// Backup makes the fake the server's Backuper too.
+func (f *fakeService) Backup(ctx context.Context, w io.Writer) error {
+	if f.BackupFunc == nil {
+		return fmt.Errorf("%w: the fake store has no backup", ErrBackupUnsupported)
+	}
+	return f.BackupFunc(ctx, w)
+}
 
 func (f *fakeService) Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error) {
 	require.NotNil(f.t, f.SubmitFunc, "unexpected call to Submit")
@@ -136,7 +147,7 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	}
 	b := &testBundle{svc: &fakeService{t: t}, logs: &lockedBuffer{}, registry: NewRegistry()}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry))
+	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry), WithBackup(b.svc))
 	require.NoError(t, err)
 	b.server = s
 	return b

@@ -12,7 +12,8 @@ import (
 // Module serves the API in an fx application.
 //
 // It needs a Config, a JobService (bind the runtime to it with
-// fx.Annotate(..., fx.As(new(http.JobService)))) and a *slog.Logger.
+// fx.Annotate(..., fx.As(new(http.JobService)))) and a *slog.Logger. It
+// takes a Backuper if one is provided, for GET /admin/backup.
 //
 // It provides the Prometheus registry (as *prometheus.Registry and as
 // prometheus.Registerer, for other packages' collectors), the *Metrics
@@ -39,11 +40,17 @@ type moduleParams struct {
 	Service   JobService
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
+	// Backup is what GET /admin/backup streams, when the store can.
+	Backup Backuper `optional:"true"`
 }
 
 // newModuleServer builds the Server and ties it to the app's lifecycle.
 func newModuleServer(p moduleParams) (*Server, error) {
-	s, err := NewServer(p.Config, p.Service, WithLogger(p.Logger), WithRegistry(p.Registry))
+	opts := []Option{WithLogger(p.Logger), WithRegistry(p.Registry)}
+	if p.Backup != nil {
+		opts = append(opts, WithBackup(p.Backup))
+	}
+	s, err := NewServer(p.Config, p.Service, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -151,6 +151,9 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 	internal := errors.New("something broke")
 	payloadTooLarge := fmt.Errorf("%w: the payload is 9 bytes, over the limit of 8 bytes", domain.ErrPayloadTooLarge)
+	backupWith := func(fn func(context.Context, io.Writer) error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) { svc.BackupFunc = fn }
+	}
 	jobPath := jobsPath(id)
 	both := func(arrange ...func(*testing.T, *fakeService)) func(*testing.T, *fakeService) {
 		return func(t *testing.T, svc *fakeService) {
@@ -390,6 +393,17 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "GET", target: jobPath + "/events"}},
 		{name: "JobEventsNotRunning", arrange: getJob(nil, domain.ErrNotRunning), requestValid: true, status: 503,
 			req: request{method: "GET", target: jobPath + "/events"}},
+
+		{name: "Backup", arrange: backupWith(func(_ context.Context, w io.Writer) error {
+			_, err := w.Write([]byte("TROUPEBK\x00\x01 a backup"))
+			return err
+		}), requestValid: true, status: 200, req: request{method: "GET", target: BackupPath}},
+		{name: "BackupUnauthorized", anonymous: true, status: 401, req: request{method: "GET", target: BackupPath}},
+		{name: "BackupUnsupported", requestValid: true, status: 409, req: request{method: "GET", target: BackupPath}},
+		{name: "BackupInternal", arrange: backupWith(func(context.Context, io.Writer) error { return internal }),
+			requestValid: true, status: 500, req: request{method: "GET", target: BackupPath}},
+		{name: "BackupStoreClosed", arrange: backupWith(func(context.Context, io.Writer) error { return domain.ErrClosed }),
+			requestValid: true, status: 503, req: request{method: "GET", target: BackupPath}},
 	}
 
 	for _, tc := range cases {

@@ -32,6 +32,7 @@ type Option interface {
 type options struct {
 	logger   *slog.Logger
 	registry Registry
+	backup   Backuper
 }
 
 type loggerOption struct{ logger *slog.Logger }
@@ -58,6 +59,7 @@ type Server struct {
 	svc          JobService
 	logger       *slog.Logger
 	registry     Registry
+	backup       Backuper
 	tokens       tokenSet
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
@@ -101,6 +103,7 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 		svc:          svc,
 		logger:       o.logger,
 		registry:     o.registry,
+		backup:       o.backup,
 		tokens:       newTokenSet(cfg.APITokens),
 		bodyBinding:  jsonBinding{validate: v},
 		queryBinding: queryBinding{validate: v},
@@ -155,6 +158,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerJobRoutes(api)
 	s.registerRetryRoutes(api)
 	s.registerStatsRoutes(api)
+	s.registerBackupRoutes(api)
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.
 	s.registerEventRoutes(e)

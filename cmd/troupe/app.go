@@ -160,6 +160,8 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		fx.StopTimeout(StopTimeout(cfg)),
 		fx.Supply(m.Logger, cfg.ActorsConfig(), cfg.HTTPConfig()),
 		m.storeOption(ctx),
+		// GET /admin/backup streams the store's backup, or says why not.
+		fx.Provide(m.backupSource),
 		actors.Module,
 		// The API sees the runtime only through its JobService port.
 		fx.Provide(fx.Annotate(

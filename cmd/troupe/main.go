@@ -8,6 +8,8 @@
 //
 // `troupe submit`, `get`, `list` and `cancel` talk to a running server over
 // HTTP and print its JSON answers; `troupe version` prints the build.
+// `troupe backup` and `troupe restore` back up a Badger store, online
+// through the API or from a stopped server's data directory.
 //
 // cmd/troupe/README.md describes how to operate the server.
 package main

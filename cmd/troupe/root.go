@@ -18,6 +18,8 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe list      lists jobs
   troupe cancel    cancels a job
   troupe bench     measures the runtime, its store and the HTTP API
+  troupe backup    writes a backup of a Badger store, online or from a data dir
+  troupe restore   restores a backup into a new data directory
   troupe healthcheck  exits 0 if the server is healthy (for container probes)
 
 The client commands talk to the server at --server (default: the address in
@@ -38,6 +40,8 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newListCommand(env),
 		newCancelCommand(env),
 		newBenchCommand(env),
+		newBackupCommand(env),
+		newRestoreCommand(env),
 		newHealthcheckCommand(env),
 		newVersionCommand(),
 	)
