@@ -201,10 +201,11 @@ func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) e
 // lockRunningSQL selects and locks the rows of the jobs among the IDs of
 // parameter ids that run on the node of parameter node, in the order of
 // their IDs. Every statement that changes rows others may change too locks
-// them this way first (in a MATERIALIZED CTE, so that it runs as written):
-// in any other order, a node's lease renewal and its batch of outcomes,
-// each holding some of the rows the other wants, deadlock. Claims and
-// rescues skip locked rows and never wait.
+// them this way first, in a MATERIALIZED CTE that the planner cannot fold
+// into the UPDATE; the UPDATE then changes only rows it already holds. In
+// any other order (the plan's, or the caller's), a node's lease renewal
+// and its batch of outcomes, each holding some of the rows the other
+// wants, deadlock. Claims and rescues skip locked rows and never wait.
 func lockRunningSQL(node, ids string) string {
 	return `SELECT id FROM troupe_jobs
      WHERE id = ANY(` + ids + `::uuid[]) AND status = 'running' AND owner_node = ` + node + `
