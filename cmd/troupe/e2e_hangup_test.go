@@ -82,7 +82,8 @@ func hangUpAndCheck(t *testing.T, srv *serverProcess) {
 }
 
 // hangUp sends one submission, single or a batch, and hangs up at a
-// random point.
+// random point; some wait for the first byte of the answer, so that some
+// submissions are surely stored.
 func hangUp(t *testing.T, host string, rnd *rand.Rand) {
 	path, body := "/jobs", `{"type":"noop","payload":{"n":1}}`
 	if rnd.IntN(2) == 0 {
@@ -102,7 +103,7 @@ func hangUp(t *testing.T, host string, rnd *rand.Rand) {
 	}
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", path, host, len(body))
 
-	switch rnd.IntN(5) {
+	switch rnd.IntN(6) {
 	case 0: // the whole request, then gone at once
 		_, _ = conn.Write([]byte(head + "\r\n" + body))
 	case 1: // the whole request, gone a moment later: during the write, or after
@@ -120,6 +121,9 @@ func hangUp(t *testing.T, host string, rnd *rand.Rand) {
 			return
 		}
 		_, _ = conn.Write([]byte(body))
+	case 5: // the whole request, gone as soon as the answer begins
+		_, _ = conn.Write([]byte(head + "\r\n" + body))
+		_, _ = conn.Read(make([]byte, 1))
 	case 4: // Expect: 100-continue, and gone without a body
 		_, _ = conn.Write([]byte(head + "Expect: 100-continue\r\n\r\n"))
 		if rnd.IntN(2) == 0 {
