@@ -53,8 +53,11 @@ type dispatcher struct {
 	rt    *core
 	ready readyQueue
 	idle  []*actor.PID
-	// live holds the jobs that have an actor now.
-	live map[uuid.UUID]struct{}
+	// live holds the jobs that have an actor now, each with the number of
+	// its activation: a job may leave and come back (a retry this node
+	// claims again), and news about one activation must not reach the next.
+	live        map[uuid.UUID]uint64
+	activations uint64
 	// canceled holds jobs canceled while pending that may still be in the
 	// ready queue or in a submission on its way; they are skipped.
 	canceled map[uuid.UUID]struct{}
@@ -75,7 +78,7 @@ type dispatcher struct {
 func newDispatcher(rt *core) *dispatcher {
 	return &dispatcher{
 		rt:       rt,
-		live:     make(map[uuid.UUID]struct{}),
+		live:     make(map[uuid.UUID]uint64),
 		canceled: make(map[uuid.UUID]struct{}),
 	}
 }
@@ -171,7 +174,8 @@ func (d *dispatcher) run(ctx actor.Context, job *domain.Job, claimed bool) {
 }
 
 func (d *dispatcher) activate(ctx actor.Context, a *activateJob) {
-	d.live[a.jobID()] = struct{}{}
+	d.activations++
+	d.live[a.jobID()] = d.activations
 	ctx.Send(d.rt.supervisor, a)
 }
 
@@ -259,12 +263,14 @@ func (d *dispatcher) renewLeases(ctx actor.Context) {
 	}
 	d.renewing = true
 	ids := make([]uuid.UUID, 0, len(d.live))
-	for id := range d.live {
+	leases := make(map[uuid.UUID]uint64, len(d.live))
+	for id, activation := range d.live {
 		ids = append(ids, id)
+		leases[id] = activation
 	}
 	rt, self := d.rt, ctx.Self()
 	go func() {
-		var msg leasesRenewed
+		msg := leasesRenewed{leases: leases}
 		if len(ids) > 0 {
 			msg.lost, msg.err = rt.shared.RenewLeases(rt.storeCtx, rt.cfg.Node, ids, rt.cfg.LeaseDuration)
 		}
@@ -281,8 +287,12 @@ func (d *dispatcher) leasesRenewed(ctx actor.Context, msg *leasesRenewed) {
 		d.rt.logger.Error("renewing leases failed", slog.Any("error", msg.err))
 	}
 	for _, id := range msg.lost {
-		if _, ok := d.live[id]; ok {
-			d.rt.logger.Warn("lost the lease of a running job; dropping its attempt", slog.String("jobID", id.String()))
+		// A job not renewed was taken back by another node, or it finished
+		// here while the renewal ran: its outcome committed, and its actor
+		// has not yet told the dispatcher. Only the actor of the activation
+		// that was renewed knows which; a later activation of the job holds
+		// a lease of its own.
+		if activation, ok := d.live[id]; ok && activation == msg.leases[id] {
 			ctx.Send(d.rt.supervisor, &toJob{id: id, msg: &leaseLost{}})
 		}
 	}

@@ -388,9 +388,14 @@ func (a *jobActor) attemptsDone() {
 	}
 }
 
-// loseLease stops a running attempt whose job another node took back.
+// loseLease stops a running attempt whose job another node took back. An
+// attempt no longer running wrote its outcome (writes block this actor's
+// mailbox) before the renewal found the job gone, or is writing it and
+// learns from UpdateOwned whether the lease was lost: either way there is
+// nothing to drop here.
 func (a *jobActor) loseLease() {
 	if a.attemptRunning && !a.leaseLost {
+		a.logger().Warn("lost the lease of a running job; dropping its attempt", slog.Int("attempt", a.job.Attempts))
 		a.leaseLost = true
 		a.cancelAttempt(domain.ErrLeaseLost)
 	}

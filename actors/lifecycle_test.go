@@ -131,7 +131,7 @@ func TestSystem_Stop(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusPending, got.Status, "handed back, not canceled")
 		require.Equal(t, 0, got.Attempts, "a stop does not use up an attempt")
-		require.Equal(t, domain.ErrInterrupted.Error(), got.LastError)
+		require.Empty(t, got.LastError, "a handed-back attempt did not fail")
 
 		// The next start runs it again, even though it had one attempt.
 		next, rec := startOn(t, store, domain.HandlerFunc(noop))
@@ -140,6 +140,28 @@ func TestSystem_Stop(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusCompleted, got.Status)
 		require.Equal(t, 1, got.Attempts)
+	})
+
+	t.Run("HandBackKeepsThePreviousError", func(t *testing.T) {
+		t.Parallel()
+		store := memstore.New()
+		job := seed(t, store, domain.StatusPending, 1, 3, func(j *domain.Job) { j.LastError = "earlier failure" })
+		blk := newBlocker()
+		sys, err := New(store, WithLogger(testLogger(t)))
+		require.NoError(t, err)
+		require.NoError(t, sys.Register("noop", blk))
+		require.NoError(t, sys.Start(context.Background()))
+		blk.waitStarted(t)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		require.NoError(t, sys.Stop(ctx))
+
+		got, err := store.Get(context.Background(), job.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusPending, got.Status)
+		require.Equal(t, 1, got.Attempts)
+		require.Equal(t, "earlier failure", got.LastError)
 	})
 
 	t.Run("LeavesRetryWaitsForTheNextStart", func(t *testing.T) {

@@ -25,13 +25,17 @@ type (
 	}
 	// renewLeases asks the dispatcher to renew the leases of its running jobs.
 	renewLeases struct{}
-	// leasesRenewed is the result of a renewal: the jobs this node lost,
-	// and those whose cancel was requested.
+	// leasesRenewed is the result of a renewal: the jobs whose lease was
+	// not renewed, and those whose cancel was requested. leases holds the
+	// activation of each job the renewal was for.
 	leasesRenewed struct {
 		lost, canceled []uuid.UUID
+		leases         map[uuid.UUID]uint64
 		err            error
 	}
-	// leaseLost tells a job actor that another node took its job back.
+	// leaseLost tells a job actor that a renewal found its job no longer
+	// running on this node: another node took it back, unless this attempt's
+	// outcome was what ended it.
 	leaseLost struct{}
 )
 

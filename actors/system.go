@@ -268,7 +268,11 @@ func (s *System) Submit(ctx context.Context, p SubmitParams) (*domain.Job, error
 
 // SubmitBatch stores several jobs in one write, all or none, and queues
 // them in order. An invalid job fails the whole batch with a *BatchJobError
-// naming its index.
+// naming its index. ctx ending before the write refuses the jobs, and
+// jobs once stored are queued however ctx ends. With a local store the
+// call then waits for the write, so an error means nothing was stored;
+// with a shared store, ctx still bounds the write, and jobs whose caller
+// stopped waiting during it may be stored, and run, as any stored job is.
 func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.Job, error) {
 	c := s.core
 	if len(ps) == 0 {
@@ -292,9 +296,14 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 	if s.state != stateRunning {
 		return nil, fmt.Errorf("submit: %w", domain.ErrNotRunning)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("submit: %w", err)
+	}
 	if c.shared != nil {
 		// The queue is the shared store: no local bound, and any node may
 		// run the jobs. Waking this node's dispatcher saves a notice's trip.
+		// A job stored there is queued whatever happens to ctx: every node
+		// claims it from the store.
 		if err := c.store.Create(ctx, jobs...); err != nil {
 			return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 		}
@@ -307,7 +316,11 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 		c.queued.Add(-n)
 		return nil, fmt.Errorf("submit: %w (%d jobs waiting)", domain.ErrQueueFull, c.cfg.QueueSize)
 	}
-	if err := c.store.Create(ctx, jobs...); err != nil {
+	// The write does not end with ctx. A store may commit a write whose
+	// caller stopped waiting and answer only that ctx ended; the jobs would
+	// then be stored but never queued, pending until a restart. Waiting for
+	// the store's answer means that an error here always means not stored.
+	if err := c.store.Create(context.WithoutCancel(ctx), jobs...); err != nil {
 		c.queued.Add(-n)
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}

@@ -206,6 +206,20 @@ func TestJobLife(t *testing.T) {
 		require.NoError(t, job.HandBack(now))
 		require.Equal(t, domain.StatusPending, job.Status)
 		require.Equal(t, 0, job.Attempts)
+		require.Empty(t, job.LastError, "a handed-back job did not fail")
+	})
+
+	t.Run("HandBackKeepsThePreviousError", func(t *testing.T) {
+		t.Parallel()
+		job := newJob(t, 3)
+		require.NoError(t, job.Start(now))
+		require.NoError(t, job.Retry(errors.New("earlier failure"), now, now))
+		require.NoError(t, job.Start(now))
+		require.NoError(t, job.HandBack(now))
+		require.Equal(t, domain.StatusPending, job.Status)
+		require.Equal(t, 1, job.Attempts, "only the failed attempt counts")
+		require.Equal(t, "earlier failure", job.LastError)
+		require.True(t, job.RunAt.IsZero(), "ready at the next start")
 	})
 
 	t.Run("SetError", func(t *testing.T) {

@@ -205,11 +205,14 @@ func (j *Job) Recover(now time.Time) error {
 
 // HandBack returns a running job to pending because the system is stopping,
 // not because it failed: the attempt is not counted, so a deploy never uses
-// up a job's attempts.
+// up a job's attempts, and LastError keeps the error of the last attempt
+// that did fail (none if none did).
 func (j *Job) HandBack(now time.Time) error {
-	if err := j.Retry(ErrInterrupted, time.Time{}, now); err != nil {
+	if err := j.TransitionTo(StatusPending); err != nil {
 		return err
 	}
+	j.RunAt = time.Time{}
+	j.UpdatedAt = Timestamp(now)
 	if j.Attempts > 0 {
 		j.Attempts--
 	}

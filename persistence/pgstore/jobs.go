@@ -240,6 +240,11 @@ func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
 		return nil
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Rows are locked in the order of their IDs, as everywhere (see
+		// lockRunningSQL), so that two writers of the same jobs never deadlock.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM troupe_jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, a.ids); err != nil {
+			return fmt.Errorf("update job %s: %w", jobs[0].ID, mapError(err))
+		}
 		rows, err := tx.Query(ctx, query, a.args()...)
 		if err != nil {
 			return fmt.Errorf("update job %s: %w", jobs[0].ID, mapError(err))

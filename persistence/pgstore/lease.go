@@ -124,11 +124,14 @@ func (s *Store) RenewLeases(ctx context.Context, node string, ids []uuid.UUID, l
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `
-WITH renewed AS (
-    UPDATE troupe_jobs
+WITH locked AS MATERIALIZED (
+    `+lockRunningSQL("$1", "$2")+`
+), renewed AS (
+    UPDATE troupe_jobs AS j
        SET lease_expires_at = now() + $3::bigint * interval '1 microsecond'
-     WHERE id = ANY($2::uuid[]) AND status = 'running' AND owner_node = $1
- RETURNING id
+      FROM locked
+     WHERE j.id = locked.id AND j.status = 'running' AND j.owner_node = $1
+ RETURNING j.id
 )
 SELECT u.id
   FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, n)
@@ -195,6 +198,21 @@ func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) e
 	}
 }
 
+// lockRunningSQL selects and locks the rows of the jobs among the IDs of
+// parameter ids that run on the node of parameter node, in the order of
+// their IDs. Every statement that changes rows others may change too locks
+// them this way first, in a MATERIALIZED CTE that the planner cannot fold
+// into the UPDATE; the UPDATE then changes only rows it already holds. In
+// any other order (the plan's, or the caller's), a node's lease renewal
+// and its batch of outcomes, each holding some of the rows the other
+// wants, deadlock. Claims and rescues skip locked rows and never wait.
+func lockRunningSQL(node, ids string) string {
+	return `SELECT id FROM troupe_jobs
+     WHERE id = ANY(` + ids + `::uuid[]) AND status = 'running' AND owner_node = ` + node + `
+     ORDER BY id
+       FOR UPDATE`
+}
+
 // ownedBatchMax caps the outcomes written by one statement.
 const ownedBatchMax = 1000
 
@@ -251,10 +269,13 @@ func (s *Store) writeOwnedOfNode(ctx context.Context, node string, updates []*ow
 		return fail(err)
 	}
 	rows, err := s.pool.Query(ctx, `
+WITH locked AS MATERIALIZED (
+    `+lockRunningSQL("$13", "$1")+`
+)
 UPDATE troupe_jobs AS j
    SET `+updateSet+`
-  FROM `+unnestJobs+`
- WHERE j.id = u.id AND j.status = 'running' AND j.owner_node = $13
+  FROM `+unnestJobs+`, locked
+ WHERE j.id = u.id AND j.id = locked.id AND j.status = 'running' AND j.owner_node = $13
 RETURNING j.id`, append(a.args(), node)...)
 	if err != nil {
 		return fail(mapError(err))
