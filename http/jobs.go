@@ -36,7 +36,7 @@ func (s *Server) handleJobSubmit(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/jobs/"+job.ID.String())
-	c.JSON(nethttp.StatusCreated, newJobResponse(job))
+	writeJSON(c, nethttp.StatusCreated, newJobResponse(job))
 }
 
 // handleJobList handles GET /jobs: one page of jobs, oldest first.
@@ -51,7 +51,7 @@ func (s *Server) handleJobList(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newListResponse(page, q.Limit, q.Offset))
+	writeJSON(c, nethttp.StatusOK, newListResponse(page, q.Limit, q.Offset))
 }
 
 // handleJobView handles GET /jobs/{id}.
@@ -66,7 +66,7 @@ func (s *Server) handleJobView(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newJobResponse(job))
+	writeJSON(c, nethttp.StatusOK, newJobResponse(job))
 }
 
 // handleJobCancel handles DELETE /jobs/{id}: 200 with the job, which may
@@ -82,7 +82,7 @@ func (s *Server) handleJobCancel(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newJobResponse(job))
+	writeJSON(c, nethttp.StatusOK, newJobResponse(job))
 }
 
 // parseJobID reads a job ID from the path; a malformed one is the
