@@ -59,6 +59,7 @@ type Server struct {
 	logger       *slog.Logger
 	registry     Registry
 	tokens       tokenSet
+	requests     *requestMetrics
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
 	engine       *gin.Engine
@@ -108,6 +109,11 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 	if err := registerStatsGauges(s.registry, svc); err != nil {
 		return nil, err
 	}
+	requests, err := newRequestMetrics(s.registry)
+	if err != nil {
+		return nil, err
+	}
+	s.requests = requests
 	engine, err := s.newEngine()
 	if err != nil {
 		return nil, err
@@ -131,9 +137,10 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	if err := e.SetTrustedProxies(nil); err != nil {
 		return nil, fmt.Errorf("http: trusted proxies: %w", err)
 	}
-	// The order matters: the ID first so that every answer has it, the log
-	// around recovery so that it sees the 500 of a panic.
-	e.Use(handleRequestID, s.logRequests, s.recoverPanics, s.limitBody)
+	// The order matters: the ID first so that every answer has it, the
+	// metrics and the log around recovery so that they see the 500 of a
+	// panic.
+	e.Use(handleRequestID, s.requests.observe, s.logRequests, s.recoverPanics, s.limitBody)
 	e.NoRoute(s.handleNoRoute)
 	e.NoMethod(s.handleNoMethod)
 
