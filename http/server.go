@@ -144,17 +144,19 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	e.NoRoute(s.handleNoRoute)
 	e.NoMethod(s.handleNoMethod)
 
+	// Every GET route answers HEAD too.
+	root := headRouter{e}
 	// Open routes: probes, and documentation and the dashboard, which a
 	// browser must load before anyone can type a token into them.
-	e.GET("/health", s.handleHealth)
-	if err := registerDocsRoutes(e); err != nil {
+	root.GET("/health", s.handleHealth)
+	if err := registerDocsRoutes(root); err != nil {
 		return nil, err
 	}
-	if err := registerUIRoutes(e); err != nil {
+	if err := registerUIRoutes(root); err != nil {
 		return nil, err
 	}
 
-	api := e.Group("/", s.authenticate)
+	api := headRouter{e.Group("/", s.authenticate)}
 	api.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      slogPrintln{s.logger},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -164,7 +166,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerStatsRoutes(api)
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.
-	s.registerEventRoutes(e)
+	s.registerEventRoutes(root)
 	return e, nil
 }
 
