@@ -40,6 +40,9 @@ const (
 	ProblemTypeConflict = "urn:troupe:problem:conflict"
 	// ProblemTypePayloadTooLarge: the body is over the configured limit.
 	ProblemTypePayloadTooLarge = "urn:troupe:problem:payload-too-large"
+	// ProblemTypeUnsupportedMediaType: the body is not declared as JSON, or
+	// is in a content coding other than gzip.
+	ProblemTypeUnsupportedMediaType = "urn:troupe:problem:unsupported-media-type"
 	// ProblemTypeQueueFull: the ready queue is full; retry after the
 	// Retry-After header's seconds.
 	ProblemTypeQueueFull = "urn:troupe:problem:queue-full"
@@ -104,6 +107,7 @@ const (
 	kindNotCancelable
 	kindConflict
 	kindPayloadTooLarge
+	kindUnsupportedMediaType
 	kindQueueFull
 	kindUnavailable
 	kindInsufficientStorage
@@ -131,6 +135,8 @@ func (k problemKind) describe() (status int, typ, title string) {
 		return nethttp.StatusConflict, ProblemTypeConflict, "Conflict"
 	case kindPayloadTooLarge:
 		return nethttp.StatusRequestEntityTooLarge, ProblemTypePayloadTooLarge, "Request body too large"
+	case kindUnsupportedMediaType:
+		return nethttp.StatusUnsupportedMediaType, ProblemTypeUnsupportedMediaType, "Unsupported media type"
 	case kindQueueFull:
 		return nethttp.StatusServiceUnavailable, ProblemTypeQueueFull, "Queue full"
 	case kindUnavailable:

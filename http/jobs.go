@@ -12,8 +12,8 @@ import (
 
 // registerJobRoutes adds the /jobs resource to r.
 func (s *Server) registerJobRoutes(r gin.IRoutes) {
-	r.POST("/jobs", s.handleJobSubmit)
-	r.POST(batchPath, s.handleJobSubmitBatch)
+	r.POST("/jobs", s.acceptJSONBody, s.handleJobSubmit)
+	r.POST(batchPath, s.acceptJSONBody, s.handleJobSubmitBatch)
 	r.GET("/jobs", s.handleJobList)
 	r.GET("/jobs/:id", s.handleJobView)
 	r.DELETE("/jobs/:id", s.handleJobCancel)
