@@ -14,13 +14,16 @@ import (
 
 // acceptJSONBody guards the routes that read a JSON body. It refuses with
 // 415 a body declared as anything but JSON (application/json or a +json
-// type, in UTF-8; a body without Content-Type is read as JSON, as curl -d
-// sends form-urlencoded only when told to), and one in a content coding
-// other than gzip. A gzip body is decoded here, and the route's body limit
-// applies to the decoded bytes too, so that a small compressed body cannot
-// expand into gigabytes. gzip is decoded rather than refused because a
-// batch of similar jobs compresses tenfold, which matters to producers on
-// slow links, and because the limit makes decoding as safe as reading.
+// type, in UTF-8), and one in a content coding other than gzip. A body
+// without Content-Type is read as JSON: clients that send none mean JSON,
+// since it is all the API takes. A form (what curl -d sends unless told
+// otherwise) or text is refused rather than guessed at.
+//
+// A gzip body is decoded here, and the route's body limit applies to the
+// decoded bytes too, so that a small compressed body cannot expand into
+// gigabytes. gzip is decoded rather than refused because a batch of similar
+// jobs compresses tenfold, which matters to producers on slow links, and
+// the limit makes decoding as safe as reading.
 func (s *Server) acceptJSONBody(c *gin.Context) {
 	if err := checkJSONMediaType(c.GetHeader("Content-Type")); err != nil {
 		s.writeError(c, err)
