@@ -270,15 +270,17 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			slog.Any("error", err))
 		p.Detail = internalDetail(id)
 	} else if fault, ok := findStoreFault(err); ok && p.Status >= nethttp.StatusInternalServerError {
-		level := slog.LevelWarn
-		if p.Type == ProblemTypeStoreCorrupt {
-			level = slog.LevelError
+		if !fault.ours {
+			level := slog.LevelWarn
+			if p.Type == ProblemTypeStoreCorrupt {
+				level = slog.LevelError
+			}
+			s.logger.Log(ctx, level, "http: store fault",
+				slog.String("method", c.Request.Method),
+				slog.String("path", c.Request.URL.Path),
+				slog.String("requestID", id),
+				slog.Any("error", err))
 		}
-		s.logger.Log(ctx, level, "http: store fault",
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.String("requestID", id),
-			slog.Any("error", err))
 		p.Detail = faultDetail(err, fault, id)
 	}
 	switch p.Type {

@@ -21,16 +21,19 @@ type storeFault struct {
 	state string
 	// detail is the problem detail, before the request ID.
 	detail string
+	// ours marks a state of Troupe's own, not of its infrastructure: its
+	// error holds nothing to hide and nothing for the log.
+	ours bool
 }
 
 // storeFaults are the faults told apart, in order: a full disk or damaged
 // data is more telling than the unavailability it also causes.
 var storeFaults = []storeFault{
-	{domain.ErrStorageFull, "disk full", "the store is out of disk space; retry later"},
-	{domain.ErrCorrupt, "corrupt", "the store is damaged and must be restored from a backup"},
-	{domain.ErrClosed, "closed", "the store is closed; retry later"},
-	{domain.ErrUnavailable, "unavailable", "the store is unavailable; retry later"},
-	{domain.ErrNotRunning, "not running", "the job system is not running (starting or stopping); retry later"},
+	{domain.ErrStorageFull, "disk full", "the store is out of disk space; retry later", false},
+	{domain.ErrCorrupt, "corrupt", "the store is damaged and must be restored from a backup", false},
+	{domain.ErrClosed, "closed", "the store is closed; retry later", false},
+	{domain.ErrUnavailable, "unavailable", "the store is unavailable; retry later", false},
+	{domain.ErrNotRunning, "not running", "the job system is not running (starting or stopping); retry later", true},
 }
 
 // findStoreFault returns the fault err is, if any.
@@ -56,13 +59,16 @@ func publicState(err error) string {
 	return ""
 }
 
-// faultDetail is the problem detail of a store fault: the public message
-// when there is one, else the fault's own words, and the request ID under
-// which the log has the rest.
+// faultDetail is the problem detail of a fault: the public message when
+// there is one, else the fault's own words, and for a fault of the
+// infrastructure the request ID under which the log has the rest.
 func faultDetail(err error, f storeFault, requestID string) string {
 	detail := f.detail
 	if msg, ok := domain.PublicMessage(err); ok {
 		detail = "the store refused the request: " + msg
+	}
+	if f.ours {
+		return detail
 	}
 	return detail + "; the server's log has the details under request ID " + requestID
 }

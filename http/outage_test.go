@@ -145,3 +145,20 @@ func TestOutageAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestNotRunningAnswer: a runtime starting or stopping is Troupe's own
+// state, said as it is, with Retry-After and no log line.
+func TestNotRunningAnswer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+		return domain.Page{}, fmt.Errorf("list: %w", domain.ErrNotRunning)
+	}
+
+	rec := b.do(t, request{method: "GET", target: "/jobs"})
+
+	p := requireProblem(t, rec, nethttp.StatusServiceUnavailable, ProblemTypeUnavailable)
+	require.Equal(t, "the job system is not running (starting or stopping); retry later", p.Detail)
+	require.Equal(t, unavailableRetryAfter, rec.Header().Get("Retry-After"))
+	require.NotContains(t, b.logs.String(), "http: store fault")
+}
