@@ -456,7 +456,7 @@ func (s *System) Health(ctx context.Context) Health {
 	if !h.Running {
 		h.Dispatcher = domain.ErrNotRunning
 	} else if _, err := s.core.actors.Root.RequestFuture(s.core.dispatcher, &pingDispatcher{}, min(requestTimeout(ctx), time.Second)).Result(); err != nil {
-		h.Dispatcher = fmt.Errorf("dispatcher does not answer: %w", err)
+		h.Dispatcher = domain.Public(fmt.Errorf("dispatcher does not answer: %w", err))
 	}
 	if err := s.core.store.Ping(ctx); err != nil {
 		h.Store = err

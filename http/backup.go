@@ -48,7 +48,7 @@ func (o backupOption) apply(opts *options) { opts.backup = o.backup }
 func WithBackup(b Backuper) Option { return backupOption{backup: b} }
 
 // registerBackupRoutes adds the backup route to the protected group.
-func (s *Server) registerBackupRoutes(api *gin.RouterGroup) {
+func (s *Server) registerBackupRoutes(api gin.IRoutes) {
 	api.GET(BackupPath, s.handleBackup)
 }
 
@@ -61,9 +61,13 @@ func (s *Server) handleBackup(c *gin.Context) {
 		writeProblem(c, kindConflict.problem(ErrBackupUnsupported.Error(), nil))
 		return
 	}
-	w := &backupResponse{c: c, rc: nethttp.NewResponseController(c.Writer), now: time.Now}
+	w := &backupResponse{c: c, rc: nethttp.NewResponseController(c.Writer), now: time.Now,
+		headOnly: c.Request.Method == nethttp.MethodHead}
 	err := s.backup.Backup(c.Request.Context(), w)
 	switch {
+	case w.headOnly && errors.Is(err, errHeadOnly):
+		// HEAD: the headers GET would send; the stream stopped at its
+		// first byte.
 	case err == nil:
 		w.start()
 		s.logger.InfoContext(c.Request.Context(), "http: backup sent",
@@ -91,6 +95,9 @@ type backupResponse struct {
 	now     func() time.Time
 	started bool
 	written int64
+	// headOnly stops the stream at its first write, so that HEAD learns
+	// whether a backup would start without reading the whole store.
+	headOnly bool
 }
 
 func (w *backupResponse) start() {
@@ -108,6 +115,9 @@ func (w *backupResponse) start() {
 
 func (w *backupResponse) Write(p []byte) (int, error) {
 	w.start()
+	if w.headOnly {
+		return 0, errHeadOnly
+	}
 	if err := w.rc.SetWriteDeadline(w.now().Add(backupWriteTimeout)); err != nil && !errors.Is(err, nethttp.ErrNotSupported) {
 		return 0, fmt.Errorf("set write deadline: %w", err)
 	}

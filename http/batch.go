@@ -79,7 +79,7 @@ func (s *Server) handleJobSubmitBatch(c *gin.Context) {
 	for i, j := range jobs {
 		out.Jobs[i] = newJobResponse(j)
 	}
-	c.JSON(nethttp.StatusCreated, out)
+	writeJSON(c, nethttp.StatusCreated, out)
 }
 
 // bindBatch decodes and validates a batch. The jobs are decoded one by one

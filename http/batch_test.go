@@ -218,7 +218,7 @@ func TestJobSubmitBatch(t *testing.T) {
 			retryAfter string
 		}{
 			{"QueueFull", fmt.Errorf("submit: %w (100000 jobs waiting)", domain.ErrQueueFull), ProblemTypeQueueFull, "1"},
-			{"NotRunning", fmt.Errorf("submit: %w", domain.ErrNotRunning), ProblemTypeUnavailable, ""},
+			{"NotRunning", fmt.Errorf("submit: %w", domain.ErrNotRunning), ProblemTypeUnavailable, "5"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

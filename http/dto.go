@@ -192,8 +192,7 @@ type WorkersResponse struct {
 
 // newHealthResponse converts the runtime's health. A system that is not
 // running has no working dispatcher, whatever the dispatcher itself says.
-// Reasons are left out when the caller may not see them, because they can
-// name internal hosts.
+// Reasons are left out when the caller may not see them.
 func newHealthResponse(h actors.Health, withReasons bool) HealthResponse {
 	dispatcher := h.Dispatcher
 	if dispatcher == nil && !h.Running {
@@ -212,12 +211,14 @@ func newHealthResponse(h actors.Health, withReasons bool) HealthResponse {
 	}
 }
 
+// partState is "up", or "down" with the part's public state when the
+// caller may see it: never the error's own text, which may be a driver's.
 func partState(err error, withReason bool) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return HealthUp
-	case withReason:
-		return HealthDown + ": " + err.Error()
+	}
+	if reason := publicState(err); withReason && reason != "" {
+		return HealthDown + ": " + reason
 	}
 	return HealthDown
 }

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +41,9 @@ const (
 	// ProblemTypePayloadTooLarge: the body, or a job's payload, is over
 	// the configured limit.
 	ProblemTypePayloadTooLarge = "urn:troupe:problem:payload-too-large"
+	// ProblemTypeUnsupportedMediaType: the body is not declared as JSON, or
+	// is in a content coding other than gzip.
+	ProblemTypeUnsupportedMediaType = "urn:troupe:problem:unsupported-media-type"
 	// ProblemTypeQueueFull: the ready queue is full; retry after the
 	// Retry-After header's seconds.
 	ProblemTypeQueueFull = "urn:troupe:problem:queue-full"
@@ -106,6 +108,7 @@ const (
 	kindNotCancelable
 	kindConflict
 	kindPayloadTooLarge
+	kindUnsupportedMediaType
 	kindQueueFull
 	kindUnavailable
 	kindInsufficientStorage
@@ -133,6 +136,8 @@ func (k problemKind) describe() (status int, typ, title string) {
 		return nethttp.StatusConflict, ProblemTypeConflict, "Conflict"
 	case kindPayloadTooLarge:
 		return nethttp.StatusRequestEntityTooLarge, ProblemTypePayloadTooLarge, "Request body too large"
+	case kindUnsupportedMediaType:
+		return nethttp.StatusUnsupportedMediaType, ProblemTypeUnsupportedMediaType, "Unsupported media type"
 	case kindQueueFull:
 		return nethttp.StatusServiceUnavailable, ProblemTypeQueueFull, "Queue full"
 	case kindUnavailable:
@@ -247,29 +252,45 @@ func (k problemKind) problem(detail string, fields []FieldError) Problem {
 	return Problem{Type: typ, Title: title, Status: status, Detail: detail, Errors: fields}
 }
 
-// writeError answers with the problem for err. Only internal errors are
-// logged, once, with the request ID; the client gets a generic message
-// quoting that ID. Every handler ends on it.
+// writeError answers with the problem for err. Internal errors are
+// logged, once, with the request ID, and the client gets a generic message
+// quoting that ID; so are faults of the store, whose messages may name
+// hosts, users or files. A client that went away gets 499 (see
+// clientGone), not a 5xx. Every handler ends on it.
 func (s *Server) writeError(c *gin.Context, err error) {
 	p, internal := problemFor(err)
+	id := requestID(c)
+	ctx := c.Request.Context()
+	if p.Status >= nethttp.StatusInternalServerError && clientGone(ctx) {
+		s.writeClientGone(c, err, internal)
+		return
+	}
 	if internal {
-		id := requestID(c)
-		ctx := c.Request.Context()
-		level := slog.LevelError
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			// The client went away; nothing is wrong with the server.
-			level = slog.LevelDebug
-		}
-		s.logger.Log(ctx, level, "http: internal error",
+		s.logger.ErrorContext(ctx, "http: internal error",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.String("requestID", id),
 			slog.Any("error", err))
 		p.Detail = internalDetail(id)
+	} else if fault, ok := findStoreFault(err); ok && p.Status >= nethttp.StatusInternalServerError {
+		if !fault.ours {
+			level := slog.LevelWarn
+			if p.Type == ProblemTypeStoreCorrupt {
+				level = slog.LevelError
+			}
+			s.logger.Log(ctx, level, "http: store fault",
+				slog.String("method", c.Request.Method),
+				slog.String("path", c.Request.URL.Path),
+				slog.String("requestID", id),
+				slog.Any("error", err))
+		}
+		p.Detail = faultDetail(err, fault, id)
 	}
 	switch p.Type {
 	case ProblemTypeQueueFull:
 		c.Header("Retry-After", queueFullRetryAfter)
+	case ProblemTypeUnavailable:
+		c.Header("Retry-After", unavailableRetryAfter)
 	case ProblemTypeInsufficientStorage:
 		c.Header("Retry-After", storageFullRetryAfter)
 	}
@@ -285,5 +306,6 @@ func internalDetail(requestID string) string {
 // writeProblem sends p as application/problem+json and stops the chain.
 func writeProblem(c *gin.Context, p Problem) {
 	c.Header("Content-Type", ProblemContentType)
-	c.AbortWithStatusJSON(p.Status, p)
+	c.Abort()
+	writeJSON(c, p.Status, p)
 }

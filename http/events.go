@@ -66,7 +66,7 @@ const QueryToken = "token"
 // registerEventRoutes adds the event streams to r, behind their own check
 // of the token, which also accepts the query parameter.
 func (s *Server) registerEventRoutes(r gin.IRouter) {
-	streams := r.Group("/", s.authenticateStream)
+	streams := headRouter{r.Group("/", s.authenticateStream)}
 	streams.GET("/events", s.handleEvents)
 	streams.GET("/jobs/:id/events", s.handleJobEvents)
 }
@@ -188,6 +188,11 @@ func startEventStream(c *gin.Context) *eventWriter {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(nethttp.StatusOK)
 	w := &eventWriter{w: c.Writer, rc: rc}
+	if c.Request.Method == nethttp.MethodHead {
+		c.Writer.WriteHeaderNow()
+		w.err = errHeadOnly
+		return w
+	}
 	w.buf.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
 	w.flush()
 	return w

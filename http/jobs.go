@@ -12,8 +12,8 @@ import (
 
 // registerJobRoutes adds the /jobs resource to r.
 func (s *Server) registerJobRoutes(r gin.IRoutes) {
-	r.POST("/jobs", s.handleJobSubmit)
-	r.POST(batchPath, s.handleJobSubmitBatch)
+	r.POST("/jobs", s.acceptJSONBody, s.handleJobSubmit)
+	r.POST(batchPath, s.acceptJSONBody, s.handleJobSubmitBatch)
 	r.GET("/jobs", s.handleJobList)
 	r.GET("/jobs/:id", s.handleJobView)
 	r.DELETE("/jobs/:id", s.handleJobCancel)
@@ -36,7 +36,7 @@ func (s *Server) handleJobSubmit(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/jobs/"+job.ID.String())
-	c.JSON(nethttp.StatusCreated, newJobResponse(job))
+	writeJSON(c, nethttp.StatusCreated, newJobResponse(job))
 }
 
 // bindJob reads and checks the body of POST /jobs, as strictly as each job
@@ -61,7 +61,7 @@ func (s *Server) handleJobList(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newListResponse(page, q.Limit, q.Offset))
+	writeJSON(c, nethttp.StatusOK, newListResponse(page, q.Limit, q.Offset))
 }
 
 // handleJobView handles GET /jobs/{id}.
@@ -76,7 +76,7 @@ func (s *Server) handleJobView(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newJobResponse(job))
+	writeJSON(c, nethttp.StatusOK, newJobResponse(job))
 }
 
 // handleJobCancel handles DELETE /jobs/{id}: 200 with the job, which may
@@ -92,7 +92,7 @@ func (s *Server) handleJobCancel(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(nethttp.StatusOK, newJobResponse(job))
+	writeJSON(c, nethttp.StatusOK, newJobResponse(job))
 }
 
 // parseJobID reads a job ID from the path; a malformed one is the

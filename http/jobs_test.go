@@ -263,10 +263,15 @@ func TestJobSubmit(t *testing.T) {
 				rec := b.do(t, request{method: "POST", target: "/jobs", body: `{"type":"noop"}`})
 
 				p := requireProblem(t, rec, tt.status, tt.typ)
-				require.Equal(t, tt.err.Error(), p.Detail)
-				if tt.typ == ProblemTypeQueueFull {
+				switch tt.typ {
+				case ProblemTypeQueueFull:
+					require.Equal(t, tt.err.Error(), p.Detail)
 					require.Equal(t, "1", rec.Header().Get("Retry-After"))
-				} else {
+				case ProblemTypeUnavailable:
+					// Outages are told in Troupe's words (outage_test.go).
+					require.Equal(t, "5", rec.Header().Get("Retry-After"))
+				default:
+					require.Equal(t, tt.err.Error(), p.Detail)
 					require.Empty(t, rec.Header().Get("Retry-After"))
 				}
 				require.NotContains(t, b.logs.String(), "internal error", "expected outcomes are not logged as errors")

@@ -2,8 +2,10 @@ package http
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -125,4 +127,52 @@ func registerStatsGauges(reg prometheus.Registerer, svc JobService) error {
 		}
 	}
 	return nil
+}
+
+// routeUnmatched is the route label of a request that matched no route,
+// so that scanners probing random paths add one series, not one per path.
+const routeUnmatched = "unmatched"
+
+// requestMetrics counts the API's requests and times them, by route
+// pattern (/jobs/:id, never the raw path, so that the series stay few).
+type requestMetrics struct {
+	total    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// newRequestMetrics creates the request counter and histogram and
+// registers them with reg.
+func newRequestMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
+	m := &requestMetrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "troupe",
+			Name:      "http_requests_total",
+			Help:      "HTTP requests answered, by route pattern and status code (499: the client went away first).",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "troupe",
+			Name:      "http_request_duration_seconds",
+			Help:      "How long HTTP requests took to answer, by route pattern; event streams count their whole life.",
+			Buckets:   prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.total, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("http: register request metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe is the middleware that counts and times each request once it is
+// answered.
+func (m *requestMetrics) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = routeUnmatched
+	}
+	m.total.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }

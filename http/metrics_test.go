@@ -1,11 +1,13 @@
 package http
 
 import (
+	"context"
 	nethttp "net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -102,6 +104,37 @@ func TestMetrics(t *testing.T) {
 		_, err := NewServer(Config{}, b.svc, WithRegistry(b.registry))
 
 		require.Error(t, err)
+	})
+
+	t.Run("Requests", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		b.svc.GetFunc = func(context.Context, uuid.UUID) (*domain.Job, error) { return nil, domain.ErrNotFound }
+		b.svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) { return domain.Page{}, nil }
+
+		b.do(t, request{method: "GET", target: jobsPath(uuid.New())})
+		b.do(t, request{method: "GET", target: jobsPath(uuid.New())})
+		b.do(t, request{method: "GET", target: "/jobs"})
+		b.do(t, request{method: "GET", target: "/wp-admin/setup.php"})
+		b.do(t, request{method: "GET", target: "/.env"})
+		b.do(t, request{method: "POST", target: "/health"})
+
+		body := b.do(t, request{method: "GET", target: "/metrics"}).Body.String()
+		for _, line := range []string{
+			`# TYPE troupe_http_requests_total counter`,
+			`troupe_http_requests_total{code="404",route="/jobs/:id"} 2`,
+			`troupe_http_requests_total{code="200",route="/jobs"} 1`,
+			// Paths without a route share one series, whatever they are.
+			`troupe_http_requests_total{code="404",route="unmatched"} 2`,
+			`troupe_http_requests_total{code="405",route="unmatched"} 1`,
+			`# TYPE troupe_http_request_duration_seconds histogram`,
+			`troupe_http_request_duration_seconds_count{route="/jobs/:id"} 2`,
+			`troupe_http_request_duration_seconds_count{route="unmatched"} 3`,
+		} {
+			require.Contains(t, body, line+"\n")
+		}
+		require.NotContains(t, body, "wp-admin", "a raw path is never a label")
+		require.NotContains(t, body, `route="/jobs/0`, "a raw path is never a label")
 	})
 
 	t.Run("NilRegistererRegistersNothing", func(t *testing.T) {

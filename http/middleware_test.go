@@ -288,9 +288,10 @@ func TestUnknownRoutes(t *testing.T) {
 		tests := []struct {
 			method, path, allow string
 		}{
-			{"PUT", "/jobs", "GET, POST"},
-			{"PATCH", jobsPath(uuid.New()), "GET, DELETE"},
-			{"POST", "/health", "GET"},
+			{"PUT", "/jobs", "GET, HEAD, POST"},
+			{"PATCH", jobsPath(uuid.New()), "GET, HEAD, DELETE"},
+			{"POST", "/health", "GET, HEAD"},
+			{"HEAD", jobsPath(uuid.New()) + "/retry", "POST"},
 		}
 		for _, tt := range tests {
 			rec := b.do(t, request{method: tt.method, target: tt.path})

@@ -71,5 +71,5 @@ func (s *Server) handleJobRetry(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/jobs/"+job.ID.String())
-	c.JSON(nethttp.StatusCreated, RetryResponse{JobResponse: newJobResponse(job), RetryOf: orig.ID})
+	writeJSON(c, nethttp.StatusCreated, RetryResponse{JobResponse: newJobResponse(job), RetryOf: orig.ID})
 }

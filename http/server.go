@@ -61,6 +61,7 @@ type Server struct {
 	registry     Registry
 	backup       Backuper
 	tokens       tokenSet
+	requests     *requestMetrics
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
 	engine       *gin.Engine
@@ -111,6 +112,11 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 	if err := registerStatsGauges(s.registry, svc); err != nil {
 		return nil, err
 	}
+	requests, err := newRequestMetrics(s.registry)
+	if err != nil {
+		return nil, err
+	}
+	s.requests = requests
 	engine, err := s.newEngine()
 	if err != nil {
 		return nil, err
@@ -134,23 +140,26 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	if err := e.SetTrustedProxies(nil); err != nil {
 		return nil, fmt.Errorf("http: trusted proxies: %w", err)
 	}
-	// The order matters: the ID first so that every answer has it, the log
-	// around recovery so that it sees the 500 of a panic.
-	e.Use(handleRequestID, s.logRequests, s.recoverPanics, s.limitBody)
+	// The order matters: the ID first so that every answer has it, the
+	// metrics and the log around recovery so that they see the 500 of a
+	// panic.
+	e.Use(handleRequestID, s.requests.observe, s.logRequests, s.recoverPanics, s.limitBody)
 	e.NoRoute(s.handleNoRoute)
 	e.NoMethod(s.handleNoMethod)
 
+	// Every GET route answers HEAD too.
+	root := headRouter{e}
 	// Open routes: probes, and documentation and the dashboard, which a
 	// browser must load before anyone can type a token into them.
-	e.GET("/health", s.handleHealth)
-	if err := registerDocsRoutes(e); err != nil {
+	root.GET("/health", s.handleHealth)
+	if err := registerDocsRoutes(root); err != nil {
 		return nil, err
 	}
-	if err := registerUIRoutes(e); err != nil {
+	if err := registerUIRoutes(root); err != nil {
 		return nil, err
 	}
 
-	api := e.Group("/", s.authenticate)
+	api := headRouter{e.Group("/", s.authenticate)}
 	api.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      slogPrintln{s.logger},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -161,7 +170,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerBackupRoutes(api)
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.
-	s.registerEventRoutes(e)
+	s.registerEventRoutes(root)
 	return e, nil
 }
 

@@ -155,7 +155,7 @@ func (s *Server) handleStats(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(nethttp.StatusOK, st)
+	writeJSON(c, nethttp.StatusOK, st)
 }
 
 // JobTypesResponse is the body of GET /job-types.
@@ -172,5 +172,5 @@ func (s *Server) handleJobTypes(c *gin.Context) {
 	if types == nil {
 		types = []domain.JobType{}
 	}
-	c.JSON(nethttp.StatusOK, JobTypesResponse{Types: types})
+	writeJSON(c, nethttp.StatusOK, JobTypesResponse{Types: types})
 }

@@ -210,25 +210,31 @@ func newSubmitCommand(env *environment) *cobra.Command {
 		typ         string
 		payload     string
 		maxAttempts int
+		cmd         *cobra.Command
 	)
-	cmd := clientCommand(env, &cobra.Command{
+	cmd = clientCommand(env, &cobra.Command{
 		Use:   "submit --type TYPE [--payload JSON] [--max-attempts N]",
 		Short: "Submit a job and print it",
+		Long: `Submit a job and print it. Without --payload the job's payload is null,
+as when the API is sent no payload.`,
 		Example: `  troupe submit --type noop
   troupe submit --type sleep --payload '{"ms": 5000}'
   troupe submit --type flaky --payload '{"failTimes": 2}' --max-attempts 3
   troupe submit --type send_email --payload @email.json`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
-		raw, err := readPayload(payload)
-		if err != nil {
-			return err
+		req := http.SubmitRequest{Type: typ, MaxAttempts: maxAttempts}
+		if cmd.Flags().Changed("payload") {
+			raw, err := readPayload(payload)
+			if err != nil {
+				return err
+			}
+			req.Payload = raw
 		}
-		req := http.SubmitRequest{Type: typ, Payload: raw, MaxAttempts: maxAttempts}
 		return c.do(ctx, nethttp.MethodPost, "/jobs", nil, req)
 	})
 	cmd.Flags().StringVar(&typ, "type", "", "job type, one of the server's registered handlers (required)")
-	cmd.Flags().StringVar(&payload, "payload", "{}", "job payload: a JSON value, or @FILE to read it from a file")
+	cmd.Flags().StringVar(&payload, "payload", "", "job payload: a JSON value, or @FILE to read it from a file; none means null")
 	cmd.Flags().IntVar(&maxAttempts, "max-attempts", 0, "attempts the job may use; 0 means the server's default")
 	_ = cmd.MarkFlagRequired("type")
 	return cmd
@@ -278,6 +284,19 @@ it does. A completed or failed job cannot be canceled (409).`,
 		Args: cobra.ExactArgs(1),
 	}, func(ctx context.Context, c *client, args []string) error {
 		return c.do(ctx, nethttp.MethodDelete, "/jobs/"+url.PathEscape(args[0]), nil, nil)
+	})
+}
+
+func newRetryCommand(env *environment) *cobra.Command {
+	return clientCommand(env, &cobra.Command{
+		Use:   "retry ID",
+		Short: "Submit a copy of a failed or canceled job and print it",
+		Long: `Submit a new job with the type, payload and maxAttempts of a failed or
+canceled job, and print it with retryOf, the ID of the job copied. The original
+is left as it is. A pending, running or completed job cannot be retried (409).`,
+		Args: cobra.ExactArgs(1),
+	}, func(ctx context.Context, c *client, args []string) error {
+		return c.do(ctx, nethttp.MethodPost, "/jobs/"+url.PathEscape(args[0])+"/retry", nil, nil)
 	})
 }
 

@@ -46,7 +46,7 @@ func TestClientCommands(t *testing.T) {
 		noop := decodeJob(t, out)
 		require.Equal(t, "noop", noop.Type)
 		require.Equal(t, 3, noop.MaxAttempts, "the server's default")
-		require.JSONEq(t, `{}`, string(noop.Payload))
+		require.Equal(t, "null", string(noop.Payload), "no --payload stores null, as the API does")
 
 		code, out, errOut = runClient(t, nil, "submit", server, "--type", "sleep", "--payload", `{"ms": 60000}`, "--max-attempts", "2")
 		require.Equal(t, 0, code, errOut)
@@ -79,6 +79,21 @@ func TestClientCommands(t *testing.T) {
 		require.Equal(t, 0, code, errOut)
 		require.Equal(t, sleeper.ID, decodeJob(t, out).ID)
 		api.waitStatus(sleeper.ID, "canceled")
+
+		code, out, errOut = runClient(t, nil, "retry", server, sleeper.ID)
+		require.Equal(t, 0, code, errOut)
+		var copied struct {
+			jobJSON
+			RetryOf string `json:"retryOf"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &copied), out)
+		require.Equal(t, sleeper.ID, copied.RetryOf)
+		require.NotEqual(t, sleeper.ID, copied.ID)
+		require.Equal(t, "sleep", copied.Type)
+		require.JSONEq(t, `{"ms": 60000}`, string(copied.Payload))
+		code, _, errOut = runClient(t, nil, "cancel", server, copied.ID)
+		require.Equal(t, 0, code, errOut)
+		api.waitStatus(copied.ID, "canceled")
 	})
 
 	t.Run("an error answer prints its detail and exits 1", func(t *testing.T) {
@@ -109,6 +124,9 @@ func TestClientCommands(t *testing.T) {
 		code, _, errOut = runClient(t, nil, "cancel", "--server="+m.Addr(), job.ID)
 		require.Equal(t, 1, code)
 		require.Contains(t, errOut, "(409 ")
+		code, _, errOut = runClient(t, nil, "retry", "--server="+m.Addr(), job.ID)
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "only failed or canceled jobs can be retried")
 
 		code, _, errOut = runClient(t, nil, "list", server, "--status", "sleepy")
 		require.Equal(t, 1, code)
@@ -195,6 +213,16 @@ func TestClientCommands(t *testing.T) {
 		require.Equal(t, 0, code, errOut)
 		require.Equal(t, nethttp.MethodDelete, got.Method)
 		require.Equal(t, "/jobs/abc", got.URL.Path)
+
+		code, _, errOut = runClient(t, nil, "retry", "--server", srv.URL, "abc")
+		require.Equal(t, 0, code, errOut)
+		require.Equal(t, nethttp.MethodPost, got.Method)
+		require.Equal(t, "/jobs/abc/retry", got.URL.Path)
+		require.Zero(t, got.ContentLength, "a retry sends no body")
+
+		code, _, errOut = runClient(t, nil, "submit", "--server", srv.URL, "--type", "noop")
+		require.Equal(t, 0, code, errOut)
+		require.Equal(t, map[string]any{"type": "noop"}, body, "no --payload sends none")
 	})
 
 	t.Run("mistakes are caught before any request", func(t *testing.T) {
@@ -206,7 +234,9 @@ func TestClientCommands(t *testing.T) {
 			{args: []string{"submit", "--payload", "{}"}, want: `required flag(s) "type" not set`},
 			{args: []string{"submit", "--type", "noop", "--payload", "{nope"}, want: "--payload is not valid JSON"},
 			{args: []string{"submit", "--type", "noop", "--payload", "@/nonexistent.json"}, want: "read --payload"},
+			{args: []string{"submit", "--type", "noop", "--payload", ""}, want: "--payload is not valid JSON"},
 			{args: []string{"get"}, want: "accepts 1 arg(s), received 0"},
+			{args: []string{"retry"}, want: "accepts 1 arg(s), received 0"},
 			{args: []string{"get", "--server", "ftp://x", "id"}, want: "want an http or https URL"},
 		} {
 			code, out, errOut := runClient(t, nil, tt.args...)

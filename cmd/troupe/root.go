@@ -17,6 +17,7 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe get       prints a job
   troupe list      lists jobs
   troupe cancel    cancels a job
+  troupe retry     submits a copy of a failed or canceled job
   troupe bench     measures the runtime, its store and the HTTP API
   troupe backup    writes a backup of a Badger store, online or from a data dir
   troupe restore   restores a backup into a new data directory
@@ -39,6 +40,7 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newGetCommand(env),
 		newListCommand(env),
 		newCancelCommand(env),
+		newRetryCommand(env),
 		newBenchCommand(env),
 		newBackupCommand(env),
 		newRestoreCommand(env),
