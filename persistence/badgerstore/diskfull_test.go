@@ -115,7 +115,7 @@ func TestOpenOnAFullDiskFailsWithoutTouchingTheData(t *testing.T) {
 	filler := smallfs.Fill(t, fs, 0)
 	_, err = badgerstore.Open(opts)
 	require.ErrorIs(t, err, domain.ErrStorageFull)
-	require.Regexp(t, `disk full \(\d+ bytes free\): the store needs at least \d+ free in `, err.Error())
+	require.Regexp(t, `disk full \(\d+ bytes free\): the store needs at least \d+ free`, err.Error())
 	require.Equal(t, before, listDir(t, dir), "nothing in the directory changed")
 
 	require.NoError(t, os.Remove(filler))

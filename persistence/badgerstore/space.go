@@ -148,9 +148,10 @@ func (g *spaceGuard) refusal(o op, free int64, l spaceLevel) error {
 }
 
 // fullError is the error of a refused write. It starts with "disk full
-// (N bytes free)", which /health shows as the store's state.
+// (N bytes free)", which /health shows as the store's state. It leaves the
+// directory out: clients read it in 507 answers; the log has it.
 func (g *spaceGuard) fullError(free int64, what string, need int64) error {
-	return fmt.Errorf("disk full (%d bytes free): %s at least %d free in %s: %w", free, what, need, g.dir, domain.ErrStorageFull)
+	return fmt.Errorf("disk full (%d bytes free): %s at least %d free: %w", free, what, need, domain.ErrStorageFull)
 }
 
 // health returns an error while the store refuses new jobs.
