@@ -203,7 +203,7 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 		open = func(lc fx.Lifecycle) (*badgerstore.Store, error) {
 			m.logOpening(ctx)
 			s, err := badgerstore.Open(badgerstore.Options{
-				Dir:        m.Config.DataDir,
+				Dir:          m.Config.DataDir,
 				SyncWrites:   m.Config.SyncWrites,
 				MinFreeBytes: m.Config.MinFreeBytes,
 				Logger:       m.Logger.With(slog.String("component", "badgerstore")),
