@@ -124,6 +124,7 @@ func TestServeOnAFullDisk(t *testing.T) {
 	require.Equal(t, 1, stuck.waitExit(), "exit 1, not a signal")
 	lines := strings.Split(strings.TrimSpace(stuck.logs.String()), "\n")
 	last := lines[len(lines)-1]
+	t.Logf("start on a full disk: %s", last)
 	require.Regexp(t, `^troupe: .*disk full \(\d+ bytes free\): the store needs at least \d+ free: `, last)
 	require.Contains(t, last, "TROUPE_MIN_FREE_BYTES")
 
