@@ -112,7 +112,8 @@ func TestOpenOnAFullDiskFailsWithoutTouchingTheData(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	before := listDir(t, dir)
-	filler := smallfs.Fill(t, fs, 0)
+	// A page left: enough for Badger's lock file, not for its logs.
+	filler := smallfs.Fill(t, fs, 4<<10)
 	_, err = badgerstore.Open(opts)
 	require.ErrorIs(t, err, domain.ErrStorageFull)
 	require.Regexp(t, `disk full \(\d+ bytes free\): the store needs at least \d+ free`, err.Error())
