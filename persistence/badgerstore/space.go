@@ -16,15 +16,15 @@ import (
 // error to catch. The store therefore refuses writes while enough space is
 // still free for everything Badger may still write on its own.
 //
-// What Badger may write after the store admits one more group commit,
-// with M the memtable size and T = 15% of M Badger's largest transaction
-// (no group commit is larger):
+// What Badger may write after the store admits one more transaction (the
+// writer measures the free space before each one it commits), with M the
+// memtable size and T = 15% of M Badger's largest transaction:
 //
-//   - the commit itself, in the memtable log and, for values above the
-//     value threshold, in the value log: 2T;
+//   - the transaction itself, in the memtable log and, for values above
+//     the value threshold, in the value log: 2T;
 //   - the memtable it may fill, flushed to a level-0 table before its log
-//     is deleted: M + T (a memtable is full once it holds M; the commit
-//     that crosses M is written whole);
+//     is deleted: M + T (a memtable is full once it holds M; the
+//     transaction that crosses M is written whole);
 //   - the level-0 compaction that flush may start: Badger merges level 0
 //     into the base level once level 0 holds baseNumLevelZeroTables
 //     tables, writing the merged tables before it deletes the old ones:

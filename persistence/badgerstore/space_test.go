@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -137,4 +138,44 @@ func TestSpaceGuardThatCannotMeasureRefuses(t *testing.T) {
 	require.ErrorIs(t, err, broken)
 	require.ErrorIs(t, err, domain.ErrUnavailable)
 	s.space.free = func(string) (int64, bool, error) { return 1 << 40, true, nil }
+}
+
+func TestSpaceGuardMeasuresBeforeEveryTransaction(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{Dir: t.TempDir(), MemTableSize: MemTableSizeMin})
+	fakeSpace(t, s)
+	var calls atomic.Int32
+	// The disk fills while one large batch is written in several
+	// transactions: the first goes in, the later ones are measured again
+	// and refused.
+	s.space.free = func(string) (int64, bool, error) {
+		calls.Add(1)
+		if s.w.snapshots.Load() == 0 {
+			return 1 << 40, true, nil
+		}
+		return s.space.floor - 1, true, nil
+	}
+	ctx := t.Context()
+	var batch []*request
+	for range 40 {
+		j, err := domain.NewJob("big", fmt.Appendf(nil, `{"pad":%q}`, strings.Repeat("x", 10_000)), 3, testEpoch)
+		require.NoError(t, err)
+		batch = append(batch, req(t, ctx, opCreate, j))
+	}
+	s.w.commit(batch)
+	var stored, refused int
+	for _, r := range batch {
+		switch err := <-r.done; {
+		case err == nil:
+			stored++
+		case errors.Is(err, domain.ErrStorageFull):
+			refused++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	require.Greater(t, int(calls.Load()), 2, "the batch outgrew one transaction, and each was measured")
+	require.Positive(t, stored)
+	require.Positive(t, refused)
+	require.Equal(t, len(batch), stored+refused)
 }

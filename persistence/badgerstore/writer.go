@@ -253,13 +253,14 @@ func (w *writer) commit(batch []*request) {
 		}
 		live = append(live, r)
 	}
-	w.apply(w.admit(live))
+	w.apply(live)
 }
 
 // admit answers the requests the free space does not allow and returns
-// the others. The space is measured once per batch, before Badger is
-// asked to write anything: once Badger writes, a full disk is a SIGBUS,
-// not an error.
+// the others. The space is measured before every transaction, so that
+// Badger writes at most one transaction (at most 15% of the memtable)
+// between a measurement and the next: once Badger writes, a full disk is
+// a SIGBUS, not an error.
 func (w *writer) admit(reqs []*request) []*request {
 	if w.space == nil || len(reqs) == 0 {
 		return reqs
@@ -311,6 +312,7 @@ func (w *writer) noteLevel(free int64, level spaceLevel) {
 // and applies each, re-planning the second against the first's result;
 // only a request that cannot be written even alone fails, alone.
 func (w *writer) apply(reqs []*request) {
+	reqs = w.admit(reqs)
 	if len(reqs) == 0 {
 		return
 	}
