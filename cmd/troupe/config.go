@@ -105,7 +105,7 @@ type Config struct {
 	// process. Defaults to false.
 	SyncWrites bool `koanf:"sync_writes" usage:"fsync every badger write batch (survives power loss, costs throughput)"`
 	// MinFreeBytes is the free disk space below which the Badger store
-	// refuses every write (new jobs below it plus one memtable), so that a
+	// refuses every write (new jobs somewhat earlier), so that a
 	// full disk answers 507 instead of crashing the process; Badger's
 	// memtable is sized to fit it. 0 derives it from the default memtable
 	// (about 481 MiB). Defaults to 0.

@@ -88,8 +88,9 @@ type Options struct {
 	MemTableSize int64
 	// MinFreeBytes is the free space, on the data directory's file system,
 	// below which the store refuses every write with domain.ErrStorageFull;
-	// new jobs are refused below MinFreeBytes plus MemTableSize, so that
-	// the jobs already stored can record their outcomes. Open refuses to
+	// new jobs are refused below MinFreeBytes plus twice a memtable flush
+	// (2.3 × MemTableSize), so that the jobs already stored can record
+	// their outcomes. Open refuses to
 	// start below it. It must cover what Badger may still write on its own
 	// (see space.go), which MinFreeBytesFor(MemTableSize) computes: the
 	// default, and the least accepted. Ignored when InMemory is set.

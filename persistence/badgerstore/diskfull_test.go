@@ -2,10 +2,12 @@ package badgerstore_test
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,7 +56,6 @@ func TestFullDiskRefusesWritesInsteadOfCrashing(t *testing.T) {
 			continue
 		}
 		require.ErrorIs(t, err, domain.ErrStorageFull)
-		require.ErrorContains(t, err, "new jobs need at least")
 		pingErr = s.Ping(ctx)
 	}
 	require.NotEmpty(t, stored)
@@ -62,11 +63,13 @@ func TestFullDiskRefusesWritesInsteadOfCrashing(t *testing.T) {
 	require.ErrorIs(t, pingErr, domain.ErrStorageFull)
 	require.Regexp(t, `^disk full \(\d+ bytes free\)`, pingErr.Error())
 
-	// The stored jobs still record their outcomes, until the floor.
+	// The stored jobs still record their outcomes, until the floor. A
+	// flush in progress can dip below it for a moment; a refused outcome
+	// is tried again, as the job actor does, until the refusal lasts.
 	updated := 0
 	for _, j := range stored {
 		require.NoError(t, j.Start(epoch))
-		if err = s.Update(ctx, j); err != nil {
+		if err = updatePatiently(t, s, j); err != nil {
 			break
 		}
 		updated++
@@ -125,6 +128,20 @@ func TestOpenOnAFullDiskFailsWithoutTouchingTheData(t *testing.T) {
 		_, err := reopened.Get(t.Context(), j.ID)
 		require.NoError(t, err)
 	}
+}
+
+// updatePatiently updates j, trying again for a while as long as the
+// store refuses it for lack of space.
+func updatePatiently(t *testing.T, s *badgerstore.Store, j *domain.Job) error {
+	t.Helper()
+	var err error
+	for range 50 {
+		if err = s.Update(t.Context(), j); !errors.Is(err, domain.ErrStorageFull) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 // listDir returns the names and sizes of the files in dir.

@@ -32,8 +32,8 @@ import (
 //     most twice baseLevelSize.
 //
 // That sum is the floor (Options.MinFreeBytes): below it every write is
-// refused. New jobs are refused earlier, below the floor plus one memtable
-// (newJobHeadroom), so that the jobs already stored can still record their
+// refused. New jobs are refused earlier, below the floor plus
+// newJobHeadroom, so that the jobs already stored can still record their
 // outcomes: a full disk stops intake, not the work in progress. Deleting
 // data frees space only after compaction, so nothing else is exempt.
 //
@@ -82,8 +82,14 @@ func MemTableSizeFor(minFree int64) int64 {
 }
 
 // newJobHeadroom is how much free space beyond the floor new jobs leave
-// for the outcomes of the jobs already stored: one memtable.
-func newJobHeadroom(memTableSize int64) int64 { return memTableSize }
+// for the outcomes of the jobs already stored: twice a flush (M + T).
+// While Badger flushes a memtable, the new table and the old log are both
+// on disk, so free space dips by up to a flush and comes back when the log
+// is deleted; the headroom keeps that dip, at the moment new jobs stop,
+// above the floor, so that outcomes still go in.
+func newJobHeadroom(memTableSize int64) int64 {
+	return 2 * (memTableSize + txnLimit(memTableSize))
+}
 
 // spaceGuard decides, from the free space of the data directory's file
 // system, which writes the store admits.

@@ -72,7 +72,7 @@ func TestSpaceGuardRefusesNewJobsThenEveryWrite(t *testing.T) {
 	ctx := t.Context()
 	floor, newJobs := s.space.floor, s.space.newJobs
 	require.Equal(t, MinFreeBytesFor(MemTableSizeMin), floor)
-	require.Equal(t, floor+MemTableSizeMin, newJobs)
+	require.Equal(t, floor+2*(MemTableSizeMin+txnLimit(MemTableSizeMin)), newJobs)
 
 	stored := testJob(t, 1)
 	require.NoError(t, s.Create(ctx, stored))
