@@ -90,10 +90,10 @@ type Options struct {
 	// below which the store refuses every write with domain.ErrStorageFull;
 	// new jobs are refused below MinFreeBytes plus twice a memtable flush
 	// (2.3 × MemTableSize), so that the jobs already stored can record
-	// their outcomes. Open refuses to
-	// start below it. It must cover what Badger may still write on its own
-	// (see space.go), which MinFreeBytesFor(MemTableSize) computes: the
-	// default, and the least accepted. Ignored when InMemory is set.
+	// their outcomes. Open refuses to start below it. It must cover what
+	// Badger may still write on its own (see space.go), which
+	// MinFreeBytesFor(MemTableSize) computes: the default, and the least
+	// accepted. Ignored when InMemory is set.
 	MinFreeBytes int64
 }
 
