@@ -145,6 +145,7 @@ func (o Options) badgerOptions() badger.Options {
 		// The free-space floor is computed from these (space.go).
 		WithNumLevelZeroTables(baseNumLevelZeroTables).
 		WithBaseLevelSize(baseLevelSize).
+		WithValueLogFileSize(valueLogFileSize(o.MemTableSize)).
 		// Badger refuses a value threshold above its transaction limit.
 		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100))
 	if o.InMemory {
@@ -475,8 +476,9 @@ func (s *Store) collectValueLog(opts Options) {
 		select {
 		case <-t.C:
 			if s.space != nil {
-				// A rewrite writes before it frees: not below the floor.
-				if _, level, _ := s.space.measure(); level == spaceNoWrite {
+				// A rewrite writes before it frees, outside the writer: only
+				// with the headroom above the floor that covers it (space.go).
+				if _, level, _ := s.space.measure(); level != spaceAmple {
 					continue
 				}
 			}

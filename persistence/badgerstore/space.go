@@ -34,7 +34,13 @@ import (
 // That sum is the floor (Options.MinFreeBytes): below it every write is
 // refused. New jobs are refused earlier, below the floor plus
 // newJobHeadroom, so that the jobs already stored can still record their
-// outcomes: a full disk stops intake, not the work in progress. Deleting
+// outcomes: a full disk stops intake, not the work in progress.
+//
+// The value-log collector writes outside the writer: it copies the live
+// entries of a value-log file at least half garbage, at most half a file,
+// before it deletes the file. Value-log files are one memtable in size
+// (valueLogFileSize) instead of Badger's 1 GiB, and the collector runs
+// only above the new-jobs threshold, whose headroom covers that half. Deleting
 // data frees space only after compaction, so nothing else is exempt.
 //
 // The floor counts only what Troupe's own writes set off. Another program
@@ -47,6 +53,10 @@ const (
 	baseNumLevelZeroTables = 5
 	baseLevelSize          = 10 << 20
 )
+
+// valueLogFileSize is the size of Badger's value-log files for a memtable
+// of m bytes: m, within the bounds Badger accepts.
+func valueLogFileSize(m int64) int64 { return min(max(m, 1<<20), 1<<30-1) }
 
 // txnLimit is Badger's largest transaction for a memtable of m bytes.
 func txnLimit(m int64) int64 { return 15 * m / 100 }

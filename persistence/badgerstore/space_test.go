@@ -23,6 +23,18 @@ func TestMinFreeBytesFor(t *testing.T) {
 	require.InDelta(t, 27.2*mib, MinFreeBytesFor(MemTableSizeMin), 0.1*mib)
 }
 
+func TestBadgerSizingMatchesTheFloor(t *testing.T) {
+	t.Parallel()
+	for _, m := range []int64{MemTableSizeMin, 8 << 20, MemTableSizeDefault} {
+		bo := Options{Dir: "x", MemTableSize: m}.WithDefaults().badgerOptions()
+		require.Equal(t, m, bo.MemTableSize)
+		require.Equal(t, m, bo.ValueLogFileSize, "the collector rewrites at most half a file, within the new-jobs headroom")
+		require.Less(t, bo.ValueLogFileSize/2, newJobHeadroom(m))
+		require.Equal(t, baseNumLevelZeroTables, bo.NumLevelZeroTables)
+		require.Equal(t, int64(baseLevelSize), bo.BaseLevelSize)
+	}
+}
+
 func TestMemTableSizeFor(t *testing.T) {
 	t.Parallel()
 	for _, minFree := range []int64{MinFreeBytesFor(MemTableSizeMin), 32 << 20, 100 << 20, MinFreeBytesFor(MemTableSizeDefault) - 1} {
