@@ -8,9 +8,7 @@
 package smallfs
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -30,17 +28,16 @@ func Mount(t testing.TB, size int64) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0755", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
+	if err := mountTmpfs(dir, size); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("mount a tmpfs on %s: %v: %s", dir, err, out)
+			t.Fatalf("mount a tmpfs on %s: %v", dir, err)
 		}
-		t.Skipf("cannot mount a tmpfs on %s: %v: %s", dir, err, out)
+		t.Skipf("cannot mount a tmpfs on %s: %v", dir, err)
 	}
 	// Registered after t.TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmount %s: %v: %s", dir, err, out)
+		if err := unmount(dir); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
 	return dir
