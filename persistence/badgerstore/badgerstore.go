@@ -358,9 +358,10 @@ func getJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
 	return job, err
 }
 
-// Ping implements domain.Store: the database is open and answers a read,
-// and the latest group commit did not fail (a full or failing disk shows
-// here before callers pile up errors).
+// Ping implements domain.Store: the disk has room for new jobs (else an
+// error wrapping domain.ErrStorageFull that starts "disk full (N bytes
+// free)"), the latest group commit did not fail (a failing disk shows here
+// before callers pile up errors), and the database answers a read.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
