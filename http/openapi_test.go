@@ -216,6 +216,8 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
 		{name: "SubmitNotRunning", arrange: submitErr(domain.ErrNotRunning), requestValid: true, status: 503,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
+		{name: "SubmitStorageFull", arrange: submitErr(domain.ErrStorageFull), requestValid: true, status: 507,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`}},
 
 		// POST /jobs/batch
 		{name: "BatchCreated", arrange: submitBatchOK, requestValid: true, status: 201,
@@ -245,6 +247,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "BatchQueueFull", arrange: submitBatchErr(domain.ErrQueueFull), requestValid: true, status: 503,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop"}]}`}},
 		{name: "BatchNotRunning", arrange: submitBatchErr(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
+		{name: "BatchStorageFull", arrange: submitBatchErr(domain.ErrStorageFull), requestValid: true, status: 507,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`}},
 
 		// GET /jobs

@@ -205,13 +205,18 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 		open = func(lc fx.Lifecycle) (*badgerstore.Store, error) {
 			m.logOpening(ctx)
 			s, err := badgerstore.Open(badgerstore.Options{
-				Dir:        m.Config.DataDir,
-				SyncWrites: m.Config.SyncWrites,
-				Logger:     m.Logger.With(slog.String("component", "badgerstore")),
+				Dir:          m.Config.DataDir,
+				SyncWrites:   m.Config.SyncWrites,
+				MinFreeBytes: m.Config.MinFreeBytes,
+				Logger:       m.Logger.With(slog.String("component", "badgerstore")),
 			})
 			if errors.Is(err, badgerstore.ErrDirInUse) {
 				return nil, fmt.Errorf("data directory %s is in use by another troupe process: stop it, or set %s to another directory",
 					m.Config.DataDir, envName("data_dir"))
+			}
+			if errors.Is(err, domain.ErrStorageFull) {
+				return nil, fmt.Errorf("%w; free space on that disk (or lower %s, not below %d) and start again",
+					err, envName("min_free_bytes"), badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin))
 			}
 			if err != nil {
 				return nil, err

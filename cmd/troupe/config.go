@@ -22,6 +22,7 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
 	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
@@ -103,6 +104,12 @@ type Config struct {
 	// acknowledged job survives a power cut, not only a crash of the
 	// process. Defaults to false.
 	SyncWrites bool `koanf:"sync_writes" usage:"fsync every badger write batch (survives power loss, costs throughput)"`
+	// MinFreeBytes is the free disk space below which the Badger store
+	// refuses every write (new jobs somewhat earlier), so that a
+	// full disk answers 507 instead of crashing the process; Badger's
+	// memtable is sized to fit it. 0 derives it from the default memtable
+	// (about 481 MiB). Defaults to 0.
+	MinFreeBytes int64 `koanf:"min_free_bytes" usage:"with badger: free disk bytes below which every write is refused (new jobs earlier); 0 derives it from the memtable size"`
 	// Workers is the size of the worker pool. Defaults to the number of
 	// CPUs × 4.
 	Workers int `koanf:"workers" usage:"size of the worker pool, the jobs that run at once; the default is 4 per CPU"`
@@ -255,6 +262,9 @@ func (c Config) validate(name func(key string) string) error {
 	case StoreBadger:
 		if strings.TrimSpace(c.DataDir) == "" {
 			errs = append(errs, fmt.Errorf("%s must not be empty when %s=%s", name("data_dir"), name("store"), StoreBadger))
+		}
+		if least := badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin); c.MinFreeBytes != 0 && c.MinFreeBytes < least {
+			bad("min_free_bytes", c.MinFreeBytes, "must be 0 (derived) or at least %d, what the smallest memtable needs", least)
 		}
 	case StorePostgres:
 		if strings.TrimSpace(c.DatabaseURL) == "" {

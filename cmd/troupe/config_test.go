@@ -123,6 +123,7 @@ func TestConfigSources(t *testing.T) {
 		RescueInterval:   5 * time.Second,
 		PollInterval:     500 * time.Millisecond,
 		SyncWrites:       true,
+		MinFreeBytes:     64 << 20,
 		Workers:          7,
 		QueueSize:        42,
 		MaxAttempts:      9,
@@ -153,6 +154,7 @@ lease_duration: 20s
 rescue_interval: 5s
 poll_interval: 500ms
 sync_writes: true
+min_free_bytes: 67108864
 workers: 7
 queue_size: 42
 max_attempts: 9
@@ -196,6 +198,7 @@ demo: false
 			"TROUPE_RESCUE_INTERVAL=5s",
 			"TROUPE_POLL_INTERVAL=500ms",
 			"TROUPE_SYNC_WRITES=true",
+			"TROUPE_MIN_FREE_BYTES=67108864",
 			"TROUPE_WORKERS=7",
 			"TROUPE_QUEUE_SIZE=42",
 			"TROUPE_MAX_ATTEMPTS=9",
@@ -229,6 +232,7 @@ demo: false
 			"--rescue-interval", "5s",
 			"--poll-interval", "500ms",
 			"--sync-writes",
+			"--min-free-bytes", "67108864",
 			"--workers", "7",
 			"--queue-size", "42",
 			"--max-attempts", "9",
@@ -297,6 +301,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		file    string
 		wantErr string
 	}{
+		{name: "min free bytes too small", env: []string{"TROUPE_MIN_FREE_BYTES=1048576"}, wantErr: `invalid TROUPE_MIN_FREE_BYTES 1048576: must be 0 (derived) or at least 28521264`},
 		{name: "workers not a number", env: []string{"TROUPE_WORKERS=abc"}, wantErr: `invalid TROUPE_WORKERS "abc": want a whole number`},
 		{name: "workers zero", env: []string{"TROUPE_WORKERS=0"}, wantErr: `invalid TROUPE_WORKERS 0: must be at least 1`},
 		{name: "workers zero from a flag", args: []string{"--workers", "0"}, wantErr: `invalid --workers 0: must be at least 1`},

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -82,15 +83,33 @@ type Options struct {
 	// keeps up to five of: the main memory cost of the store. It also caps
 	// one transaction (at 15% of it), so a smaller table means smaller
 	// group commits. At least MemTableSizeMin. Defaults to
-	// MemTableSizeDefault.
+	// MemTableSizeDefault, or to MemTableSizeFor(MinFreeBytes) when only
+	// MinFreeBytes is set.
 	MemTableSize int64
+	// MinFreeBytes is the free space, on the data directory's file system,
+	// below which the store refuses every write with domain.ErrStorageFull;
+	// new jobs are refused below MinFreeBytes plus twice a memtable flush
+	// (2.3 × MemTableSize), so that the jobs already stored can record
+	// their outcomes. Open refuses to start below it. It must cover what
+	// Badger may still write on its own (see space.go), which
+	// MinFreeBytesFor(MemTableSize) computes: the default, and the least
+	// accepted. Ignored when InMemory is set.
+	MinFreeBytes int64
 }
 
 // WithDefaults returns a copy of o with every unset field at its default.
 func (o Options) WithDefaults() Options {
 	o.Logger = cmp.Or(o.Logger, slog.Default())
 	o.MaxBatch = cmp.Or(o.MaxBatch, MaxBatchDefault)
+	if o.MemTableSize == 0 && o.MinFreeBytes > 0 {
+		// 0 when even the smallest memtable needs more: validate says so.
+		o.MemTableSize = MemTableSizeFor(o.MinFreeBytes)
+		if o.MemTableSize == 0 {
+			o.MemTableSize = MemTableSizeMin
+		}
+	}
 	o.MemTableSize = cmp.Or(o.MemTableSize, MemTableSizeDefault)
+	o.MinFreeBytes = cmp.Or(o.MinFreeBytes, MinFreeBytesFor(o.MemTableSize))
 	return o
 }
 
@@ -105,6 +124,9 @@ func (o Options) validate() error {
 		return fmt.Errorf("badger store: %w: MaxBatch must be at least 1, got %d", domain.ErrInvalid, o.MaxBatch)
 	case o.MemTableSize < MemTableSizeMin:
 		return fmt.Errorf("badger store: %w: MemTableSize must be at least %d, got %d", domain.ErrInvalid, MemTableSizeMin, o.MemTableSize)
+	case !o.InMemory && o.MinFreeBytes < MinFreeBytesFor(o.MemTableSize):
+		return fmt.Errorf("badger store: %w: MinFreeBytes must be at least %d for a memtable of %d bytes (less risks a crash on a full disk), got %d",
+			domain.ErrInvalid, MinFreeBytesFor(o.MemTableSize), o.MemTableSize, o.MinFreeBytes)
 	}
 	return nil
 }
@@ -120,6 +142,10 @@ func (o Options) badgerOptions() badger.Options {
 		// nothing for Badger to detect, and tracking reads costs memory.
 		WithDetectConflicts(false).
 		WithMemTableSize(o.MemTableSize).
+		// The free-space floor is computed from these (space.go).
+		WithNumLevelZeroTables(baseNumLevelZeroTables).
+		WithBaseLevelSize(baseLevelSize).
+		WithValueLogFileSize(valueLogFileSize(o.MemTableSize)).
 		// Badger refuses a value threshold above its transaction limit.
 		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100))
 	if o.InMemory {
@@ -133,6 +159,9 @@ func (o Options) badgerOptions() badger.Options {
 type Store struct {
 	db *badger.DB
 	w  *writer
+	// space is nil for an in-memory store.
+	space *spaceGuard
+	log   *slog.Logger
 
 	// mu guards closed. Every call registers in inflight while the store
 	// is open, so Close can wait for calls in progress and then stop the
@@ -158,6 +187,13 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	var space *spaceGuard
+	if !opts.InMemory {
+		var err error
+		if space, err = checkSpaceToOpen(opts); err != nil {
+			return nil, err
+		}
+	}
 	db, err := badger.Open(opts.badgerOptions())
 	if err != nil {
 		// Badger formats the lock error with %v, so its text is all there
@@ -170,11 +206,37 @@ func Open(opts Options) (*Store, error) {
 	if err := checkLayout(db); err != nil {
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
-	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch),
+	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch), space: space, log: opts.Logger,
 		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
+	s.w.space = space
 	go s.w.run()
 	go s.collectValueLog(opts)
 	return s, nil
+}
+
+// checkSpaceToOpen refuses to open a store whose disk is below the
+// floor: opening creates a memtable log and a value log and writes their
+// first page through a memory mapping, and replaying old logs flushes
+// them, so on a full disk Open itself would die of SIGBUS.
+func checkSpaceToOpen(opts Options) (*spaceGuard, error) {
+	// Badger would create it; creating it first lets its file system be
+	// measured.
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
+	}
+	g := newSpaceGuard(opts.Dir, opts.MinFreeBytes, opts.MemTableSize)
+	free, level, err := g.measure()
+	if err != nil {
+		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
+	}
+	if level == spaceNoWrite {
+		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, g.fullError(free, "the store needs", g.floor))
+	}
+	if level == spaceLow {
+		opts.Logger.Error("badger store: disk nearly full at start; new jobs are refused until space is freed",
+			slog.String("dir", opts.Dir), slog.Int64("freeBytes", free), slog.Int64("newJobsNeedBytes", g.newJobs))
+	}
+	return g, nil
 }
 
 // checkLayout records the key layout in a new store and refuses a store
@@ -296,9 +358,10 @@ func getJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
 	return job, err
 }
 
-// Ping implements domain.Store: the database is open and answers a read,
-// and the latest group commit did not fail (a full or failing disk shows
-// here before callers pile up errors).
+// Ping implements domain.Store: the disk has room for new jobs (else an
+// error wrapping domain.ErrStorageFull that starts "disk full (N bytes
+// free)"), the latest group commit did not fail (a failing disk shows here
+// before callers pile up errors), and the database answers a read.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -306,6 +369,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	defer s.leave()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ping badger store: %w", err)
+	}
+	if s.space != nil {
+		// Unwrapped, so that /health reads "disk full (N bytes free)".
+		if err := s.space.health(); err != nil {
+			return err
+		}
 	}
 	if err := s.w.lastFailure(); err != nil {
 		return interpretError("ping badger store: the latest write failed", err)
@@ -346,6 +415,10 @@ func (s *Store) Close() error {
 		s.w.stop()
 		close(s.gcStop)
 		<-s.gcDone
+		if err := s.roomToClose(); err != nil {
+			s.closeErr = err
+			return
+		}
 		var errs []error
 		if err := s.db.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("sync: %w", err))
@@ -358,6 +431,31 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// roomToClose checks that Badger can flush its memtable as it closes: the
+// flush writes a table through a memory mapping, so on a disk that
+// another program filled it would die of SIGBUS. Without the room, it
+// syncs the memtable log instead and leaves Badger open: the log is
+// replayed at the next start, so nothing acknowledged is lost, and the
+// process ends without a crash. The directory stays locked until then.
+func (s *Store) roomToClose() error {
+	if s.space == nil {
+		return nil
+	}
+	free, ok, err := s.space.free(s.space.dir)
+	if err != nil || !ok {
+		return nil
+	}
+	m := s.db.Opts().MemTableSize
+	need := m + txnLimit(m)
+	if free >= need {
+		return nil
+	}
+	syncErr := s.db.Sync()
+	s.log.Error("badger store: disk full at close; the memtable log is kept for replay at the next start instead of being flushed",
+		slog.String("dir", s.space.dir), slog.Int64("freeBytes", free), slog.Int64("flushNeedsBytes", need), slog.Any("syncError", syncErr))
+	return errors.Join(fmt.Errorf("close badger store: %w", s.space.fullError(free, "closing needs", need)), syncErr)
 }
 
 // valueLogGCInterval is how often the store reclaims value-log space.
@@ -378,6 +476,13 @@ func (s *Store) collectValueLog(opts Options) {
 	for {
 		select {
 		case <-t.C:
+			if s.space != nil {
+				// A rewrite writes before it frees, outside the writer: only
+				// with the headroom above the floor that covers it (space.go).
+				if _, level, _ := s.space.measure(); level != spaceAmple {
+					continue
+				}
+			}
 			// Each successful call rewrites one file; go on while it finds more.
 			for s.db.RunValueLogGC(0.5) == nil {
 				select {

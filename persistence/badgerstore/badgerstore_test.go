@@ -173,7 +173,9 @@ func TestOptionsDefaults(t *testing.T) {
 	require.False(t, o.InMemory)
 	require.Empty(t, o.Dir)
 
-	set := badgerstore.Options{MaxBatch: 7, MemTableSize: 2 << 20, Logger: quietLogger()}
+	require.Equal(t, badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeDefault), o.MinFreeBytes)
+
+	set := badgerstore.Options{MaxBatch: 7, MemTableSize: 2 << 20, MinFreeBytes: 64 << 20, Logger: quietLogger()}
 	require.Equal(t, set, set.WithDefaults(), "set fields are kept")
 }
 

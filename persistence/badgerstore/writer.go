@@ -116,6 +116,11 @@ type writer struct {
 	maxBatch int
 	queue    chan *request
 	stopped  chan struct{}
+	// space refuses writes the disk may not hold; nil admits all (an
+	// in-memory store). level is what it allowed last, so that a change
+	// is logged once.
+	space *spaceGuard
+	level spaceLevel
 
 	// failure holds the error of the latest commit if it failed, for Ping.
 	failure atomic.Pointer[error]
@@ -251,6 +256,55 @@ func (w *writer) commit(batch []*request) {
 	w.apply(live)
 }
 
+// admit answers the requests the free space does not allow and returns
+// the others. The space is measured before every transaction, so that
+// Badger writes at most one transaction (at most 15% of the memtable)
+// between a measurement and the next: once Badger writes, a full disk is
+// a SIGBUS, not an error.
+func (w *writer) admit(reqs []*request) []*request {
+	if w.space == nil || len(reqs) == 0 {
+		return reqs
+	}
+	free, level, err := w.space.measure()
+	if err != nil {
+		for _, r := range reqs {
+			r.done <- fmt.Errorf("%s: %w: %w", r.label(), domain.ErrUnavailable, err)
+		}
+		return nil
+	}
+	w.noteLevel(free, level)
+	if level == spaceAmple {
+		return reqs
+	}
+	admitted := reqs[:0]
+	for _, r := range reqs {
+		if err := w.space.refusal(r.op, free, level); err != nil {
+			r.done <- fmt.Errorf("%s: %w", r.label(), err)
+			continue
+		}
+		admitted = append(admitted, r)
+	}
+	return admitted
+}
+
+// noteLevel logs a change of what the free space allows.
+func (w *writer) noteLevel(free int64, level spaceLevel) {
+	if level == w.level {
+		return
+	}
+	w.level = level
+	attrs := []any{slog.String("dir", w.space.dir), slog.Int64("freeBytes", free),
+		slog.Int64("newJobsNeedBytes", w.space.newJobs), slog.Int64("writesNeedBytes", w.space.floor)}
+	switch level {
+	case spaceAmple:
+		w.log.Info("badger store: disk space recovered; accepting every write", attrs...)
+	case spaceLow:
+		w.log.Error("badger store: disk nearly full; refusing new jobs, stored jobs still record their outcomes", attrs...)
+	case spaceNoWrite:
+		w.log.Error("badger store: disk full; refusing every write", attrs...)
+	}
+}
+
 // apply plans reqs, in order, and commits the accepted ones in one
 // transaction. A request that breaks a rule is answered at once and left
 // out, so it fails alone. If the transaction would outgrow Badger's limit
@@ -258,6 +312,7 @@ func (w *writer) commit(batch []*request) {
 // and applies each, re-planning the second against the first's result;
 // only a request that cannot be written even alone fails, alone.
 func (w *writer) apply(reqs []*request) {
+	reqs = w.admit(reqs)
 	if len(reqs) == 0 {
 		return
 	}
