@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 
 	"github.com/troupe-go/troupe/domain"
@@ -121,7 +122,15 @@ func (o Options) badgerOptions() badger.Options {
 		WithDetectConflicts(false).
 		WithMemTableSize(o.MemTableSize).
 		// Badger refuses a value threshold above its transaction limit.
-		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100))
+		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100)).
+		// Every block is checked against its checksum when it is loaded
+		// from disk (not on block-cache hits): a CRC over a few KB per
+		// disk read. Whole tables are verified once at open by inspectDir,
+		// so Badger's OnTableRead would only read them a second time.
+		WithChecksumVerificationMode(options.OnBlockRead).
+		// Snapshots too large for the tree live in the value log; check
+		// them as they are read too (a CRC per large value).
+		WithVerifyValueChecksum(true)
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	}
@@ -131,8 +140,9 @@ func (o Options) badgerOptions() badger.Options {
 // Store is the Badger domain.Store. It is safe for concurrent use. Open
 // one per data directory; Close it to release the directory.
 type Store struct {
-	db *badger.DB
-	w  *writer
+	db    *badger.DB
+	w     *writer
+	integ *integrity
 
 	// mu guards closed. Every call registers in inflight while the store
 	// is open, so Close can wait for calls in progress and then stop the
@@ -158,6 +168,11 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if !opts.InMemory {
+		if err := inspectBeforeOpen(opts.Dir, opts.Logger); err != nil {
+			return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
+		}
+	}
 	db, err := badger.Open(opts.badgerOptions())
 	if err != nil {
 		// Badger formats the lock error with %v, so its text is all there
@@ -165,12 +180,19 @@ func Open(opts Options) (*Store, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open badger store in %s: %w: %w", opts.Dir, ErrDirInUse, err)
 		}
+		if isCorruption(err) {
+			return nil, corruptDirError(opts.Dir, err.Error())
+		}
 		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
 	}
 	if err := checkLayout(db); err != nil {
+		if isCorruption(err) {
+			err = corruptDirError(opts.Dir, err.Error())
+		}
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
 	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch),
+		integ:  &integrity{db: db, log: opts.Logger},
 		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	go s.w.run()
 	go s.collectValueLog(opts)
@@ -276,8 +298,14 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 		job, err = getJob(txn, id)
 		return err
 	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		// A key in a damaged block reads as missing too.
+		if err := s.integ.confirmMiss(what); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
-		return nil, interpretError(what, err)
+		return nil, s.integ.check(what, err)
 	}
 	return job, nil
 }
@@ -307,6 +335,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ping badger store: %w", err)
 	}
+	if err := s.integ.corrupt(); err != nil {
+		// Health shows this text: "store: corrupt" leads.
+		return fmt.Errorf("store: corrupt: %w", err)
+	}
 	if err := s.w.lastFailure(); err != nil {
 		return interpretError("ping badger store: the latest write failed", err)
 	}
@@ -314,7 +346,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		_, err := txn.Get(layoutKey)
 		return err
 	})
-	return interpretError("ping badger store", err)
+	return s.integ.check("ping badger store", err)
 }
 
 // Flush implements domain.Store: it syncs Badger's write-ahead log to
@@ -403,6 +435,8 @@ func interpretError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
 	case errors.Is(err, badger.ErrDBClosed), errors.Is(err, badger.ErrBlockedWrites):
 		return fmt.Errorf("%s: %w: %w", what, domain.ErrClosed, err)
+	case isCorruption(err):
+		return corruptError(what, err)
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%s: %w: larger than one transaction can hold: %w", what, domain.ErrInvalid, err)
 	default:

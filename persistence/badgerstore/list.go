@@ -63,7 +63,7 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		}
 	})
 	if err != nil {
-		return domain.Page{}, interpretError("list jobs", err)
+		return domain.Page{}, s.integ.check("list jobs", err)
 	}
 	return page, nil
 }
@@ -112,7 +112,7 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 		// fn's error is the caller's own: hand it back untouched.
 		return fnErr
 	}
-	return interpretError("scan jobs", err)
+	return s.integ.check("scan jobs", err)
 }
 
 // indexedJob reads the snapshot an index key points to. A missing one is

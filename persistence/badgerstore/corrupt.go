@@ -1,0 +1,117 @@
+package badgerstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/y"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// Badger verifies the checksum of every table block it loads (see
+// badgerOptions), but its point reads swallow the error: a key in a
+// damaged block reads as missing. So a miss is not trusted as is: the
+// store verifies its tables before answering "not found" (at most once per
+// missVerifyInterval), and once it has seen damage it stays corrupt until
+// restarted on a restored directory.
+
+// missVerifyInterval bounds how often a miss triggers a verification of
+// every table: a flood of lookups of unknown IDs costs one pass per
+// interval, and damage is still caught on the first miss after it.
+const missVerifyInterval = time.Minute
+
+// integrity is the store's latched knowledge of damage.
+type integrity struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	mu       sync.Mutex
+	damage   error // the first damage seen; nil while none
+	verified time.Time
+}
+
+// corrupt returns the latched damage, or nil.
+func (g *integrity) corrupt() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.damage
+}
+
+// latch records damage once and logs it at error level.
+func (g *integrity) latch(what string, err error) {
+	g.mu.Lock()
+	first := g.damage == nil
+	if first {
+		g.damage = err
+	}
+	g.mu.Unlock()
+	g.log.Error("badger store: damaged data; the store must be restored from a backup",
+		"op", what, "error", err, "first", first)
+}
+
+// check turns err into the domain's error, latching damage: every read
+// and write result of the store passes here.
+func (g *integrity) check(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isCorruption(err) {
+		err = corruptError(what, err)
+		g.latch(what, err)
+		return err
+	}
+	return interpretError(what, err)
+}
+
+// confirmMiss is called when key is missing: it returns nil if the miss is
+// real, or an error wrapping domain.ErrCorrupt if the tables are damaged
+// (then the key may well be in a damaged block).
+func (g *integrity) confirmMiss(what string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.damage == nil && time.Since(g.verified) >= missVerifyInterval {
+		// Holding mu makes concurrent misses wait for this one pass.
+		if err := g.db.VerifyChecksum(); err != nil {
+			g.damage = corruptError("verify tables", err)
+			g.log.Error("badger store: damaged data; the store must be restored from a backup",
+				"op", what, "error", g.damage, "first", true)
+		}
+		g.verified = time.Now()
+	}
+	if g.damage == nil {
+		return nil
+	}
+	err := fmt.Errorf("%s: %w: the key may be in damaged data (%v)", what, domain.ErrCorrupt, g.damage)
+	g.log.Error("badger store: a read missed in a damaged store", "op", what, "error", err)
+	return err
+}
+
+// corruptError wraps damage into domain.ErrCorrupt, once.
+func corruptError(what string, err error) error {
+	if errors.Is(err, domain.ErrCorrupt) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, domain.ErrCorrupt, err)
+}
+
+// isCorruption reports errors that mean damaged data: a checksum that does
+// not match, a block or snapshot that does not decode.
+func isCorruption(err error) bool {
+	if errors.Is(err, y.ErrChecksumMismatch) || errors.Is(err, errCorrupt) || errors.Is(err, domain.ErrCorrupt) {
+		return true
+	}
+	// Badger builds these with errors.New or %v inside its table reader.
+	msg := err.Error()
+	for _, s := range []string{"invalid checksum length", "failed to decode compressed data", "checksum mismatch", "failed to verify checksum"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
