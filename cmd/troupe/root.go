@@ -19,6 +19,7 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe cancel    cancels a job
   troupe bench     measures the runtime, its store and the HTTP API
   troupe healthcheck  exits 0 if the server is healthy (for container probes)
+  troupe verify    checks a stopped server's data directory for damage
 
 The client commands talk to the server at --server (default: the address in
 TROUPE_HTTP_ADDR, or 127.0.0.1:8080) with the bearer token --token (default:
@@ -39,6 +40,7 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newCancelCommand(env),
 		newBenchCommand(env),
 		newHealthcheckCommand(env),
+		newVerifyCommand(env),
 		newVersionCommand(),
 	)
 	return root

@@ -99,7 +99,7 @@ func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, er
 		return r, fmt.Errorf("verify %s: %w", dir, err)
 	}
 	defer db.Close()
-	if err := db.VerifyChecksum(); err != nil {
+	if err := verifyTables(db); err != nil {
 		r.damaged("tables: %v", err)
 	}
 	if err := readEverything(ctx, db, &r); err != nil {
