@@ -181,19 +181,20 @@ func Open(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open badger store in %s: %w: %w", opts.Dir, ErrDirInUse, err)
 		}
 		if isCorruption(err) {
-			return nil, corruptDirError(opts.Dir, err.Error())
+			return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, corruptOpenError(err))
 		}
 		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
 	}
 	if err := checkLayout(db); err != nil {
 		if isCorruption(err) {
-			err = corruptDirError(opts.Dir, err.Error())
+			err = corruptOpenError(err)
 		}
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
 	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch),
 		integ:  &integrity{db: db, log: opts.Logger},
 		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
+	s.w.confirmMiss = s.integ.confirmMiss
 	go s.w.run()
 	go s.collectValueLog(opts)
 	return s, nil
@@ -293,8 +294,8 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var job *domain.Job
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
 		job, err = getJob(txn, id)
 		return err
 	})
@@ -342,8 +343,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.lastFailure(); err != nil {
 		return interpretError("ping badger store: the latest write failed", err)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(layoutKey)
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
+		_, err = txn.Get(layoutKey)
 		return err
 	})
 	return s.integ.check("ping badger store", err)

@@ -127,3 +127,13 @@ func verifyTables(db *badger.DB) (err error) {
 	}()
 	return db.VerifyChecksum()
 }
+
+// recoverDamage turns a panic of Badger's table reader into an error
+// wrapping errCorrupt. Badger parses a block's entry index before it
+// verifies the block's checksum, so damaged bytes can make a read index
+// out of range. Deferred by every read of the store.
+func recoverDamage(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("read of damaged data failed: %v: %w", p, errCorrupt)
+	}
+}

@@ -25,11 +25,18 @@ import (
 // damaged table is found at start instead of as missing jobs later.
 
 // recoverHint ends every refusal: what an operator can do about it.
-const recoverHint = "nothing in the directory was changed; check it with `troupe verify --data-dir DIR` and restore the latest backup with `troupe restore --in FILE --data-dir DIR` (see \"A locked or corrupt data directory\" in the runbook)"
+const recoverHint = "check it with `troupe verify --data-dir DIR` and restore the latest backup with `troupe restore --in FILE --data-dir DIR` (see \"A locked or corrupt data directory\" in the runbook)"
 
-// corruptDirError builds the error of a refused directory.
-func corruptDirError(dir, what string) error {
-	return fmt.Errorf("data directory %s: %w: %s; %s", dir, domain.ErrCorrupt, what, recoverHint)
+// corruptDirError builds the error of a directory refused before Badger
+// opened it; the caller names the directory.
+func corruptDirError(what string) error {
+	return fmt.Errorf("%w: %s; nothing in the directory was changed; %s", domain.ErrCorrupt, what, recoverHint)
+}
+
+// corruptOpenError builds the error of damage that Badger found while it
+// opened the directory.
+func corruptOpenError(err error) error {
+	return fmt.Errorf("%w: %w; %s", domain.ErrCorrupt, err, recoverHint)
 }
 
 // dirFiles is what a data directory holds, by kind.
@@ -42,6 +49,23 @@ type dirFiles struct {
 
 func (f dirFiles) hasData() bool {
 	return len(f.tables) > 0 || len(f.memLogs) > 0 || len(f.valueLog) > 0
+}
+
+// describe counts the data files, for messages.
+func (f dirFiles) describe() string {
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{len(f.tables), "table"}, {len(f.memLogs), "memtable log"}, {len(f.valueLog), "value log"}} {
+		switch {
+		case c.n == 1:
+			parts = append(parts, "1 "+c.what)
+		case c.n > 1:
+			parts = append(parts, fmt.Sprintf("%d %ss", c.n, c.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func listDir(dir string) (dirFiles, error) {
@@ -91,16 +115,16 @@ func inspectDir(dir string, log *slog.Logger) (inspection, error) {
 	}
 	if !files.manifest {
 		if files.hasData() {
-			return in, corruptDirError(dir, fmt.Sprintf(
-				"the MANIFEST file is missing but the directory holds %d tables, %d memtable logs and %d value logs; opening it would start an empty store and delete them",
-				len(files.tables), len(files.memLogs), len(files.valueLog)))
+			return in, corruptDirError(fmt.Sprintf(
+				"the MANIFEST file is missing but the directory holds data (%s); opening it would start an empty store and delete them",
+				files.describe()))
 		}
 		return in, nil // a new store
 	}
 
 	manifest, err := readManifest(dir, log)
 	if err != nil {
-		return in, corruptDirError(dir, fmt.Sprintf("the MANIFEST file cannot be read (%v)", err))
+		return in, corruptDirError(fmt.Sprintf("the MANIFEST file cannot be read (%v)", err))
 	}
 	var missing []uint64
 	for id := range manifest.Tables {
@@ -110,7 +134,7 @@ func inspectDir(dir string, log *slog.Logger) (inspection, error) {
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return in, corruptDirError(dir, fmt.Sprintf("the MANIFEST lists %d tables that are not on disk (%s)",
+		return in, corruptDirError(fmt.Sprintf("the MANIFEST lists tables that are not on disk (%d: %s)",
 			len(missing), tableNames(missing)))
 	}
 	var orphans []uint64
@@ -131,7 +155,7 @@ func inspectDir(dir string, log *slog.Logger) (inspection, error) {
 
 	for id, tm := range manifest.Tables {
 		if err := verifyTable(files.tables[id], tm.Compression); err != nil {
-			return in, corruptDirError(dir, fmt.Sprintf("table %s is damaged (%v)", table.IDToFilename(id), err))
+			return in, corruptDirError(fmt.Sprintf("table %s is damaged (%v)", table.IDToFilename(id), err))
 		}
 	}
 	in.tables = len(manifest.Tables)
@@ -144,7 +168,7 @@ func inspectDir(dir string, log *slog.Logger) (inspection, error) {
 		in.memLogs = append(in.memLogs, scan)
 		switch {
 		case scan.damaged():
-			return in, corruptDirError(dir, fmt.Sprintf(
+			return in, corruptDirError(fmt.Sprintf(
 				"%s: %s; acknowledged writes after byte %d are lost. To start anyway with what the log still holds, cut it there: truncate -s %d %s",
 				scan.describe(), scan.why, scan.validEnd, scan.validEnd, path))
 		case scan.torn:

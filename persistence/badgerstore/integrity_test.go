@@ -177,6 +177,10 @@ func TestDamageFoundWhileRunningIsNeverANotFound(t *testing.T) {
 			require.NotErrorIs(t, err, domain.ErrNotFound)
 			require.ErrorContains(t, err, j.ID.String(), "the error names the job")
 			corrupt++
+			// A write of the job cannot find it either: not a "not found".
+			err = s.Update(t.Context(), j)
+			require.ErrorIs(t, err, domain.ErrCorrupt)
+			require.NotErrorIs(t, err, domain.ErrNotFound)
 		default:
 			t.Fatalf("get %s: %v", j.ID, err)
 		}

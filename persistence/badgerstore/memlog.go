@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
+
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // Badger's memtable log (DATA/NNNNN.mem) is the write-ahead log of the
@@ -82,10 +84,13 @@ func (s memLogScan) describe() string {
 
 // scanMemLog reads the log at path without changing it.
 func scanMemLog(path string) (memLogScan, error) {
-	data, err := os.ReadFile(path)
+	// Mapped, not read: a log is preallocated to twice the memtable size.
+	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return memLogScan{}, fmt.Errorf("read memtable log: %w", err)
+		return memLogScan{}, fmt.Errorf("read memtable log %s: %w", path, err)
 	}
+	defer mf.Close(-1)
+	data := mf.Data
 	s := memLogScan{path: path, size: int64(len(data))}
 	s.writtenEnd = int64(len(data))
 	for s.writtenEnd > 0 && data[s.writtenEnd-1] == 0 {

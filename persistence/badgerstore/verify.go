@@ -48,9 +48,10 @@ func (r *VerifyReport) damaged(format string, args ...any) {
 // in use, unreadable); damage is in the report. If a server holds the
 // directory, the error wraps ErrDirInUse.
 //
-// Badger refuses to open read-only a directory whose memtable log still
-// holds writes (after a kill or a crash); Verify then checks a scratch copy
-// in a temporary directory instead.
+// Badger refuses to open read-only a directory whose memtable log it would
+// have to truncate (after a kill or a crash); Verify then checks a scratch
+// copy in a temporary directory instead (tables are linked, not copied,
+// where the file system allows).
 func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, error) {
 	var r VerifyReport
 	if log == nil {
@@ -71,23 +72,27 @@ func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, er
 		if !errors.Is(err, domain.ErrCorrupt) {
 			return r, fmt.Errorf("verify %s: %w", dir, err)
 		}
-		r.damaged("%v", err)
+		r.damaged("data directory %s: %v", dir, err)
 		return r, nil
 	}
 	r.Tables = in.tables
 
 	opts := Options{Dir: dir, Logger: log}.WithDefaults()
-	bo := opts.badgerOptions().WithReadOnly(true).WithChecksumVerificationMode(options.OnTableAndBlockRead)
-	db, err := badger.Open(bo)
-	if err != nil && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
-		scratch, cleanup, cerr := scratchCopy(dir)
-		if cerr != nil {
-			return r, fmt.Errorf("verify %s: copy it to replay its memtable log: %w", dir, cerr)
+	dbDir := dir
+	if needsReplay(in.memLogs) {
+		scratch, cleanup, err := scratchCopy(dir)
+		if err != nil {
+			return r, fmt.Errorf("verify %s: copy it to replay its memtable log: %w", dir, err)
 		}
 		defer cleanup()
-		db, err = badger.Open(opts.badgerOptions().WithDir(scratch).WithValueDir(scratch).
-			WithChecksumVerificationMode(options.OnTableAndBlockRead).WithCompactL0OnClose(false))
+		dbDir = scratch
 	}
+	bo := opts.badgerOptions().WithDir(dbDir).WithValueDir(dbDir).
+		WithChecksumVerificationMode(options.OnTableAndBlockRead).WithCompactL0OnClose(false)
+	if dbDir == dir {
+		bo = bo.WithReadOnly(true)
+	}
+	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return r, fmt.Errorf("verify %s: %w: %w", dir, ErrDirInUse, err)
@@ -112,7 +117,8 @@ func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, er
 func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 	jobs := map[uuid.UUID]bool{}
 	var indexed []uuid.UUID
-	err := db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -170,6 +176,19 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 		}
 	}
 	return nil
+}
+
+// needsReplay reports memtable logs that Badger must truncate after
+// replaying them, which it refuses to do read-only: a log still being
+// written when the server stopped (killed, or crashed) keeps its
+// preallocated tail.
+func needsReplay(logs []memLogScan) bool {
+	for _, l := range logs {
+		if l.size > l.validEnd {
+			return true
+		}
+	}
+	return false
 }
 
 // scratchCopy copies dir into a new temporary directory, linking tables
