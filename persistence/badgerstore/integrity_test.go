@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -29,10 +30,13 @@ func hashDir(t *testing.T, dir string) map[string]string {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		f, err := os.Open(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
-		sum := sha256.Sum256(b)
-		sums[e.Name()] = hex.EncodeToString(sum[:])
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		sums[e.Name()] = hex.EncodeToString(h.Sum(nil))
 	}
 	return sums
 }
@@ -211,9 +215,14 @@ func crashCopy(t *testing.T, n int) (string, []*domain.Job) {
 		if e.Name() == "LOCK" {
 			continue
 		}
-		// The value log is a sparse file of 2 GB: keep it sparse.
 		out, err := exec.Command("cp", "--sparse=always", filepath.Join(live, e.Name()), crashed).CombinedOutput()
 		require.NoError(t, err, "%s", out)
+		if strings.HasSuffix(e.Name(), ".vlog") {
+			// The open value log is preallocated to 2 GB, and holds only
+			// its 20-byte header here (every snapshot is small enough for
+			// the tree): keep what Badger itself leaves after a close.
+			require.NoError(t, os.Truncate(filepath.Join(crashed, e.Name()), 20))
+		}
 	}
 	require.NoError(t, s.Close())
 	require.Empty(t, filesWith(t, crashed, ".sst"), "every job is in the memtable log only")
