@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,4 +68,45 @@ func TestVerifyRefusesADirHeldByAServer(t *testing.T) {
 	code, out := runVerify(t, dir)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "in use")
+}
+
+// TestDamagedTableEndToEnd damages the table a stopped server left and
+// checks that verify reports it and the server refuses to start.
+func TestDamagedTableEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := childEnv("TROUPE_DATA_DIR=" + dir)
+	srv := startServer(t, env, "--http-addr", "127.0.0.1:0")
+	api := newAPIClient(t, srv.waitReady())
+	for range 50 {
+		api.submit("noop", `{"padding":"`+strings.Repeat("x", 500)+`"}`, 0)
+	}
+	srv.signal(syscall.SIGTERM)
+	require.Equal(t, 0, srv.waitExit())
+
+	tables, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	require.NoError(t, err)
+	require.NotEmpty(t, tables, "the stop writes the memtable to a table")
+	fi, err := os.Stat(tables[0])
+	require.NoError(t, err)
+	junk := make([]byte, min(4096, fi.Size()/4))
+	_, _ = rand.Read(junk)
+	f, err := os.OpenFile(tables[0], os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(junk, fi.Size()/3)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	code, out := runVerify(t, dir)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "damaged: ")
+	require.Contains(t, out, filepath.Base(tables[0])+" is damaged")
+
+	second := startServer(t, env, "--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, second.waitExit())
+	lines := strings.Split(strings.TrimSpace(second.logs.String()), "\n")
+	last := lines[len(lines)-1]
+	require.True(t, strings.HasPrefix(last, "troupe: "), "the error is the last line: %s", last)
+	require.Contains(t, last, "store is corrupt")
+	require.Contains(t, last, filepath.Base(tables[0])+" is damaged")
 }
