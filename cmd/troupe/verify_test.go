@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,4 +111,58 @@ func TestDamagedTableEndToEnd(t *testing.T) {
 	require.True(t, strings.HasPrefix(last, "troupe: "), "the error is the last line: %s", last)
 	require.Contains(t, last, "store is corrupt")
 	require.Contains(t, last, filepath.Base(tables[0])+" is damaged")
+}
+
+// TestTruncatedMemtableLogEndToEnd kills a server after writes, cuts its
+// memtable log to half its written length, and checks that the server
+// refuses to start and verify reports the log; then, after the cut the
+// message proposes, that both accept the directory.
+func TestTruncatedMemtableLogEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := childEnv("TROUPE_DATA_DIR=" + dir)
+	srv := startServer(t, env, "--http-addr", "127.0.0.1:0")
+	api := newAPIClient(t, srv.waitReady())
+	for range 100 {
+		api.submit("noop", `{}`, 0)
+	}
+	srv.signal(syscall.SIGKILL)
+	srv.waitExit()
+	code, out := runVerify(t, dir)
+	require.Equal(t, 0, code, "a killed server leaves a sound directory: %s", out)
+	require.Contains(t, out, "ok: 100 jobs")
+
+	logs, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	require.NoError(t, err)
+	var path string
+	var written int
+	for _, p := range logs {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		if n := len(bytes.TrimRight(b, "\x00")); n > written {
+			path, written = p, n
+		}
+	}
+	require.Greater(t, written, 20, "the jobs are in a memtable log")
+	require.NoError(t, os.Truncate(path, int64(written/2)))
+
+	code, out = runVerify(t, dir)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "cut short")
+
+	second := startServer(t, env, "--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, second.waitExit())
+	lines := strings.Split(strings.TrimSpace(second.logs.String()), "\n")
+	last := lines[len(lines)-1]
+	require.True(t, strings.HasPrefix(last, "troupe: "), "the error is the last line: %s", last)
+	require.Contains(t, last, "the file was cut short; acknowledged writes after byte")
+
+	var validEnd int64
+	_, err = fmt.Sscanf(last[strings.Index(last, "truncate -s "):], "truncate -s %d", &validEnd)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(path, validEnd))
+	code, out = runVerify(t, dir)
+	require.Equal(t, 0, code, out)
+	third := startServer(t, env, "--http-addr", "127.0.0.1:0")
+	third.waitReady()
 }
