@@ -149,6 +149,15 @@ func inspectDir(dir string, log *slog.Logger) (inspection, error) {
 		// nothing refers to and whose entries are still in the memtable
 		// log or in the compaction's input tables; Badger deletes it.
 		slices.Sort(orphans)
+		if manifest.Creations == 0 && len(orphans) > 1 {
+			// A MANIFEST that never recorded a table had no compaction
+			// and at most one flush in flight (Badger flushes one
+			// memtable at a time): it is not the MANIFEST these tables
+			// were written with.
+			return in, corruptDirError(fmt.Sprintf(
+				"the MANIFEST records no table but the directory holds %d (%s); opening it would delete them",
+				len(orphans), tableNames(orphans)))
+		}
 		log.Warn("badger store: removing tables the MANIFEST does not list, left by an interrupted flush or compaction",
 			"dir", dir, "tables", tableNames(orphans))
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
@@ -137,6 +138,26 @@ func TestOpenRefusesAManifestListingMissingTables(t *testing.T) {
 	_, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
 	require.ErrorIs(t, err, domain.ErrCorrupt)
 	require.ErrorContains(t, err, "not on disk")
+	require.Equal(t, before, hashDir(t, dir), "nothing in the directory changes")
+}
+
+func TestOpenRefusesAnEmptyManifest(t *testing.T) {
+	t.Parallel()
+	dir, empty := t.TempDir(), t.TempDir()
+	storedJobs(t, dir, 4000)
+	require.Greater(t, len(filesWith(t, dir, ".sst")), 1)
+	// The MANIFEST of a store that never wrote a table.
+	db, err := badger.Open(badger.DefaultOptions(empty).WithLogger(nil))
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	fresh, err := os.ReadFile(filepath.Join(empty, "MANIFEST"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "MANIFEST"), fresh, 0o600))
+	before := hashDir(t, dir)
+
+	_, err = badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.ErrorIs(t, err, domain.ErrCorrupt)
+	require.ErrorContains(t, err, "the MANIFEST records no table")
 	require.Equal(t, before, hashDir(t, dir), "nothing in the directory changes")
 }
 
