@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,26 +32,25 @@ type integrity struct {
 	db  *badger.DB
 	log *slog.Logger
 
-	mu       sync.Mutex
-	damage   error // the first damage seen; nil while none
+	// damage holds the first damage seen; nil while none.
+	damage atomic.Pointer[error]
+	// verifyMu makes concurrent misses wait for one verification, without
+	// holding up Ping (a health check) meanwhile; it guards verified.
+	verifyMu sync.Mutex
 	verified time.Time
 }
 
 // corrupt returns the latched damage, or nil.
 func (g *integrity) corrupt() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.damage
+	if p := g.damage.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // latch records damage once and logs it at error level.
 func (g *integrity) latch(what string, err error) {
-	g.mu.Lock()
-	first := g.damage == nil
-	if first {
-		g.damage = err
-	}
-	g.mu.Unlock()
+	first := g.damage.CompareAndSwap(nil, &err)
 	g.log.Error("badger store: damaged data; the store must be restored from a backup",
 		"op", what, "error", err, "first", first)
 }
@@ -69,25 +69,25 @@ func (g *integrity) check(what string, err error) error {
 	return interpretError(what, err)
 }
 
-// confirmMiss is called when key is missing: it returns nil if the miss is
-// real, or an error wrapping domain.ErrCorrupt if the tables are damaged
-// (then the key may well be in a damaged block).
+// confirmMiss is called when a key is missing: it returns nil if the miss
+// is real, or an error wrapping domain.ErrCorrupt if the tables are
+// damaged (then the key may well be in a damaged block).
 func (g *integrity) confirmMiss(what string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.damage == nil && time.Since(g.verified) >= missVerifyInterval {
-		// Holding mu makes concurrent misses wait for this one pass.
-		if err := verifyTables(g.db); err != nil {
-			g.damage = corruptError("verify tables", err)
-			g.log.Error("badger store: damaged data; the store must be restored from a backup",
-				"op", what, "error", g.damage, "first", true)
+	if g.corrupt() == nil {
+		g.verifyMu.Lock()
+		if g.corrupt() == nil && time.Since(g.verified) >= missVerifyInterval {
+			if err := verifyTables(g.db); err != nil {
+				g.latch(what, corruptError("verify tables", err))
+			}
+			g.verified = time.Now()
 		}
-		g.verified = time.Now()
+		g.verifyMu.Unlock()
 	}
-	if g.damage == nil {
+	damage := g.corrupt()
+	if damage == nil {
 		return nil
 	}
-	err := fmt.Errorf("%s: %w: the key may be in damaged data (%v)", what, domain.ErrCorrupt, g.damage)
+	err := fmt.Errorf("%s: %w: the key may be in damaged data (%v)", what, domain.ErrCorrupt, damage)
 	g.log.Error("badger store: a read missed in a damaged store", "op", what, "error", err)
 	return err
 }
