@@ -266,7 +266,16 @@ func (s *Store) write(ctx context.Context, op op, jobs []*domain.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	return s.w.submit(ctx, req)
+	return s.latchDamage(req.label(), s.w.submit(ctx, req))
+}
+
+// latchDamage records damage that the writer met (reading a stored
+// snapshot), so that Ping reports it too.
+func (s *Store) latchDamage(what string, err error) error {
+	if errors.Is(err, domain.ErrCorrupt) && s.integ.corrupt() == nil {
+		s.integ.latch(what, err)
+	}
+	return err
 }
 
 // Delete implements domain.Store. It goes through the writer too, so that
@@ -280,7 +289,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", req.label(), err)
 	}
-	return s.w.submit(ctx, req)
+	return s.latchDamage(req.label(), s.w.submit(ctx, req))
 }
 
 // Get implements domain.Store.
