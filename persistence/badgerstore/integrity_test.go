@@ -295,6 +295,23 @@ func TestOpenRefusesATruncatedMemtableLog(t *testing.T) {
 	require.Positive(t, page.Total)
 }
 
+func TestOpenRefusesAMemtableLogDamagedInItsMiddle(t *testing.T) {
+	t.Parallel()
+	dir, _ := crashCopy(t, 400)
+	path, written := memLog(t, dir)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("damage"), written/2)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	before := hashDir(t, dir)
+
+	_, err = badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
+	require.ErrorIs(t, err, domain.ErrCorrupt)
+	require.ErrorContains(t, err, "written bytes follow it")
+	require.Equal(t, before, hashDir(t, dir), "nothing in the directory changes")
+}
+
 // recordingHandler keeps every record at error level.
 type recordingHandler struct {
 	mu      sync.Mutex
