@@ -97,7 +97,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 25)
+	require.Len(t, fields, 26)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")

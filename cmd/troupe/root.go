@@ -22,6 +22,7 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe backup    writes a backup of a Badger store, online or from a data dir
   troupe restore   restores a backup into a new data directory
   troupe healthcheck  exits 0 if the server is healthy (for container probes)
+  troupe verify    checks a stopped server's data directory for damage
 
 The client commands talk to the server at --server (default: the address in
 TROUPE_HTTP_ADDR, or 127.0.0.1:8080) with the bearer token --token (default:
@@ -45,6 +46,7 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newBackupCommand(env),
 		newRestoreCommand(env),
 		newHealthcheckCommand(env),
+		newVerifyCommand(env),
 		newVersionCommand(),
 	)
 	return root

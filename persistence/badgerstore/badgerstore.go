@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 
 	"github.com/troupe-go/troupe/domain"
@@ -147,7 +148,15 @@ func (o Options) badgerOptions() badger.Options {
 		WithBaseLevelSize(baseLevelSize).
 		WithValueLogFileSize(valueLogFileSize(o.MemTableSize)).
 		// Badger refuses a value threshold above its transaction limit.
-		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100))
+		WithValueThreshold(min(maxInlineValue, 15*o.MemTableSize/100)).
+		// Every block is checked against its checksum when it is loaded
+		// from disk (not on block-cache hits): a CRC over a few KB per
+		// disk read. Whole tables are verified once at open by inspectDir,
+		// so Badger's OnTableRead would only read them a second time.
+		WithChecksumVerificationMode(options.OnBlockRead).
+		// Snapshots too large for the tree live in the value log; check
+		// them as they are read too (a CRC per large value).
+		WithVerifyValueChecksum(true)
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	}
@@ -157,8 +166,9 @@ func (o Options) badgerOptions() badger.Options {
 // Store is the Badger domain.Store. It is safe for concurrent use. Open
 // one per data directory; Close it to release the directory.
 type Store struct {
-	db *badger.DB
-	w  *writer
+	db    *badger.DB
+	w     *writer
+	integ *integrity
 	// space is nil for an in-memory store.
 	space *spaceGuard
 	log   *slog.Logger
@@ -189,6 +199,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	var space *spaceGuard
 	if !opts.InMemory {
+		// Read-only checks first: a damaged directory is refused whatever
+		// the free space.
+		if err := inspectBeforeOpen(opts.Dir, opts.Logger); err != nil {
+			return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
+		}
 		var err error
 		if space, err = checkSpaceToOpen(opts); err != nil {
 			return nil, err
@@ -201,14 +216,22 @@ func Open(opts Options) (*Store, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open badger store in %s: %w: %w", opts.Dir, ErrDirInUse, err)
 		}
+		if isCorruption(err) {
+			return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, corruptOpenError(err))
+		}
 		return nil, fmt.Errorf("open badger store in %s: %w", opts.Dir, err)
 	}
 	if err := checkLayout(db); err != nil {
+		if isCorruption(err) {
+			err = corruptOpenError(err)
+		}
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
 	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch), space: space, log: opts.Logger,
+		integ:  &integrity{db: db, log: opts.Logger},
 		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	s.w.space = space
+	s.w.confirmMiss = s.integ.confirmMiss
 	go s.w.run()
 	go s.collectValueLog(opts)
 	return s, nil
@@ -305,7 +328,16 @@ func (s *Store) write(ctx context.Context, op op, jobs []*domain.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	return s.w.submit(ctx, req)
+	return s.latchDamage(req.label(), s.w.submit(ctx, req))
+}
+
+// latchDamage records damage that the writer met (reading a stored
+// snapshot), so that Ping reports it too.
+func (s *Store) latchDamage(what string, err error) error {
+	if errors.Is(err, domain.ErrCorrupt) && s.integ.corrupt() == nil {
+		s.integ.latch(what, err)
+	}
+	return err
 }
 
 // Delete implements domain.Store. It goes through the writer too, so that
@@ -319,7 +351,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", req.label(), err)
 	}
-	return s.w.submit(ctx, req)
+	return s.latchDamage(req.label(), s.w.submit(ctx, req))
 }
 
 // Get implements domain.Store.
@@ -333,13 +365,19 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	var job *domain.Job
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
 		job, err = getJob(txn, id)
 		return err
 	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		// A key in a damaged block reads as missing too.
+		if err := s.integ.confirmMiss(what); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
-		return nil, interpretError(what, err)
+		return nil, s.integ.check(what, err)
 	}
 	return job, nil
 }
@@ -370,6 +408,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ping badger store: %w", err)
 	}
+	if err := s.integ.corrupt(); err != nil {
+		// Health shows this text: "store: corrupt" leads.
+		return fmt.Errorf("store: corrupt: %w", err)
+	}
 	if s.space != nil {
 		// Unwrapped, so that /health reads "disk full (N bytes free)".
 		if err := s.space.health(); err != nil {
@@ -379,11 +421,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.lastFailure(); err != nil {
 		return interpretError("ping badger store: the latest write failed", err)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(layoutKey)
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
+		_, err = txn.Get(layoutKey)
 		return err
 	})
-	return interpretError("ping badger store", err)
+	return s.integ.check("ping badger store", err)
 }
 
 // Flush implements domain.Store: it syncs Badger's write-ahead log to
@@ -508,6 +551,8 @@ func interpretError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
 	case errors.Is(err, badger.ErrDBClosed), errors.Is(err, badger.ErrBlockedWrites):
 		return fmt.Errorf("%s: %w: %w", what, domain.ErrClosed, err)
+	case isCorruption(err):
+		return corruptError(what, err)
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%s: %w: larger than one transaction can hold: %w", what, domain.ErrInvalid, err)
 	default:

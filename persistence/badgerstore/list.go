@@ -30,7 +30,8 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, fmt.Errorf("list jobs: %w", err)
 	}
 	page := domain.Page{Jobs: []*domain.Job{}}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
 		c := newCursor(txn, f)
 		defer c.close()
 		skip := max(f.Offset, 0)
@@ -63,7 +64,7 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		}
 	})
 	if err != nil {
-		return domain.Page{}, interpretError("list jobs", err)
+		return domain.Page{}, s.integ.check("list jobs", err)
 	}
 	return page, nil
 }
@@ -80,7 +81,9 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 		return fmt.Errorf("scan jobs: %w", err)
 	}
 	var fnErr error
-	err := s.db.View(func(txn *badger.Txn) error {
+	var fnPanic any
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
 		c := newCursor(txn, f)
 		defer c.close()
 		skip, sent := max(f.Offset, 0), 0
@@ -100,7 +103,7 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 			if err != nil {
 				return err
 			}
-			if err := fn(job); err != nil {
+			if err := callScanFn(fn, job, &fnPanic); err != nil {
 				fnErr = err
 				return err
 			}
@@ -108,12 +111,31 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 		}
 		return nil
 	})
+	if fnPanic != nil {
+		// fn's panic is the caller's own, not damage: pass it on.
+		panic(fnPanic)
+	}
 	if fnErr != nil {
 		// fn's error is the caller's own: hand it back untouched.
 		return fnErr
 	}
-	return interpretError("scan jobs", err)
+	return s.integ.check("scan jobs", err)
 }
+
+// callScanFn calls fn, catching its panic into *panicked so that the
+// read's own recovery (recoverDamage) does not take it for damage.
+func callScanFn(fn func(*domain.Job) error, job *domain.Job, panicked *any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			*panicked = p
+			err = errScanFnPanicked
+		}
+	}()
+	return fn(job)
+}
+
+// errScanFnPanicked ends a scan whose fn panicked; Scan then panics again.
+var errScanFnPanicked = errors.New("scan callback panicked")
 
 // indexedJob reads the snapshot an index key points to. A missing one is
 // damage, not "not found": the writer changes a job and its index keys in

@@ -141,6 +141,10 @@ type writer struct {
 	// pointers and costs the garbage collector nothing to scan.
 	typeNames []string
 	typeIDs   map[string]uint32
+
+	// confirmMiss, if set, vets a job that an update or delete did not
+	// find: a key in a damaged block reads as missing (see corrupt.go).
+	confirmMiss func(what string) error
 }
 
 // rememberedEntry is an indexEntry with its type interned.
@@ -320,6 +324,7 @@ func (w *writer) apply(reqs []*request) {
 	defer read.Discard()
 	p := newPlan(read, len(reqs))
 	p.known = w.recall
+	p.confirmMiss = w.confirmMiss
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -412,10 +417,12 @@ type plan struct {
 	read *badger.Txn
 	// known returns an index entry the writer knows to be stored, which
 	// spares a read; nil in a plan built without a writer.
-	known   func(uuid.UUID) (indexEntry, bool)
-	jobs    []planned
-	index   map[uuid.UUID]int // position in jobs
-	written int               // snapshots the accepted requests carried
+	known func(uuid.UUID) (indexEntry, bool)
+	// confirmMiss vets a job not found where it must exist; nil: trusted.
+	confirmMiss func(what string) error
+	jobs        []planned
+	index       map[uuid.UUID]int // position in jobs
+	written     int               // snapshots the accepted requests carried
 }
 
 // planned is one job in a plan.
@@ -450,7 +457,7 @@ func (p *plan) add(r *request) error {
 			return interpretError(r.label(), err)
 		}
 		if !p.jobs[i].exists {
-			return interpretError(r.label(), badger.ErrKeyNotFound)
+			return p.missing(r.label(), p.jobs[i])
 		}
 		p.jobs[i].exists, p.jobs[i].snap, p.jobs[i].dirty = false, nil, true
 		p.written++
@@ -465,7 +472,7 @@ func (p *plan) add(r *request) error {
 		case r.op == opCreate && p.jobs[i].exists:
 			return fmt.Errorf("create job %s: %w", s.id, domain.ErrAlreadyExists)
 		case r.op == opUpdate && !p.jobs[i].exists:
-			return interpretError(fmt.Sprintf("update job %s", s.id), badger.ErrKeyNotFound)
+			return p.missing(fmt.Sprintf("update job %s", s.id), p.jobs[i])
 		}
 	}
 	// newWriteRequest refused IDs repeated inside a Create, so checking
@@ -478,9 +485,21 @@ func (p *plan) add(r *request) error {
 	return nil
 }
 
+// missing answers a request for a job that does not exist: not found,
+// unless it was never found in the database and the tables are damaged.
+func (p *plan) missing(what string, pj planned) error {
+	if !pj.stored && p.confirmMiss != nil {
+		if err := p.confirmMiss(what); err != nil {
+			return err
+		}
+	}
+	return interpretError(what, badger.ErrKeyNotFound)
+}
+
 // lookup returns the position of id in the plan, reading the job's stored
 // index entry the first time the batch meets it.
-func (p *plan) lookup(id uuid.UUID) (int, error) {
+func (p *plan) lookup(id uuid.UUID) (_ int, err error) {
+	defer recoverDamage(&err)
 	if i, ok := p.index[id]; ok {
 		return i, nil
 	}

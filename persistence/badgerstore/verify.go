@@ -1,0 +1,223 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	// Jobs counts the job snapshots read and decoded.
+	Jobs int
+	// Keys counts every key read.
+	Keys int
+	// Tables counts the tables whose checksums were verified.
+	Tables int
+	// Damage lists what is damaged, one line each; empty if nothing is.
+	Damage []string
+}
+
+// maxDamageLines bounds VerifyReport.Damage: beyond it, one line counts
+// the rest.
+const maxDamageLines = 100
+
+func (r *VerifyReport) damaged(format string, args ...any) {
+	switch {
+	case len(r.Damage) < maxDamageLines:
+		r.Damage = append(r.Damage, fmt.Sprintf(format, args...))
+	case len(r.Damage) == maxDamageLines:
+		r.Damage = append(r.Damage, "(more damage not listed)")
+	}
+}
+
+// Verify checks the data directory dir without changing it: the checks
+// Open makes before opening, every table's checksums, then every key and
+// value, each job snapshot decoded and each index key matched with its
+// job. It returns an error only when it could not check (the directory is
+// in use, unreadable); damage is in the report. If a server holds the
+// directory, the error wraps ErrDirInUse.
+//
+// Badger refuses to open read-only a directory whose memtable log it would
+// have to truncate (after a kill or a crash); Verify then checks a scratch
+// copy in a temporary directory instead (tables are linked, not copied,
+// where the file system allows).
+func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, error) {
+	var r VerifyReport
+	if log == nil {
+		log = slog.Default()
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return r, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	// A shared lock, as Badger's read-only mode takes: a server (which
+	// locks exclusively) cannot start while the directory is checked.
+	release, err := lockDir(dir, false)
+	if err != nil {
+		return r, fmt.Errorf("verify %s: %w (stop the server first, or check a copy)", dir, err)
+	}
+	defer release()
+	in, err := inspectDir(dir, log)
+	if err != nil {
+		if !errors.Is(err, domain.ErrCorrupt) {
+			return r, fmt.Errorf("verify %s: %w", dir, err)
+		}
+		r.damaged("data directory %s: %v", dir, err)
+		return r, nil
+	}
+	r.Tables = in.tables
+
+	opts := Options{Dir: dir, Logger: log}.WithDefaults()
+	dbDir := dir
+	if needsReplay(in.memLogs) {
+		scratch, cleanup, err := scratchCopy(dir)
+		if err != nil {
+			return r, fmt.Errorf("verify %s: copy it to replay its memtable log: %w", dir, err)
+		}
+		defer cleanup()
+		dbDir = scratch
+	}
+	bo := opts.badgerOptions().WithDir(dbDir).WithValueDir(dbDir).
+		WithChecksumVerificationMode(options.OnTableAndBlockRead).WithCompactL0OnClose(false)
+	if dbDir == dir {
+		bo = bo.WithReadOnly(true)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return r, fmt.Errorf("verify %s: %w: %w", dir, ErrDirInUse, err)
+		}
+		if isCorruption(err) {
+			r.damaged("open: %v", err)
+			return r, nil
+		}
+		return r, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	defer db.Close()
+	if err := verifyTables(db); err != nil {
+		r.damaged("tables: %v", err)
+	}
+	if err := readEverything(ctx, db, &r); err != nil {
+		return r, fmt.Errorf("verify %s: %w", dir, err)
+	}
+	return r, nil
+}
+
+// readEverything reads every key and value in one view.
+func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
+	jobs := map[uuid.UUID]bool{}
+	var indexed []uuid.UUID
+	err := db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if r.Keys%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			r.Keys++
+			item := it.Item()
+			key := item.KeyCopy(nil)
+			err := item.Value(func(v []byte) error {
+				switch key[0] {
+				case prefixJob:
+					if len(key) != 17 {
+						return fmt.Errorf("job key %x has the wrong length: %w", key, errCorrupt)
+					}
+					id := uuid.UUID(key[1:])
+					job, err := decode(v)
+					if err != nil {
+						return fmt.Errorf("job %s: %w", id, err)
+					}
+					if job.ID != id {
+						return fmt.Errorf("job %s: snapshot holds job %s: %w", id, job.ID, errCorrupt)
+					}
+					jobs[id] = true
+					r.Jobs++
+				case prefixStatus, prefixType:
+					id, ok := idOfIndexKey(key)
+					if !ok {
+						return fmt.Errorf("index key %x is too short: %w", key, errCorrupt)
+					}
+					indexed = append(indexed, id)
+				case prefixMeta:
+				default:
+					return fmt.Errorf("key %x belongs to no known range: %w", key, errCorrupt)
+				}
+				return nil
+			})
+			if err != nil {
+				if !isCorruption(err) {
+					return err
+				}
+				r.damaged("%v", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range indexed {
+		if !jobs[id] {
+			r.damaged("job %s is indexed but has no snapshot", id)
+		}
+	}
+	return nil
+}
+
+// needsReplay reports memtable logs that Badger must truncate after
+// replaying them, which it refuses to do read-only: a log still being
+// written when the server stopped (killed, or crashed) keeps its
+// preallocated tail.
+func needsReplay(logs []memLogScan) bool {
+	for _, l := range logs {
+		if l.size > l.validEnd {
+			return true
+		}
+	}
+	return false
+}
+
+// scratchCopy copies dir into a new temporary directory, linking tables
+// (which Badger never changes, only deletes) where it can, and returns a
+// function that removes the copy.
+func scratchCopy(dir string) (string, func(), error) {
+	scratch, err := os.MkdirTemp("", "troupe-verify-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(scratch) }
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == "LOCK" {
+			continue
+		}
+		src, dst := filepath.Join(dir, name), filepath.Join(scratch, name)
+		if strings.HasSuffix(name, ".sst") && os.Link(src, dst) == nil {
+			continue
+		}
+		if err := copyFile(src, dst); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	return scratch, cleanup, nil
+}
