@@ -22,15 +22,7 @@ func TestHead(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	job := newTestJob(t, domain.StatusRunning)
-	b.svc.GetFunc = func(_ context.Context, id uuid.UUID) (*domain.Job, error) {
-		if id == job.ID {
-			return job, nil
-		}
-		return nil, domain.ErrNotFound
-	}
-	b.svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
-		return domain.Page{Jobs: []*domain.Job{job}, Total: 1}, nil
-	}
+	b.svc.holdOnly(job)
 	srv := httptest.NewServer(b.server.Handler())
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { b.server.streams.end() })

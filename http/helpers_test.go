@@ -140,6 +140,20 @@ type testBundle struct {
 
 // setup builds a server over a fresh fake with cfg (port 0 unless cfg
 // says otherwise), logging at debug level into the bundle.
+// holdOnly makes the fake service hold job alone: Get finds it, List
+// lists it, and any other ID is not found.
+func (f *fakeService) holdOnly(job *domain.Job) {
+	f.GetFunc = func(_ context.Context, id uuid.UUID) (*domain.Job, error) {
+		if id == job.ID {
+			return job, nil
+		}
+		return nil, domain.ErrNotFound
+	}
+	f.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+		return domain.Page{Jobs: []*domain.Job{job}, Total: 1}, nil
+	}
+}
+
 func setup(t *testing.T, cfg Config) *testBundle {
 	t.Helper()
 	if cfg.Addr == "" {

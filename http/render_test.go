@@ -22,15 +22,7 @@ func TestJSONEndsWithNewline(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	job := newTestJob(t, domain.StatusFailed)
-	b.svc.GetFunc = func(_ context.Context, id uuid.UUID) (*domain.Job, error) {
-		if id == job.ID {
-			return job, nil
-		}
-		return nil, domain.ErrNotFound
-	}
-	b.svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
-		return domain.Page{Jobs: []*domain.Job{job}, Total: 1}, nil
-	}
+	b.svc.holdOnly(job)
 	b.svc.SubmitFunc = func(context.Context, actors.SubmitParams) (*domain.Job, error) { return job, nil }
 	b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) {
 		return []*domain.Job{job}, nil

@@ -50,30 +50,7 @@ func TestBackupRestoresEveryJobAndIndex(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := mustOpen(t, badgerstore.Options{Dir: t.TempDir()})
-	var jobs []*domain.Job
-	for i := range 300 {
-		jobs = append(jobs, newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i))
-	}
-	require.NoError(t, s.Create(ctx, jobs...))
-	for i, j := range jobs {
-		switch i % 3 {
-		case 1:
-			require.NoError(t, j.Start(epoch.Add(time.Hour)))
-			require.NoError(t, s.Update(ctx, j))
-		case 2:
-			require.NoError(t, j.Cancel(epoch.Add(time.Hour)))
-			require.NoError(t, s.Update(ctx, j))
-		}
-	}
-	deleted := jobs[10]
-	require.NoError(t, s.Delete(ctx, deleted.ID))
-	jobs = append(jobs[:10], jobs[11:]...)
-	filters := []domain.Filter{
-		{},
-		{Statuses: []domain.Status{domain.StatusRunning}},
-		{Type: "type_2"},
-		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
-	}
+	jobs, deleted, filters := storeMixedJobs(t, s)
 
 	backup := backupOf(t, s)
 	dir := filepath.Join(t.TempDir(), "restored")

@@ -67,6 +67,37 @@ func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
 	return j
 }
 
+// storeMixedJobs stores 300 jobs of three types in s, starts a third of
+// them, cancels another third and deletes one. It returns the jobs left,
+// the one deleted, and filters that list each kind of index.
+func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *domain.Job, filters []domain.Filter) {
+	t.Helper()
+	ctx := t.Context()
+	for i := range 300 {
+		jobs = append(jobs, newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i))
+	}
+	require.NoError(t, s.Create(ctx, jobs...))
+	for i, j := range jobs {
+		switch i % 3 {
+		case 1:
+			require.NoError(t, j.Start(epoch.Add(time.Hour)))
+			require.NoError(t, s.Update(ctx, j))
+		case 2:
+			require.NoError(t, j.Cancel(epoch.Add(time.Hour)))
+			require.NoError(t, s.Update(ctx, j))
+		}
+	}
+	deleted = jobs[10]
+	require.NoError(t, s.Delete(ctx, deleted.ID))
+	jobs = append(jobs[:10], jobs[11:]...)
+	return jobs, deleted, []domain.Filter{
+		{},
+		{Statuses: []domain.Status{domain.StatusRunning}},
+		{Type: "type_2"},
+		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
+	}
+}
+
 // listAll returns every job, oldest first.
 func listAll(t testing.TB, s domain.Store, f domain.Filter) domain.Page {
 	t.Helper()
@@ -82,30 +113,7 @@ func TestReopenKeepsEveryJob(t *testing.T) {
 	s, err := badgerstore.Open(badgerstore.Options{Dir: dir, Logger: quietLogger()})
 	require.NoError(t, err)
 
-	var jobs []*domain.Job
-	for i := range 300 {
-		jobs = append(jobs, newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i))
-	}
-	require.NoError(t, s.Create(ctx, jobs...))
-	for i, j := range jobs {
-		switch i % 3 {
-		case 1:
-			require.NoError(t, j.Start(epoch.Add(time.Hour)))
-			require.NoError(t, s.Update(ctx, j))
-		case 2:
-			require.NoError(t, j.Cancel(epoch.Add(time.Hour)))
-			require.NoError(t, s.Update(ctx, j))
-		}
-	}
-	deleted := jobs[10]
-	require.NoError(t, s.Delete(ctx, deleted.ID))
-	jobs = append(jobs[:10], jobs[11:]...)
-	filters := []domain.Filter{
-		{},
-		{Statuses: []domain.Status{domain.StatusRunning}},
-		{Type: "type_2"},
-		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
-	}
+	jobs, deleted, filters := storeMixedJobs(t, s)
 	before := make([]domain.Page, len(filters))
 	for i, f := range filters {
 		before[i] = listAll(t, s, f)
