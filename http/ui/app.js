@@ -543,9 +543,10 @@
   // page, so a pointer or the focus on a row's button stays on that button.
   function renderJobs(jobs, total) {
     const body = $('jobs-body');
+    const listed = new Set(jobs.map((job) => job.id));
     const kept = new Map();
     for (const row of [...body.children]) {
-      if (jobs.some((job) => job.id === row.dataset.jobId)) kept.set(row.dataset.jobId, row);
+      if (listed.has(row.dataset.jobId)) kept.set(row.dataset.jobId, row);
       else row.remove();
     }
     jobs.forEach((job, i) => {
