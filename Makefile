@@ -7,8 +7,19 @@ PKGS := ./...
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-test: ## every test, with the race detector
+test: ## every test, with the race detector, then a bounded fuzz of the HTTP API
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+# FUZZTIME bounds `make fuzz`; make test runs it with this default. The
+# fuzzer minimises each input that reaches new code; 5 s each keeps it from
+# spending the run on the seeds of several megabytes.
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+
+fuzz: ## fuzz the HTTP API for FUZZTIME (30s); a failing input is saved under http/testdata/fuzz/FuzzAPI
+	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -timeout 10m ./http/
 
 bench: ## the benchmarks (figures, not pass/fail)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS)

@@ -80,7 +80,7 @@ func setupLive(t *testing.T, cfg Config) *liveBundle {
 // waitForActorsToSettle waits for the one-second timers that protoactor
 // starts when it throttles dead-letter logs, which outlive a stopped actor
 // system, so that the package's leak check does not count them.
-func waitForActorsToSettle(t *testing.T) {
+func waitForActorsToSettle(t testing.TB) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		buf := make([]byte, 1<<20)

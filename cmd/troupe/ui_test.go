@@ -182,6 +182,31 @@ func (b *browser) fill(css, value string) {
 	})()`, css, value)))
 }
 
+// refreshListContinually makes the dashboard reload its list of jobs again
+// as soon as it has shown it, as a busy server's live updates would, until
+// the page leaves the dashboard. A reload that brings nothing new must
+// leave the rows alone, or a click on one of their buttons can be lost.
+func (b *browser) refreshListContinually() {
+	b.t.Helper()
+	// Each reload ends by writing the page info; the next one starts then,
+	// since a reload started before the last one answers discards it.
+	b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		const onDashboard = () => !document.querySelector('#view-dashboard').hidden;
+		const reload = () => {
+			if (onDashboard()) document.querySelector('#filters').dispatchEvent(new Event('change', { bubbles: true }));
+		};
+		const watch = new MutationObserver(() => {
+			if (!onDashboard()) {
+				watch.disconnect();
+				return;
+			}
+			setTimeout(reload);
+		});
+		watch.observe(document.querySelector('#page-info'), { childList: true, characterData: true, subtree: true });
+		reload();
+	})()`))
+}
+
 // row is the selector of a job's row in the jobs table, in status if given.
 func row(id, status string) string {
 	sel := fmt.Sprintf(`#jobs-body tr[data-job-id=%q]`, id)
@@ -278,6 +303,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.Equal(t, "?status=failed", eval[string](b, `location.search`))
 
 	// Re-run the failed job: the page of the new job says what it re-runs.
+	// Live updates refresh the list at any moment; the click must work
+	// while they do, so the list is refreshed over and over meanwhile.
+	b.refreshListContinually()
 	b.do(chromedp.Click(chromedp.CSS(row(failed.ID, "failed") + ` button[data-action="rerun"]`)))
 	b.waitVisible("#job-retry-of")
 	require.Equal(t, failed.ID, b.text("#job-retry-of"))

@@ -538,8 +538,23 @@
     return $('jobs-body').querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
   }
 
+  // renderJobs shows the page of jobs, keeping the row of a job that is
+  // still listed: a refresh that changes nothing changes nothing in the
+  // page, so a pointer or the focus on a row's button stays on that button.
   function renderJobs(jobs, total) {
-    $('jobs-body').replaceChildren(...jobs.map((job) => fillRow(el('tr'), job)));
+    const body = $('jobs-body');
+    const listed = new Set(jobs.map((job) => job.id));
+    const kept = new Map();
+    for (const row of [...body.children]) {
+      if (listed.has(row.dataset.jobId)) kept.set(row.dataset.jobId, row);
+      else row.remove();
+    }
+    jobs.forEach((job, i) => {
+      const row = kept.get(job.id) || el('tr');
+      fillRow(row, job);
+      // Moved or added only where it is not already in place.
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
     $('jobs-empty').hidden = jobs.length > 0;
     const from = list.page * PAGE_SIZE + 1;
     const to = list.page * PAGE_SIZE + jobs.length;
@@ -549,6 +564,8 @@
   }
 
   function fillRow(row, job) {
+    // The same version of the job: the row shows it already.
+    if (row.dataset.jobId === job.id && row.dataset.updatedAt === job.updatedAt && row.dataset.status === job.status) return row;
     row.dataset.jobId = job.id;
     row.dataset.status = job.status;
     row.dataset.updatedAt = job.updatedAt;
