@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,8 +235,7 @@ func crashCopy(t *testing.T, n int) (string, []*domain.Job) {
 		if e.Name() == "LOCK" {
 			continue
 		}
-		out, err := exec.Command("cp", "--sparse=always", filepath.Join(live, e.Name()), crashed).CombinedOutput()
-		require.NoError(t, err, "%s", out)
+		require.NoError(t, badgerstore.CopySparse(filepath.Join(live, e.Name()), filepath.Join(crashed, e.Name())))
 		if strings.HasSuffix(e.Name(), ".vlog") {
 			// The open value log is preallocated to 2 GB, and holds only
 			// its 20-byte header here (every snapshot is small enough for
