@@ -25,7 +25,7 @@ import (
 // damaged table is found at start instead of as missing jobs later.
 
 // recoverHint ends every refusal: what an operator can do about it.
-const recoverHint = "check it with `troupe verify --data-dir DIR` and restore the latest backup with `troupe restore --in FILE --data-dir DIR` (see \"A locked or corrupt data directory\" in the runbook)"
+const recoverHint = "check it with `troupe verify --data-dir DIR` and restore the latest backup with `troupe restore --in FILE --data-dir DIR` (see \"A locked or damaged data directory\" in the runbook)"
 
 // corruptDirError builds the error of a directory refused before Badger
 // opened it; the caller names the directory.
