@@ -257,13 +257,13 @@ func TestPermanent(t *testing.T) {
 	require.NoError(t, domain.Permanent(nil))
 }
 
-func TestFilterMatchesAndLess(t *testing.T) {
+func TestFilterMatchesAndCompare(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	a, _ := domain.NewJob("a", nil, 1, now)
 	b, _ := domain.NewJob("b", nil, 1, now.Add(time.Second))
-	require.True(t, domain.Less(a, b))
-	require.False(t, domain.Less(b, a))
+	require.Negative(t, domain.Compare(a, b))
+	require.Positive(t, domain.Compare(b, a))
 
 	require.True(t, domain.Filter{}.Matches(a))
 	require.True(t, domain.Filter{Type: "a"}.Matches(a))

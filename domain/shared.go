@@ -18,7 +18,9 @@ var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this no
 // while it runs, renews it, and records the outcome only while it still owns
 // the job. Jobs whose lease expired (their node died) are rescued by any node.
 // Times that decide readiness and leases come from the store's clock, so
-// nodes agree whatever their own clocks say.
+// nodes agree whatever their own clocks say. A node is named by a non-empty
+// string; an empty one is refused with ErrInvalid. storetest.RunShared
+// checks every implementation against these promises.
 type SharedQueue interface {
 	// ClaimJobs marks up to limit ready pending jobs running on node, counts
 	// their attempt, leases them for lease and returns them. types, when
@@ -44,7 +46,7 @@ type SharedQueue interface {
 	// was requested, for a node that may have missed a notice.
 	CancelRequests(ctx context.Context, node string) ([]uuid.UUID, error)
 	// Watch calls fn with the store's notices until ctx ends, reconnecting
-	// on failure; it blocks.
+	// on failure; it blocks, and returns nil when ctx ends.
 	Watch(ctx context.Context, fn func(QueueNotice)) error
 }
 

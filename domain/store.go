@@ -72,11 +72,8 @@ type Page struct {
 	Total int
 }
 
-// Less orders jobs oldest first, by CreatedAt then by ID, the order every
-// store lists in.
-func Less(a, b *Job) bool { return Compare(a, b) < 0 }
-
-// Compare is Less for slices.SortFunc: negative when a lists before b.
+// Compare orders jobs oldest first, by CreatedAt then by ID, the order every
+// store lists in; for slices.SortFunc: negative when a lists before b.
 func Compare(a, b *Job) int {
 	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 		return c

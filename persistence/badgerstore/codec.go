@@ -91,7 +91,7 @@ type indexEntry struct {
 
 // micros turns a time into the microseconds every store keeps. The zero
 // time gets its own (very negative) value, so it sorts first, like
-// domain.Less sorts it.
+// domain.Compare sorts it.
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // fromMicros is the inverse of micros, in UTC; the zero time's value comes

@@ -17,7 +17,7 @@ import (
 // createdAt is the creation time in µs, big-endian with the sign bit
 // flipped, so that byte order is time order and a range scan over one
 // status (or one type) yields jobs oldest first, ties broken by ID: the
-// order of domain.Less. Listing by status reads only keys; the status key's
+// order of domain.Compare. Listing by status reads only keys; the status key's
 // value holds the type so that status plus type needs no snapshot either.
 // The type index is written when a job is created and touched again only
 // if its type or creation time changes, so it costs no write on a

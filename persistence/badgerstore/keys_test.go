@@ -14,7 +14,7 @@ import (
 )
 
 // TestIndexKeysSortInListOrder checks the promise the layout rests on:
-// byte order of index keys is domain.Less order, for times before and
+// byte order of index keys is domain.Compare order, for times before and
 // after the epoch, the zero time, and ties broken by ID.
 func TestIndexKeysSortInListOrder(t *testing.T) {
 	t.Parallel()
@@ -43,13 +43,13 @@ func TestIndexKeysSortInListOrder(t *testing.T) {
 		return bytes.Compare(appendStatusKey(nil, a.ID, indexOf(a)), appendStatusKey(nil, b.ID, indexOf(b)))
 	})
 	for i := 1; i < len(byKey); i++ {
-		require.False(t, domain.Less(byKey[i], byKey[i-1]), "status keys: %v sorts before %v", byKey[i-1].ID, byKey[i].ID)
+		require.GreaterOrEqual(t, domain.Compare(byKey[i], byKey[i-1]), 0, "status keys: %v sorts before %v", byKey[i-1].ID, byKey[i].ID)
 	}
 	slices.SortStableFunc(byKey, func(a, b *domain.Job) int {
 		return bytes.Compare(appendTypeKey(nil, a.ID, indexOf(a)), appendTypeKey(nil, b.ID, indexOf(b)))
 	})
 	for i := 1; i < len(byKey); i++ {
-		require.False(t, domain.Less(byKey[i], byKey[i-1]), "type keys: %v sorts before %v", byKey[i-1].ID, byKey[i].ID)
+		require.GreaterOrEqual(t, domain.Compare(byKey[i], byKey[i-1]), 0, "type keys: %v sorts before %v", byKey[i-1].ID, byKey[i].ID)
 	}
 }
 

@@ -369,8 +369,8 @@ UPDATE troupe_jobs AS j
 //   - pending: canceled at once (finished_at and updated_at set to now);
 //   - canceled: returned unchanged;
 //   - running: the job stays running and is returned so; its cancel_requested
-//     flag is set and its node is notified (CancelRequested) so that it
-//     cancels the attempt's context and records the outcome with
+//     flag is set and its node is notified (domain.NoticeCancelRequested) so
+//     that it cancels the attempt's context and records the outcome with
 //     UpdateOwned;
 //   - completed or failed: an error wrapping domain.ErrNotCancelable;
 //   - missing: an error wrapping domain.ErrNotFound.
@@ -401,7 +401,7 @@ SELECT `+jobColumns+` FROM troupe_jobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FR
 }
 
 // CancelRequests returns the IDs of the jobs running on node whose cancel
-// was requested. A node calls it when its listener (re)connects and on its
+// was requested. A node calls it when its Watch (re)connects and on its
 // slow poll, because a notification sent while it was not listening is lost.
 func (s *Store) CancelRequests(ctx context.Context, node string) ([]uuid.UUID, error) {
 	if s.closed.Load() {

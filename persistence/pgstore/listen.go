@@ -15,43 +15,15 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-// NotificationKind says what a Notification announces.
-type NotificationKind string
-
-// The kinds of Notification.
+// The kinds of the troupe_jobs_notify trigger's payloads.
 const (
-	// JobsAvailable: a statement inserted pending jobs or made jobs pending
-	// again (a retry, a rescue). Notification.RunAt is when the earliest of
-	// them may run if that is still in the future, else zero. One arrives
-	// per statement, not per job.
-	JobsAvailable NotificationKind = "jobs_available"
-	// CancelRequested: a user canceled a running job. Notification.JobID and
-	// Notification.Node name the job and the node that runs it; only that
-	// node has anything to do.
-	CancelRequested NotificationKind = "cancel_requested"
-	// ListenerReady: Listen has just (re)subscribed. Notifications sent
-	// before it, while no connection listened, are lost, so a node should
-	// claim and call CancelRequests as if it had received both kinds.
-	ListenerReady NotificationKind = "listener_ready"
+	// payloadJobsAvailable: a statement inserted pending jobs or made jobs
+	// pending again (a retry, a rescue); one arrives per statement, not
+	// per job.
+	payloadJobsAvailable = "jobs_available"
+	// payloadCancelRequested: a user canceled a running job.
+	payloadCancelRequested = "cancel_requested"
 )
-
-// NotificationKinds lists every kind, for tests and exhaustive switches.
-func NotificationKinds() []NotificationKind {
-	return []NotificationKind{JobsAvailable, CancelRequested, ListenerReady}
-}
-
-// Notification is one wake-up delivered by Listen.
-type Notification struct {
-	// Kind says what happened.
-	Kind NotificationKind
-	// JobID is the canceled job, for CancelRequested.
-	JobID uuid.UUID
-	// Node is the node running the canceled job, for CancelRequested.
-	Node string
-	// RunAt is, for JobsAvailable, when the earliest new job may run, if
-	// that is in the future; zero means now.
-	RunAt time.Time
-}
 
 // notifyPayload is the JSON that the troupe_jobs_notify trigger sends:
 // {"kind":"jobs_available"}, {"kind":"jobs_available","runAt":"<RFC 3339,
@@ -87,17 +59,21 @@ func notifyChannel(schema string) string {
 // Channel returns the NOTIFY channel the store's triggers send on.
 func (s *Store) Channel() string { return s.channel }
 
-// Listen delivers the store's notifications to handler until ctx ends or
-// the store closes. It holds one connection of its own, outside the pool,
-// so a busy pool never delays a wake-up. When the connection fails it logs,
-// waits (100ms doubling up to 5s) and reconnects, then delivers
-// ListenerReady again, because notifications sent in between are lost.
+// Watch implements domain.SharedQueue: it delivers the store's notices to
+// fn until ctx ends or the store closes. NoticeJobsAvailable arrives once
+// per statement that inserted pending jobs or made jobs pending again (a
+// retry, a rescue), with RunAt set when the earliest of them may run only
+// later; NoticeCancelRequested names the canceled job and the node that runs
+// it. Watch holds one connection of its own, outside the pool, so a busy
+// pool never delays a wake-up. When the connection fails it logs, waits
+// (100ms doubling up to 5s) and reconnects, then delivers NoticeWatching
+// again, because notices sent in between are lost.
 //
-// handler runs on Listen's goroutine, one notification at a time; a slow
-// handler delays the next ones (PostgreSQL queues them) and should hand
-// work to another goroutine. Listen returns nil when ctx ends and
-// domain.ErrClosed when the store is, or gets, closed.
-func (s *Store) Listen(ctx context.Context, handler func(Notification)) error {
+// fn runs on Watch's goroutine, one notice at a time; a slow fn delays the
+// next ones (PostgreSQL queues them) and should hand work to another
+// goroutine. Watch returns nil when ctx ends and domain.ErrClosed when the
+// store is, or gets, closed.
+func (s *Store) Watch(ctx context.Context, fn func(domain.QueueNotice)) error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -122,7 +98,7 @@ func (s *Store) Listen(ctx context.Context, handler func(Notification)) error {
 
 	backoff := listenBackoffMin
 	for {
-		subscribed, err := s.listenOnce(ctx, handler)
+		subscribed, err := s.watchOnce(ctx, fn)
 		if ctx.Err() != nil {
 			if s.closed.Load() {
 				return domain.ErrClosed
@@ -143,10 +119,10 @@ func (s *Store) Listen(ctx context.Context, handler func(Notification)) error {
 	}
 }
 
-// listenOnce connects, subscribes and delivers notifications until the
-// connection fails or ctx ends. subscribed reports whether LISTEN took
-// effect, so that Listen resets its backoff only after a good connection.
-func (s *Store) listenOnce(ctx context.Context, handler func(Notification)) (subscribed bool, err error) {
+// watchOnce connects, subscribes and delivers notices until the connection
+// fails or ctx ends. subscribed reports whether LISTEN took effect, so that
+// Watch resets its backoff only after a good connection.
+func (s *Store) watchOnce(ctx context.Context, fn func(domain.QueueNotice)) (subscribed bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return false, fmt.Errorf("listen: connect: %w", err)
@@ -159,7 +135,7 @@ func (s *Store) listenOnce(ctx context.Context, handler func(Notification)) (sub
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return false, fmt.Errorf("listen on %s: %w", s.channel, err)
 	}
-	handler(Notification{Kind: ListenerReady})
+	fn(domain.QueueNotice{Kind: domain.NoticeWatching})
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -170,25 +146,26 @@ func (s *Store) listenOnce(ctx context.Context, handler func(Notification)) (sub
 			s.logger.Warn("ignoring a notification", "channel", s.channel, "payload", n.Payload, "err", err)
 			continue
 		}
-		handler(note)
+		fn(note)
 	}
 }
 
-// parseNotification decodes a payload of the troupe_jobs_notify trigger.
-func parseNotification(payload string) (Notification, error) {
+// parseNotification decodes a payload of the troupe_jobs_notify trigger
+// into the domain's notice.
+func parseNotification(payload string) (domain.QueueNotice, error) {
 	var p notifyPayload
 	if err := json.Unmarshal([]byte(payload), &p); err != nil {
-		return Notification{}, err
+		return domain.QueueNotice{}, err
 	}
-	switch kind := NotificationKind(p.Kind); kind {
-	case JobsAvailable:
-		return Notification{Kind: kind, RunAt: domain.Timestamp(p.RunAt)}, nil
-	case CancelRequested:
+	switch p.Kind {
+	case payloadJobsAvailable:
+		return domain.QueueNotice{Kind: domain.NoticeJobsAvailable, RunAt: domain.Timestamp(p.RunAt)}, nil
+	case payloadCancelRequested:
 		if p.JobID == uuid.Nil {
-			return Notification{}, errors.New("cancel request without a job id")
+			return domain.QueueNotice{}, errors.New("cancel request without a job id")
 		}
-		return Notification{Kind: kind, JobID: p.JobID, Node: p.Node}, nil
+		return domain.QueueNotice{Kind: domain.NoticeCancelRequested, JobID: p.JobID, Node: p.Node}, nil
 	default:
-		return Notification{}, fmt.Errorf("unknown kind %q", p.Kind)
+		return domain.QueueNotice{}, fmt.Errorf("unknown kind %q", p.Kind)
 	}
 }

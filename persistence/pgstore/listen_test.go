@@ -16,15 +16,15 @@ import (
 // test gives up, never whether it passes.
 const waitTimeout = 30 * time.Second
 
-// startListener runs s.Listen until the test ends and returns what it
-// delivers, after the first ListenerReady: from then on, nothing is missed.
-func startListener(t *testing.T, s *Store) <-chan Notification {
+// startListener runs s.Watch until the test ends and returns what it
+// delivers, after the first NoticeWatching: from then on, nothing is missed.
+func startListener(t *testing.T, s *Store) <-chan domain.QueueNotice {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	notes := make(chan Notification, 1024)
+	notes := make(chan domain.QueueNotice, 1024)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Listen(ctx, func(n Notification) {
+		done <- s.Watch(ctx, func(n domain.QueueNotice) {
 			select {
 			case notes <- n:
 			case <-ctx.Done():
@@ -35,12 +35,12 @@ func startListener(t *testing.T, s *Store) <-chan Notification {
 		cancel()
 		require.NoError(t, <-done)
 	})
-	waitFor(t, notes, func(n Notification) bool { return n.Kind == ListenerReady })
+	waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeWatching })
 	return notes
 }
 
 // waitFor returns the first notification that matches, skipping others.
-func waitFor(t *testing.T, notes <-chan Notification, match func(Notification) bool) Notification {
+func waitFor(t *testing.T, notes <-chan domain.QueueNotice, match func(domain.QueueNotice) bool) domain.QueueNotice {
 	t.Helper()
 	timeout := time.NewTimer(waitTimeout)
 	defer timeout.Stop()
@@ -52,12 +52,12 @@ func waitFor(t *testing.T, notes <-chan Notification, match func(Notification) b
 			}
 		case <-timeout.C:
 			t.Fatal("no matching notification arrived")
-			return Notification{}
+			return domain.QueueNotice{}
 		}
 	}
 }
 
-func TestListen(t *testing.T) {
+func TestWatch(t *testing.T) {
 	t.Parallel()
 
 	t.Run("JobsAvailableAfterCreate", func(t *testing.T) {
@@ -66,7 +66,7 @@ func TestListen(t *testing.T) {
 		notes := startListener(t, s)
 		jobs := []*domain.Job{newJob(t, "noop", 3, past(0)), newJob(t, "noop", 3, past(1))}
 		require.NoError(t, s.Create(t.Context(), jobs...))
-		n := waitFor(t, notes, func(n Notification) bool { return n.Kind == JobsAvailable })
+		n := waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeJobsAvailable })
 		require.True(t, n.RunAt.IsZero(), "ready now")
 	})
 
@@ -83,7 +83,7 @@ func TestListen(t *testing.T) {
 		retry := claimed[0].Clone()
 		require.NoError(t, retry.Retry(errTest, runAt, time.Now()))
 		require.NoError(t, s.UpdateOwned(t.Context(), "n1", retry))
-		n := waitFor(t, notes, func(n Notification) bool { return n.Kind == JobsAvailable })
+		n := waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeJobsAvailable })
 		require.Equal(t, runAt, n.RunAt)
 	})
 
@@ -96,7 +96,7 @@ func TestListen(t *testing.T) {
 		notes := startListener(t, s)
 		_, err = s.RescueExpired(t.Context())
 		require.NoError(t, err)
-		n := waitFor(t, notes, func(n Notification) bool { return n.Kind == JobsAvailable })
+		n := waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeJobsAvailable })
 		require.True(t, n.RunAt.IsZero())
 	})
 
@@ -110,8 +110,8 @@ func TestListen(t *testing.T) {
 		notes := startListener(t, s)
 		_, err = s.CancelJob(t.Context(), claimed[0].ID)
 		require.NoError(t, err)
-		n := waitFor(t, notes, func(n Notification) bool { return n.Kind == CancelRequested })
-		require.Equal(t, Notification{Kind: CancelRequested, JobID: claimed[0].ID, Node: "node-7"}, n)
+		n := waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeCancelRequested })
+		require.Equal(t, domain.QueueNotice{Kind: domain.NoticeCancelRequested, JobID: claimed[0].ID, Node: "node-7"}, n)
 	})
 
 	t.Run("OneJobsAvailablePerStatement", func(t *testing.T) {
@@ -136,11 +136,11 @@ func TestListen(t *testing.T) {
 		require.NoError(t, err)
 
 		available := 0
-		waitFor(t, notes, func(n Notification) bool {
-			if n.Kind == JobsAvailable {
+		waitFor(t, notes, func(n domain.QueueNotice) bool {
+			if n.Kind == domain.NoticeJobsAvailable {
 				available++
 			}
-			return n.Kind == CancelRequested
+			return n.Kind == domain.NoticeCancelRequested
 		})
 		require.Equal(t, 1, available, "one notice for a create of 100 jobs, none for a claim")
 	})
@@ -155,10 +155,10 @@ SELECT count(pg_terminate_backend(pid))
   FROM pg_stat_activity
  WHERE datname = current_database() AND query = 'LISTEN ' || quote_ident($1)`, s.Channel()).Scan(&terminated))
 		require.Equal(t, 1, terminated)
-		waitFor(t, notes, func(n Notification) bool { return n.Kind == ListenerReady })
+		waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeWatching })
 
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		waitFor(t, notes, func(n Notification) bool { return n.Kind == JobsAvailable })
+		waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeJobsAvailable })
 	})
 
 	t.Run("SchemasDoNotCrossTalk", func(t *testing.T) {
@@ -177,8 +177,8 @@ SELECT count(pg_terminate_backend(pid))
 		require.NoError(t, err)
 		require.NoError(t, mine.Create(t.Context(), newJob(t, "noop", 3, past(0))))
 
-		n := waitFor(t, notes, func(Notification) bool { return true })
-		require.Equal(t, JobsAvailable, n.Kind)
+		n := waitFor(t, notes, func(domain.QueueNotice) bool { return true })
+		require.Equal(t, domain.NoticeJobsAvailable, n.Kind)
 	})
 
 	t.Run("LongSchemaNamesShareTheChannelWithTheTrigger", func(t *testing.T) {
@@ -190,7 +190,7 @@ SELECT count(pg_terminate_backend(pid))
 		require.Len(t, s.Channel(), len("troupe_jobs.")+32, "an md5 stands for a long schema")
 		notes := startListener(t, s)
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		waitFor(t, notes, func(n Notification) bool { return n.Kind == JobsAvailable })
+		waitFor(t, notes, func(n domain.QueueNotice) bool { return n.Kind == domain.NoticeJobsAvailable })
 	})
 
 	t.Run("ReturnsErrClosedWhenTheStoreCloses", func(t *testing.T) {
@@ -199,8 +199,8 @@ SELECT count(pg_terminate_backend(pid))
 		ready := make(chan struct{}, 1)
 		done := make(chan error, 1)
 		go func() {
-			done <- s.Listen(context.Background(), func(n Notification) {
-				if n.Kind == ListenerReady {
+			done <- s.Watch(context.Background(), func(n domain.QueueNotice) {
+				if n.Kind == domain.NoticeWatching {
 					ready <- struct{}{}
 				}
 			})
@@ -215,7 +215,7 @@ SELECT count(pg_terminate_backend(pid))
 		case err := <-done:
 			require.ErrorIs(t, err, domain.ErrClosed)
 		case <-time.After(waitTimeout):
-			t.Fatal("Listen did not return after Close")
+			t.Fatal("Watch did not return after Close")
 		}
 	})
 }
@@ -224,11 +224,11 @@ func TestNotificationPayloads(t *testing.T) {
 	t.Parallel()
 	n, err := parseNotification(`{"kind":"jobs_available","runAt":"2026-01-02T03:04:05.123456Z"}`)
 	require.NoError(t, err)
-	require.Equal(t, Notification{Kind: JobsAvailable, RunAt: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)}, n)
+	require.Equal(t, domain.QueueNotice{Kind: domain.NoticeJobsAvailable, RunAt: time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)}, n)
 
 	n, err = parseNotification(`{"kind":"cancel_requested","jobId":"0190a0b4-8f3e-7c4d-9a1b-2c3d4e5f6a7b","node":"n1"}`)
 	require.NoError(t, err)
-	require.Equal(t, CancelRequested, n.Kind)
+	require.Equal(t, domain.NoticeCancelRequested, n.Kind)
 	require.Equal(t, "0190a0b4-8f3e-7c4d-9a1b-2c3d4e5f6a7b", n.JobID.String())
 	require.Equal(t, "n1", n.Node)
 
@@ -236,6 +236,5 @@ func TestNotificationPayloads(t *testing.T) {
 		_, err := parseNotification(bad)
 		require.Error(t, err, bad)
 	}
-	require.Len(t, NotificationKinds(), 3)
 	require.Equal(t, "troupe_jobs.public", notifyChannel("public"))
 }

@@ -7,7 +7,7 @@
 // so claimers never wait on one another), RenewLeases keeps them, UpdateOwned
 // records an attempt's outcome only while the node still owns the job,
 // RescueExpired returns the jobs of a dead node to the queue, CancelJob
-// cancels across nodes, and Listen delivers the LISTEN/NOTIFY wake-ups.
+// cancels across nodes, and Watch delivers the LISTEN/NOTIFY wake-ups.
 //
 // Clocks: a job's snapshot carries the times its writer set (Create, Update
 // and UpdateOwned store them as given). Everything the store decides on its
@@ -127,7 +127,7 @@ type Store struct {
 	logger  *slog.Logger
 
 	// mu guards closed and listeners' registration, so that Close waits for
-	// every Listen that started.
+	// every Watch that started.
 	mu        sync.Mutex
 	closed    atomic.Bool
 	done      chan struct{}
@@ -224,7 +224,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close implements domain.Store. It ends every Listen, waits for them and
+// Close implements domain.Store. It ends every Watch, waits for them and
 // closes the pool once the queries in flight return. Closing twice is
 // harmless.
 func (s *Store) Close() error {

@@ -160,5 +160,5 @@ func TestClosedStore(t *testing.T) {
 	require.ErrorIs(t, err, domain.ErrClosed)
 	_, err = s.RescueExpired(ctx)
 	require.ErrorIs(t, err, domain.ErrClosed)
-	require.ErrorIs(t, s.Listen(ctx, func(Notification) {}), domain.ErrClosed)
+	require.ErrorIs(t, s.Watch(ctx, func(domain.QueueNotice) {}), domain.ErrClosed)
 }

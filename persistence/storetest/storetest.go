@@ -1,11 +1,12 @@
 // Package storetest is the conformance suite of domain.Store. Every
 // persistence backend runs Run from its own tests, so that all of them keep
 // the promises the port's doc comments make, and the rest of Troupe can
-// swap one backend for another without noticing.
+// swap one backend for another without noticing. RunShared is the suite of
+// domain.SharedQueue, for the backends that several nodes share.
 //
-// The suite assumes only what the port documents: no sleeps, no timing, no
-// knowledge of how a backend stores or batches its writes. A change to the
-// port lands together with a change to this suite.
+// The suite assumes only what the port documents: no timing (a wait polls
+// for a state), no knowledge of how a backend stores or batches its writes.
+// A change to the port lands together with a change to this suite.
 package storetest
 
 import (

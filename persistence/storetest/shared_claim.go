@@ -1,0 +1,153 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
+	t.Run("ClaimsReadyJobsInOrderAndMarksThemRunning", func(t *testing.T) {
+		t.Parallel()
+		open := newQueue(t)
+		a, b := open(t), open(t)
+		older, newer := queuedJob(t, "noop", 3, at(0)), queuedJob(t, "noop", 3, at(2))
+		retried := queuedJob(t, "noop", 3, at(-5))
+		retried.Attempts = 1
+		retried.LastError = "first try failed"
+		retried.RunAt = domain.Timestamp(at(1)) // ready after older, before newer
+		notYet := queuedJob(t, "noop", 3, at(3))
+		notYet.RunAt = later()
+		done := withStatus(queuedJob(t, "noop", 3, at(-10)), domain.StatusCompleted)
+		require.NoError(t, a.Create(t.Context(), newer, notYet, done, retried, older))
+
+		claimed, err := b.ClaimJobs(t.Context(), "n1", 10, liveLease)
+		require.NoError(t, err)
+		require.Equal(t, ids([]*domain.Job{older, retried, newer}), ids(claimed), "ready jobs, oldest ready first")
+		for _, j := range claimed {
+			require.Equal(t, domain.StatusRunning, j.Status)
+			require.False(t, j.StartedAt.IsZero())
+			require.Equal(t, j.StartedAt, j.UpdatedAt)
+			require.True(t, j.RunAt.IsZero())
+			requireStored(t, a, j) // the claimed job is returned as stored
+			requireOwned(t, a, "n1", j.ID)
+			requireNotOwned(t, a, "n2", j.ID)
+		}
+		require.Equal(t, 1, claimed[0].Attempts, "the attempt counts at the claim")
+		require.Equal(t, 2, claimed[1].Attempts)
+		require.Equal(t, "first try failed", claimed[1].LastError)
+		n, err := a.RescueExpired(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, n, "the claimed leases are live")
+
+		again, err := a.ClaimJobs(t.Context(), "n2", 10, liveLease)
+		require.NoError(t, err)
+		require.Empty(t, again, "nothing else is ready")
+	})
+
+	t.Run("HonoursTheLimit", func(t *testing.T) {
+		t.Parallel()
+		q := newQueue(t)(t)
+		for i := range 5 {
+			require.NoError(t, q.Create(t.Context(), queuedJob(t, "noop", 3, at(i))))
+		}
+		got, err := q.ClaimJobs(t.Context(), "n1", 2, liveLease)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		got, err = q.ClaimJobs(t.Context(), "n1", 0, liveLease)
+		require.NoError(t, err)
+		require.Empty(t, got)
+		_, err = q.ClaimJobs(t.Context(), "", 1, liveLease)
+		require.ErrorIs(t, err, domain.ErrInvalid, "a claim names its node")
+		got, err = q.ClaimJobs(t.Context(), "n1", 10, liveLease)
+		require.NoError(t, err)
+		require.Len(t, got, 3, "the rest")
+	})
+
+	t.Run("ByType", func(t *testing.T) {
+		t.Parallel()
+		q := newQueue(t)(t)
+		ctx := t.Context()
+		email := queuedJob(t, "email", 1, at(1))
+		report := queuedJob(t, "report", 1, at(2))
+		require.NoError(t, q.Create(ctx, email, report))
+
+		none, err := q.ClaimJobs(ctx, "n1", 10, liveLease, "resize")
+		require.NoError(t, err)
+		require.Empty(t, none, "no job of a type the node does not handle")
+
+		got, err := q.ClaimJobs(ctx, "n1", 10, liveLease, "report", "resize")
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{report.ID}, ids(got))
+
+		rest, err := q.ClaimJobs(ctx, "n1", 10, liveLease)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{email.ID}, ids(rest), "no types: any type")
+	})
+
+	t.Run("ConcurrentNodesClaimEachJobExactlyOnce", func(t *testing.T) {
+		t.Parallel()
+		open := newQueue(t)
+		const nodes, claimersPerNode, total, batch = 4, 2, 10_000, 100
+		handles := make([]SharedStore, nodes)
+		for i := range handles {
+			handles[i] = open(t)
+		}
+		jobs := make([]*domain.Job, total)
+		for i := range jobs {
+			jobs[i] = queuedJob(t, "noop", 3, at(i%50))
+		}
+		require.NoError(t, handles[0].Create(t.Context(), jobs...))
+
+		// Every claimer takes batches from the same pool until it is empty;
+		// each records which node got which job.
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			owner = make(map[uuid.UUID][]string, total)
+			errs  = make([]error, nodes*claimersPerNode)
+		)
+		for n, q := range handles {
+			for c := range claimersPerNode {
+				wg.Go(func() {
+					node := fmt.Sprintf("node-%d", n)
+					for {
+						got, err := q.ClaimJobs(t.Context(), node, batch, liveLease)
+						if err != nil {
+							errs[n*claimersPerNode+c] = err
+							return
+						}
+						if len(got) == 0 {
+							return
+						}
+						mu.Lock()
+						for _, j := range got {
+							owner[j.ID] = append(owner[j.ID], node)
+						}
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...))
+		require.Len(t, owner, total, "every job was claimed")
+		for id, nodes := range owner {
+			require.Len(t, nodes, 1, "job %s claimed by %v", id, nodes)
+		}
+		page, err := handles[0].List(t.Context(), domain.Filter{Statuses: []domain.Status{domain.StatusRunning}, Limit: 1})
+		require.NoError(t, err)
+		require.Equal(t, total, page.Total)
+		// Ownership is the claimer's, as seen from any node.
+		for _, j := range jobs[:20] {
+			node := owner[j.ID][0]
+			requireOwned(t, handles[len(handles)-1], node, j.ID)
+		}
+	})
+}
