@@ -186,7 +186,7 @@ func (s *sharedSource) claimed(d *dispatcher, ctx actor.Context, msg *claimed) {
 func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNotice) {
 	switch n.Kind {
 	case domain.NoticeJobsAvailable:
-		if delay := time.Until(n.RunAt); delay > 0 {
+		if n.RunAt.After(s.rt.clock.Now()) {
 			s.wakeUpAt(ctx, n.RunAt)
 			return
 		}
@@ -204,7 +204,8 @@ func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNo
 // wakeUpAt claims when the earliest known retry falls due, so that a retry
 // waits for its backoff and not for the poll.
 func (s *sharedSource) wakeUpAt(ctx actor.Context, at time.Time) {
-	if s.wake != nil && s.wakeAt.After(time.Now()) && !s.wakeAt.After(at) {
+	now := s.rt.clock.Now()
+	if s.wake != nil && s.wakeAt.After(now) && !s.wakeAt.After(at) {
 		return // an earlier wake-up is already set
 	}
 	if s.wake != nil {
@@ -212,7 +213,7 @@ func (s *sharedSource) wakeUpAt(ctx actor.Context, at time.Time) {
 	}
 	self, root := ctx.Self(), s.rt.actors.Root
 	s.wakeAt = at
-	s.wake = time.AfterFunc(time.Until(at), func() { root.Send(self, &claimNow{}) }).Stop
+	s.wake = s.rt.clock.AfterFunc(at.Sub(now), func() { root.Send(self, &claimNow{}) })
 }
 
 func (s *sharedSource) renewLeases(d *dispatcher, ctx actor.Context) {

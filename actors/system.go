@@ -297,7 +297,8 @@ func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) 
 	return s.core.source.cancel(ctx, id)
 }
 
-// requestTimeout turns ctx's deadline into a future's timeout.
+// requestTimeout turns ctx's deadline into a future's timeout. It reads
+// the wall clock, not Clock: a context's deadline is wall-clock time.
 func requestTimeout(ctx context.Context) time.Duration {
 	if deadline, ok := ctx.Deadline(); ok {
 		return max(time.Until(deadline), time.Millisecond)
