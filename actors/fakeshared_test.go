@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -88,12 +89,15 @@ func (c *manualClock) pending() int {
 // fakeSharedQueue is a SharedQueue with no jobs: it counts the calls made
 // to it, and its watch delivers the notices the test sends.
 type fakeSharedQueue struct {
-	mu       sync.Mutex
-	claims   int
-	renewals int
-	rescues  int
-	notices  chan domain.QueueNotice
-	watchErr error
+	mu        sync.Mutex
+	claims    int
+	renewals  int
+	rescues   int
+	rescueErr error
+	notices   chan domain.QueueNotice
+	// watchFailures is how many watches fail at once before one works.
+	watchFailures int
+	watches       int
 }
 
 func newFakeSharedQueue() *fakeSharedQueue {
@@ -119,7 +123,7 @@ func (q *fakeSharedQueue) RescueExpired(context.Context) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.rescues++
-	return 0, nil
+	return 0, q.rescueErr
 }
 
 func (q *fakeSharedQueue) CancelJob(_ context.Context, id uuid.UUID) (*domain.Job, error) {
@@ -134,6 +138,16 @@ func (q *fakeSharedQueue) CancelRequests(context.Context, string) ([]uuid.UUID, 
 }
 
 func (q *fakeSharedQueue) Watch(ctx context.Context, fn func(domain.QueueNotice)) error {
+	q.mu.Lock()
+	q.watches++
+	fail := q.watchFailures > 0
+	if fail {
+		q.watchFailures--
+	}
+	q.mu.Unlock()
+	if fail {
+		return errors.New("connection lost")
+	}
 	for {
 		select {
 		case n := <-q.notices:
@@ -142,6 +156,12 @@ func (q *fakeSharedQueue) Watch(ctx context.Context, fn func(domain.QueueNotice)
 			return ctx.Err()
 		}
 	}
+}
+
+func (q *fakeSharedQueue) watchCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.watches
 }
 
 func (q *fakeSharedQueue) claimCount() int {

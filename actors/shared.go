@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,7 +50,9 @@ type (
 type sharedSource struct {
 	rt    *core
 	queue domain.SharedQueue
-	loops *sharedLoops
+	// services keep the node in step with the store: the watch on its
+	// notices, the fallback poll, lease renewal and the rescuer.
+	services serviceGroup
 
 	// claiming says a claim is on its way, and claimAgain that more work
 	// may be waiting once it returns. Every live job of the dispatcher is
@@ -69,13 +70,23 @@ type sharedSource struct {
 // whichever node's rescuer finds its lease expired.
 func (s *sharedSource) recover(context.Context) (int, error) { return 0, nil }
 
-func (s *sharedSource) start() { s.loops = startSharedLoops(s.rt, s.queue) }
-
-func (s *sharedSource) stop() {
-	if s.loops != nil {
-		s.loops.stop()
+// start starts the services, which only call the store and send messages
+// to the dispatcher.
+func (s *sharedSource) start(ctx context.Context) error {
+	c := s.rt
+	root, dispatcher := c.actors.Root, c.dispatcher
+	send := func(msg any) func() { return func() { root.Send(dispatcher, msg) } }
+	s.services = serviceGroup{
+		&noticeWatcher{queue: s.queue, clock: c.clock, logger: c.logger,
+			deliver: func(n domain.QueueNotice) { root.Send(dispatcher, &queueNotice{notice: n}) }},
+		&claimPoller{interval: c.cfg.PollInterval, clock: c.clock, poll: send(&claimNow{})},
+		&leaseRenewer{interval: c.cfg.LeaseDuration / 3, clock: c.clock, renew: send(&renewLeases{})},
+		&leaseRescuer{queue: s.queue, interval: c.cfg.RescueInterval, clock: c.clock, logger: c.logger},
 	}
+	return s.services.start(ctx)
 }
+
+func (s *sharedSource) stop() { s.services.stop() }
 
 func (s *sharedSource) startedAttrs(int) []any {
 	return []any{slog.String("node", s.rt.cfg.Node), slog.Bool("shared", true)}
@@ -257,81 +268,5 @@ func (s *sharedSource) leasesRenewed(d *dispatcher, ctx actor.Context, msg *leas
 	}
 	for _, id := range msg.canceled {
 		d.cancelRunning(ctx, id)
-	}
-}
-
-// sharedLoops are the goroutines of one node of a shared store: the watch
-// on the store's notices, the fallback poll, lease renewal and the rescuer.
-// They only send messages to the dispatcher or call the store, and stop
-// with stop.
-type sharedLoops struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func startSharedLoops(c *core, queue domain.SharedQueue) *sharedLoops {
-	ctx, cancel := context.WithCancel(c.storeCtx)
-	l := &sharedLoops{cancel: cancel}
-	root, dispatcher, log := c.actors.Root, c.dispatcher, c.logger
-
-	l.run(func() {
-		for ctx.Err() == nil {
-			err := queue.Watch(ctx, func(n domain.QueueNotice) { root.Send(dispatcher, &queueNotice{notice: n}) })
-			if err != nil && ctx.Err() == nil {
-				log.Error("watching the shared store failed; retrying", slog.Any("error", err))
-				sleepCtx(ctx, time.Second)
-			}
-		}
-	})
-	l.every(ctx, c.cfg.PollInterval, func() { root.Send(dispatcher, &claimNow{}) })
-	l.every(ctx, c.cfg.LeaseDuration/3, func() { root.Send(dispatcher, &renewLeases{}) })
-	rescue := func() {
-		n, err := queue.RescueExpired(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("rescuing expired leases failed", slog.Any("error", err))
-		case n > 0:
-			log.Warn("rescued jobs whose node stopped renewing their lease", slog.Int("jobs", n))
-		}
-	}
-	l.run(rescue)
-	l.every(ctx, c.cfg.RescueInterval, rescue)
-	return l
-}
-
-func (l *sharedLoops) run(fn func()) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		fn()
-	}()
-}
-
-func (l *sharedLoops) every(ctx context.Context, d time.Duration, fn func()) {
-	l.run(func() {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				fn()
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-}
-
-func (l *sharedLoops) stop() {
-	l.cancel()
-	l.wg.Wait()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }

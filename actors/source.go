@@ -38,8 +38,9 @@ type jobSource interface {
 	// jobs it queued again. It settles what a previous run of this node
 	// left unfinished; ctx bounds it.
 	recover(ctx context.Context) (int, error)
-	// start starts the source's background services, once the actors run.
-	start()
+	// start starts the source's background services once the actors run;
+	// they run until stop (or until ctx ends).
+	start(ctx context.Context) error
 	// stop stops them; Stop calls it after the last attempt's outcome is
 	// written, before the actors stop.
 	stop()

@@ -78,7 +78,7 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 	return total, flush()
 }
 
-func (l *localSource) start() {}
+func (l *localSource) start(context.Context) error { return nil }
 
 func (l *localSource) stop() {}
 

@@ -171,7 +171,9 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		s.workers = append(s.workers, pid)
 	}
-	c.source.start()
+	if err := c.source.start(c.storeCtx); err != nil {
+		return s.abortStart(fmt.Errorf("start job system: %w", err))
+	}
 	s.state = stateRunning
 	c.startedLog(n)
 	return nil
