@@ -15,9 +15,9 @@ type Backoff struct {
 	Random func() float64
 }
 
-// CalculateBackoff returns the delay before the attempt after attempt
-// number attempt (1-based) failed.
-func (b Backoff) CalculateBackoff(attempt int) time.Duration {
+// Delay returns how long to wait, after attempt number attempt (1-based)
+// failed, before the next one.
+func (b Backoff) Delay(attempt int) time.Duration {
 	d := b.Max
 	if attempt < 1 {
 		attempt = 1

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestBackoff_CalculateBackoff(t *testing.T) {
+func TestBackoff_Delay(t *testing.T) {
 	t.Parallel()
 
 	t.Run("DoublesFromBaseUpToMax", func(t *testing.T) {
@@ -15,7 +15,7 @@ func TestBackoff_CalculateBackoff(t *testing.T) {
 		b := Backoff{Base: time.Second, Max: 10 * time.Second}
 		want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 		for i, w := range want {
-			require.Equal(t, w, b.CalculateBackoff(i+1), "attempt %d", i+1)
+			require.Equal(t, w, b.Delay(i+1), "attempt %d", i+1)
 		}
 	})
 
@@ -23,27 +23,27 @@ func TestBackoff_CalculateBackoff(t *testing.T) {
 		t.Parallel()
 		b := Backoff{Base: time.Second, Max: time.Hour}
 		for _, attempt := range []int{40, 62, 63, 64, 1000} {
-			require.Equal(t, time.Hour, b.CalculateBackoff(attempt), "attempt %d", attempt)
+			require.Equal(t, time.Hour, b.Delay(attempt), "attempt %d", attempt)
 		}
 	})
 
 	t.Run("AttemptBelowOneCountsAsOne", func(t *testing.T) {
 		t.Parallel()
 		b := Backoff{Base: time.Second, Max: time.Hour}
-		require.Equal(t, time.Second, b.CalculateBackoff(0))
+		require.Equal(t, time.Second, b.Delay(0))
 	})
 
 	t.Run("FullJitterScalesTheDelay", func(t *testing.T) {
 		t.Parallel()
 		b := Backoff{Base: time.Second, Max: time.Minute, Jitter: true, Random: func() float64 { return 0.25 }}
-		require.Equal(t, time.Second, b.CalculateBackoff(3)) // 0.25 × 4s
+		require.Equal(t, time.Second, b.Delay(3)) // 0.25 × 4s
 	})
 
 	t.Run("JitterStaysWithinWindow", func(t *testing.T) {
 		t.Parallel()
 		b := Backoff{Base: 100 * time.Millisecond, Max: time.Second, Jitter: true}
 		for attempt := 1; attempt < 10; attempt++ {
-			d := b.CalculateBackoff(attempt)
+			d := b.Delay(attempt)
 			require.GreaterOrEqual(t, d, time.Duration(0))
 			require.LessOrEqual(t, d, time.Second)
 		}

@@ -210,7 +210,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	case shutdown:
 		err = next.HandBack(now)
 	case next.IsRetryable(msg.err):
-		err = next.Retry(msg.err, now.Add(a.rt.backoff.CalculateBackoff(next.Attempts)), now)
+		err = next.Retry(msg.err, now.Add(a.rt.backoff.Delay(next.Attempts)), now)
 	default:
 		err = next.Fail(msg.err, now)
 	}
@@ -238,7 +238,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	if err != nil {
 		a.unsaved = next
 		a.unsavedFailure++
-		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.CalculateBackoff(a.unsavedFailure)
+		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.Delay(a.unsavedFailure)
 		a.logger().Error("store refused the outcome of an attempt; retrying", slog.Any("error", err), slog.Duration("in", delay))
 		a.schedule(ctx, delay, func(seq int) any { return &persistDue{seq: seq} })
 		return

@@ -388,10 +388,8 @@ func (s *System) stopActors() {
 		return
 	}
 	root := c.actors.Root
-	for _, pid := range []*actor.PID{c.supervisor} {
-		if pid != nil {
-			_ = root.StopFuture(pid).Wait()
-		}
+	if c.supervisor != nil {
+		_ = root.StopFuture(c.supervisor).Wait()
 	}
 	for _, pid := range s.workers {
 		_ = root.StopFuture(pid).Wait()
