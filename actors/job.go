@@ -238,7 +238,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	if err != nil {
 		a.unsaved = next
 		a.unsavedFailure++
-		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.Delay(a.unsavedFailure)
+		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay, Jitter: NoJitter}.Delay(a.unsavedFailure)
 		a.logger().Error("store refused the outcome of an attempt; retrying", slog.Any("error", err), slog.Duration("in", delay))
 		a.schedule(ctx, delay, func(seq int) any { return &persistDue{seq: seq} })
 		return

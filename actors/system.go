@@ -97,7 +97,7 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 		registry: newRegistry(),
 		backoff: Backoff{
 			Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay,
-			Jitter: !cfg.RetryNoJitter, Random: o.random,
+			Jitter: cfg.RetryJitter, Random: o.random,
 		},
 	}
 	if c.logger == nil {
