@@ -91,7 +91,6 @@ func (c *manualClock) pending() int {
 type fakeSharedQueue struct {
 	mu        sync.Mutex
 	claims    int
-	renewals  int
 	rescues   int
 	rescueErr error
 	notices   chan domain.QueueNotice
@@ -131,9 +130,6 @@ func (q *fakeSharedQueue) CancelJob(_ context.Context, id uuid.UUID) (*domain.Jo
 }
 
 func (q *fakeSharedQueue) CancelRequests(context.Context, string) ([]uuid.UUID, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.renewals++
 	return nil, nil
 }
 
@@ -174,10 +170,4 @@ func (q *fakeSharedQueue) rescueCount() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.rescues
-}
-
-func (q *fakeSharedQueue) renewalCount() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.renewals
 }

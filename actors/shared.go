@@ -45,14 +45,14 @@ type (
 // under a lease this node renews, and a job's snapshots are written only
 // while this node still owns it. Jobs due later wait in the store, which
 // tells every node when they fall due.
-//
-// The fields below rt and queue belong to the dispatcher's mailbox.
 type sharedSource struct {
 	rt    *core
 	queue domain.SharedQueue
 	// services keep the node in step with the store: the watch on its
 	// notices, the fallback poll, lease renewal and the rescuer.
 	services serviceGroup
+
+	// The fields below belong to the dispatcher's mailbox.
 
 	// claiming says a claim is on its way, and claimAgain that more work
 	// may be waiting once it returns. Every live job of the dispatcher is
