@@ -128,7 +128,10 @@ func (s *System) JobTypes() []domain.JobType { return s.core.registry.types() }
 // Start spawns the actors and recovers every unfinished job from the
 // store: pending jobs are queued again, and a job found running was
 // interrupted by a crash, so its attempt counts and it follows the retry
-// policy. ctx bounds the recovery only; the system runs until Stop.
+// policy. With a shared store there is nothing to recover (every node's
+// rescuer takes back the jobs of a node that died); Start starts the
+// shared store's services instead. ctx bounds the recovery only; the
+// system runs until Stop.
 func (s *System) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
