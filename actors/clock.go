@@ -2,8 +2,9 @@ package actors
 
 import "time"
 
-// Clock tells the time and schedules the retry timers, so that tests can
-// move time by hand instead of sleeping.
+// Clock tells the time and runs every timer of a System (retries, the
+// shared store's wake-ups, the background services' intervals), so that
+// tests can move time by hand instead of sleeping.
 type Clock interface {
 	Now() time.Time
 	// AfterFunc calls f in its own goroutine after d; stop cancels it and

@@ -51,10 +51,10 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	// RetryMaxDelay caps the backoff. Defaults to 5m.
 	RetryMaxDelay time.Duration
-	// RetryNoJitter turns off full jitter, making backoffs exactly
-	// base·2^(attempt-1). Jitter is on by default so that jobs failing
-	// together do not retry in lockstep.
-	RetryNoJitter bool
+	// RetryJitter randomizes the backoffs. Defaults to FullJitter, so that
+	// jobs failing together do not retry in lockstep; NoJitter makes them
+	// exactly base·2^(attempt-1).
+	RetryJitter Jitter
 	// MaxPayloadBytes bounds the payload of a submitted job; Submit and
 	// SubmitBatch refuse a larger one with domain.ErrPayloadTooLarge. A
 	// payload is held in memory and stored whole, and a batch is one write,
@@ -125,6 +125,9 @@ func (c Config) Validate() error {
 	if c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, fmt.Errorf("retry max delay (%s) must not be below the base delay (%s)", c.RetryMaxDelay, c.RetryBaseDelay))
 	}
+	if c.RetryJitter != FullJitter && c.RetryJitter != NoJitter {
+		errs = append(errs, fmt.Errorf("retry jitter must be FullJitter or NoJitter, got %d", c.RetryJitter))
+	}
 	if c.MaxPayloadBytes < 1 {
 		errs = append(errs, fmt.Errorf("max payload bytes must be at least 1, got %d", c.MaxPayloadBytes))
 	}
@@ -189,10 +192,10 @@ func WithMaxAttempts(n int) Option { return func(o *options) { o.cfg.MaxAttempts
 // (Config.MaxPayloadBytes).
 func WithMaxPayloadBytes(n int64) Option { return func(o *options) { o.cfg.MaxPayloadBytes = n } }
 
-// WithRetryBackoff sets the exponential backoff: base, cap and full jitter.
-func WithRetryBackoff(base, maxDelay time.Duration, jitter bool) Option {
+// WithRetryBackoff sets the exponential backoff: base, cap and jitter.
+func WithRetryBackoff(base, maxDelay time.Duration, jitter Jitter) Option {
 	return func(o *options) {
-		o.cfg.RetryBaseDelay, o.cfg.RetryMaxDelay, o.cfg.RetryNoJitter = base, maxDelay, !jitter
+		o.cfg.RetryBaseDelay, o.cfg.RetryMaxDelay, o.cfg.RetryJitter = base, maxDelay, jitter
 	}
 }
 

@@ -1,9 +1,6 @@
 package actors
 
 import (
-	"log/slog"
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
@@ -44,9 +41,10 @@ type cancelReply struct {
 	err error
 }
 
-// dispatcher owns the ready queue. It hands a job to a worker only when
-// that worker asks, so a slow worker never holds jobs others could run and
-// the queue is the only buffer. It is also the one place that knows where
+// dispatcher hands out the jobs of its jobSource: the ready queue it owns
+// (localSource) or the claims of a shared store (sharedSource). It hands a
+// job to a worker only when that worker asks, so a slow worker never holds
+// jobs others could run and the queue is the only buffer. It is also the one place that knows where
 // every job of this node is (queued, live or neither), which is why cancels
 // pass through it: it serializes them against dispatching.
 type dispatcher struct {
@@ -62,17 +60,6 @@ type dispatcher struct {
 	// ready queue or in a submission on its way; they are skipped.
 	canceled map[uuid.UUID]struct{}
 	draining bool
-
-	// Shared-queue mode: claiming says a claim is on its way, and
-	// claimAgain that more work may be waiting once it returns. There, every
-	// live job is one this node claimed and runs, so live is also the set
-	// of leases to renew.
-	claiming    bool
-	claimAgain  bool
-	renewing    bool
-	drainWaiter *actor.PID
-	wake        func() bool
-	wakeAt      time.Time
 }
 
 func newDispatcher(rt *core) *dispatcher {
@@ -97,29 +84,12 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		d.cancel(ctx, msg)
 	case *drainDispatcher:
 		d.draining = true
-		if d.claiming {
-			// Claimed jobs are already running in the store: they must be
-			// activated, and so counted, before Stop waits for attempts.
-			d.drainWaiter = ctx.Sender()
-			return
-		}
-		ctx.Respond(&drained{})
+		d.rt.source.drain(d, ctx)
 	case *pingDispatcher:
 		ctx.Respond(&pong{})
-	case *claimNow:
-		d.claim(ctx)
-	case *claimed:
-		d.claimed(ctx, msg)
-	case *queueNotice:
-		d.notice(ctx, msg.notice)
-	case *renewLeases:
-		d.renewLeases(ctx)
-	case *leasesRenewed:
-		d.leasesRenewed(ctx, msg)
-	case *actor.Stopping:
-		if d.wake != nil {
-			d.wake()
-		}
+	default:
+		// The source's own messages, and the lifecycle's.
+		d.rt.source.receive(d, ctx)
 	}
 }
 
@@ -143,24 +113,7 @@ func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
 }
 
 // assign pairs idle workers with ready jobs for as long as both last.
-func (d *dispatcher) assign(ctx actor.Context) {
-	if d.rt.shared != nil {
-		d.claim(ctx)
-		return
-	}
-	for !d.draining && len(d.idle) > 0 {
-		job, ok := d.ready.pop()
-		if !ok {
-			return
-		}
-		d.rt.queued.Add(-1)
-		if _, ok := d.canceled[job.ID]; ok {
-			delete(d.canceled, job.ID)
-			continue
-		}
-		d.run(ctx, job, false)
-	}
-}
+func (d *dispatcher) assign(ctx actor.Context) { d.rt.source.take(d, ctx) }
 
 // run hands job to the idle worker on top of the stack. The attempt is
 // counted here, not in the job's actor, so that Stop, which asks the
@@ -179,125 +132,10 @@ func (d *dispatcher) activate(ctx actor.Context, a *activateJob) {
 	ctx.Send(d.rt.supervisor, a)
 }
 
-// claim asks the shared store for as many ready jobs as there are idle
-// workers, one claim at a time; the store call runs off the mailbox.
-func (d *dispatcher) claim(ctx actor.Context) {
-	if d.draining || len(d.idle) == 0 {
-		return
-	}
-	if d.claiming {
-		d.claimAgain = true
-		return
-	}
-	d.claiming, d.claimAgain = true, false
-	rt, self, limit := d.rt, ctx.Self(), len(d.idle)
-	go func() {
-		jobs, err := rt.shared.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration, rt.registry.types()...)
-		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
-	}()
-}
-
-func (d *dispatcher) claimed(ctx actor.Context, msg *claimed) {
-	d.claiming = false
-	if msg.err != nil {
-		d.rt.logger.Error("claiming jobs failed", slog.Any("error", msg.err))
-	}
-	for _, job := range msg.jobs {
-		// A claim never asks for more jobs than there were idle workers, and
-		// only the dispatcher takes workers off the idle stack.
-		d.run(ctx, job, true)
-	}
-	if d.drainWaiter != nil {
-		ctx.Send(d.drainWaiter, &drained{})
-		d.drainWaiter = nil
-		return
-	}
-	// A full claim suggests more jobs are ready.
-	if msg.err == nil && (d.claimAgain || len(msg.jobs) == msg.limit) {
-		d.claim(ctx)
-	}
-}
-
-func (d *dispatcher) notice(ctx actor.Context, n domain.QueueNotice) {
-	switch n.Kind {
-	case domain.NoticeJobsAvailable:
-		if delay := time.Until(n.RunAt); delay > 0 {
-			d.wakeUpAt(ctx, n.RunAt)
-			return
-		}
-		d.claim(ctx)
-	case domain.NoticeCancelRequested:
-		if n.Node == d.rt.cfg.Node {
-			d.cancelRunning(ctx, n.JobID)
-		}
-	case domain.NoticeWatching:
-		d.claim(ctx)
-		d.renewLeases(ctx) // also picks up cancels missed while away
-	}
-}
-
-// wakeUpAt claims when the earliest known retry falls due, so that a retry
-// waits for its backoff and not for the poll.
-func (d *dispatcher) wakeUpAt(ctx actor.Context, at time.Time) {
-	if d.wake != nil && d.wakeAt.After(time.Now()) && !d.wakeAt.After(at) {
-		return // an earlier wake-up is already set
-	}
-	if d.wake != nil {
-		d.wake()
-	}
-	self, root := ctx.Self(), d.rt.actors.Root
-	d.wakeAt = at
-	d.wake = time.AfterFunc(time.Until(at), func() { root.Send(self, &claimNow{}) }).Stop
-}
-
 // cancelRunning passes a user's cancel to the actor of a job running here.
 func (d *dispatcher) cancelRunning(ctx actor.Context, id uuid.UUID) {
 	if _, ok := d.live[id]; ok {
 		ctx.Send(d.rt.supervisor, &cancelJob{id: id})
-	}
-}
-
-func (d *dispatcher) renewLeases(ctx actor.Context) {
-	if d.renewing {
-		return
-	}
-	d.renewing = true
-	ids := make([]uuid.UUID, 0, len(d.live))
-	leases := make(map[uuid.UUID]uint64, len(d.live))
-	for id, activation := range d.live {
-		ids = append(ids, id)
-		leases[id] = activation
-	}
-	rt, self := d.rt, ctx.Self()
-	go func() {
-		msg := leasesRenewed{leases: leases}
-		if len(ids) > 0 {
-			msg.lost, msg.err = rt.shared.RenewLeases(rt.storeCtx, rt.cfg.Node, ids, rt.cfg.LeaseDuration)
-		}
-		if msg.err == nil {
-			msg.canceled, msg.err = rt.shared.CancelRequests(rt.storeCtx, rt.cfg.Node)
-		}
-		rt.actors.Root.Send(self, &msg)
-	}()
-}
-
-func (d *dispatcher) leasesRenewed(ctx actor.Context, msg *leasesRenewed) {
-	d.renewing = false
-	if msg.err != nil {
-		d.rt.logger.Error("renewing leases failed", slog.Any("error", msg.err))
-	}
-	for _, id := range msg.lost {
-		// A job not renewed was taken back by another node, or it finished
-		// here while the renewal ran: its outcome committed, and its actor
-		// has not yet told the dispatcher. Only the actor of the activation
-		// that was renewed knows which; a later activation of the job holds
-		// a lease of its own.
-		if activation, ok := d.live[id]; ok && activation == msg.leases[id] {
-			ctx.Send(d.rt.supervisor, &toJob{id: id, msg: &leaseLost{}})
-		}
-	}
-	for _, id := range msg.canceled {
-		d.cancelRunning(ctx, id)
 	}
 }
 

@@ -142,15 +142,9 @@ func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
 	}
 }
 
-// write stores a snapshot; on a shared store only while this node still
-// owns the job, so that a node that lost its lease cannot overwrite a job
-// another node took back.
-func (a *jobActor) write(next *domain.Job) error {
-	if a.activation.claimed {
-		return a.rt.shared.UpdateOwned(a.rt.storeCtx, a.rt.cfg.Node, next)
-	}
-	return a.rt.store.Update(a.rt.storeCtx, next)
-}
+// write stores a snapshot where the job source keeps it; on a shared
+// store only while this node still owns the job.
+func (a *jobActor) write(next *domain.Job) error { return a.rt.source.write(next) }
 
 func (a *jobActor) startAttempt(ctx actor.Context) {
 	worker := a.activation.worker
@@ -216,7 +210,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	case shutdown:
 		err = next.HandBack(now)
 	case next.IsRetryable(msg.err):
-		err = next.Retry(msg.err, now.Add(a.rt.backoff.CalculateBackoff(next.Attempts)), now)
+		err = next.Retry(msg.err, now.Add(a.rt.backoff.Delay(next.Attempts)), now)
 	default:
 		err = next.Fail(msg.err, now)
 	}
@@ -244,7 +238,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	if err != nil {
 		a.unsaved = next
 		a.unsavedFailure++
-		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay}.CalculateBackoff(a.unsavedFailure)
+		delay := Backoff{Base: a.rt.cfg.RetryBaseDelay, Max: a.rt.cfg.RetryMaxDelay, Jitter: NoJitter}.Delay(a.unsavedFailure)
 		a.logger().Error("store refused the outcome of an attempt; retrying", slog.Any("error", err), slog.Duration("in", delay))
 		a.schedule(ctx, delay, func(seq int) any { return &persistDue{seq: seq} })
 		return
@@ -263,9 +257,8 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 		}
 		a.rt.metrics.JobRetried(next.Type)
 		a.debug("attempt failed; retrying", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
-		if a.rt.shared != nil {
-			// The shared store holds the RunAt and notifies every node when
-			// it falls due; whichever node is free runs the retry.
+		if !a.rt.source.retriesWaitHere() {
+			// The store holds the RunAt and tells the nodes when it falls due.
 			a.passivate(ctx, nil)
 			return
 		}

@@ -96,7 +96,7 @@ func startHookedNode(t *testing.T, q *hookedQueue, log warnings, typ domain.JobT
 	sys, err := New(store,
 		WithConfig(Config{Node: "node-1", PollInterval: 50 * time.Millisecond, LeaseDuration: 1500 * time.Millisecond, RescueInterval: 100 * time.Millisecond}),
 		WithSharedQueue(q), WithLogger(slog.New(log)), WithWorkers(2),
-		WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, false))
+		WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, NoJitter))
 	require.NoError(t, err)
 	require.NoError(t, sys.Register(typ, h))
 	require.NoError(t, sys.Start(context.Background()))

@@ -29,7 +29,7 @@ func seed(t *testing.T, store domain.Store, status domain.Status, attempts, maxA
 func startOn(t *testing.T, store domain.Store, h domain.Handler, opts ...Option) (*System, *finishRecorder) {
 	t.Helper()
 	rec := newFinishRecorder()
-	opts = append([]Option{WithLogger(testLogger(t)), WithMetrics(rec), WithRetryBackoff(time.Millisecond, time.Millisecond, false)}, opts...)
+	opts = append([]Option{WithLogger(testLogger(t)), WithMetrics(rec), WithRetryBackoff(time.Millisecond, time.Millisecond, NoJitter)}, opts...)
 	sys, err := New(store, opts...)
 	require.NoError(t, err)
 	require.NoError(t, sys.Register("noop", h))
@@ -174,7 +174,7 @@ func TestSystem_Stop(t *testing.T) {
 			return nil
 		})
 		rec := newFinishRecorder()
-		sys, err := New(store, WithLogger(testLogger(t)), WithMetrics(rec), WithClock(stoppedClock{}), WithRetryBackoff(time.Hour, time.Hour, false))
+		sys, err := New(store, WithLogger(testLogger(t)), WithMetrics(rec), WithClock(stoppedClock{}), WithRetryBackoff(time.Hour, time.Hour, NoJitter))
 		require.NoError(t, err)
 		require.NoError(t, sys.Register("noop", failOnce))
 		require.NoError(t, sys.Start(context.Background()))

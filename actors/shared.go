@@ -2,10 +2,11 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
 	"github.com/troupe-go/troupe/domain"
@@ -39,78 +40,233 @@ type (
 	leaseLost struct{}
 )
 
-// sharedLoops are the goroutines of one node of a shared store: the watch
-// on the store's notices, the fallback poll, lease renewal and the rescuer.
-// They only send messages to the dispatcher or call the store, and stop
-// with stop.
-type sharedLoops struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+// sharedSource is the job source of one node among several sharing a
+// domain.SharedQueue: idle workers claim ready jobs from the store, each
+// under a lease this node renews, and a job's snapshots are written only
+// while this node still owns it. Jobs due later wait in the store, which
+// tells every node when they fall due.
+type sharedSource struct {
+	rt    *core
+	queue domain.SharedQueue
+	// services keep the node in step with the store: the watch on its
+	// notices, the fallback poll, lease renewal and the rescuer.
+	services serviceGroup
+
+	// The fields below belong to the dispatcher's mailbox.
+
+	// claiming says a claim is on its way, and claimAgain that more work
+	// may be waiting once it returns. Every live job of the dispatcher is
+	// one this node claimed and runs, so live is also the set of leases
+	// to renew.
+	claiming    bool
+	claimAgain  bool
+	renewing    bool
+	drainWaiter *actor.PID
+	wake        func() bool
+	wakeAt      time.Time
 }
 
-func startSharedLoops(c *core) *sharedLoops {
-	ctx, cancel := context.WithCancel(c.storeCtx)
-	l := &sharedLoops{cancel: cancel}
-	root, dispatcher, log := c.actors.Root, c.dispatcher, c.logger
+// recover has nothing to do: a job a dead node left running is rescued by
+// whichever node's rescuer finds its lease expired.
+func (s *sharedSource) recover(context.Context) (int, error) { return 0, nil }
 
-	l.run(func() {
-		for ctx.Err() == nil {
-			err := c.shared.Watch(ctx, func(n domain.QueueNotice) { root.Send(dispatcher, &queueNotice{notice: n}) })
-			if err != nil && ctx.Err() == nil {
-				log.Error("watching the shared store failed; retrying", slog.Any("error", err))
-				sleepCtx(ctx, time.Second)
-			}
-		}
-	})
-	l.every(ctx, c.cfg.PollInterval, func() { root.Send(dispatcher, &claimNow{}) })
-	l.every(ctx, c.cfg.LeaseDuration/3, func() { root.Send(dispatcher, &renewLeases{}) })
-	rescue := func() {
-		n, err := c.shared.RescueExpired(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("rescuing expired leases failed", slog.Any("error", err))
-		case n > 0:
-			log.Warn("rescued jobs whose node stopped renewing their lease", slog.Int("jobs", n))
+// start starts the services, which only call the store and send messages
+// to the dispatcher.
+func (s *sharedSource) start(ctx context.Context) error {
+	c := s.rt
+	root, dispatcher := c.actors.Root, c.dispatcher
+	send := func(msg any) func() { return func() { root.Send(dispatcher, msg) } }
+	s.services = serviceGroup{
+		&noticeWatcher{queue: s.queue, clock: c.clock, logger: c.logger,
+			deliver: func(n domain.QueueNotice) { root.Send(dispatcher, &queueNotice{notice: n}) }},
+		&claimPoller{interval: c.cfg.PollInterval, clock: c.clock, poll: send(&claimNow{})},
+		&leaseRenewer{interval: c.cfg.LeaseDuration / 3, clock: c.clock, renew: send(&renewLeases{})},
+		&leaseRescuer{queue: s.queue, interval: c.cfg.RescueInterval, clock: c.clock, logger: c.logger},
+	}
+	return s.services.start(ctx)
+}
+
+func (s *sharedSource) stop() { s.services.stop() }
+
+func (s *sharedSource) startedAttrs(int) []any {
+	return []any{slog.String("node", s.rt.cfg.Node), slog.Bool("shared", true)}
+}
+
+// submit stores the jobs in the shared queue: no local bound, and any node
+// may run them. A job stored there is queued whatever happens to ctx:
+// every node claims it from the store. Waking this node's dispatcher saves
+// a notice's trip.
+func (s *sharedSource) submit(ctx context.Context, jobs []*domain.Job) ([]*domain.Job, error) {
+	c := s.rt
+	if err := c.store.Create(ctx, jobs...); err != nil {
+		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
+	}
+	out := c.created(jobs)
+	c.actors.Root.Send(c.dispatcher, &claimNow{})
+	return out, nil
+}
+
+// cancel lets the store decide, whatever node runs the job; a running
+// job's node hears of it through its watch.
+func (s *sharedSource) cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	return s.queue.CancelJob(ctx, id)
+}
+
+func (s *sharedSource) take(d *dispatcher, ctx actor.Context) { s.claim(d, ctx) }
+
+func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *claimNow:
+		s.claim(d, ctx)
+	case *claimed:
+		s.claimed(d, ctx, msg)
+	case *queueNotice:
+		s.notice(d, ctx, msg.notice)
+	case *renewLeases:
+		s.renewLeases(d, ctx)
+	case *leasesRenewed:
+		s.leasesRenewed(d, ctx, msg)
+	case *actor.Stopping:
+		if s.wake != nil {
+			s.wake()
 		}
 	}
-	l.run(rescue)
-	l.every(ctx, c.cfg.RescueInterval, rescue)
-	return l
 }
 
-func (l *sharedLoops) run(fn func()) {
-	l.wg.Add(1)
+// drain waits for a claim on its way: claimed jobs are already running in
+// the store, so they must be activated, and so counted, before Stop waits
+// for attempts.
+func (s *sharedSource) drain(_ *dispatcher, ctx actor.Context) {
+	if s.claiming {
+		s.drainWaiter = ctx.Sender()
+		return
+	}
+	ctx.Respond(&drained{})
+}
+
+// write stores a snapshot only while this node still owns the job, so
+// that a node that lost its lease cannot overwrite a job another node
+// took back.
+func (s *sharedSource) write(next *domain.Job) error {
+	return s.queue.UpdateOwned(s.rt.storeCtx, s.rt.cfg.Node, next)
+}
+
+// retriesWaitHere is false: the shared store holds the RunAt and notifies
+// every node when it falls due; whichever node is free runs the retry.
+func (s *sharedSource) retriesWaitHere() bool { return false }
+
+// claim asks the shared store for as many ready jobs as there are idle
+// workers, one claim at a time; the store call runs off the mailbox.
+func (s *sharedSource) claim(d *dispatcher, ctx actor.Context) {
+	if d.draining || len(d.idle) == 0 {
+		return
+	}
+	if s.claiming {
+		s.claimAgain = true
+		return
+	}
+	s.claiming, s.claimAgain = true, false
+	rt, queue, self, limit := s.rt, s.queue, ctx.Self(), len(d.idle)
 	go func() {
-		defer l.wg.Done()
-		fn()
+		jobs, err := queue.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration, rt.registry.types()...)
+		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
 	}()
 }
 
-func (l *sharedLoops) every(ctx context.Context, d time.Duration, fn func()) {
-	l.run(func() {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				fn()
-			case <-ctx.Done():
-				return
-			}
+func (s *sharedSource) claimed(d *dispatcher, ctx actor.Context, msg *claimed) {
+	s.claiming = false
+	if msg.err != nil {
+		s.rt.logger.Error("claiming jobs failed", slog.Any("error", msg.err))
+	}
+	for _, job := range msg.jobs {
+		// A claim never asks for more jobs than there were idle workers, and
+		// only the dispatcher takes workers off the idle stack.
+		d.run(ctx, job, true)
+	}
+	if s.drainWaiter != nil {
+		ctx.Send(s.drainWaiter, &drained{})
+		s.drainWaiter = nil
+		return
+	}
+	// A full claim suggests more jobs are ready.
+	if msg.err == nil && (s.claimAgain || len(msg.jobs) == msg.limit) {
+		s.claim(d, ctx)
+	}
+}
+
+func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNotice) {
+	switch n.Kind {
+	case domain.NoticeJobsAvailable:
+		if n.RunAt.After(s.rt.clock.Now()) {
+			s.wakeUpAt(ctx, n.RunAt)
+			return
 		}
-	})
+		s.claim(d, ctx)
+	case domain.NoticeCancelRequested:
+		if n.Node == s.rt.cfg.Node {
+			d.cancelRunning(ctx, n.JobID)
+		}
+	case domain.NoticeWatching:
+		s.claim(d, ctx)
+		s.renewLeases(d, ctx) // also picks up cancels missed while away
+	}
 }
 
-func (l *sharedLoops) stop() {
-	l.cancel()
-	l.wg.Wait()
+// wakeUpAt claims when the earliest known retry falls due, so that a retry
+// waits for its backoff and not for the poll.
+func (s *sharedSource) wakeUpAt(ctx actor.Context, at time.Time) {
+	now := s.rt.clock.Now()
+	if s.wake != nil && s.wakeAt.After(now) && !s.wakeAt.After(at) {
+		return // an earlier wake-up is already set
+	}
+	if s.wake != nil {
+		s.wake()
+	}
+	self, root := ctx.Self(), s.rt.actors.Root
+	s.wakeAt = at
+	s.wake = s.rt.clock.AfterFunc(at.Sub(now), func() { root.Send(self, &claimNow{}) })
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+func (s *sharedSource) renewLeases(d *dispatcher, ctx actor.Context) {
+	if s.renewing {
+		return
+	}
+	s.renewing = true
+	ids := make([]uuid.UUID, 0, len(d.live))
+	leases := make(map[uuid.UUID]uint64, len(d.live))
+	for id, activation := range d.live {
+		ids = append(ids, id)
+		leases[id] = activation
+	}
+	rt, queue, self := s.rt, s.queue, ctx.Self()
+	go func() {
+		msg := leasesRenewed{leases: leases}
+		if len(ids) > 0 {
+			msg.lost, msg.err = queue.RenewLeases(rt.storeCtx, rt.cfg.Node, ids, rt.cfg.LeaseDuration)
+		}
+		if msg.err == nil {
+			msg.canceled, msg.err = queue.CancelRequests(rt.storeCtx, rt.cfg.Node)
+		}
+		rt.actors.Root.Send(self, &msg)
+	}()
+}
+
+func (s *sharedSource) leasesRenewed(d *dispatcher, ctx actor.Context, msg *leasesRenewed) {
+	s.renewing = false
+	if msg.err != nil {
+		s.rt.logger.Error("renewing leases failed", slog.Any("error", msg.err))
+	}
+	for _, id := range msg.lost {
+		// A job not renewed was taken back by another node, or it finished
+		// here while the renewal ran: its outcome committed, and its actor
+		// has not yet told the dispatcher. Only the actor of the activation
+		// that was renewed knows which; a later activation of the job holds
+		// a lease of its own.
+		if activation, ok := d.live[id]; ok && activation == msg.leases[id] {
+			ctx.Send(s.rt.supervisor, &toJob{id: id, msg: &leaseLost{}})
+		}
+	}
+	for _, id := range msg.canceled {
+		d.cancelRunning(ctx, id)
 	}
 }

@@ -46,7 +46,7 @@ func startNodes(t *testing.T, n int, handlers func(node string) map[domain.JobTy
 		sys, err := New(store,
 			WithConfig(Config{Node: name, PollInterval: 50 * time.Millisecond, LeaseDuration: 2 * time.Second, RescueInterval: 100 * time.Millisecond}),
 			WithSharedQueue(store), WithLogger(testLogger(t)), WithWorkers(4),
-			WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, false))
+			WithRetryBackoff(10*time.Millisecond, 10*time.Millisecond, NoJitter))
 		require.NoError(t, err)
 		for typ, h := range handlers(name) {
 			require.NoError(t, sys.Register(typ, h))

@@ -88,7 +88,7 @@ func TestSystem_OutcomeRefusedForAFullDiskIsKeptAndRetried(t *testing.T) {
 		<-release
 		return nil
 	})
-	sys, err := New(store, WithLogger(slog.New(logs)), WithRetryBackoff(time.Millisecond, 20*time.Millisecond, false))
+	sys, err := New(store, WithLogger(slog.New(logs)), WithRetryBackoff(time.Millisecond, 20*time.Millisecond, NoJitter))
 	require.NoError(t, err)
 	require.NoError(t, sys.Register("work", handler))
 	require.NoError(t, sys.Start(t.Context()))

@@ -19,9 +19,9 @@ import (
 type core struct {
 	cfg   Config
 	store domain.Store
-	// shared is set when several nodes share the store: the queue then
-	// lives in the store and this node claims from it.
-	shared   domain.SharedQueue
+	// source is where ready jobs come from and snapshots go: the local
+	// ready queue, or the queue of a store several nodes share.
+	source   jobSource
 	logger   *slog.Logger
 	clock    Clock
 	metrics  Metrics
@@ -72,8 +72,6 @@ type System struct {
 	mu      sync.RWMutex
 	state   lifecycle
 	workers []*actor.PID
-	// background runs the shared-queue loops (watch, poll, leases, rescue).
-	background *sharedLoops
 }
 
 // New returns a System on store, configured by opts and validated. It does
@@ -96,11 +94,10 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 		logger:   o.logger,
 		clock:    o.clock,
 		metrics:  o.metrics,
-		shared:   o.shared,
 		registry: newRegistry(),
 		backoff: Backoff{
 			Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay,
-			Jitter: !cfg.RetryNoJitter, Random: o.random,
+			Jitter: cfg.RetryJitter, Random: o.random,
 		},
 	}
 	if c.logger == nil {
@@ -112,6 +109,7 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 	if c.metrics == nil {
 		c.metrics = NopMetrics{}
 	}
+	c.source = newJobSource(c, o.shared)
 	return &System{core: c}, nil
 }
 
@@ -130,7 +128,10 @@ func (s *System) JobTypes() []domain.JobType { return s.core.registry.types() }
 // Start spawns the actors and recovers every unfinished job from the
 // store: pending jobs are queued again, and a job found running was
 // interrupted by a crash, so its attempt counts and it follows the retry
-// policy. ctx bounds the recovery only; the system runs until Stop.
+// policy. With a shared store there is nothing to recover (every node's
+// rescuer takes back the jobs of a node that died); Start starts the
+// shared store's services instead. ctx bounds the recovery only; the
+// system runs until Stop.
 func (s *System) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,11 +162,9 @@ func (s *System) Start(ctx context.Context) error {
 	if c.supervisor, err = root.SpawnNamed(supervisorProps, "jobs"); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: spawn job supervisor: %w", err))
 	}
-	n := 0
-	if c.shared == nil {
-		if n, err = s.recover(ctx); err != nil {
-			return s.abortStart(fmt.Errorf("start job system: recover jobs: %w", err))
-		}
+	n, err := c.source.recover(ctx)
+	if err != nil {
+		return s.abortStart(fmt.Errorf("start job system: recover jobs: %w", err))
 	}
 	for i := range c.cfg.Workers {
 		w := &worker{rt: c, id: i + 1}
@@ -175,15 +174,11 @@ func (s *System) Start(ctx context.Context) error {
 		}
 		s.workers = append(s.workers, pid)
 	}
-	if c.shared != nil {
-		s.background = startSharedLoops(c)
+	if err := c.source.start(c.storeCtx); err != nil {
+		return s.abortStart(fmt.Errorf("start job system: %w", err))
 	}
 	s.state = stateRunning
-	if c.shared != nil {
-		c.logger.Info("job system started", slog.Int("workers", c.cfg.Workers), slog.String("node", c.cfg.Node), slog.Bool("shared", true))
-		return nil
-	}
-	c.logger.Info("job system started", slog.Int("workers", c.cfg.Workers), slog.Int("recovered", n))
+	c.startedLog(n)
 	return nil
 }
 
@@ -196,63 +191,6 @@ func (s *System) abortStart(err error) error {
 // mailboxThroughput is how many messages an actor handles before giving
 // its goroutine back; protoactor's default.
 const mailboxThroughput = 300
-
-// recoveryBatch is how many recovered jobs go to the store and to the
-// dispatcher at once: large enough to amortize a write, small enough that
-// recovery of a big backlog streams.
-const recoveryBatch = 1000
-
-// recover queues every pending job and settles every running one.
-func (s *System) recover(ctx context.Context) (int, error) {
-	c := s.core
-	now := c.clock.Now()
-	var batch, interrupted []*domain.Job
-	total := 0
-	flush := func() error {
-		if len(interrupted) > 0 {
-			if err := c.store.Update(ctx, interrupted...); err != nil {
-				return err
-			}
-			for _, j := range interrupted {
-				c.events.publish(j)
-				if j.Status == domain.StatusFailed {
-					c.metrics.JobFinished(j.Type, j.Status)
-				}
-				c.logger.Warn("job was running when the process stopped; its attempt counts",
-					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
-					slog.Int("attempt", j.Attempts), slog.String("status", j.Status.String()))
-			}
-			interrupted = interrupted[:0]
-		}
-		if len(batch) > 0 {
-			c.queued.Add(int64(len(batch)))
-			c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: batch})
-			total += len(batch)
-			batch = nil
-		}
-		return nil
-	}
-	f := domain.Filter{Statuses: []domain.Status{domain.StatusPending, domain.StatusRunning}}
-	err := c.store.Scan(ctx, f, func(j *domain.Job) error {
-		if j.Status == domain.StatusRunning {
-			if err := j.Recover(now); err != nil {
-				return err
-			}
-			interrupted = append(interrupted, j)
-		}
-		if j.Status == domain.StatusPending {
-			batch = append(batch, j)
-		}
-		if len(batch)+len(interrupted) >= recoveryBatch {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return total, err
-	}
-	return total, flush()
-}
 
 // Submit stores a new job and queues it. It returns the stored job, or
 // ErrUnknownJobType, ErrInvalid (ErrPayloadTooLarge for a payload over
@@ -299,45 +237,7 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
-	if c.shared != nil {
-		// The queue is the shared store: no local bound, and any node may
-		// run the jobs. Waking this node's dispatcher saves a notice's trip.
-		// A job stored there is queued whatever happens to ctx: every node
-		// claims it from the store.
-		if err := c.store.Create(ctx, jobs...); err != nil {
-			return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
-		}
-		out := s.created(jobs)
-		c.actors.Root.Send(c.dispatcher, &claimNow{})
-		return out, nil
-	}
-	n := int64(len(jobs))
-	if c.queued.Add(n) > int64(c.cfg.QueueSize) {
-		c.queued.Add(-n)
-		return nil, fmt.Errorf("submit: %w (%d jobs waiting)", domain.ErrQueueFull, c.cfg.QueueSize)
-	}
-	// The write does not end with ctx. A store may commit a write whose
-	// caller stopped waiting and answer only that ctx ended; the jobs would
-	// then be stored but never queued, pending until a restart. Waiting for
-	// the store's answer means that an error here always means not stored.
-	if err := c.store.Create(context.WithoutCancel(ctx), jobs...); err != nil {
-		c.queued.Add(-n)
-		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
-	}
-	out := s.created(jobs)
-	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})
-	return out, nil
-}
-
-// created counts and announces stored new jobs and returns the caller's copies.
-func (s *System) created(jobs []*domain.Job) []*domain.Job {
-	out := make([]*domain.Job, len(jobs))
-	for i, j := range jobs {
-		s.core.metrics.JobCreated(j.Type)
-		s.core.events.publish(j)
-		out[i] = j.Clone()
-	}
-	return out
+	return c.source.submit(ctx, jobs)
 }
 
 // BatchJobError is SubmitBatch refusing one job of a batch of several.
@@ -388,11 +288,6 @@ func (s *System) List(ctx context.Context, f domain.Filter) (domain.Page, error)
 	return s.core.store.List(ctx, f)
 }
 
-// cancelAttempts bounds how often Cancel chases a job whose actor stopped
-// while the request was on its way; each chase follows a real change of
-// owner, so a few always suffice.
-const cancelAttempts = 5
-
 // Cancel cancels a job. A pending job is canceled at once. A running job's
 // context is canceled and the job, returned still running, becomes canceled
 // when its handler returns. Canceling a canceled job returns it unchanged;
@@ -404,32 +299,11 @@ func (s *System) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) 
 	if !running {
 		return nil, fmt.Errorf("cancel job %s: %w", id, domain.ErrNotRunning)
 	}
-	c := s.core
-	if c.shared != nil {
-		// The store decides, whatever node runs the job; a running job's
-		// node hears of it through its watch.
-		return c.shared.CancelJob(ctx, id)
-	}
-	for range cancelAttempts {
-		res, err := c.actors.Root.RequestFuture(c.dispatcher, &cancelJob{id: id}, requestTimeout(ctx)).Result()
-		if err != nil {
-			// No answer in time: the runtime is overloaded or stopping.
-			return nil, fmt.Errorf("cancel job %s: %w: %w", id, domain.ErrUnavailable, err)
-		}
-		switch r := res.(type) {
-		case *cancelReply:
-			if errors.Is(r.err, errJobGone) {
-				continue
-			}
-			return r.job, r.err
-		case *actor.DeadLetterResponse:
-			continue
-		}
-	}
-	return nil, fmt.Errorf("cancel job %s: %w: its owner kept changing; try again", id, domain.ErrUnavailable)
+	return s.core.source.cancel(ctx, id)
 }
 
-// requestTimeout turns ctx's deadline into a future's timeout.
+// requestTimeout turns ctx's deadline into a future's timeout. It reads
+// the wall clock, not Clock: a context's deadline is wall-clock time.
 func requestTimeout(ctx context.Context) time.Duration {
 	if deadline, ok := ctx.Deadline(); ok {
 		return max(time.Until(deadline), time.Millisecond)
@@ -495,9 +369,7 @@ func (s *System) Stop(ctx context.Context) error {
 		cancel()
 	}
 	c.stopRun(errShutdown)
-	if s.background != nil {
-		s.background.stop()
-	}
+	c.source.stop()
 	s.stopActors()
 	err := c.store.Flush(context.WithoutCancel(ctx))
 
@@ -519,10 +391,8 @@ func (s *System) stopActors() {
 		return
 	}
 	root := c.actors.Root
-	for _, pid := range []*actor.PID{c.supervisor} {
-		if pid != nil {
-			_ = root.StopFuture(pid).Wait()
-		}
+	if c.supervisor != nil {
+		_ = root.StopFuture(c.supervisor).Wait()
 	}
 	for _, pid := range s.workers {
 		_ = root.StopFuture(pid).Wait()

@@ -106,7 +106,7 @@ func setup(t *testing.T, handlers map[domain.JobType]domain.Handler, opts ...Opt
 	opts = append([]Option{
 		WithLogger(testLogger(t)),
 		WithMetrics(rec),
-		WithRetryBackoff(time.Millisecond, 5*time.Millisecond, false),
+		WithRetryBackoff(time.Millisecond, 5*time.Millisecond, NoJitter),
 	}, opts...)
 	sys, err := New(store, opts...)
 	require.NoError(t, err)
@@ -256,7 +256,7 @@ func TestSystem_BackoffDelaysAreExponential(t *testing.T) {
 	clock := newVirtualClock()
 	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
 	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
-		WithClock(clock), WithRetryBackoff(time.Second, 5*time.Second, false))
+		WithClock(clock), WithRetryBackoff(time.Second, 5*time.Second, NoJitter))
 	b.submit(t, "failing", 5)
 	b.finished.waitFinished(t, 1)
 	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}, clock.recorded())
@@ -267,7 +267,7 @@ func TestSystem_BackoffJitterUsesRandom(t *testing.T) {
 	clock := newVirtualClock()
 	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
 	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
-		WithClock(clock), WithRetryBackoff(time.Second, time.Minute, true), withRandom(func() float64 { return 0.5 }))
+		WithClock(clock), WithRetryBackoff(time.Second, time.Minute, FullJitter), withRandom(func() float64 { return 0.5 }))
 	b.submit(t, "failing", 3)
 	b.finished.waitFinished(t, 1)
 	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second}, clock.recorded())
@@ -368,7 +368,7 @@ func TestSystem_Cancel(t *testing.T) {
 		t.Parallel()
 		b := setup(t, map[domain.JobType]domain.Handler{"fail": domain.HandlerFunc(func(context.Context, []byte) error {
 			return errors.New("not now")
-		})}, WithClock(stoppedClock{}), WithRetryBackoff(time.Hour, time.Hour, false))
+		})}, WithClock(stoppedClock{}), WithRetryBackoff(time.Hour, time.Hour, NoJitter))
 		job := b.submit(t, "fail", 3)
 		deadline := time.After(30 * time.Second)
 		for b.finished.retries() == 0 {

@@ -188,7 +188,7 @@ func (c Config) ActorsConfig() actors.Config {
 		MaxAttempts:     c.MaxAttempts,
 		RetryBaseDelay:  c.RetryBaseDelay,
 		RetryMaxDelay:   c.RetryMaxDelay,
-		RetryNoJitter:   !c.RetryJitter,
+		RetryJitter:     jitter(c.RetryJitter),
 		ShutdownTimeout: c.ShutdownTimeout,
 		Node:            c.Node,
 		LeaseDuration:   c.LeaseDuration,
@@ -196,6 +196,14 @@ func (c Config) ActorsConfig() actors.Config {
 		PollInterval:    c.PollInterval,
 		MaxPayloadBytes: c.MaxPayloadBytes,
 	}.WithDefaults()
+}
+
+// jitter maps the retry_jitter switch to the runtime's setting.
+func jitter(on bool) actors.Jitter {
+	if on {
+		return actors.FullJitter
+	}
+	return actors.NoJitter
 }
 
 // HTTPConfig returns the API's share of the configuration. Requests in

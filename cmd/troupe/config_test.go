@@ -389,7 +389,7 @@ func TestConfigMapping(t *testing.T) {
 	require.Equal(t, 7, a.MaxAttempts)
 	require.Equal(t, time.Millisecond, a.RetryBaseDelay)
 	require.Equal(t, time.Second, a.RetryMaxDelay)
-	require.True(t, a.RetryNoJitter)
+	require.Equal(t, actors.NoJitter, a.RetryJitter)
 	require.Equal(t, 3*time.Second, a.ShutdownTimeout)
 	require.Equal(t, actors.HandBackTimeoutDefault, a.HandBackTimeout)
 	require.Equal(t, int64(77), a.MaxPayloadBytes)

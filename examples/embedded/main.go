@@ -44,7 +44,7 @@ func run(ctx context.Context, out io.Writer) error {
 	defer store.Close()
 
 	sys, err := actors.New(store, actors.WithLogger(logger), actors.WithWorkers(2),
-		actors.WithRetryBackoff(10*time.Millisecond, time.Second, true))
+		actors.WithRetryBackoff(10*time.Millisecond, time.Second, actors.FullJitter))
 	if err != nil {
 		return err
 	}

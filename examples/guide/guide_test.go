@@ -159,7 +159,7 @@ func setup(t *testing.T, gw *fakeGateway) *testBundle {
 	t.Helper()
 	sys, err := actors.New(memstore.New(),
 		actors.WithWorkers(2),
-		actors.WithRetryBackoff(time.Millisecond, time.Millisecond, false),
+		actors.WithRetryBackoff(time.Millisecond, time.Millisecond, actors.NoJitter),
 		actors.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	require.NoError(t, err)

@@ -1,0 +1,102 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// jobSource is where the dispatcher's ready jobs come from and where the
+// job actors' writes go. New chooses one for the life of the System:
+//
+//   - localSource: one node owns the store. Pending jobs wait in the
+//     dispatcher's ready queue, a job not due yet waits in its own actor's
+//     timer, and snapshots are plain domain.Store updates.
+//   - sharedSource: several nodes share a domain.SharedQueue. The queue is
+//     the store: idle workers claim jobs from it, each claimed job is
+//     leased, snapshots are owned updates, and background services keep
+//     the node in step with the store.
+//
+// Everything that differs between the two modes is a method here, so
+// callers never ask which mode they are in. Upcoming features plug in per
+// source: run-later jobs in submit and take (the local ready queue holds
+// them back; the store claims only due jobs) and in retriesWaitHere;
+// priorities and named queues in take (the local ready queue grows an
+// order, the claim a filter) and submit; unique keys in submit (checked by
+// the store's write in both modes); their background work (cron, retention)
+// as services started by start.
+//
+// Methods whose doc says "in the dispatcher's mailbox" are called only from
+// the dispatcher's Receive and may touch its state freely; the others may
+// be called from any goroutine.
+type jobSource interface {
+	// recover runs in Start before any worker exists and returns how many
+	// jobs it queued again. It settles what a previous run of this node
+	// left unfinished; ctx bounds it.
+	recover(ctx context.Context) (int, error)
+	// start starts the source's background services once the actors run;
+	// they run until stop (or until ctx ends).
+	start(ctx context.Context) error
+	// stop stops them; Stop calls it after the last attempt's outcome is
+	// written, before the actors stop.
+	stop()
+	// startedAttrs describes the source in the log line of a start.
+	startedAttrs(recovered int) []any
+
+	// submit stores new, valid jobs in one write, all or none, and makes
+	// them available to the workers. It returns the caller's copies, or an
+	// error carrying the first job's ID; the System is running.
+	submit(ctx context.Context, jobs []*domain.Job) ([]*domain.Job, error)
+	// cancel cancels job id wherever it is: see System.Cancel.
+	cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+
+	// take hands ready jobs to the dispatcher's idle workers (through
+	// dispatcher.run), for as long as both last and the dispatcher is not
+	// draining. In the dispatcher's mailbox.
+	take(d *dispatcher, ctx actor.Context)
+	// receive handles the messages the source sends its dispatcher and
+	// the dispatcher's *actor.Stopping. In the dispatcher's mailbox.
+	receive(d *dispatcher, ctx actor.Context)
+	// drain answers the sender of ctx's message with *drained once no job
+	// taken for a worker is still on its way to the dispatcher: Stop then
+	// counts every attempt. In the dispatcher's mailbox.
+	drain(d *dispatcher, ctx actor.Context)
+
+	// write stores a job actor's snapshot of a job this node runs or holds;
+	// an error wrapping domain.ErrLeaseLost means another node owns the job
+	// now, and the snapshot must be dropped.
+	write(next *domain.Job) error
+	// retriesWaitHere reports whether a job pending until a later RunAt
+	// waits in its job actor's timer (true), or in the store, which tells
+	// every node when it falls due (false).
+	retriesWaitHere() bool
+}
+
+// newJobSource chooses the source of a System at New.
+func newJobSource(c *core, shared domain.SharedQueue) jobSource {
+	if shared != nil {
+		return &sharedSource{rt: c, queue: shared}
+	}
+	return &localSource{rt: c}
+}
+
+// created counts and announces stored new jobs and returns the caller's copies.
+func (c *core) created(jobs []*domain.Job) []*domain.Job {
+	out := make([]*domain.Job, len(jobs))
+	for i, j := range jobs {
+		c.metrics.JobCreated(j.Type)
+		c.events.publish(j)
+		out[i] = j.Clone()
+	}
+	return out
+}
+
+// startedLog is the log line of a start, with the source's attributes.
+func (c *core) startedLog(recovered int) {
+	attrs := append([]any{slog.Int("workers", c.cfg.Workers)}, c.source.startedAttrs(recovered)...)
+	c.logger.Info("job system started", attrs...)
+}
