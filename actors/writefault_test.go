@@ -379,4 +379,3 @@ func TestJobActor_EveryThirdWriteRefusedLosesAndRepeatsNothing(t *testing.T) {
 	require.Equal(t, n, rec.total())
 	require.Positive(t, store.Refused(storetest.OpUpdate))
 }
-
