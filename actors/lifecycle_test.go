@@ -10,18 +10,17 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/persistence/memstore"
+	"github.com/troupe-go/troupe/persistence/storetest"
 )
 
 // seed stores a job in the given state, as a previous process left it.
 func seed(t *testing.T, store domain.Store, status domain.Status, attempts, maxAttempts int, mutate ...func(*domain.Job)) *domain.Job {
 	t.Helper()
-	job, err := domain.NewJob("noop", nil, maxAttempts, time.Now())
-	require.NoError(t, err)
-	job.Status = status
-	job.Attempts = attempts
+	opts := []storetest.JobOption{storetest.JobPayload(nil), storetest.JobMaxAttempts(maxAttempts), storetest.JobCreatedAt(time.Now()), storetest.JobStatus(status, attempts)}
 	for _, m := range mutate {
-		m(job)
+		opts = append(opts, storetest.JobEdit(m))
 	}
+	job := storetest.NewJob(t, "noop", opts...)
 	require.NoError(t, store.Create(context.Background(), job))
 	return job
 }

@@ -62,9 +62,7 @@ var epoch = time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC)
 // newJobAt returns a pending job created n seconds after epoch.
 func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
 	t.Helper()
-	j, err := domain.NewJob(typ, fmt.Appendf(nil, `{"n":%d}`, n), 3, epoch.Add(time.Duration(n)*time.Second))
-	require.NoError(t, err)
-	return j
+	return storetest.NewJob(t, typ, storetest.JobPayload(fmt.Appendf(nil, `{"n":%d}`, n)), storetest.JobCreatedAt(epoch.Add(time.Duration(n)*time.Second)))
 }
 
 // storeMixedJobs stores 300 jobs of three types in s, starts a third of

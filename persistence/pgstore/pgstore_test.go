@@ -45,9 +45,7 @@ func newTestStoreIn(tb testing.TB, schema string) *Store {
 // newJob returns a pending job of type typ created at createdAt.
 func newJob(tb testing.TB, typ domain.JobType, maxAttempts int, createdAt time.Time) *domain.Job {
 	tb.Helper()
-	j, err := domain.NewJob(typ, []byte(`{"n":1}`), maxAttempts, createdAt)
-	require.NoError(tb, err)
-	return j
+	return storetest.NewJob(tb, typ, storetest.JobPayload([]byte(`{"n":1}`)), storetest.JobMaxAttempts(maxAttempts), storetest.JobCreatedAt(createdAt))
 }
 
 // past returns a creation time safely before the database's now, so that a

@@ -69,9 +69,7 @@ func at(n int) time.Time { return baseTime.Add(time.Duration(n) * time.Second) }
 // small JSON payload.
 func newJob(t *testing.T, typ domain.JobType, createdAt time.Time) *domain.Job {
 	t.Helper()
-	j, err := domain.NewJob(typ, []byte(`{"to":"ada@example.com"}`), 3, createdAt)
-	require.NoError(t, err)
-	return j
+	return NewJob(t, typ, JobPayload([]byte(`{"to":"ada@example.com"}`)), JobCreatedAt(createdAt))
 }
 
 // fullJob returns a job with every field set to a value other than its
