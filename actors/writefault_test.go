@@ -180,7 +180,7 @@ func startFaulty(t *testing.T, h domain.Handler, clock Clock, base, maxDelay tim
 	t.Helper()
 	store := storetest.NewFaultStore(memstore.New())
 	rec, logs := newFinishRecorder(), newErrorLines()
-	sys, err := New(store, WithLogger(slog.New(logs)), WithMetrics(rec), WithClock(clock), WithRetryBackoff(base, maxDelay, false))
+	sys, err := New(store, WithLogger(slog.New(logs)), WithMetrics(rec), WithClock(clock), WithRetryBackoff(base, maxDelay, NoJitter))
 	require.NoError(t, err)
 	require.NoError(t, sys.Register("noop", h))
 	require.NoError(t, sys.Start(t.Context()))
