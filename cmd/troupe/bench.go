@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,22 +40,32 @@ type benchFlags struct {
 	cpuProfile  string
 }
 
-// validate checks the shared flags.
+// validate checks the shared flags with the rules serve's options follow,
+// naming the flags.
 func (f benchFlags) validate() error {
-	switch f.store {
-	case StoreMemory, StoreBadger:
-	case StorePostgres:
-		if strings.TrimSpace(f.databaseURL) == "" {
-			return errors.New("--database-url (or TROUPE_DATABASE_URL) is required with --store postgres")
+	name := func(key string) string {
+		switch key {
+		case "database_url":
+			return "--database-url (or TROUPE_DATABASE_URL)"
+		case "database_schema":
+			return "--schema"
 		}
-		if strings.TrimSpace(f.schema) == "" {
-			return errors.New("--schema must not be empty with --store postgres")
-		}
-	default:
-		return fmt.Errorf("invalid --store %q: must be one of %s", f.store, strings.Join(Stores(), ", "))
+		return "--" + flagName(key)
 	}
-	if f.workers < 1 {
-		return fmt.Errorf("invalid --workers %d: must be at least 1", f.workers)
+	errs := checkStore(storeOptions{
+		store:           f.store,
+		dataDir:         f.dataDir,
+		dataDirOptional: true, // a temporary directory
+		databaseURL:     f.databaseURL,
+		schema:          f.schema,
+	}, name, func(store string) string { return "with --store " + store })
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	cfg := actors.Config{}.WithDefaults()
+	cfg.Workers = f.workers
+	if errs := actorsErrors(cfg.Validate(), name); len(errs) > 0 {
+		return errs[0].err
 	}
 	return nil
 }
