@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
 // Validate checks every option and returns an error naming each one that
@@ -29,6 +30,7 @@ func (c Config) validate(name func(key string) string) error {
 		minFreeBytes: c.MinFreeBytes,
 		databaseURL:  c.DatabaseURL,
 		schema:       c.DatabaseSchema,
+		maxConns:     c.DatabaseMaxConns,
 	}, name, func(store string) string { return fmt.Sprintf("when %s=%s", name("store"), store) })...)
 	bad := func(key string, value any, format string, args ...any) {
 		errs.add(key, invalidOption(name(key), value, fmt.Sprintf(format, args...)))
@@ -170,37 +172,62 @@ type storeOptions struct {
 	minFreeBytes    int64
 	databaseURL     string
 	schema          string
+	maxConns        int
 }
 
 // checkStore checks the options that choose and locate the store, for
-// serve and bench alike. name spells an option's key as the user wrote it
-// and when spells the condition "the store is s", as in "is required
+// serve and bench alike: which store, and what that store needs, are the
+// binary's rules; the stores check their own options, and checkStore names
+// the option behind a field. name spells an option's key as the user wrote
+// it and when spells the condition "the store is s", as in "is required
 // when --store=postgres".
 func checkStore(o storeOptions, name func(key string) string, when func(store string) string) []error {
-	var errs []error
 	switch o.store {
 	case StoreBadger:
-		if !o.dataDirOptional && strings.TrimSpace(o.dataDir) == "" {
-			errs = append(errs, fmt.Errorf("%s must not be empty %s", name("data_dir"), when(StoreBadger)))
+		if o.dataDirOptional {
+			return nil
 		}
-		// The memtable is sized from the floor, so the least floor is the
-		// smallest memtable's (badgerstore checks the same at Open).
-		if least := badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin); o.minFreeBytes != 0 && o.minFreeBytes < least {
-			errs = append(errs, invalidOption(name("min_free_bytes"), o.minFreeBytes,
-				fmt.Sprintf("must be 0 (derived) or at least %d, what the smallest memtable needs", least)))
+		err := badgerstore.Options{Dir: strings.TrimSpace(o.dataDir), MinFreeBytes: o.minFreeBytes}.WithDefaults().Validate()
+		var oe *badgerstore.OptionsError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &oe) && oe.Field == "Dir":
+			return []error{fmt.Errorf("%s must not be empty %s", name("data_dir"), when(StoreBadger))}
+		case errors.As(err, &oe) && oe.Field == "MinFreeBytes":
+			// The memtable is sized from the floor, so the least floor is
+			// the smallest memtable's.
+			return []error{invalidOption(name("min_free_bytes"), o.minFreeBytes,
+				fmt.Sprintf("must be 0 (derived) or at least %d, what the smallest memtable needs", badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin)))}
 		}
+		return []error{err}
 	case StorePostgres:
-		if strings.TrimSpace(o.databaseURL) == "" {
-			errs = append(errs, fmt.Errorf("%s is required %s", name("database_url"), when(StorePostgres)))
-		}
+		var errs []error
 		if strings.TrimSpace(o.schema) == "" {
+			// The store would take its default; the binary's default is
+			// explicit, so an empty one is a mistake.
 			errs = append(errs, fmt.Errorf("%s must not be empty %s", name("database_schema"), when(StorePostgres)))
 		}
+		maxConns := int32(0)
+		if o.maxConns > 0 && o.maxConns <= math.MaxInt32 {
+			maxConns = int32(o.maxConns) // the range is the option's own rule
+		}
+		err := pgstore.Options{URL: strings.TrimSpace(o.databaseURL), Schema: o.schema, MaxConns: maxConns}.WithDefaults().Validate()
+		var oe *pgstore.OptionsError
+		switch {
+		case err == nil:
+		case errors.As(err, &oe) && oe.Field == "URL":
+			errs = append([]error{fmt.Errorf("%s is required %s", name("database_url"), when(StorePostgres))}, errs...)
+		case errors.As(err, &oe) && oe.Field == "Schema":
+			errs = append(errs, invalidOption(name("database_schema"), o.schema, oe.Reason))
+		default:
+			errs = append(errs, err)
+		}
+		return errs
 	case StoreMemory:
-	default:
-		errs = append(errs, invalidOption(name("store"), o.store, "must be one of "+strings.Join(Stores(), ", ")))
+		return nil
 	}
-	return errs
+	return []error{invalidOption(name("store"), o.store, "must be one of "+strings.Join(Stores(), ", "))}
 }
 
 // quote shows a value in an error message: strings quoted, the rest as Go
