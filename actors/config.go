@@ -107,47 +107,56 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate returns an error naming the first field out of bounds.
+// Validate returns an error naming every field out of bounds: the
+// *ConfigError of each, joined.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(field string, value any, reason string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Value: value, Reason: fmt.Sprintf(reason, args...)})
+	}
 	if c.Workers < 1 {
-		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", c.Workers))
+		bad("Workers", c.Workers, "must be at least 1")
 	}
 	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("queue size must be at least 1, got %d", c.QueueSize))
+		bad("QueueSize", c.QueueSize, "must be at least 1")
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > MaxAttemptsLimit {
-		errs = append(errs, fmt.Errorf("max attempts must be between 1 and %d, got %d", MaxAttemptsLimit, c.MaxAttempts))
+		bad("MaxAttempts", c.MaxAttempts, "must be from 1 to %d", MaxAttemptsLimit)
 	}
 	if c.RetryBaseDelay <= 0 {
-		errs = append(errs, fmt.Errorf("retry base delay must be positive, got %s", c.RetryBaseDelay))
+		bad("RetryBaseDelay", c.RetryBaseDelay, "must be positive")
 	}
-	if c.RetryMaxDelay < c.RetryBaseDelay {
-		errs = append(errs, fmt.Errorf("retry max delay (%s) must not be below the base delay (%s)", c.RetryMaxDelay, c.RetryBaseDelay))
+	if c.RetryMaxDelay <= 0 {
+		bad("RetryMaxDelay", c.RetryMaxDelay, "must be positive")
+	} else if c.RetryMaxDelay < c.RetryBaseDelay {
+		errs = append(errs, &ConfigError{Field: "RetryMaxDelay", Value: c.RetryMaxDelay, Reason: "must not be below",
+			Than: "RetryBaseDelay", ThanValue: c.RetryBaseDelay})
 	}
 	if c.RetryJitter != FullJitter && c.RetryJitter != NoJitter {
 		errs = append(errs, fmt.Errorf("retry jitter must be FullJitter or NoJitter, got %d", c.RetryJitter))
 	}
 	if c.MaxPayloadBytes < 1 {
-		errs = append(errs, fmt.Errorf("max payload bytes must be at least 1, got %d", c.MaxPayloadBytes))
+		bad("MaxPayloadBytes", c.MaxPayloadBytes, "must be at least 1")
 	}
 	if c.HandBackTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("hand-back timeout must be positive, got %s", c.HandBackTimeout))
+		bad("HandBackTimeout", c.HandBackTimeout, "must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
+		bad("ShutdownTimeout", c.ShutdownTimeout, "must be positive")
 	}
 	if c.LeaseDuration < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("lease duration must be at least 100ms, got %s", c.LeaseDuration))
+		bad("LeaseDuration", c.LeaseDuration, "must be at least 100ms")
 	}
 	if c.RescueInterval <= 0 {
-		errs = append(errs, fmt.Errorf("rescue interval must be positive, got %s", c.RescueInterval))
+		bad("RescueInterval", c.RescueInterval, "must be positive")
 	}
 	if c.PollInterval <= 0 {
-		errs = append(errs, fmt.Errorf("poll interval must be positive, got %s", c.PollInterval))
+		bad("PollInterval", c.PollInterval, "must be positive")
 	}
-	if c.Node == "" || len(c.Node) > 200 {
-		errs = append(errs, fmt.Errorf("node name must be 1 to 200 bytes, got %q", c.Node))
+	if c.Node == "" {
+		bad("Node", c.Node, "must not be empty")
+	} else if len(c.Node) > 200 {
+		bad("Node", c.Node, "must be at most 200 bytes")
 	}
 	return errors.Join(errs...)
 }

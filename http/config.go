@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -84,38 +85,46 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first field that is out of bounds, naming it. It
-// expects a config filled by WithDefaults. An open API on an address that
-// is not loopback gives an error wrapping ErrInsecureAddr.
+// Validate reports every field that is out of bounds: the *ConfigError of
+// each, joined. It expects a config filled by WithDefaults. An open API on
+// an address that is not loopback gives an error wrapping ErrInsecureAddr.
 func (c Config) Validate() error {
-	host, _, err := net.SplitHostPort(c.Addr)
+	var errs []error
+	bad := func(field string, value any, reason string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Index: -1, Value: value, Reason: fmt.Sprintf(reason, args...)})
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
-		return fmt.Errorf("http: Addr %q: want host:port: %w", c.Addr, err)
+		bad("Addr", c.Addr, "want host:port, such as %s", AddrDefault)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		bad("Addr", c.Addr, "port %q is not a number from 0 to 65535", port)
 	}
 	if c.MaxBodyBytes < 1 {
-		return fmt.Errorf("http: MaxBodyBytes is %d, want at least 1", c.MaxBodyBytes)
+		bad("MaxBodyBytes", c.MaxBodyBytes, "must be at least 1")
 	}
 	if c.BatchMaxBodyBytes < 1 {
-		return fmt.Errorf("http: BatchMaxBodyBytes is %d, want at least 1", c.BatchMaxBodyBytes)
+		bad("BatchMaxBodyBytes", c.BatchMaxBodyBytes, "must be at least 1")
 	}
 	if c.MaxPayloadBytes < 1 {
-		return fmt.Errorf("http: MaxPayloadBytes is %d, want at least 1", c.MaxPayloadBytes)
+		bad("MaxPayloadBytes", c.MaxPayloadBytes, "must be at least 1")
 	}
 	if c.ShutdownTimeout < 0 {
-		return fmt.Errorf("http: ShutdownTimeout is %s, want 0 (the default) or more", c.ShutdownTimeout)
+		bad("ShutdownTimeout", c.ShutdownTimeout, "must be 0 (the default) or more")
 	}
 	for i, tok := range c.APITokens {
+		// A token is a secret: its value stays out of the error.
 		if tok == "" {
-			return fmt.Errorf("http: APITokens[%d] is empty", i)
+			errs = append(errs, &ConfigError{Field: "APITokens", Index: i, Reason: "is empty"})
+		} else if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			errs = append(errs, &ConfigError{Field: "APITokens", Index: i, Reason: "contains white space or control characters, which cannot be sent in a header"})
 		}
-		if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-			return fmt.Errorf("http: APITokens[%d] contains white space or control characters, which cannot be sent in a header", i)
-		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	if len(c.APITokens) == 0 && !c.Insecure && !IsLoopback(host) {
 		return fmt.Errorf("http: %w: %q is reachable from other machines, and without tokens anyone who can reach it could submit and cancel jobs; "+
-			"set TROUPE_API_TOKENS (Config.APITokens), listen on a loopback address such as %s, "+
-			"or pass --insecure (Config.Insecure) to accept the risk", ErrInsecureAddr, c.Addr, AddrDefault)
+			"set APITokens, listen on a loopback address such as %s, or set Insecure to accept the risk", ErrInsecureAddr, c.Addr, AddrDefault)
 	}
 	return nil
 }

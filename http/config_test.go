@@ -62,8 +62,9 @@ func TestConfig(t *testing.T) {
 
 				require.ErrorIs(t, err, ErrInsecureAddr)
 				require.Contains(t, err.Error(), addr)
-				require.Contains(t, err.Error(), "TROUPE_API_TOKENS")
-				require.Contains(t, err.Error(), "--insecure")
+				require.Contains(t, err.Error(), "APITokens")
+				require.Contains(t, err.Error(), "Insecure")
+				require.NotContains(t, err.Error(), "TROUPE_", "the library names its own fields, not a program's options")
 			})
 		}
 	})
@@ -76,6 +77,7 @@ func TestConfig(t *testing.T) {
 			want string
 		}{
 			{"NoPort", Config{Addr: "127.0.0.1"}, "Addr"},
+			{"PortNotANumber", Config{Addr: "127.0.0.1:http"}, `invalid Addr "127.0.0.1:http": port "http" is not a number`},
 			{"NegativeBody", Config{MaxBodyBytes: -1}, "MaxBodyBytes"},
 			{"NegativeBatchBody", Config{BatchMaxBodyBytes: -1}, "BatchMaxBodyBytes"},
 			{"NegativePayload", Config{MaxPayloadBytes: -1}, "MaxPayloadBytes"},
@@ -93,6 +95,24 @@ func TestConfig(t *testing.T) {
 				require.Contains(t, err.Error(), tt.want)
 			})
 		}
+	})
+
+	t.Run("EveryFieldIsReportedByName", func(t *testing.T) {
+		t.Parallel()
+		err := Config{Addr: "localhost", MaxPayloadBytes: -1, APITokens: []string{"ok", "has space"}}.WithDefaults().Validate()
+
+		var fields []*ConfigError
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var ce *ConfigError
+			require.ErrorAs(t, e, &ce)
+			fields = append(fields, ce)
+		}
+		require.Equal(t, []*ConfigError{
+			{Field: "Addr", Index: -1, Value: "localhost", Reason: "want host:port, such as 127.0.0.1:8080"},
+			{Field: "MaxPayloadBytes", Index: -1, Value: int64(-1), Reason: "must be at least 1"},
+			{Field: "APITokens", Index: 1, Reason: "contains white space or control characters, which cannot be sent in a header"},
+		}, fields)
+		require.NotContains(t, err.Error(), "has space", "tokens are secrets")
 	})
 
 	t.Run("NewServerValidates", func(t *testing.T) {

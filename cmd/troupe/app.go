@@ -18,9 +18,8 @@ import (
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/examples/handlers"
 	"github.com/troupe-go/troupe/http"
+	"github.com/troupe-go/troupe/internal/storeopen"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
-	"github.com/troupe-go/troupe/persistence/memstore"
-	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
 // StartTimeout bounds the start of the server. Start recovers every
@@ -189,64 +188,58 @@ func demoHandlers(logger *slog.Logger) []actors.Registration {
 	return regs
 }
 
-// storeOption provides the configured store as domain.Store, so that
-// nothing downstream knows which one it is. Each constructor registers a
-// stop hook that closes its store; it runs after the runtime's, since the
-// runtime depends on the store. ctx bounds the opening.
+// storeOption provides the configured store as domain.Store (and, on
+// PostgreSQL, as domain.SharedQueue), so that nothing downstream knows
+// which one it is. The constructor registers a stop hook that closes the
+// store; it runs after the runtime's, since the runtime depends on the
+// store. ctx bounds the opening.
 func (m *Main) storeOption(ctx context.Context) fx.Option {
-	var open any
-	switch m.Config.Store {
-	case StoreMemory:
-		open = func(lc fx.Lifecycle) *memstore.Store {
-			m.logOpening(ctx)
-			return trackStore(ctx, m, lc, memstore.New())
-		}
-	case StoreBadger:
-		open = func(lc fx.Lifecycle) (*badgerstore.Store, error) {
-			m.logOpening(ctx)
-			s, err := badgerstore.Open(badgerstore.Options{
-				Dir:          m.Config.DataDir,
-				SyncWrites:   m.Config.SyncWrites,
-				MinFreeBytes: m.Config.MinFreeBytes,
-				Logger:       m.Logger.With(slog.String("component", "badgerstore")),
-			})
-			if errors.Is(err, badgerstore.ErrDirInUse) {
-				return nil, fmt.Errorf("data directory %s is in use by another troupe process: stop it, or set %s to another directory",
-					m.Config.DataDir, envName("data_dir"))
-			}
-			if errors.Is(err, domain.ErrStorageFull) {
-				return nil, fmt.Errorf("%w; free space on that disk (or lower %s, not below %d) and start again",
-					err, envName("min_free_bytes"), badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin))
-			}
-			if err != nil {
-				return nil, err
-			}
-			return trackStore(ctx, m, lc, s), nil
-		}
-	case StorePostgres:
-		open = func(lc fx.Lifecycle) (*pgstore.Store, error) {
-			m.logOpening(ctx)
-			// A database that does not answer must fail the start, not hang it.
-			ctx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
-			defer cancel()
-			s, err := pgstore.Open(ctx, pgstore.Options{
-				URL:      m.Config.DatabaseURL,
-				Schema:   m.Config.DatabaseSchema,
-				MaxConns: int32(m.Config.DatabaseMaxConns),
-				Logger:   m.Logger.With(slog.String("component", "pgstore")),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("open postgres store: %w", err)
-			}
-			return trackStore(ctx, m, lc, s), nil
-		}
-		// On PostgreSQL the queue lives in the database and every node
-		// claims from it, so several `troupe serve` share one queue.
-		return fx.Provide(fx.Annotate(open, fx.As(new(domain.Store)), fx.As(new(domain.SharedQueue))))
-	default:
+	if !slices.Contains(storeopen.Kinds(), m.Config.Store) {
 		return fx.Error(fmt.Errorf("unknown store %q", m.Config.Store))
 	}
-	return fx.Provide(fx.Annotate(open, fx.As(new(domain.Store))))
+	open := func(lc fx.Lifecycle) (storeopen.Store, error) {
+		m.logOpening(ctx)
+		ctx := ctx
+		if m.Config.Store == StorePostgres {
+			// A database that does not answer must fail the start, not hang it.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, postgresOpenTimeout)
+			defer cancel()
+		}
+		s, err := storeopen.Open(ctx, storeopen.Options{
+			Kind:         m.Config.Store,
+			DataDir:      m.Config.DataDir,
+			SyncWrites:   m.Config.SyncWrites,
+			MinFreeBytes: m.Config.MinFreeBytes,
+			DatabaseURL:  m.Config.DatabaseURL,
+			Schema:       m.Config.DatabaseSchema,
+			MaxConns:     int32(m.Config.DatabaseMaxConns),
+			Logger:       m.Logger,
+		})
+		if errors.Is(err, badgerstore.ErrDirInUse) {
+			return storeopen.Store{}, fmt.Errorf("data directory %s is in use by another troupe process: stop it, or set %s to another directory",
+				m.Config.DataDir, envName("data_dir"))
+		}
+		if m.Config.Store == StoreBadger && errors.Is(err, domain.ErrStorageFull) {
+			return storeopen.Store{}, fmt.Errorf("%w; free space on that disk (or lower %s, not below %d) and start again",
+				err, envName("min_free_bytes"), badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeMin))
+		}
+		if err != nil {
+			return storeopen.Store{}, err
+		}
+		trackStore(ctx, m, lc, s.Store)
+		return s, nil
+	}
+	opts := []fx.Option{
+		fx.Provide(open),
+		fx.Provide(func(s storeopen.Store) domain.Store { return s.Store }),
+	}
+	if m.Config.Store == StorePostgres {
+		// On PostgreSQL the queue lives in the database and every node
+		// claims from it, so several `troupe serve` share one queue.
+		opts = append(opts, fx.Provide(func(s storeopen.Store) domain.SharedQueue { return s.Shared }))
+	}
+	return fx.Options(opts...)
 }
 
 func (m *Main) logOpening(ctx context.Context) {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/bench"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
 )
 
@@ -206,7 +207,7 @@ func TestBenchHTTP(t *testing.T) {
 		code, stdout, stderr := runBench(t, nil, "http", "--concurrency", "1", "--duration", "1s", "--server", m.Addr(), "--json")
 
 		require.Equal(t, 0, code, stderr)
-		var s benchSummary
+		var s bench.Summary
 		require.NoError(t, json.Unmarshal([]byte(stdout), &s))
 		require.Zero(t, s.Jobs)
 		require.Positive(t, s.Errors["400"])
@@ -236,7 +237,7 @@ func TestBenchPostgres(t *testing.T) {
 	code, stdout, stderr := runBench(t, []string{"TROUPE_DATABASE_URL=" + dbURL}, "burndown", "-n", "300", "--store", "postgres", "--workers", "4", "--json")
 
 	require.Equal(t, 0, code, stderr)
-	var s benchSummary
+	var s bench.Summary
 	require.NoError(t, json.Unmarshal([]byte(stdout), &s))
 	require.Equal(t, "postgres", s.Store)
 	require.EqualValues(t, 300, s.Jobs)
@@ -343,26 +344,4 @@ func TestBatchEndpointOnTheRealSystem(t *testing.T) {
 	page, err := api.list(url.Values{})
 	require.NoError(t, err)
 	require.Equal(t, 3, page.Total, "nothing of the bad batches was stored")
-}
-
-// TestBenchHelpers covers the arithmetic of the summary and the progress
-// display.
-func TestBenchHelpers(t *testing.T) {
-	t.Parallel()
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	require.Equal(t, &latencySummary{P50Ms: 50, P90Ms: 90, P99Ms: 99, MaxMs: 100}, summarizeLatency(ds))
-	require.Equal(t, &latencySummary{P50Ms: 7, P90Ms: 7, P99Ms: 7, MaxMs: 7}, summarizeLatency([]time.Duration{7 * time.Millisecond}))
-	require.Nil(t, summarizeLatency(nil))
-
-	require.Equal(t, "["+strings.Repeat(".", benchProgressBarWidth)+"]   0%", progressBar(-1))
-	require.Equal(t, "["+strings.Repeat("#", benchProgressBarWidth/2)+strings.Repeat(".", benchProgressBarWidth/2)+"]  50%", progressBar(0.5))
-	require.Equal(t, "["+strings.Repeat("#", benchProgressBarWidth)+"] 100%", progressBar(2))
-	require.False(t, isTerminal(&strings.Builder{}))
-
-	stop := startProgress(&strings.Builder{}, func() (string, float64) { return "", 0 })
-	stop()
-	stop() // twice is harmless
 }

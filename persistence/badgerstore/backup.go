@@ -113,7 +113,7 @@ func Restore(ctx context.Context, r io.Reader, opts Options) (err error) {
 	if opts.InMemory {
 		return fmt.Errorf("restore: %w: a backup is restored into a directory, not in memory", domain.ErrInvalid)
 	}
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	br := bufio.NewReader(ctxReader{ctx: ctx, r: r})

@@ -114,23 +114,55 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
-// validate reports the first field out of bounds.
-func (o Options) validate() error {
+// Validate reports the first field out of bounds as an *OptionsError,
+// which wraps domain.ErrInvalid. It expects options filled by
+// WithDefaults; Open and Restore call it.
+func (o Options) Validate() error {
+	bad := func(field string, value any, reason string, args ...any) error {
+		return &OptionsError{Field: field, Value: value, Reason: fmt.Sprintf(reason, args...)}
+	}
 	switch {
 	case o.InMemory && o.Dir != "":
-		return fmt.Errorf("badger store: %w: Dir must be empty when InMemory is set, got %q", domain.ErrInvalid, o.Dir)
+		return bad("Dir", o.Dir, "must be empty when InMemory is set")
 	case !o.InMemory && o.Dir == "":
-		return fmt.Errorf("badger store: %w: Dir is required unless InMemory is set", domain.ErrInvalid)
+		return bad("Dir", nil, "is required unless InMemory is set")
 	case o.MaxBatch < 1:
-		return fmt.Errorf("badger store: %w: MaxBatch must be at least 1, got %d", domain.ErrInvalid, o.MaxBatch)
+		return bad("MaxBatch", o.MaxBatch, "must be at least 1")
 	case o.MemTableSize < MemTableSizeMin:
-		return fmt.Errorf("badger store: %w: MemTableSize must be at least %d, got %d", domain.ErrInvalid, MemTableSizeMin, o.MemTableSize)
+		return bad("MemTableSize", o.MemTableSize, "must be at least %d", MemTableSizeMin)
 	case !o.InMemory && o.MinFreeBytes < MinFreeBytesFor(o.MemTableSize):
-		return fmt.Errorf("badger store: %w: MinFreeBytes must be at least %d for a memtable of %d bytes (less risks a crash on a full disk), got %d",
-			domain.ErrInvalid, MinFreeBytesFor(o.MemTableSize), o.MemTableSize, o.MinFreeBytes)
+		return bad("MinFreeBytes", o.MinFreeBytes, "must be at least %d for a memtable of %d bytes (less risks a crash on a full disk)",
+			MinFreeBytesFor(o.MemTableSize), o.MemTableSize)
 	}
 	return nil
 }
+
+// OptionsError is a field of Options out of bounds, as Options.Validate
+// reports it. It names the Go field, so that a program that builds Options
+// from options of its own can name its own option instead.
+type OptionsError struct {
+	// Field is the name of the Options field, such as "MinFreeBytes".
+	Field string
+	// Value is the field's value, or nil when it is missing.
+	Value any
+	// Reason says what the value must be.
+	Reason string
+}
+
+// Error names the field, what it must be and what it is.
+func (e *OptionsError) Error() string {
+	msg := fmt.Sprintf("badger store: %v: %s %s", domain.ErrInvalid, e.Field, e.Reason)
+	if s, ok := e.Value.(string); ok {
+		return fmt.Sprintf("%s, got %q", msg, s)
+	}
+	if e.Value != nil {
+		return fmt.Sprintf("%s, got %v", msg, e.Value)
+	}
+	return msg
+}
+
+// Unwrap makes an OptionsError a domain.ErrInvalid.
+func (e *OptionsError) Unwrap() error { return domain.ErrInvalid }
 
 // badgerOptions translates o, already defaulted, into Badger's options.
 func (o Options) badgerOptions() badger.Options {
@@ -194,7 +226,7 @@ var _ domain.Store = (*Store)(nil)
 // wrapping ErrDirInUse and Badger's own.
 func Open(opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	var space *spaceGuard

@@ -53,15 +53,15 @@ func TestOptionsDeriveTheFloorAndTheMemTable(t *testing.T) {
 	t.Parallel()
 	o := Options{Dir: "x"}.WithDefaults()
 	require.Equal(t, MinFreeBytesFor(MemTableSizeDefault), o.MinFreeBytes)
-	require.NoError(t, o.validate())
+	require.NoError(t, o.Validate())
 
 	o = Options{Dir: "x", MinFreeBytes: 40 << 20}.WithDefaults()
 	require.Equal(t, MemTableSizeFor(40<<20), o.MemTableSize)
-	require.NoError(t, o.validate())
+	require.NoError(t, o.Validate())
 
-	err := Options{Dir: "x", MinFreeBytes: 1 << 20}.WithDefaults().validate()
+	err := Options{Dir: "x", MinFreeBytes: 1 << 20}.WithDefaults().Validate()
 	require.ErrorIs(t, err, domain.ErrInvalid)
-	err = Options{Dir: "x", MemTableSize: 8 << 20, MinFreeBytes: 30 << 20}.WithDefaults().validate()
+	err = Options{Dir: "x", MemTableSize: 8 << 20, MinFreeBytes: 30 << 20}.WithDefaults().Validate()
 	require.ErrorIs(t, err, domain.ErrInvalid)
 	require.ErrorContains(t, err, fmt.Sprintf("at least %d", MinFreeBytesFor(8<<20)))
 }

@@ -48,7 +48,7 @@ const (
 // own migration lock. A missing or empty schema gives domain.ErrInvalid.
 func Migrate(ctx context.Context, url, schema string, direction MigrationDirection) error {
 	opts := Options{URL: url, Schema: schema}.WithDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return err
 	}
 	cfg, err := poolConfig(opts)

@@ -99,24 +99,50 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
-// validate reports the first field out of bounds, naming it.
-func (o Options) validate() error {
+// Validate reports the first field out of bounds as an *OptionsError,
+// which wraps domain.ErrInvalid. It expects options filled by
+// WithDefaults; Open and Migrate call it.
+func (o Options) Validate() error {
+	bad := func(field string, value any, reason string, args ...any) error {
+		return &OptionsError{Field: field, Value: value, Reason: fmt.Sprintf(reason, args...)}
+	}
 	switch {
 	case o.URL == "":
-		return fmt.Errorf("%w: pgstore: Options.URL is required", domain.ErrInvalid)
+		// The URL may hold a password: never shown.
+		return bad("URL", nil, "is required")
 	case len(o.Schema) > maxIdentifierLength:
-		return fmt.Errorf("%w: pgstore: Options.Schema is %d bytes, more than %d", domain.ErrInvalid, len(o.Schema), maxIdentifierLength)
+		return bad("Schema", nil, "is %d bytes, more than %d", len(o.Schema), maxIdentifierLength)
 	case o.MaxConns < 0:
-		return fmt.Errorf("%w: pgstore: Options.MaxConns must not be negative, got %d", domain.ErrInvalid, o.MaxConns)
+		return bad("MaxConns", o.MaxConns, "must not be negative, got %d", o.MaxConns)
 	case o.MinConns < 0:
-		return fmt.Errorf("%w: pgstore: Options.MinConns must not be negative, got %d", domain.ErrInvalid, o.MinConns)
+		return bad("MinConns", o.MinConns, "must not be negative, got %d", o.MinConns)
 	case o.MaxConns > 0 && o.MinConns > o.MaxConns:
-		return fmt.Errorf("%w: pgstore: Options.MinConns (%d) must not exceed Options.MaxConns (%d)", domain.ErrInvalid, o.MinConns, o.MaxConns)
+		return bad("MinConns", o.MinConns, "(%d) must not exceed Options.MaxConns (%d)", o.MinConns, o.MaxConns)
 	case o.MaxConnLifetime < 0, o.MaxConnIdleTime < 0:
-		return fmt.Errorf("%w: pgstore: Options.MaxConnLifetime and MaxConnIdleTime must not be negative", domain.ErrInvalid)
+		return bad("MaxConnLifetime", nil, "and MaxConnIdleTime must not be negative")
 	}
 	return nil
 }
+
+// OptionsError is a field of Options out of bounds, as Options.Validate
+// reports it. It names the Go field, so that a program that builds Options
+// from options of its own can name its own option instead.
+type OptionsError struct {
+	// Field is the name of the Options field, such as "URL".
+	Field string
+	// Value is the field's value, or nil when it is missing or not shown.
+	Value any
+	// Reason says what is wrong.
+	Reason string
+}
+
+// Error names the field and says what is wrong.
+func (e *OptionsError) Error() string {
+	return fmt.Sprintf("%v: pgstore: Options.%s %s", domain.ErrInvalid, e.Field, e.Reason)
+}
+
+// Unwrap makes an OptionsError a domain.ErrInvalid.
+func (e *OptionsError) Unwrap() error { return domain.ErrInvalid }
 
 // Store is the PostgreSQL domain.Store plus the scale-out primitives. It is
 // safe for concurrent use. Create it with Open.
@@ -144,7 +170,7 @@ var _ domain.Store = (*Store)(nil)
 // options give an error wrapping domain.ErrInvalid.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	cfg, err := poolConfig(opts)

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"slices"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/http"
+)
+
+// ActorsConfig returns the runtime's share of the configuration.
+func (c Config) ActorsConfig() actors.Config { return c.actorsOptions().WithDefaults() }
+
+// actorsOptions maps the options onto the runtime's config, before its
+// defaults fill the fields that no option sets.
+func (c Config) actorsOptions() actors.Config {
+	return actors.Config{
+		Workers:         c.Workers,
+		QueueSize:       c.QueueSize,
+		MaxAttempts:     c.MaxAttempts,
+		RetryBaseDelay:  c.RetryBaseDelay,
+		RetryMaxDelay:   c.RetryMaxDelay,
+		RetryJitter:     jitter(c.RetryJitter),
+		ShutdownTimeout: c.ShutdownTimeout,
+		Node:            c.Node,
+		LeaseDuration:   c.LeaseDuration,
+		RescueInterval:  c.RescueInterval,
+		PollInterval:    c.PollInterval,
+		MaxPayloadBytes: c.MaxPayloadBytes,
+	}
+}
+
+// HTTPConfig returns the API's share of the configuration. Requests in
+// flight get the shutdown timeout too, but no more than the API's own
+// default: they are short, and the jobs behind them matter more.
+func (c Config) HTTPConfig() http.Config { return c.httpOptions().WithDefaults() }
+
+// httpOptions maps the options onto the API's config, before its defaults
+// fill the fields that no option sets.
+func (c Config) httpOptions() http.Config {
+	return http.Config{
+		Addr:            c.HTTPAddr,
+		APITokens:       slices.Clone(c.APITokens),
+		Insecure:        c.Insecure,
+		MaxBodyBytes:    c.MaxBodyBytes,
+		MaxPayloadBytes: c.MaxPayloadBytes,
+		ShutdownTimeout: min(c.ShutdownTimeout, http.ShutdownTimeoutDefault),
+	}
+}
+
+// actorsOptionKeys names the option behind each field of actors.Config
+// that an option sets, so that the runtime's errors name the option.
+var actorsOptionKeys = map[string]string{
+	"Workers":         "workers",
+	"QueueSize":       "queue_size",
+	"MaxAttempts":     "max_attempts",
+	"RetryBaseDelay":  "retry_base_delay",
+	"RetryMaxDelay":   "retry_max_delay",
+	"ShutdownTimeout": "shutdown_timeout",
+	"Node":            "node",
+	"LeaseDuration":   "lease_duration",
+	"RescueInterval":  "rescue_interval",
+	"PollInterval":    "poll_interval",
+	"MaxPayloadBytes": "max_payload_bytes",
+}
+
+// httpOptionKeys names the option behind each field of http.Config, so
+// that the API's errors name the option. The batch body limit follows
+// max_body_bytes.
+var httpOptionKeys = map[string]string{
+	"Addr":              "http_addr",
+	"APITokens":         "api_tokens",
+	"Insecure":          "insecure",
+	"MaxBodyBytes":      "max_body_bytes",
+	"BatchMaxBodyBytes": "max_body_bytes",
+	"MaxPayloadBytes":   "max_payload_bytes",
+	"ShutdownTimeout":   "shutdown_timeout",
+}
+
+// jitter maps the retry_jitter switch to the runtime's setting.
+func jitter(on bool) actors.Jitter {
+	if on {
+		return actors.FullJitter
+	}
+	return actors.NoJitter
+}

@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Summary is a mode's result. Its JSON member names are stable, for
+// scripts; fields of other modes are left out.
+type Summary struct {
+	// Mode is burndown, steady or http.
+	Mode string `json:"mode"`
+	// Store is memory, badger or postgres, or remote for bench http
+	// --server.
+	Store string `json:"store"`
+	// Workers is the size of the worker pool; 0 when unknown.
+	Workers int `json:"workers"`
+	// Jobs counts the jobs accepted (stored and queued).
+	Jobs int64 `json:"jobs"`
+	// Completed counts the jobs stored as completed, where the bench can see
+	// it: not on a server given with bench http --server.
+	Completed *int64 `json:"completed,omitempty"`
+	// Seconds is the time measured: the burn-down alone (burndown), from the
+	// first submission to the last completion (steady), or the load (http).
+	Seconds float64 `json:"seconds"`
+	// JobsPerSecond is the mode's throughput over Seconds: jobs completed
+	// (burndown, steady) or accepted (http).
+	JobsPerSecond float64 `json:"jobsPerSecond"`
+	// Latency is the enqueue-to-start latency (steady) or the request
+	// latency (http).
+	Latency *Latency `json:"latency,omitempty"`
+	// Errors counts failures by kind: an HTTP status, "transport", or
+	// "queue full"; empty when there were none.
+	Errors map[string]int64 `json:"errors"`
+
+	// InsertSeconds is how long the inserts took (burndown).
+	InsertSeconds float64 `json:"insertSeconds,omitempty"`
+	// InsertsPerSecond is the insert rate (burndown).
+	InsertsPerSecond float64 `json:"insertsPerSecond,omitempty"`
+	// TotalSeconds is the inserts and the burn-down together (burndown).
+	TotalSeconds float64 `json:"totalSeconds,omitempty"`
+	// Batch is the jobs per SubmitBatch call (burndown) or per HTTP request
+	// (http; 0 for POST /jobs).
+	Batch int `json:"batch,omitempty"`
+
+	// Rate is the submission rate asked for, jobs/s (steady).
+	Rate float64 `json:"rate,omitempty"`
+	// SubmitRate is the submission rate achieved, jobs/s (steady).
+	SubmitRate float64 `json:"submitRate,omitempty"`
+	// DoneLatency is the enqueue-to-done latency (steady).
+	DoneLatency *Latency `json:"doneLatency,omitempty"`
+
+	// Concurrency is the number of submitting goroutines (http).
+	Concurrency int `json:"concurrency,omitempty"`
+	// Requests counts the requests answered, whatever the status (http).
+	Requests int64 `json:"requests,omitempty"`
+	// RequestsPerSecond is Requests over Seconds (http).
+	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
+	// Server is the API's base URL (http).
+	Server string `json:"server,omitempty"`
+}
+
+// Latency describes a latency distribution in milliseconds.
+type Latency struct {
+	P50Ms float64 `json:"p50Ms"`
+	P90Ms float64 `json:"p90Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+// summarizeLatency sorts ds and returns its percentiles (nearest rank), or
+// nil when there is none.
+func summarizeLatency(ds []time.Duration) *Latency {
+	if len(ds) == 0 {
+		return nil
+	}
+	slices.Sort(ds)
+	at := func(p float64) float64 {
+		i := min(max(int(math.Ceil(p*float64(len(ds))))-1, 0), len(ds)-1)
+		return millis(ds[i])
+	}
+	return &Latency{P50Ms: at(0.50), P90Ms: at(0.90), P99Ms: at(0.99), MaxMs: millis(ds[len(ds)-1])}
+}
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// perSecond is n over d, or 0 for no time at all.
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// write prints the summary as JSON or as a table.
+func (s *Summary) Write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		b, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode summary: %w", err)
+		}
+		b = append(b, '\n')
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+		return nil
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	for _, r := range s.rows() {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("format summary: %w", err)
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+// rows lays the summary out for people, mode by mode.
+func (s *Summary) rows() [][2]string {
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	secs := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) + " s" }
+	lat := func(l *Latency) string {
+		if l == nil {
+			return "-"
+		}
+		return fmt.Sprintf("p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
+	}
+	workers := strconv.Itoa(s.Workers)
+	if s.Workers == 0 {
+		workers = "unknown"
+	}
+	rows := [][2]string{{"mode", s.Mode}, {"store", s.Store}, {"workers", workers}}
+	switch s.Mode {
+	case "burndown":
+		rows = append(rows,
+			[2]string{"jobs", strconv.FormatInt(s.Jobs, 10)},
+			[2]string{"insert", fmt.Sprintf("%s  (%s jobs/s, %d per batch)", secs(s.InsertSeconds), num(s.InsertsPerSecond), s.Batch)},
+			[2]string{"burn-down", fmt.Sprintf("%s  (%s jobs/s)", secs(s.Seconds), num(s.JobsPerSecond))},
+			[2]string{"total", secs(s.TotalSeconds)})
+	case "steady":
+		rows = append(rows,
+			[2]string{"rate", fmt.Sprintf("%s jobs/s asked, %s achieved", num(s.Rate), num(s.SubmitRate))},
+			[2]string{"jobs", strconv.FormatInt(s.Jobs, 10)},
+			[2]string{"throughput", fmt.Sprintf("%s jobs/s over %s", num(s.JobsPerSecond), secs(s.Seconds))},
+			[2]string{"enqueue→start", lat(s.Latency)},
+			[2]string{"enqueue→done", lat(s.DoneLatency)})
+	case "http":
+		batch := "1 per POST /jobs"
+		if s.Batch > 0 {
+			batch = fmt.Sprintf("%d per POST /jobs/batch", s.Batch)
+		}
+		rows = append(rows,
+			[2]string{"server", s.Server},
+			[2]string{"concurrency", strconv.Itoa(s.Concurrency)},
+			[2]string{"jobs", fmt.Sprintf("%d (%s)", s.Jobs, batch)},
+			[2]string{"requests", fmt.Sprintf("%d in %s  (%s requests/s)", s.Requests, secs(s.Seconds), num(s.RequestsPerSecond))},
+			[2]string{"throughput", num(s.JobsPerSecond) + " jobs/s"},
+			[2]string{"latency", lat(s.Latency)})
+	}
+	if s.Completed != nil {
+		rows = append(rows, [2]string{"completed", strconv.FormatInt(*s.Completed, 10)})
+	}
+	errs := "none"
+	if len(s.Errors) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(s.Errors)) {
+			parts = append(parts, fmt.Sprintf("%s: %d", k, s.Errors[k]))
+		}
+		errs = strings.Join(parts, ", ")
+	}
+	return append(rows, [2]string{"errors", errs})
+}
