@@ -69,7 +69,7 @@ func setupLive(t *testing.T, cfg Config) *liveBundle {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	b.server, err = NewServer(cfg, sys, WithLogger(discard), WithRegistry(NewRegistry()))
+	b.server, err = NewServer(cfg, Runtime(sys), WithLogger(discard), WithRegistry(NewRegistry()))
 	require.NoError(t, err)
 	ts := httptest.NewServer(b.server.Handler())
 	t.Cleanup(ts.Close)
@@ -370,7 +370,7 @@ func TestEvents(t *testing.T) {
 		b := setupLive(t, Config{})
 		// A shutdown timeout far longer than the test: Stop returns without
 		// error only if the streams ended by themselves.
-		s, err := NewServer(Config{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Minute}, b.sys,
+		s, err := NewServer(Config{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Minute}, Runtime(b.sys),
 			WithLogger(slog.New(slog.DiscardHandler)), WithRegistry(NewRegistry()))
 		require.NoError(t, err)
 		require.NoError(t, s.Start(t.Context()))
@@ -471,4 +471,4 @@ func TestNewerState(t *testing.T) {
 }
 
 // Compile-time check that the real runtime serves the streams.
-var _ JobService = (*actors.System)(nil)
+var _ JobService = runtimeService{}
