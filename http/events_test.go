@@ -137,7 +137,7 @@ type sseStream struct {
 // ends. It fails the test unless the answer is 200 text/event-stream.
 func openStream(t *testing.T, url string, header map[string]string) *sseStream {
 	t.Helper()
-	s, resp := requestStream(t, url, header)
+	s, resp := requestStream(t, url, header) //nolint:bodyclose // requestStream closes it when the test ends
 	require.Equal(t, nethttp.StatusOK, resp.StatusCode)
 	require.Equal(t, EventStreamContentType, resp.Header.Get("Content-Type"))
 	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
@@ -278,14 +278,14 @@ func TestJobEvents(t *testing.T) {
 
 		// An EventSource reconnects when a stream ends; with the ID of the
 		// terminal state it already has, it is told to stop.
-		_, resp := requestStream(t, b.base+jobsPath(job.ID)+"/events", map[string]string{"Last-Event-ID": ev.id})
+		_, resp := requestStream(t, b.base+jobsPath(job.ID)+"/events", map[string]string{"Last-Event-ID": ev.id}) //nolint:bodyclose // requestStream closes it when the test ends
 		require.Equal(t, nethttp.StatusNoContent, resp.StatusCode)
 	})
 
 	t.Run("OfAnUnknownJobIs404", func(t *testing.T) {
 		t.Parallel()
 		b := setupLive(t, Config{})
-		_, resp := requestStream(t, b.base+jobsPath(uuid.New())+"/events", nil)
+		_, resp := requestStream(t, b.base+jobsPath(uuid.New())+"/events", nil) //nolint:bodyclose // requestStream closes it when the test ends
 		require.Equal(t, nethttp.StatusNotFound, resp.StatusCode)
 		require.Equal(t, ProblemContentType, resp.Header.Get("Content-Type"))
 		require.Zero(t, b.server.streams.open.Load(), "the subscription is closed")
