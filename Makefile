@@ -44,9 +44,10 @@ bench-http-batch: ## troupe bench: 32 clients POST /jobs/batch, 100 jobs each, f
 run: ## the server with its defaults: Badger in ./data, 127.0.0.1:8080, demo handlers
 	$(GO) run ./cmd/troupe serve
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and golangci-lint with .golangci.yaml (the version pinned in go.mod)
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) vet $(PKGS)
+	$(GO) tool golangci-lint run $(PKGS)
 
 build: ## the troupe binary in bin/
 	$(GO) build -o bin/troupe ./cmd/troupe

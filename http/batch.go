@@ -178,7 +178,7 @@ func (e *batchErrors) err(registered []domain.JobType) error {
 	var detail []string
 	var reqErr *requestError
 	if e.otherErrors {
-		reqErr = validationFailed(e.fields...).(*requestError)
+		reqErr = newValidationError(e.fields...)
 		detail = append(detail, reqErr.detail)
 		if e.tooLarge {
 			reqErr.kind = kindPayloadTooLarge

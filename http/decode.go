@@ -196,7 +196,7 @@ func (s *Server) decodeJob(data []byte, req *SubmitRequest) error {
 	if len(fields) == 0 {
 		return nil
 	}
-	err := validationFailed(fields...).(*requestError)
+	err := newValidationError(fields...)
 	if tooLarge {
 		err.kind = kindPayloadTooLarge
 	}

@@ -198,6 +198,12 @@ func invalidRequest(format string, args ...any) error {
 
 // validationFailed returns a 400 that lists the fields.
 func validationFailed(fields ...FieldError) error {
+	return newValidationError(fields...)
+}
+
+// newValidationError is validationFailed for a caller that amends the
+// error before returning it.
+func newValidationError(fields ...FieldError) *requestError {
 	msgs := make([]string, len(fields))
 	for i, f := range fields {
 		msgs[i] = f.Field + " " + f.Message

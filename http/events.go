@@ -15,7 +15,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
 )
 
@@ -146,13 +145,13 @@ func (s *Server) streamContext(c *gin.Context) (context.Context, func()) {
 }
 
 // subscribe opens a subscription for a stream; release closes it.
-func (s *Server) subscribe() *actors.Subscription {
+func (s *Server) subscribe() Subscription {
 	sub := s.svc.Subscribe(streamBuffer)
 	s.streams.open.Add(1)
 	return sub
 }
 
-func (s *Server) release(sub *actors.Subscription) {
+func (s *Server) release(sub Subscription) {
 	sub.Close()
 	s.streams.open.Add(-1)
 }
@@ -265,7 +264,7 @@ func (s *Server) handleEvents(c *gin.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-sub.C:
+		case ev, ok := <-sub.Events():
 			if !ok {
 				return
 			}
@@ -339,7 +338,7 @@ func (s *Server) handleJobEvents(c *gin.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-sub.C:
+		case ev, ok := <-sub.Events():
 			if !ok {
 				return
 			}
@@ -365,7 +364,7 @@ func (s *Server) handleJobEvents(c *gin.Context) {
 type jobStream struct {
 	s   *Server
 	id  uuid.UUID
-	sub *actors.Subscription
+	sub Subscription
 	w   *eventWriter
 	// last is the latest state sent.
 	last *domain.Job
@@ -395,7 +394,7 @@ func (js *jobStream) offer(j *domain.Job) {
 func (js *jobStream) reread(ctx context.Context) bool {
 	for drained := false; !drained && !js.done(); {
 		select {
-		case ev, ok := <-js.sub.C:
+		case ev, ok := <-js.sub.Events():
 			if !ok {
 				return false
 			}

@@ -69,7 +69,7 @@ func setupLive(t *testing.T, cfg Config) *liveBundle {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	b.server, err = NewServer(cfg, sys, WithLogger(discard), WithRegistry(NewRegistry()))
+	b.server, err = NewServer(cfg, Runtime(sys), WithLogger(discard), WithRegistry(NewRegistry()))
 	require.NoError(t, err)
 	ts := httptest.NewServer(b.server.Handler())
 	t.Cleanup(ts.Close)
@@ -137,7 +137,7 @@ type sseStream struct {
 // ends. It fails the test unless the answer is 200 text/event-stream.
 func openStream(t *testing.T, url string, header map[string]string) *sseStream {
 	t.Helper()
-	s, resp := requestStream(t, url, header)
+	s, resp := requestStream(t, url, header) //nolint:bodyclose // requestStream closes it when the test ends
 	require.Equal(t, nethttp.StatusOK, resp.StatusCode)
 	require.Equal(t, EventStreamContentType, resp.Header.Get("Content-Type"))
 	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
@@ -278,14 +278,14 @@ func TestJobEvents(t *testing.T) {
 
 		// An EventSource reconnects when a stream ends; with the ID of the
 		// terminal state it already has, it is told to stop.
-		_, resp := requestStream(t, b.base+jobsPath(job.ID)+"/events", map[string]string{"Last-Event-ID": ev.id})
+		_, resp := requestStream(t, b.base+jobsPath(job.ID)+"/events", map[string]string{"Last-Event-ID": ev.id}) //nolint:bodyclose // requestStream closes it when the test ends
 		require.Equal(t, nethttp.StatusNoContent, resp.StatusCode)
 	})
 
 	t.Run("OfAnUnknownJobIs404", func(t *testing.T) {
 		t.Parallel()
 		b := setupLive(t, Config{})
-		_, resp := requestStream(t, b.base+jobsPath(uuid.New())+"/events", nil)
+		_, resp := requestStream(t, b.base+jobsPath(uuid.New())+"/events", nil) //nolint:bodyclose // requestStream closes it when the test ends
 		require.Equal(t, nethttp.StatusNotFound, resp.StatusCode)
 		require.Equal(t, ProblemContentType, resp.Header.Get("Content-Type"))
 		require.Zero(t, b.server.streams.open.Load(), "the subscription is closed")
@@ -370,7 +370,7 @@ func TestEvents(t *testing.T) {
 		b := setupLive(t, Config{})
 		// A shutdown timeout far longer than the test: Stop returns without
 		// error only if the streams ended by themselves.
-		s, err := NewServer(Config{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Minute}, b.sys,
+		s, err := NewServer(Config{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Minute}, Runtime(b.sys),
 			WithLogger(slog.New(slog.DiscardHandler)), WithRegistry(NewRegistry()))
 		require.NoError(t, err)
 		require.NoError(t, s.Start(t.Context()))
@@ -471,4 +471,4 @@ func TestNewerState(t *testing.T) {
 }
 
 // Compile-time check that the real runtime serves the streams.
-var _ JobService = (*actors.System)(nil)
+var _ JobService = runtimeService{}

@@ -117,7 +117,7 @@ func (a *fuzzAPI) start(tb testing.TB) {
 	require.NoError(tb, sys.Start(context.Background()))
 	// The server's log says why an answer was a 5xx; the failure shows it.
 	logger := slog.New(slog.NewJSONHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	api, err := NewServer(Config{Addr: "127.0.0.1:0"}, sys, WithLogger(logger), WithRegistry(NewRegistry()))
+	api, err := NewServer(Config{Addr: "127.0.0.1:0"}, Runtime(sys), WithLogger(logger), WithRegistry(NewRegistry()))
 	require.NoError(tb, err)
 	a.sys, a.api, a.taken = sys, api, 0
 }

@@ -43,8 +43,8 @@ func TestHead(t *testing.T) {
 		require.Contains(t, heads, r.Path, "GET %s has no HEAD route", r.Path)
 		for _, path := range concretePaths(r.Path, job.ID) {
 			t.Run(path, func(t *testing.T) {
-				get, getBody := call(t, srv, nethttp.MethodGet, path)
-				head, headBody := call(t, srv, nethttp.MethodHead, path)
+				get, getBody := call(t, srv, nethttp.MethodGet, path)    //nolint:bodyclose // call closed it
+				head, headBody := call(t, srv, nethttp.MethodHead, path) //nolint:bodyclose // call closed it
 
 				require.Equal(t, get.StatusCode, head.StatusCode)
 				require.Empty(t, headBody, "HEAD answers no body")

@@ -19,7 +19,6 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
-	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 // fakeService is a JobService whose methods call the function fields.
@@ -39,12 +38,6 @@ type fakeService struct {
 	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
 	// BackupFunc answers Backup; without it the store cannot back up.
 	BackupFunc func(ctx context.Context, w io.Writer) error
-
-	// quiet makes Subscribe's subscriptions: only a System can, and one
-	// that is never started publishes nothing. Tests of events that must
-	// arrive use a real, started System (events_test.go).
-	quietOnce sync.Once
-	quiet     *actors.System
 }
 
 var _ JobService = (*fakeService)(nil)
@@ -103,14 +96,25 @@ func (f *fakeService) Health(ctx context.Context) actors.Health {
 	return f.HealthFunc(ctx)
 }
 
-func (f *fakeService) Subscribe(buffer int) *actors.Subscription {
-	f.quietOnce.Do(func() {
-		sys, err := actors.New(memstore.New())
-		require.NoError(f.t, err)
-		f.quiet = sys
-	})
-	return f.quiet.Subscribe(buffer)
+// Subscribe returns a subscription that receives nothing. Tests of events
+// that must arrive use the real runtime (events_test.go).
+func (f *fakeService) Subscribe(int) Subscription {
+	return newQuietSubscription()
 }
+
+// quietSubscription receives no events; Close closes its channel.
+type quietSubscription struct {
+	ch   chan actors.Event
+	once sync.Once
+}
+
+func newQuietSubscription() *quietSubscription {
+	return &quietSubscription{ch: make(chan actors.Event)}
+}
+
+func (s *quietSubscription) Events() <-chan actors.Event { return s.ch }
+func (s *quietSubscription) Dropped() int64              { return 0 }
+func (s *quietSubscription) Close()                      { s.once.Do(func() { close(s.ch) }) }
 
 // lockedBuffer collects log output written from any goroutine.
 type lockedBuffer struct {

@@ -25,7 +25,7 @@ const maxRequestIDLength = 128
 const ctxKeyRequestID = "troupe.requestID"
 
 // bearerRealm is the WWW-Authenticate challenge of a 401.
-const bearerRealm = `Bearer realm="troupe"`
+const bearerRealm = `Bearer realm="troupe"` //nolint:gosec // G101: a challenge naming the scheme, not a credential
 
 // handleRequestID echoes a sane incoming X-Request-ID or makes one up, and
 // puts it on the response before anything else can answer. It runs first.
@@ -95,7 +95,7 @@ func (s *Server) recoverPanics(c *gin.Context) {
 		if v == nil {
 			return
 		}
-		if v == nethttp.ErrAbortHandler {
+		if v == nethttp.ErrAbortHandler { //nolint:errorlint // net/http itself recognises only this exact value
 			// net/http's own signal to drop the connection quietly.
 			panic(v)
 		}

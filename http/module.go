@@ -11,8 +11,8 @@ import (
 
 // Module serves the API in an fx application.
 //
-// It needs a Config, a JobService (bind the runtime to it with
-// fx.Annotate(..., fx.As(new(http.JobService)))) and a *slog.Logger. It
+// It needs a Config, a JobService (fx.Provide(http.Runtime) adapts the
+// runtime to it) and a *slog.Logger. It
 // takes a Backuper if one is provided, for GET /admin/backup.
 //
 // It provides the Prometheus registry (as *prometheus.Registry and as

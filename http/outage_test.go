@@ -91,7 +91,7 @@ func TestOutageAnswers(t *testing.T) {
 	})
 	logs := &lockedBuffer{}
 	// No tokens: anyone may read /health's reasons.
-	s, err := NewServer(Config{Addr: "127.0.0.1:0"}, sys,
+	s, err := NewServer(Config{Addr: "127.0.0.1:0"}, Runtime(sys),
 		WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	require.NoError(t, err)
 

@@ -9,8 +9,8 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-// JobService is what the HTTP API needs from the runtime. actors.System
-// satisfies it; tests use a fake. Errors wrap the domain sentinels and are
+// JobService is what the HTTP API needs from the runtime. Runtime adapts
+// an actors.System to it; tests use a fake. Errors wrap the domain sentinels and are
 // told apart with errors.Is:
 //
 //   - domain.ErrNotFound: no job has the ID.
@@ -47,5 +47,40 @@ type JobService interface {
 	// Subscribe returns a subscription to every job change, published
 	// once stored, with room for buffer events in flight; a full one drops
 	// events and counts them. The event streams close it when they end.
-	Subscribe(buffer int) *actors.Subscription
+	Subscribe(buffer int) Subscription
+}
+
+// Subscription is what the event streams need of a subscription to job
+// changes.
+type Subscription interface {
+	// Events delivers the changes; it is closed by Close.
+	Events() <-chan actors.Event
+	// Dropped counts the events missed because the buffer was full.
+	Dropped() int64
+	// Close ends the subscription. It is safe to call twice.
+	Close()
+}
+
+// Runtime adapts the runtime to JobService. Its methods are the System's,
+// with the subscription behind the Subscription interface.
+func Runtime(sys *actors.System) JobService {
+	return runtimeService{sys}
+}
+
+type runtimeService struct {
+	*actors.System
+}
+
+func (r runtimeService) Subscribe(buffer int) Subscription {
+	return runtimeSubscription{r.System.Subscribe(buffer)}
+}
+
+// runtimeSubscription gives the runtime's subscription, whose channel is a
+// field, the Events method.
+type runtimeSubscription struct {
+	*actors.Subscription
+}
+
+func (s runtimeSubscription) Events() <-chan actors.Event {
+	return s.C
 }

@@ -163,10 +163,7 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		fx.Provide(m.backupSource),
 		actors.Module,
 		// The API sees the runtime only through its JobService port.
-		fx.Provide(fx.Annotate(
-			func(s *actors.System) *actors.System { return s },
-			fx.As(new(http.JobService)),
-		)),
+		fx.Provide(http.Runtime),
 		http.Module,
 	}
 	if cfg.Demo {

@@ -37,7 +37,7 @@ func TestDashboardShowsPayloadsItCannotFormat(t *testing.T) {
 		defer cancel()
 		require.NoError(t, sys.Stop(ctx))
 	})
-	srv, err := http.NewServer(http.Config{Addr: "127.0.0.1:0"}, sys, http.WithLogger(quiet))
+	srv, err := http.NewServer(http.Config{Addr: "127.0.0.1:0"}, http.Runtime(sys), http.WithLogger(quiet))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))
 	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })

@@ -29,7 +29,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, out io.Writer) error {
+func run(ctx context.Context, out io.Writer) (err error) {
 	dir, err := os.MkdirTemp("", "troupe-embedded-")
 	if err != nil {
 		return err
@@ -68,7 +68,8 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := sys.Start(ctx); err != nil {
 		return err
 	}
-	defer sys.Stop(ctx)
+	// A stop that fails (a job outlived the context) is an error of the run.
+	defer func() { err = errors.Join(err, sys.Stop(ctx)) }()
 
 	// Subscribe before submitting, so no change is missed.
 	events := sys.Subscribe(64)

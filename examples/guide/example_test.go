@@ -30,7 +30,11 @@ func ExampleChargeCard() {
 	if err := sys.Start(ctx); err != nil {
 		panic(err)
 	}
-	defer sys.Stop(ctx)
+	defer func() {
+		if err := sys.Stop(ctx); err != nil {
+			panic(err)
+		}
+	}()
 
 	events := sys.Subscribe(16)
 	defer events.Close()
@@ -88,7 +92,11 @@ func Example_fx() {
 	if err := app.Start(ctx); err != nil {
 		panic(err)
 	}
-	defer app.Stop(ctx)
+	defer func() {
+		if err := app.Stop(ctx); err != nil {
+			panic(err)
+		}
+	}()
 	fmt.Println(sys.JobTypes())
 	// Output: [charge_card noop]
 }

@@ -85,7 +85,7 @@ func DecodePayload(payload []byte) (ChargeCardPayload, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return p, fmt.Errorf("%w: payload: %v", domain.ErrInvalid, err)
+		return p, fmt.Errorf("%w: payload: %w", domain.ErrInvalid, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return p, fmt.Errorf("%w: payload has data after its JSON object", domain.ErrInvalid)

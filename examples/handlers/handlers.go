@@ -74,7 +74,7 @@ func canceled(ctx context.Context, typ domain.JobType) error {
 	if err == nil {
 		return nil
 	}
-	if cause := context.Cause(ctx); cause != nil && cause != err {
+	if cause := context.Cause(ctx); cause != nil && cause != err { //nolint:errorlint // identity: without a cause of its own, Cause is ctx.Err() itself
 		return fmt.Errorf("%s: %w: %w", typ, err, cause)
 	}
 	return fmt.Errorf("%s: %w", typ, err)

@@ -60,7 +60,7 @@ func describeDecodeError(err error) error {
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return fmt.Errorf("%w: payload has an unknown field %s", domain.ErrInvalid, name)
 	}
-	return fmt.Errorf("%w: payload is not valid JSON: %v", domain.ErrInvalid, err)
+	return fmt.Errorf("%w: payload is not valid JSON: %w", domain.ErrInvalid, err)
 }
 
 // describeKind names what a JSON value must be to decode into t.

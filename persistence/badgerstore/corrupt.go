@@ -87,7 +87,7 @@ func (g *integrity) confirmMiss(what string) error {
 	if damage == nil {
 		return nil
 	}
-	err := fmt.Errorf("%s: %w: the key may be in damaged data (%v)", what, domain.ErrCorrupt, damage)
+	err := fmt.Errorf("%s: %w: the key may be in damaged data (%v)", what, domain.ErrCorrupt, damage) //nolint:errorlint // the damage is an earlier operation's; this error is ErrCorrupt and must not take on that one's kinds
 	g.log.Error("badger store: a read missed in a damaged store", "op", what, "error", err)
 	return err
 }
