@@ -24,7 +24,11 @@ func ExampleSystem() {
 	if err := sys.Start(ctx); err != nil {
 		panic(err)
 	}
-	defer sys.Stop(ctx)
+	defer func() {
+		if err := sys.Stop(ctx); err != nil {
+			panic(err)
+		}
+	}()
 
 	events := sys.Subscribe(16)
 	defer events.Close()

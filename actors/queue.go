@@ -10,8 +10,6 @@ type readyQueue struct {
 	head, size int
 }
 
-func (q *readyQueue) len() int { return q.size }
-
 func (q *readyQueue) push(j *domain.Job) {
 	if q.size == len(q.buf) {
 		q.grow()

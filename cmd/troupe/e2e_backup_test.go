@@ -307,7 +307,7 @@ func TestBackupOnlineUnderLoadRestoresEveryAcknowledgedJob(t *testing.T) {
 	waitFor(t, waitTimeout, "the restored server to finish every job", func() (bool, error) {
 		var page listJSON
 		_, err := api2.call(nethttp.MethodGet, "/jobs?"+url.Values{"status": {"pending", "running"}}.Encode(), "", &page)
-		return err == nil && page.Total == 0, fmt.Errorf("%d unfinished, error %v", page.Total, err)
+		return err == nil && page.Total == 0, fmt.Errorf("%d unfinished, error %w", page.Total, err)
 	})
 }
 
