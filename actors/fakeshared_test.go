@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,7 @@ type manualClock struct {
 
 type manualTimer struct {
 	at      time.Time
+	delay   time.Duration // as the runtime asked for it
 	f       func()
 	stopped bool
 }
@@ -39,7 +41,7 @@ func (c *manualClock) Now() time.Time {
 func (c *manualClock) AfterFunc(d time.Duration, f func()) func() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &manualTimer{at: c.now.Add(d), f: f}
+	t := &manualTimer{at: c.now.Add(d), delay: d, f: f}
 	c.timers = append(c.timers, t)
 	return func() bool {
 		c.mu.Lock()
@@ -70,6 +72,33 @@ func (c *manualClock) advance(d time.Duration) {
 	for _, t := range due {
 		go t.f()
 	}
+}
+
+// waiting returns the delays the runtime asked for of the timers that are
+// set, in the order they were set.
+func (c *manualClock) waiting() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ds := make([]time.Duration, len(c.timers))
+	for i, t := range c.timers {
+		ds[i] = t.delay
+	}
+	return ds
+}
+
+// fireNext moves the clock to the earliest timer's deadline, firing what
+// falls due then.
+func (c *manualClock) fireNext(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	if len(c.timers) == 0 {
+		c.mu.Unlock()
+		t.Fatal("no timer is waiting")
+	}
+	next := slices.MinFunc(c.timers, func(a, b *manualTimer) int { return a.at.Compare(b.at) }).at
+	d := next.Sub(c.now)
+	c.mu.Unlock()
+	c.advance(d)
 }
 
 // pendingAt reports whether a timer is set to fire at at.

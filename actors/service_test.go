@@ -1,12 +1,10 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 )
 
 func eventually(t *testing.T, cond func() bool, msg string) {
@@ -90,7 +89,7 @@ func TestLeaseRenewer_RenewsEachInterval(t *testing.T) {
 
 func TestLeaseRescuer_RescuesAtStartAndEachInterval(t *testing.T) {
 	clock, queue := newManualClock(), newFakeSharedQueue()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	r := &leaseRescuer{queue: queue, clock: clock, interval: time.Minute, logger: slog.New(slog.NewTextHandler(logs, nil))}
 	require.NoError(t, r.Start(context.Background()))
 	t.Cleanup(r.Stop)
@@ -102,24 +101,6 @@ func TestLeaseRescuer_RescuesAtStartAndEachInterval(t *testing.T) {
 	clock.advance(time.Minute)
 	eventually(t, func() bool { return queue.rescueCount() == 2 && clock.pending() == 1 }, "rescues each interval")
 	eventually(t, func() bool { return strings.Count(logs.String(), "rescuing expired leases failed") == 1 }, "a failed rescue is logged")
-}
-
-// lockedBuffer is a log's output, written and read from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // recordingService records its starts and stops in a shared log; fail

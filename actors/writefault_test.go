@@ -23,79 +23,6 @@ import (
 // right backoff, stays as stored meanwhile, logs each refusal, and ends
 // once the store accepts exactly as it would have without the fault.
 
-// heldClock holds its timers until the test fires them, moving its time to
-// the timer's due time: the test sees each wait the runtime asks for, and
-// what the store holds during it.
-type heldClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*heldTimer
-}
-
-type heldTimer struct {
-	due   time.Time
-	delay time.Duration
-	f     func()
-	done  bool // fired or stopped
-}
-
-func newHeldClock() *heldClock {
-	return &heldClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *heldClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *heldClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &heldTimer{due: c.now.Add(d), delay: d, f: f}
-	c.timers = append(c.timers, t)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		stopped := !t.done
-		t.done = true
-		return stopped
-	}
-}
-
-// waiting returns the delays of the timers neither fired nor stopped.
-func (c *heldClock) waiting() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ds []time.Duration
-	for _, t := range c.timers {
-		if !t.done {
-			ds = append(ds, t.delay)
-		}
-	}
-	return ds
-}
-
-// fire moves the time to the earliest waiting timer and runs it.
-func (c *heldClock) fire(t *testing.T) {
-	t.Helper()
-	c.mu.Lock()
-	var next *heldTimer
-	for _, tm := range c.timers {
-		if !tm.done && (next == nil || tm.due.Before(next.due)) {
-			next = tm
-		}
-	}
-	if next == nil {
-		c.mu.Unlock()
-		t.Fatal("no timer is waiting")
-	}
-	next.done = true
-	c.now = next.due
-	c.mu.Unlock()
-	go next.f()
-}
-
 // errorLines keeps the messages logged at error, with their attributes,
 // those of the logger's With included.
 type errorLines struct {
@@ -211,7 +138,7 @@ func waitStored(t *testing.T, store domain.Store, id uuid.UUID, ok func(*domain.
 
 // waitRefusal waits until the store refused n writes and the runtime set
 // one timer for its next try, and returns that timer's delay.
-func waitRefusal(t *testing.T, store *storetest.FaultStore, clock *heldClock, n int) time.Duration {
+func waitRefusal(t *testing.T, store *storetest.FaultStore, clock *manualClock, n int) time.Duration {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		return store.Refused(storetest.OpWrites) == n && len(clock.waiting()) == 1
@@ -222,7 +149,7 @@ func waitRefusal(t *testing.T, store *storetest.FaultStore, clock *heldClock, n 
 func TestJobActor_RefusedStartWaitsTheBaseDelayAndStartsOnceTheStoreAccepts(t *testing.T) {
 	t.Parallel()
 	const base = time.Second
-	clock := newHeldClock()
+	clock := newManualClock()
 	var runs runCounter
 	sys, store, rec, logs := startFaulty(t, domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
 		runs.count(ctx)
@@ -244,7 +171,7 @@ func TestJobActor_RefusedStartWaitsTheBaseDelayAndStartsOnceTheStoreAccepts(t *t
 		if i == refusals {
 			store.Heal()
 		}
-		clock.fire(t)
+		clock.fireNext(t)
 	}
 
 	rec.waitFinished(t, 1)
@@ -259,7 +186,7 @@ func TestJobActor_RefusedStartWaitsTheBaseDelayAndStartsOnceTheStoreAccepts(t *t
 func TestJobActor_RefusedOutcomeIsRetriedWithBackoffAndWrittenOnce(t *testing.T) {
 	t.Parallel()
 	const base, maxDelay = time.Second, 5 * time.Second
-	clock := newHeldClock()
+	clock := newManualClock()
 	var runs runCounter
 	sys, store, rec, logs := startFaulty(t, domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
 		runs.count(ctx)
@@ -290,7 +217,7 @@ func TestJobActor_RefusedOutcomeIsRetriedWithBackoffAndWrittenOnce(t *testing.T)
 		if n == len(want) {
 			store.Heal()
 		}
-		clock.fire(t)
+		clock.fireNext(t)
 	}
 
 	rec.waitFinished(t, 1)
@@ -306,7 +233,7 @@ func TestJobActor_RefusedOutcomeIsRetriedWithBackoffAndWrittenOnce(t *testing.T)
 func TestJobActor_RefusedRetryOutcomeKeepsTheFailedAttemptAndRunsTheNext(t *testing.T) {
 	t.Parallel()
 	const base = time.Second
-	clock := newHeldClock()
+	clock := newManualClock()
 	var runs runCounter
 	errFlaky := errors.New("flaky")
 	sys, store, rec, logs := startFaulty(t, domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
@@ -328,13 +255,13 @@ func TestJobActor_RefusedRetryOutcomeKeepsTheFailedAttemptAndRunsTheNext(t *test
 		stored, err := store.Get(t.Context(), job.ID)
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusRunning, stored.Status, "the failed attempt's outcome is not lost, nor applied, while refused")
-		clock.fire(t)
+		clock.fireNext(t)
 	}
 	// Once written, the retry waits for what is left of its own backoff,
 	// then runs.
 	require.Eventually(t, func() bool {
 		if len(clock.waiting()) == 1 {
-			clock.fire(t)
+			clock.fireNext(t)
 		}
 		return rec.total() == 1
 	}, 10*time.Second, time.Millisecond, "the second attempt runs and completes")

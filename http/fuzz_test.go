@@ -18,6 +18,7 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
@@ -86,7 +87,7 @@ const fuzzRenewBytes = 4 << 20
 // fuzzAPI is the server under fuzz: the router over a real System on the
 // memory store with a noop handler.
 type fuzzAPI struct {
-	logs *resettableBuffer
+	logs *syncbuf.Buffer
 	sys  *actors.System
 	api  *Server
 	// taken counts the body bytes sent to this System.
@@ -97,7 +98,7 @@ type fuzzAPI struct {
 // last one.
 func newFuzzAPI(tb testing.TB) *fuzzAPI {
 	tb.Helper()
-	a := &fuzzAPI{logs: &resettableBuffer{}}
+	a := &fuzzAPI{logs: &syncbuf.Buffer{}}
 	a.start(tb)
 	tb.Cleanup(func() {
 		a.stop(tb)
@@ -316,18 +317,6 @@ func (r *streamRecorder) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the recorder's Flush.
 func (r *streamRecorder) Unwrap() nethttp.ResponseWriter { return r.ResponseRecorder }
-
-// resettableBuffer collects log output from any goroutine, one input at a
-// time.
-type resettableBuffer struct {
-	lockedBuffer
-}
-
-func (b *resettableBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
 
 // fuzzSeed is one input of FuzzAPI.
 type fuzzSeed struct {

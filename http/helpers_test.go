@@ -19,6 +19,7 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 )
 
 // fakeService is a JobService whose methods call the function fields.
@@ -116,29 +117,11 @@ func (s *quietSubscription) Events() <-chan actors.Event { return s.ch }
 func (s *quietSubscription) Dropped() int64              { return 0 }
 func (s *quietSubscription) Close()                      { s.once.Do(func() { close(s.ch) }) }
 
-// lockedBuffer collects log output written from any goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testBundle is one server under test and what it talks to.
 type testBundle struct {
 	svc      *fakeService
 	server   *Server
-	logs     *lockedBuffer
+	logs     *syncbuf.Buffer
 	registry *prometheus.Registry
 }
 
@@ -163,7 +146,7 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	b := &testBundle{svc: &fakeService{t: t}, logs: &lockedBuffer{}, registry: NewRegistry()}
+	b := &testBundle{svc: &fakeService{t: t}, logs: &syncbuf.Buffer{}, registry: NewRegistry()}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry), WithBackup(b.svc))
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
@@ -89,7 +90,7 @@ func TestOutageAnswers(t *testing.T) {
 		require.NoError(t, sys.Stop(ctx))
 		waitForActorsToSettle(t)
 	})
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	// No tokens: anyone may read /health's reasons.
 	s, err := NewServer(Config{Addr: "127.0.0.1:0"}, Runtime(sys),
 		WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))

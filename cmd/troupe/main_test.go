@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/troupe-go/troupe/internal/leaktest"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 )
 
 // builtBinary is the troupe binary that the end-to-end tests run, built at
@@ -99,22 +100,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 }
 
 // logBuffer collects a process's log lines; it is safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // find returns the first complete JSON log line whose msg is msg.
 func (b *logBuffer) find(msg string) (map[string]any, bool) {
