@@ -14,6 +14,64 @@ type SubmitParams struct {
 	Payload []byte
 	// MaxAttempts caps the attempts; 0 means the system's default.
 	MaxAttempts int
+	// RunAt: not before this time; zero or in the past means now.
+	RunAt time.Time
+	// Delay: not before now + Delay (at most MaxDelay). Not with RunAt.
+	Delay time.Duration
+	// Priority orders jobs within a queue, 1 first, 9 last; 0 means
+	// domain.DefaultPriority.
+	Priority int
+	// Queue is the queue the job waits in; empty means domain.DefaultQueue.
+	Queue string
+	// UniqueKey, when set, makes the submission create nothing while a job
+	// with the same key is scheduled, pending or running, or finished less
+	// than UniqueFor ago: Submit then returns that job and ErrDuplicate.
+	UniqueKey string
+	// UniqueFor keeps the key held for this long after the job finished.
+	UniqueFor time.Duration
+	// Timeout ends each attempt's context after this long. 0 means the
+	// type's default (WithTimeout) or else Config.JobTimeout; NoTimeout
+	// means none.
+	Timeout time.Duration
+}
+
+// NoTimeout, as SubmitParams.Timeout, WithTimeout or Config.JobTimeout,
+// lets attempts run as long as their handler does.
+const NoTimeout time.Duration = -1
+
+// MaxDelay bounds how far ahead a job may be scheduled.
+const MaxDelay = 366 * 24 * time.Hour
+
+// ErrDuplicate: a job with the submission's unique key exists; Submit
+// returns it beside this error, and nothing new is stored.
+var ErrDuplicate = domain.ErrDuplicate
+
+// SubmitResult is one job of a SubmitBatch: the job stored, or, when
+// Created is false, the job that holds its unique key.
+type SubmitResult struct {
+	Job     *domain.Job
+	Created bool
+}
+
+// QueueInfo is the state of one queue as this node sees it.
+type QueueInfo struct {
+	domain.QueueInfo
+	// Limit caps how many of the queue's jobs run at once on this node
+	// (Config.QueueLimits); 0 means no cap but the pool's.
+	Limit int
+}
+
+// RegisterOption configures a job type at Register.
+type RegisterOption func(*typeOptions)
+
+type typeOptions struct {
+	timeout time.Duration
+}
+
+// WithTimeout sets the attempt timeout of the type's jobs submitted
+// without one of their own; NoTimeout means none.
+func WithTimeout(d time.Duration) RegisterOption {
+	return func(o *typeOptions) { o.timeout = d }
 }
 
 // WorkerStats describes the worker pool.
@@ -29,6 +87,9 @@ type Stats struct {
 	Workers WorkerStats
 	// QueueDepth counts jobs waiting in the ready queue.
 	QueueDepth int
+	// Stuck counts attempts running past their timeout: handlers that
+	// ignore their context keep their worker.
+	Stuck int
 	// JobActors counts live job actors: jobs running, waiting for a retry
 	// or being canceled. A queued job has no actor.
 	JobActors int
@@ -52,21 +113,27 @@ func (h Health) OK() bool { return h.Running && h.Dispatcher == nil && h.Store =
 // counts what happened rather than guessing from the outside. Methods are
 // called from the runtime's goroutines and must be fast and safe for
 // concurrent use.
+//
+// Each method gets the job as it is at that moment; it must not keep or
+// change it.
 type Metrics interface {
 	// JobCreated is called once per stored new job.
-	JobCreated(typ domain.JobType)
-	// JobRetried is called when a failed attempt sends a job back to pending.
-	JobRetried(typ domain.JobType)
+	JobCreated(job *domain.Job)
+	// JobRetried is called when a failed attempt sends a job back to wait.
+	JobRetried(job *domain.Job)
 	// JobFinished is called when a job becomes completed, failed or canceled.
-	JobFinished(typ domain.JobType, status domain.Status)
+	JobFinished(job *domain.Job)
 	// AttemptFinished is called when a handler returns, with how long it ran.
-	AttemptFinished(typ domain.JobType, took time.Duration)
+	AttemptFinished(job *domain.Job, took time.Duration)
+	// AttemptTimedOut is called when an attempt's timeout passes.
+	AttemptTimedOut(job *domain.Job)
 }
 
 // NopMetrics discards every event.
 type NopMetrics struct{}
 
-func (NopMetrics) JobCreated(domain.JobType)                     {}
-func (NopMetrics) JobRetried(domain.JobType)                     {}
-func (NopMetrics) JobFinished(domain.JobType, domain.Status)     {}
-func (NopMetrics) AttemptFinished(domain.JobType, time.Duration) {}
+func (NopMetrics) JobCreated(*domain.Job)                     {}
+func (NopMetrics) JobRetried(*domain.Job)                     {}
+func (NopMetrics) JobFinished(*domain.Job)                    {}
+func (NopMetrics) AttemptFinished(*domain.Job, time.Duration) {}
+func (NopMetrics) AttemptTimedOut(*domain.Job)                {}

@@ -24,6 +24,7 @@ const (
 	RescueIntervalDefault  = 10 * time.Second
 	PollIntervalDefault    = time.Second
 	MaxAttemptsLimit       = 1000
+	JobTimeoutDefault      = 30 * time.Minute
 	// MaxPayloadBytesDefault bounds a job's payload to 1 MiB, the HTTP
 	// API's default body limit, so that every path admits the same jobs.
 	MaxPayloadBytesDefault = 1 << 20
@@ -61,6 +62,13 @@ type Config struct {
 	// so one huge payload would cost every job stored with it. Defaults to
 	// 1 MiB.
 	MaxPayloadBytes int64
+	// JobTimeout ends each attempt's context after this long, for jobs
+	// whose submission and type name none; NoTimeout means none. Defaults
+	// to 30m.
+	JobTimeout time.Duration
+	// QueueLimits caps, per queue, how many of its jobs run at once on
+	// this node; queues without a cap share the pool.
+	QueueLimits map[string]int
 	// HandBackTimeout is how long Stop waits, after its context ends and
 	// running attempts are canceled, for their handlers to return so they
 	// can be handed back as pending. A handler still running after it is
@@ -98,6 +106,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, RetryBaseDelayDefault)
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
 	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
+	c.JobTimeout = cmp.Or(c.JobTimeout, JobTimeoutDefault)
 	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	c.Node = cmp.Or(c.Node, defaultNode())
@@ -137,6 +146,16 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPayloadBytes < 1 {
 		bad("MaxPayloadBytes", c.MaxPayloadBytes, "must be at least 1")
+	}
+	if c.JobTimeout < NoTimeout {
+		bad("JobTimeout", c.JobTimeout, "must not be negative")
+	}
+	for name, limit := range c.QueueLimits {
+		if err := domain.ValidateQueueName(name); err != nil {
+			bad("QueueLimits", name, "names no valid queue: %v", err)
+		} else if limit < 1 {
+			bad("QueueLimits", fmt.Sprintf("%s=%d", name, limit), "must be at least 1")
+		}
 	}
 	if c.HandBackTimeout <= 0 {
 		bad("HandBackTimeout", c.HandBackTimeout, "must be positive")
@@ -211,6 +230,14 @@ func WithRetryBackoff(base, maxDelay time.Duration, jitter Jitter) Option {
 // WithHandBackTimeout sets Config.HandBackTimeout.
 func WithHandBackTimeout(d time.Duration) Option {
 	return func(o *options) { o.cfg.HandBackTimeout = d }
+}
+
+// WithJobTimeout sets Config.JobTimeout.
+func WithJobTimeout(d time.Duration) Option { return func(o *options) { o.cfg.JobTimeout = d } }
+
+// WithQueueLimits sets Config.QueueLimits.
+func WithQueueLimits(limits map[string]int) Option {
+	return func(o *options) { o.cfg.QueueLimits = limits }
 }
 
 // WithLogger sets the logger. Defaults to slog.Default().

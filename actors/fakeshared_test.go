@@ -132,7 +132,7 @@ func newFakeSharedQueue() *fakeSharedQueue {
 	return &fakeSharedQueue{notices: make(chan domain.QueueNotice)}
 }
 
-func (q *fakeSharedQueue) ClaimJobs(context.Context, string, int, time.Duration, ...domain.JobType) ([]*domain.Job, error) {
+func (q *fakeSharedQueue) ClaimJobs(context.Context, string, domain.ClaimRequest) ([]*domain.Job, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.claims++

@@ -196,7 +196,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	}
 	shutdown := errors.Is(context.Cause(a.rt.runCtx), errShutdown)
 	a.cancelAttempt(nil)
-	a.rt.metrics.AttemptFinished(a.job.Type, msg.took)
+	a.rt.metrics.AttemptFinished(a.job, msg.took)
 
 	now := a.rt.clock.Now()
 	next := a.job.Clone()
@@ -255,7 +255,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 			a.passivate(ctx, nil)
 			return
 		}
-		a.rt.metrics.JobRetried(next.Type)
+		a.rt.metrics.JobRetried(next)
 		a.debug("attempt failed; retrying", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
 		if !a.rt.source.retriesWaitHere() {
 			// The store holds the RunAt and tells the nodes when it falls due.
@@ -264,7 +264,7 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 		}
 		a.waitUntil(ctx, next.RunAt)
 	default:
-		a.rt.metrics.JobFinished(next.Type, next.Status)
+		a.rt.metrics.JobFinished(next)
 		if next.Status == domain.StatusFailed {
 			attrs = append(attrs, slog.String("error", next.LastError))
 		}
@@ -331,7 +331,7 @@ func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
 	a.cancelTimer()
 	a.job = next
 	a.rt.events.publish(next)
-	a.rt.metrics.JobFinished(next.Type, next.Status)
+	a.rt.metrics.JobFinished(next)
 	a.debug("job canceled while pending")
 	a.passivate(ctx, nil)
 	return &cancelReply{job: next.Clone()}

@@ -13,14 +13,20 @@ import (
 // run, so it is guarded; lookups are read-locked and cheap.
 type registry struct {
 	mu       sync.RWMutex
-	handlers map[domain.JobType]domain.Handler
+	handlers map[domain.JobType]registered
+}
+
+// registered is a type's handler and its options.
+type registered struct {
+	handler domain.Handler
+	typeOptions
 }
 
 func newRegistry() *registry {
-	return &registry{handlers: make(map[domain.JobType]domain.Handler)}
+	return &registry{handlers: make(map[domain.JobType]registered)}
 }
 
-func (r *registry) register(typ domain.JobType, h domain.Handler) error {
+func (r *registry) register(typ domain.JobType, h domain.Handler, opts ...RegisterOption) error {
 	if typ == "" || len(typ) > domain.MaxJobTypeLength {
 		return fmt.Errorf("register %q: %w: a job type is 1 to %d bytes", typ, domain.ErrInvalid, domain.MaxJobTypeLength)
 	}
@@ -32,11 +38,18 @@ func (r *registry) register(typ domain.JobType, h domain.Handler) error {
 	if _, ok := r.handlers[typ]; ok {
 		return fmt.Errorf("register %q: %w", typ, domain.ErrDuplicateHandler)
 	}
-	r.handlers[typ] = h
+	entry := registered{handler: h}
+	for _, o := range opts {
+		o(&entry.typeOptions)
+	}
+	if entry.timeout < NoTimeout {
+		return fmt.Errorf("register %q: %w: timeout must not be negative", typ, domain.ErrInvalid)
+	}
+	r.handlers[typ] = entry
 	return nil
 }
 
-func (r *registry) lookup(typ domain.JobType) (domain.Handler, bool) {
+func (r *registry) lookup(typ domain.JobType) (registered, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	h, ok := r.handlers[typ]

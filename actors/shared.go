@@ -96,12 +96,13 @@ func (s *sharedSource) startedAttrs(int) []any {
 // may run them. A job stored there is queued whatever happens to ctx:
 // every node claims it from the store. Waking this node's dispatcher saves
 // a notice's trip.
-func (s *sharedSource) submit(ctx context.Context, jobs []*domain.Job) ([]*domain.Job, error) {
+func (s *sharedSource) submit(ctx context.Context, now time.Time, jobs []*domain.Job) ([]SubmitResult, error) {
 	c := s.rt
-	if err := c.store.Create(ctx, jobs...); err != nil {
+	existing, err := c.store.Insert(ctx, now, jobs)
+	if err != nil {
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	out := c.created(jobs)
+	out, _ := c.created(jobs, existing)
 	c.actors.Root.Send(c.dispatcher, &claimNow{})
 	return out, nil
 }
@@ -168,7 +169,9 @@ func (s *sharedSource) claim(d *dispatcher, ctx actor.Context) {
 	s.claiming, s.claimAgain = true, false
 	rt, queue, self, limit := s.rt, s.queue, ctx.Self(), len(d.idle)
 	go func() {
-		jobs, err := queue.ClaimJobs(rt.storeCtx, rt.cfg.Node, limit, rt.cfg.LeaseDuration, rt.registry.types()...)
+		jobs, err := queue.ClaimJobs(rt.storeCtx, rt.cfg.Node, domain.ClaimRequest{
+			Limit: limit, Lease: rt.cfg.LeaseDuration, Types: rt.registry.types(),
+		})
 		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
 	}()
 }

@@ -168,7 +168,7 @@ func TestShared_RescuesTheJobsOfADeadNode(t *testing.T) {
 		orphan, err = domain.NewJob("noop", nil, 1, time.Now().Add(-time.Minute))
 		require.NoError(t, err)
 		require.NoError(t, store.Create(context.Background(), job, orphan))
-		claimed, err := store.ClaimJobs(context.Background(), "dead-node", 2, -time.Second)
+		claimed, err := store.ClaimJobs(context.Background(), "dead-node", domain.ClaimRequest{Limit: 2, Lease: -time.Second})
 		require.NoError(t, err)
 		require.Len(t, claimed, 2)
 	}

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
@@ -47,10 +48,11 @@ type jobSource interface {
 	// startedAttrs describes the source in the log line of a start.
 	startedAttrs(recovered int) []any
 
-	// submit stores new, valid jobs in one write, all or none, and makes
-	// them available to the workers. It returns the caller's copies, or an
-	// error carrying the first job's ID; the System is running.
-	submit(ctx context.Context, jobs []*domain.Job) ([]*domain.Job, error)
+	// submit stores new, valid jobs in one write (domain.Store.Insert:
+	// all but those whose unique key is held) and makes them available to
+	// the workers. It returns the caller's copies, or an error carrying the
+	// first job's ID; the System is running.
+	submit(ctx context.Context, now time.Time, jobs []*domain.Job) ([]SubmitResult, error)
 	// cancel cancels job id wherever it is: see System.Cancel.
 	cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error)
 
@@ -84,15 +86,28 @@ func newJobSource(c *core, shared domain.SharedQueue) jobSource {
 	return &localSource{rt: c}
 }
 
-// created counts and announces stored new jobs and returns the caller's copies.
-func (c *core) created(jobs []*domain.Job) []*domain.Job {
-	out := make([]*domain.Job, len(jobs))
-	for i, j := range jobs {
-		c.metrics.JobCreated(j.Type)
-		c.events.publish(j)
-		out[i] = j.Clone()
+// created counts and announces the stored new jobs among jobs (those
+// without an existing job holding their key) and returns the caller's
+// results, and the stored jobs.
+func (c *core) created(jobs, existing []*domain.Job) ([]SubmitResult, []*domain.Job) {
+	out := make([]SubmitResult, len(jobs))
+	stored := jobs
+	if len(existing) > 0 {
+		stored = make([]*domain.Job, 0, len(jobs))
 	}
-	return out
+	for i, j := range jobs {
+		if len(existing) > 0 && existing[i] != nil {
+			out[i] = SubmitResult{Job: existing[i]}
+			continue
+		}
+		if len(existing) > 0 {
+			stored = append(stored, j)
+		}
+		c.metrics.JobCreated(j)
+		c.events.publish(j)
+		out[i] = SubmitResult{Job: j.Clone(), Created: true}
+	}
+	return out, stored
 }
 
 // startedLog is the log line of a start, with the source's attributes.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
@@ -40,7 +41,7 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 			for _, j := range interrupted {
 				c.events.publish(j)
 				if j.Status == domain.StatusFailed {
-					c.metrics.JobFinished(j.Type, j.Status)
+					c.metrics.JobFinished(j)
 				}
 				c.logger.Warn("job was running when the process stopped; its attempt counts",
 					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
@@ -87,7 +88,7 @@ func (l *localSource) startedAttrs(recovered int) []any {
 }
 
 // submit reserves queue slots, stores the jobs and queues them.
-func (l *localSource) submit(ctx context.Context, jobs []*domain.Job) ([]*domain.Job, error) {
+func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.Job) ([]SubmitResult, error) {
 	c := l.rt
 	n := int64(len(jobs))
 	if c.queued.Add(n) > int64(c.cfg.QueueSize) {
@@ -98,12 +99,16 @@ func (l *localSource) submit(ctx context.Context, jobs []*domain.Job) ([]*domain
 	// caller stopped waiting and answer only that ctx ended; the jobs would
 	// then be stored but never queued, pending until a restart. Waiting for
 	// the store's answer means that an error here always means not stored.
-	if err := c.store.Create(context.WithoutCancel(ctx), jobs...); err != nil {
+	existing, err := c.store.Insert(context.WithoutCancel(ctx), now, jobs)
+	if err != nil {
 		c.queued.Add(-n)
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	out := c.created(jobs)
-	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})
+	out, stored := c.created(jobs, existing)
+	c.queued.Add(int64(len(stored)) - n)
+	if len(stored) > 0 {
+		c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: stored})
+	}
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,8 +119,9 @@ func (s *System) Config() Config { return s.core.cfg }
 
 // Register sets the handler of a job type. It fails with
 // ErrDuplicateHandler if the type has one. It may be called at any time.
-func (s *System) Register(typ domain.JobType, h domain.Handler) error {
-	return s.core.registry.register(typ, h)
+// WithTimeout sets the type's default attempt timeout.
+func (s *System) Register(typ domain.JobType, h domain.Handler, opts ...RegisterOption) error {
+	return s.core.registry.register(typ, h, opts...)
 }
 
 // JobTypes returns the registered job types, sorted.
@@ -195,26 +197,33 @@ const mailboxThroughput = 300
 // Submit stores a new job and queues it. It returns the stored job, or
 // ErrUnknownJobType, ErrInvalid (ErrPayloadTooLarge for a payload over
 // Config.MaxPayloadBytes), ErrQueueFull (nothing stored: try again
-// later) or ErrNotRunning.
+// later) or ErrNotRunning. When p.UniqueKey is held by another job, it
+// stores nothing and returns that job with an error wrapping ErrDuplicate.
 func (s *System) Submit(ctx context.Context, p SubmitParams) (*domain.Job, error) {
-	jobs, err := s.SubmitBatch(ctx, []SubmitParams{p})
+	results, err := s.SubmitBatch(ctx, []SubmitParams{p})
 	if err != nil {
 		return nil, err
 	}
-	return jobs[0], nil
+	r := results[0]
+	if !r.Created {
+		return r.Job, fmt.Errorf("submit: job %s holds unique key %q: %w", r.Job.ID, p.UniqueKey, ErrDuplicate)
+	}
+	return r.Job, nil
 }
 
-// SubmitBatch stores several jobs in one write, all or none, and queues
-// them in order. An invalid job fails the whole batch with a *BatchJobError
-// naming its index. ctx ending before the write refuses the jobs, and
-// jobs once stored are queued however ctx ends. With a local store the
-// call then waits for the write, so an error means nothing was stored;
-// with a shared store, ctx still bounds the write, and jobs whose caller
-// stopped waiting during it may be stored, and run, as any stored job is.
-func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.Job, error) {
+// SubmitBatch stores several jobs in one write and queues them in order:
+// all of them, except those whose unique key another job holds, which
+// are reported (Created false) beside the job holding it. An invalid job
+// fails the whole batch with a *BatchJobError naming its index. ctx ending
+// before the write refuses the jobs, and jobs once stored are queued
+// however ctx ends. With a local store the call then waits for the write,
+// so an error means nothing was stored; with a shared store, ctx still
+// bounds the write, and jobs whose caller stopped waiting during it may be
+// stored, and run, as any stored job is.
+func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]SubmitResult, error) {
 	c := s.core
 	if len(ps) == 0 {
-		return []*domain.Job{}, nil
+		return []SubmitResult{}, nil
 	}
 	now := c.clock.Now()
 	jobs := make([]*domain.Job, len(ps))
@@ -237,7 +246,7 @@ func (s *System) SubmitBatch(ctx context.Context, ps []SubmitParams) ([]*domain.
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
-	return c.source.submit(ctx, jobs)
+	return c.source.submit(ctx, now, jobs)
 }
 
 // BatchJobError is SubmitBatch refusing one job of a batch of several.
@@ -254,7 +263,8 @@ func (e *BatchJobError) Error() string { return fmt.Sprintf("job %d: %v", e.Inde
 func (e *BatchJobError) Unwrap() error { return e.Err }
 
 func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
-	if _, ok := s.core.registry.lookup(p.Type); !ok {
+	opts, ok := s.core.registry.lookup(p.Type)
+	if !ok {
 		return nil, s.core.registry.unknownTypeError(p.Type)
 	}
 	if p.MaxAttempts < 0 || p.MaxAttempts > MaxAttemptsLimit {
@@ -263,11 +273,45 @@ func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	if limit := s.core.cfg.MaxPayloadBytes; int64(len(p.Payload)) > limit {
 		return nil, fmt.Errorf("%w: the payload is %d bytes, over the limit of %d bytes", domain.ErrPayloadTooLarge, len(p.Payload), limit)
 	}
-	maxAttempts := p.MaxAttempts
-	if maxAttempts == 0 {
-		maxAttempts = s.core.cfg.MaxAttempts
+	runAt, err := runAtOf(p, now)
+	if err != nil {
+		return nil, err
 	}
-	return domain.NewJob(p.Type, p.Payload, maxAttempts, now)
+	if p.Timeout < NoTimeout {
+		return nil, fmt.Errorf("%w: timeout must not be negative", domain.ErrInvalid)
+	}
+	if p.UniqueKey == "" && p.UniqueFor != 0 {
+		return nil, fmt.Errorf("%w: uniqueFor needs a uniqueKey", domain.ErrInvalid)
+	}
+	maxAttempts := cmp.Or(p.MaxAttempts, s.core.cfg.MaxAttempts)
+	job, err := domain.NewJob(p.Type, p.Payload, maxAttempts, now)
+	if err != nil {
+		return nil, err
+	}
+	job.ScheduleAt(runAt, now)
+	job.Queue = cmp.Or(p.Queue, domain.DefaultQueue)
+	job.Priority = cmp.Or(p.Priority, domain.DefaultPriority)
+	job.UniqueKey, job.UniqueFor = p.UniqueKey, p.UniqueFor
+	job.Timeout = max(cmp.Or(p.Timeout, opts.timeout, s.core.cfg.JobTimeout), 0)
+	if err := job.Validate(); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+// runAtOf is when a submission may first run: RunAt, or now + Delay.
+func runAtOf(p SubmitParams, now time.Time) (time.Time, error) {
+	switch {
+	case !p.RunAt.IsZero() && p.Delay != 0:
+		return time.Time{}, fmt.Errorf("%w: runAt and delay exclude each other", domain.ErrInvalid)
+	case p.Delay < 0 || p.Delay > MaxDelay:
+		return time.Time{}, fmt.Errorf("%w: delay must be between 0 and %s, got %s", domain.ErrInvalid, MaxDelay, p.Delay)
+	case p.Delay > 0:
+		return now.Add(p.Delay), nil
+	case p.RunAt.After(now.Add(MaxDelay)):
+		return time.Time{}, fmt.Errorf("%w: runAt must be at most %s ahead", domain.ErrInvalid, MaxDelay)
+	}
+	return p.RunAt, nil
 }
 
 // Get returns a job as last stored.

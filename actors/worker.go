@@ -84,7 +84,7 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 // execute runs the handler, turning a panic into the attempt's error.
 func (w *worker) execute(msg *executeJob) (err error) {
 	job := msg.job
-	handler, ok := w.rt.registry.lookup(job.Type)
+	entry, ok := w.rt.registry.lookup(job.Type)
 	if !ok {
 		// Possible for a job stored before its handler was removed: no
 		// attempt can ever succeed.
@@ -104,5 +104,5 @@ func (w *worker) execute(msg *executeJob) (err error) {
 			slog.String("jobID", job.ID.String()), slog.String("type", string(job.Type)),
 			slog.Int("attempt", job.Attempts), slog.Int("workerID", w.id), slog.String("node", w.rt.cfg.Node))
 	}
-	return handler.Execute(msg.ctx, job.Payload)
+	return entry.handler.Execute(msg.ctx, job.Payload)
 }

@@ -7,15 +7,17 @@
 //
 // The job's life:
 //
-//	          submit                      a worker picks it up
-//	(new) ───────────► pending ─────────────────────────► running
-//	                     │  ▲                                │
-//	             cancel  │  │ retry: attempts < maxAttempts, ├──► completed
-//	                     │  │ after a backoff                ├──► failed   (attempts used up,
-//	                     ▼  └────────────────────────────────┤              or a permanent error)
-//	                  canceled ◄──────── cancel ─────────────┘
+//	 submit for later                  due             a worker picks it up
+//	(new) ───────► scheduled ─────────────► pending ─────────────────────► running
+//	  │  submit now   │  ▲                    ▲                               │
+//	  └───────────────┼──┼────────────────────┘                               ├──► completed
+//	          cancel  │  └── retry after a backoff ◄──────────────────────────┤
+//	                  ▼                                                       ├──► failed   (attempts used up,
+//	               canceled ◄──── cancel (from scheduled, pending, running) ──┘              or a permanent error)
 //
-// Completed, failed and canceled are terminal: nothing leaves them. The edge
-// from running back to pending is the retry edge; the job keeps its ID, its
-// attempt count and its last error, and gets a RunAt in the future.
+// Completed, failed and canceled are terminal: nothing leaves them. A failed
+// attempt with attempts left waits out its backoff as scheduled (or goes
+// straight back to pending when there is none); the job keeps its ID, its
+// attempt count and its last error. An attempt the process ended (a crash,
+// a stop) goes back to pending.
 package domain

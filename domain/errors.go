@@ -17,6 +17,9 @@ var (
 	// ErrPayloadTooLarge: a job's payload is over the configured limit. It
 	// wraps ErrInvalid, so a check for invalid input also finds it.
 	ErrPayloadTooLarge = fmt.Errorf("%w: payload too large", ErrInvalid)
+	// ErrDuplicate: a job with the same unique key is unfinished, or
+	// finished less than its UniqueFor ago; nothing new was stored.
+	ErrDuplicate = errors.New("a job with the same unique key exists")
 	// ErrInvalidTransition: the state machine forbids the change of status.
 	ErrInvalidTransition = errors.New("invalid status transition")
 	// ErrNotCancelable: the job already completed or failed.

@@ -35,15 +35,40 @@ type Job struct {
 	CreatedAt time.Time
 	// UpdatedAt is when the job last changed.
 	UpdatedAt time.Time
-	// RunAt is the earliest time the next attempt may start; zero means at once.
+	// RunAt is the earliest time the next attempt may start: when the job
+	// was submitted for, or when its retry falls due. A job submitted to
+	// run at once has its submission time. Within a queue and a priority,
+	// jobs run in RunAt order.
 	RunAt time.Time
 	// StartedAt is when the latest attempt started.
 	StartedAt time.Time
 	// FinishedAt is when the job reached a terminal status.
 	FinishedAt time.Time
+	// Queue is the queue the job waits in; see ValidateQueueName.
+	Queue string
+	// Priority orders jobs within a queue: 1 runs first, 9 last.
+	Priority int
+	// UniqueKey, when set, admits at most one job with this key that is
+	// unfinished or finished less than UniqueFor ago: see HoldsUniqueKey.
+	UniqueKey string
+	// UniqueFor keeps the key held for this long after the job finished.
+	UniqueFor time.Duration
+	// Timeout ends each attempt's context after this long; zero means none.
+	Timeout time.Duration
 }
 
-// NewJob returns a pending job with a fresh ID, created at now. It rejects
+// The defaults and bounds of a job's queue and priority.
+const (
+	DefaultQueue    = "default"
+	DefaultPriority = 5
+	MinPriority     = 1
+	MaxPriority     = 9
+	// MaxUniqueKeyLength bounds a unique key, in bytes.
+	MaxUniqueKeyLength = 255
+)
+
+// NewJob returns a pending job with a fresh ID, created at now, due at
+// once, in the default queue at the default priority. It rejects
 // an empty or over-long type and maxAttempts below 1 with an error wrapping
 // ErrInvalid.
 func NewJob(typ JobType, payload []byte, maxAttempts int, now time.Time) (*Job, error) {
@@ -69,7 +94,75 @@ func NewJob(typ JobType, payload []byte, maxAttempts int, now time.Time) (*Job, 
 		MaxAttempts: maxAttempts,
 		CreatedAt:   now,
 		UpdatedAt:   now,
+		RunAt:       now,
+		Queue:       DefaultQueue,
+		Priority:    DefaultPriority,
 	}, nil
+}
+
+// ScheduleAt makes a new job wait until runAt: scheduled when runAt is
+// after now, pending (due now) otherwise. A RunAt in the past is now.
+func (j *Job) ScheduleAt(runAt, now time.Time) {
+	now = Timestamp(now)
+	if runAt.After(now) {
+		j.Status = StatusScheduled
+		j.RunAt = Timestamp(runAt)
+		return
+	}
+	j.Status = StatusPending
+	j.RunAt = now
+}
+
+// ValidateQueueName checks a queue's name: ^[a-z0-9][a-z0-9_-]{0,63}$.
+func ValidateQueueName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("%w: queue %q must be 1 to 64 characters", ErrInvalid, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '-')
+		if !ok {
+			return fmt.Errorf("%w: queue %q must match ^[a-z0-9][a-z0-9_-]{0,63}$", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// Validate checks the fields a submitter chooses beyond NewJob's: the
+// queue, the priority, the unique key and the durations.
+func (j *Job) Validate() error {
+	if err := ValidateQueueName(j.Queue); err != nil {
+		return err
+	}
+	if j.Priority < MinPriority || j.Priority > MaxPriority {
+		return fmt.Errorf("%w: priority must be between %d and %d, got %d", ErrInvalid, MinPriority, MaxPriority, j.Priority)
+	}
+	if len(j.UniqueKey) > MaxUniqueKeyLength {
+		return fmt.Errorf("%w: uniqueKey is %d bytes, more than %d", ErrInvalid, len(j.UniqueKey), MaxUniqueKeyLength)
+	}
+	if j.UniqueFor < 0 {
+		return fmt.Errorf("%w: uniqueFor must not be negative", ErrInvalid)
+	}
+	if j.UniqueFor > 0 && j.UniqueKey == "" {
+		return fmt.Errorf("%w: uniqueFor needs a uniqueKey", ErrInvalid)
+	}
+	if j.Timeout < 0 {
+		return fmt.Errorf("%w: timeout must not be negative", ErrInvalid)
+	}
+	return nil
+}
+
+// HoldsUniqueKey reports whether j keeps another job with its UniqueKey
+// from being stored at now: it has a key and is unfinished, or finished
+// less than UniqueFor before now.
+func (j *Job) HoldsUniqueKey(now time.Time) bool {
+	if j.UniqueKey == "" {
+		return false
+	}
+	if !j.Status.IsTerminal() {
+		return true
+	}
+	return j.FinishedAt.Add(j.UniqueFor).After(now)
 }
 
 // Timestamp normalises a time for a job: UTC, to the microsecond, without a
@@ -127,15 +220,24 @@ func (j *Job) IsRetryable(err error) bool {
 	return !j.Status.IsTerminal() && j.ShouldRetry() && !IsPermanent(err)
 }
 
-// Start moves a pending job to running and counts the attempt.
+// Start moves a pending job to running and counts the attempt. RunAt
+// stays: it says when the attempt fell due.
 func (j *Job) Start(now time.Time) error {
 	if err := j.TransitionTo(StatusRunning); err != nil {
 		return err
 	}
 	j.IncrementAttempts()
 	j.StartedAt = Timestamp(now)
-	j.RunAt = time.Time{}
 	j.UpdatedAt = j.StartedAt
+	return nil
+}
+
+// Promote moves a scheduled job whose RunAt has come to pending.
+func (j *Job) Promote(now time.Time) error {
+	if err := j.TransitionTo(StatusPending); err != nil {
+		return err
+	}
+	j.UpdatedAt = Timestamp(now)
 	return nil
 }
 
@@ -149,7 +251,7 @@ func (j *Job) Fail(err error, now time.Time) error {
 	return j.finish(StatusFailed, err, now)
 }
 
-// Cancel moves a pending or running job to canceled. Canceling a canceled
+// Cancel moves a scheduled, pending or running job to canceled. Canceling a canceled
 // job is a no-op; a completed or failed job returns ErrNotCancelable.
 func (j *Job) Cancel(now time.Time) error {
 	switch j.Status {
@@ -173,15 +275,24 @@ func (j *Job) finish(to Status, cause error, now time.Time) error {
 	return nil
 }
 
-// Retry moves a running job back to pending after a failed attempt; the
-// next attempt may start at runAt. Attempts and the error are kept.
+// Retry sends a running job back after a failed attempt: scheduled when
+// runAt is after now (a backoff to wait out), pending otherwise. Attempts
+// and the error are kept.
 func (j *Job) Retry(cause error, runAt, now time.Time) error {
-	if err := j.TransitionTo(StatusPending); err != nil {
+	to := StatusPending
+	if runAt.After(now) {
+		to = StatusScheduled
+	}
+	if err := j.TransitionTo(to); err != nil {
 		return err
 	}
 	j.SetError(cause)
-	j.RunAt = Timestamp(runAt)
-	j.UpdatedAt = Timestamp(now)
+	now = Timestamp(now)
+	j.RunAt = now
+	if to == StatusScheduled {
+		j.RunAt = Timestamp(runAt)
+	}
+	j.UpdatedAt = now
 	return nil
 }
 
@@ -211,7 +322,7 @@ func (j *Job) HandBack(now time.Time) error {
 	if err := j.TransitionTo(StatusPending); err != nil {
 		return err
 	}
-	j.RunAt = time.Time{}
+	// RunAt stays, so the job keeps its place in its queue.
 	j.UpdatedAt = Timestamp(now)
 	if j.Attempts > 0 {
 		j.Attempts--

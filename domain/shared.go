@@ -22,11 +22,13 @@ var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this no
 // string; an empty one is refused with ErrInvalid. storetest.RunShared
 // checks every implementation against these promises.
 type SharedQueue interface {
-	// ClaimJobs marks up to limit ready pending jobs running on node, counts
-	// their attempt, leases them for lease and returns them. types, when
-	// given, restricts the claim to jobs of those types: a node claims only
-	// what it has handlers for, so nodes may run different handler sets.
-	ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration, types ...JobType) ([]*Job, error)
+	// ClaimJobs marks up to r.Limit pending jobs running on node, counts
+	// their attempt, leases them for r.Lease and returns them. It skips
+	// paused queues and honours r.Types and r.Room. Within a queue jobs go
+	// by priority, then RunAt, then ID; across the queues that have ready
+	// jobs the claim takes turns, so a flood in one queue does not stall
+	// the others.
+	ClaimJobs(ctx context.Context, node string, r ClaimRequest) ([]*Job, error)
 	// RenewLeases extends the leases of node's running jobs and returns the
 	// IDs among ids that node no longer owns.
 	RenewLeases(ctx context.Context, node string, ids []uuid.UUID, lease time.Duration) (lost []uuid.UUID, err error)
@@ -48,6 +50,22 @@ type SharedQueue interface {
 	// Watch calls fn with the store's notices until ctx ends, reconnecting
 	// on failure; it blocks, and returns nil when ctx ends.
 	Watch(ctx context.Context, fn func(QueueNotice)) error
+}
+
+// ClaimRequest says what a node asks ClaimJobs for.
+type ClaimRequest struct {
+	// Limit is the most jobs to claim; below 1 claims nothing.
+	Limit int
+	// Lease is how long the claimed jobs are leased.
+	Lease time.Duration
+	// Types, when given, restricts the claim to jobs of those types: a
+	// node claims only what it has handlers for, so nodes may run
+	// different handler sets.
+	Types []JobType
+	// Room caps, per queue, how many of its jobs this claim may take (a
+	// queue's per-node limit minus what runs there now); a queue at 0 is
+	// skipped. Queues not named are capped only by Limit.
+	Room map[string]int
 }
 
 // QueueNoticeKind says what a QueueNotice announces.

@@ -7,7 +7,11 @@ type Status string
 
 // The statuses a job can have.
 const (
-	// StatusPending is a job waiting to run, now or at its RunAt.
+	// StatusScheduled is a job waiting for a RunAt in the future: submitted
+	// to run later, or waiting out a retry's backoff. It becomes pending
+	// when due.
+	StatusScheduled Status = "scheduled"
+	// StatusPending is a job due to run, waiting for a worker.
 	StatusPending Status = "pending"
 	// StatusRunning is a job whose handler is executing.
 	StatusRunning Status = "running"
@@ -22,7 +26,7 @@ const (
 
 // Statuses lists every valid status in the order of the job's life.
 func Statuses() []Status {
-	return []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
+	return []Status{StatusScheduled, StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
 }
 
 // String returns the status as text.
@@ -31,7 +35,7 @@ func (s Status) String() string { return string(s) }
 // IsValid reports whether s is one of the defined statuses.
 func (s Status) IsValid() bool {
 	switch s {
-	case StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled:
+	case StatusScheduled, StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled:
 		return true
 	}
 	return false
@@ -54,8 +58,14 @@ func ParseStatus(text string) (Status, error) {
 
 // transitions holds every allowed edge; anything absent is forbidden.
 var transitions = map[Status][]Status{
-	StatusPending: {StatusRunning, StatusCanceled},
-	StatusRunning: {StatusCompleted, StatusFailed, StatusCanceled, StatusPending},
+	StatusScheduled: {StatusPending, StatusCanceled},
+	StatusPending:   {StatusRunning, StatusCanceled},
+	StatusRunning:   {StatusCompleted, StatusFailed, StatusCanceled, StatusPending, StatusScheduled},
+}
+
+// Unfinished lists the statuses a job can still leave.
+func Unfinished() []Status {
+	return []Status{StatusScheduled, StatusPending, StatusRunning}
 }
 
 // CanTransition reports whether a job may move from one status to another.

@@ -3,6 +3,7 @@ package domain
 import (
 	"bytes"
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -13,8 +14,17 @@ import (
 // returned are the caller's own copies. Missing jobs give ErrNotFound.
 type Store interface {
 	// Create stores new jobs, all or none. A job whose ID is already stored
-	// gives ErrAlreadyExists and nothing is stored.
+	// gives ErrAlreadyExists, and one whose UniqueKey is held (see Insert)
+	// ErrDuplicate; then nothing is stored.
 	Create(ctx context.Context, jobs ...*Job) error
+	// Insert stores new jobs in one write, except those whose UniqueKey is
+	// held at now by a stored job or by an earlier job of the same call
+	// (Job.HoldsUniqueKey): existing[i] is the job holding jobs[i]'s key,
+	// nil where jobs[i] was stored. Uniqueness holds against every
+	// concurrent writer, on every node. A store with its own clock (a
+	// shared one) may use it instead of now. A job whose ID is already
+	// stored gives ErrAlreadyExists and nothing is stored.
+	Insert(ctx context.Context, now time.Time, jobs []*Job) (existing []*Job, err error)
 	// Get returns the job with the given ID.
 	Get(ctx context.Context, id uuid.UUID) (*Job, error)
 	// Update replaces the stored snapshots of existing jobs, all or none.
@@ -28,6 +38,19 @@ type Store interface {
 	// holding them all in memory; an error from fn stops it and is returned.
 	// Recovery uses it to stream every unfinished job.
 	Scan(ctx context.Context, f Filter, fn func(*Job) error) error
+	// PromoteDue makes pending up to limit scheduled jobs whose RunAt is at
+	// or before now, earliest RunAt first, and returns them as stored. A
+	// store with its own clock (a shared one) uses it instead of now.
+	PromoteDue(ctx context.Context, now time.Time, limit int) ([]*Job, error)
+	// NextRunAt returns the earliest RunAt of a scheduled job, or the zero
+	// time when no job is scheduled.
+	NextRunAt(ctx context.Context) (time.Time, error)
+	// Queues returns, by name, every queue that holds unfinished jobs or
+	// is paused, with its counts of unfinished jobs.
+	Queues(ctx context.Context) ([]QueueInfo, error)
+	// SetQueuePaused pauses or resumes a queue, durably. A queue need not
+	// hold jobs to be paused; jobs submitted to it wait.
+	SetQueuePaused(ctx context.Context, name string, paused bool) error
 	// Ping reports whether the backend is reachable and writable.
 	Ping(ctx context.Context) error
 	// Flush makes every acknowledged write durable on stable storage.
@@ -42,6 +65,8 @@ type Filter struct {
 	Statuses []Status
 	// Type keeps jobs of this type; empty means any.
 	Type JobType
+	// Queue keeps jobs of this queue; empty means any.
+	Queue string
 	// Limit caps how many jobs come back; 0 means no cap.
 	Limit int
 	// Offset skips this many matching jobs first.
@@ -51,6 +76,9 @@ type Filter struct {
 // Matches reports whether j passes the filter's status and type.
 func (f Filter) Matches(j *Job) bool {
 	if f.Type != "" && j.Type != f.Type {
+		return false
+	}
+	if f.Queue != "" && j.Queue != f.Queue {
 		return false
 	}
 	if len(f.Statuses) == 0 {
@@ -79,4 +107,53 @@ func Compare(a, b *Job) int {
 		return c
 	}
 	return bytes.Compare(a.ID[:], b.ID[:])
+}
+
+// QueueInfo is the state of one queue in a store.
+type QueueInfo struct {
+	Name   string
+	Paused bool
+	// The queue's unfinished jobs, by status.
+	Scheduled, Pending, Running int
+}
+
+// RequestRecord is what a RequestLog keeps of one request made with an
+// idempotency key: while it runs, and then its response.
+type RequestRecord struct {
+	// Scope is the caller (an API token's name) the key belongs to.
+	Scope string
+	// Key is the caller's Idempotency-Key.
+	Key string
+	// Fingerprint identifies the request (a hash of its method, path and
+	// body): the same key with another fingerprint is a misuse.
+	Fingerprint string
+	// Done says the response is recorded; until then the request is in
+	// flight.
+	Done bool
+	// Status and Body are the recorded response.
+	Status int
+	Body   []byte
+	// ExpiresAt is when the record may be forgotten: for a request in
+	// flight, when it counts as abandoned (its server died); for a done
+	// one, when the key may be used again.
+	ExpiresAt time.Time
+}
+
+// RequestLog is the port of a store that keeps idempotency records
+// durably, so that a client retrying after a crash gets the first answer.
+type RequestLog interface {
+	// BeginRequest records rec (in flight) unless a live record has the
+	// same scope and key: then it returns that record and stores nothing.
+	// A record whose ExpiresAt is at or before now is not live.
+	BeginRequest(ctx context.Context, now time.Time, rec RequestRecord) (existing *RequestRecord, err error)
+	// FinishRequest replaces the in-flight record of rec's scope and key
+	// with rec, done.
+	FinishRequest(ctx context.Context, rec RequestRecord) error
+	// AbandonRequest forgets the in-flight record of scope and key, so the
+	// request may be made again at once (it failed without an answer worth
+	// keeping).
+	AbandonRequest(ctx context.Context, scope, key string) error
+	// DeleteExpiredRequests forgets up to limit records that expired at or
+	// before now and returns how many it forgot.
+	DeleteExpiredRequests(ctx context.Context, now time.Time, limit int) (int, error)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,40 +17,114 @@ import (
 
 // Store is an in-memory domain.Store. The zero value is not usable; call New.
 type Store struct {
-	mu     sync.RWMutex
-	jobs   map[uuid.UUID]*domain.Job
-	closed bool
+	mu   sync.RWMutex
+	jobs map[uuid.UUID]*domain.Job
+	// unique maps a unique key to the last job stored with it.
+	unique map[string]uuid.UUID
+	// scheduled holds the IDs of scheduled jobs, for PromoteDue.
+	scheduled map[uuid.UUID]struct{}
+	paused    map[string]bool
+	requests  map[requestID]domain.RequestRecord
+	closed    bool
 }
 
-var _ domain.Store = (*Store)(nil)
+var (
+	_ domain.Store      = (*Store)(nil)
+	_ domain.RequestLog = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{jobs: make(map[uuid.UUID]*domain.Job)}
+	return &Store{
+		jobs:      make(map[uuid.UUID]*domain.Job),
+		unique:    make(map[string]uuid.UUID),
+		scheduled: make(map[uuid.UUID]struct{}),
+		paused:    make(map[string]bool),
+		requests:  make(map[requestID]domain.RequestRecord),
+	}
 }
 
 // Create implements domain.Store.
 func (s *Store) Create(ctx context.Context, jobs ...*domain.Job) error {
-	if err := ctx.Err(); err != nil {
+	existing, err := s.insert(ctx, time.Now(), jobs, true)
+	if err != nil {
 		return err
+	}
+	for i, e := range existing {
+		if e != nil {
+			return fmt.Errorf("create job %s: %w: job %s holds unique key %q", jobs[i].ID, domain.ErrDuplicate, e.ID, jobs[i].UniqueKey)
+		}
+	}
+	return nil
+}
+
+// Insert implements domain.Store.
+func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) ([]*domain.Job, error) {
+	return s.insert(ctx, now, jobs, false)
+}
+
+// insert stores the jobs whose unique key is free; allOrNone stores
+// nothing when one is not.
+func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, allOrNone bool) ([]*domain.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
-		return err
+		return nil, err
 	}
 	seen := make(map[uuid.UUID]struct{}, len(jobs))
 	for _, j := range jobs {
 		_, dup := seen[j.ID]
 		if _, ok := s.jobs[j.ID]; ok || dup {
-			return fmt.Errorf("create job %s: %w", j.ID, domain.ErrAlreadyExists)
+			return nil, fmt.Errorf("create job %s: %w", j.ID, domain.ErrAlreadyExists)
 		}
 		seen[j.ID] = struct{}{}
 	}
-	for _, j := range jobs {
-		s.jobs[j.ID] = j.Clone()
+	existing := make([]*domain.Job, len(jobs))
+	claimed := make(map[string]*domain.Job)
+	duplicates := false
+	for i, j := range jobs {
+		if j.UniqueKey == "" {
+			continue
+		}
+		if first, ok := claimed[j.UniqueKey]; ok {
+			existing[i], duplicates = first, true
+			continue
+		}
+		if id, ok := s.unique[j.UniqueKey]; ok {
+			if holder := s.jobs[id]; holder != nil && holder.HoldsUniqueKey(now) {
+				existing[i], duplicates = holder, true
+				continue
+			}
+		}
+		claimed[j.UniqueKey] = j
 	}
-	return nil
+	if duplicates && allOrNone {
+		return existing, nil
+	}
+	for i, j := range jobs {
+		if existing[i] != nil {
+			existing[i] = existing[i].Clone()
+			continue
+		}
+		s.put(j)
+	}
+	return existing, nil
+}
+
+// put stores a copy of j and keeps the indexes in step.
+func (s *Store) put(j *domain.Job) {
+	s.jobs[j.ID] = j.Clone()
+	if j.UniqueKey != "" {
+		s.unique[j.UniqueKey] = j.ID
+	}
+	if j.Status == domain.StatusScheduled {
+		s.scheduled[j.ID] = struct{}{}
+	} else {
+		delete(s.scheduled, j.ID)
+	}
 }
 
 // Get implements domain.Store.
@@ -85,7 +160,7 @@ func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
 		}
 	}
 	for _, j := range jobs {
-		s.jobs[j.ID] = j.Clone()
+		s.put(j)
 	}
 	return nil
 }
@@ -100,10 +175,15 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	if _, ok := s.jobs[id]; !ok {
+	j, ok := s.jobs[id]
+	if !ok {
 		return fmt.Errorf("delete job %s: %w", id, domain.ErrNotFound)
 	}
 	delete(s.jobs, id)
+	delete(s.scheduled, id)
+	if j.UniqueKey != "" && s.unique[j.UniqueKey] == id {
+		delete(s.unique, j.UniqueKey)
+	}
 	return nil
 }
 

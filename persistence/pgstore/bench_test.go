@@ -27,7 +27,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 	b.ResetTimer()
 	done := 0
 	for done < b.N {
-		claimed, err := s.ClaimJobs(ctx, "bench", batch, time.Minute)
+		claimed, err := s.ClaimJobs(ctx, "bench", domain.ClaimRequest{Limit: batch, Lease: time.Minute})
 		require.NoError(b, err)
 		require.NotEmpty(b, claimed)
 		for _, j := range claimed {

@@ -25,7 +25,7 @@ func TestCancelJob(t *testing.T) {
 			j := newJob(t, "noop", 3, past(0))
 			require.NoError(t, s.Create(t.Context(), j))
 			if status == domain.StatusRunning {
-				claimed, err := s.ClaimJobs(t.Context(), "n1", 1, time.Hour)
+				claimed, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 				require.NoError(t, err)
 				require.Len(t, claimed, 1)
 				j = claimed[0]

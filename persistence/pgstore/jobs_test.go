@@ -120,7 +120,7 @@ func TestJobs(t *testing.T) {
 		s := newTestStore(t)
 		j := newJob(t, "noop", 3, past(0))
 		require.NoError(t, s.Create(t.Context(), j))
-		claimed, err := s.ClaimJobs(t.Context(), "n1", 1, time.Hour)
+		claimed, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
 		require.NotNil(t, readLease(t, s, j).Owner)

@@ -76,7 +76,8 @@ var (
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
 // in tests, never in production.
-func (s *Store) ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration, types ...domain.JobType) ([]*domain.Job, error) {
+func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
+	limit, lease, types := r.Limit, r.Lease, r.Types
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
 	}

@@ -26,7 +26,7 @@ func TestLeaseColumns(t *testing.T) {
 	claimOne := func(t *testing.T, s *Store, maxAttempts int, node string, lease time.Duration) *domain.Job {
 		t.Helper()
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", maxAttempts, past(0))))
-		got, err := s.ClaimJobs(t.Context(), node, 1, lease)
+		got, err := s.ClaimJobs(t.Context(), node, domain.ClaimRequest{Limit: 1, Lease: lease})
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		return got[0]

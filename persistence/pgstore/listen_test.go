@@ -74,7 +74,7 @@ func TestWatch(t *testing.T) {
 		t.Parallel()
 		s := newTestStore(t)
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		claimed, err := s.ClaimJobs(t.Context(), "n1", 1, time.Hour)
+		claimed, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
 
@@ -91,7 +91,7 @@ func TestWatch(t *testing.T) {
 		t.Parallel()
 		s := newTestStore(t)
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		_, err := s.ClaimJobs(t.Context(), "n1", 1, expired)
+		_, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: expired})
 		require.NoError(t, err)
 		notes := startListener(t, s)
 		_, err = s.RescueExpired(t.Context())
@@ -104,7 +104,7 @@ func TestWatch(t *testing.T) {
 		t.Parallel()
 		s := newTestStore(t)
 		require.NoError(t, s.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		claimed, err := s.ClaimJobs(t.Context(), "node-7", 1, time.Hour)
+		claimed, err := s.ClaimJobs(t.Context(), "node-7", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
 		notes := startListener(t, s)
@@ -119,7 +119,7 @@ func TestWatch(t *testing.T) {
 		s := newTestStore(t)
 		sentinel := newJob(t, "noop", 3, past(0))
 		require.NoError(t, s.Create(t.Context(), sentinel))
-		_, err := s.ClaimJobs(t.Context(), "n1", 1, time.Hour)
+		_, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 		require.NoError(t, err)
 		notes := startListener(t, s)
 
@@ -128,7 +128,7 @@ func TestWatch(t *testing.T) {
 			jobs[i] = newJob(t, "noop", 3, past(i+1))
 		}
 		require.NoError(t, s.Create(t.Context(), jobs...))
-		_, err = s.ClaimJobs(t.Context(), "n1", 50, time.Hour)
+		_, err = s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 50, Lease: time.Hour})
 		require.NoError(t, err)
 		// The cancel commits last; PostgreSQL delivers in commit order, so
 		// whatever the statements above sent has arrived before it.
@@ -170,7 +170,7 @@ SELECT count(pg_terminate_backend(pid))
 		// Their cancel commits before my create, and PostgreSQL delivers in
 		// commit order: had it reached my channel, it would come first.
 		require.NoError(t, theirs.Create(t.Context(), newJob(t, "noop", 3, past(0))))
-		claimed, err := theirs.ClaimJobs(t.Context(), "n1", 1, time.Hour)
+		claimed, err := theirs.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
 		_, err = theirs.CancelJob(t.Context(), claimed[0].ID)

@@ -32,7 +32,7 @@ func TestRenewalsAndOutcomesDoNotDeadlock(t *testing.T) {
 		created[i] = newJob(t, "noop", 3, past(i))
 	}
 	require.NoError(t, s.Create(t.Context(), created...))
-	claimed, err := s.ClaimJobs(t.Context(), node, jobs, time.Hour)
+	claimed, err := s.ClaimJobs(t.Context(), node, domain.ClaimRequest{Limit: jobs, Lease: time.Hour})
 	require.NoError(t, err)
 	require.Len(t, claimed, jobs)
 

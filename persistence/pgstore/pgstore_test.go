@@ -154,7 +154,7 @@ func TestClosedStore(t *testing.T) {
 	require.ErrorIs(t, s.Scan(ctx, domain.Filter{}, func(*domain.Job) error { return nil }), domain.ErrClosed)
 	require.ErrorIs(t, s.Ping(ctx), domain.ErrClosed)
 	require.ErrorIs(t, s.Flush(ctx), domain.ErrClosed)
-	_, err = s.ClaimJobs(ctx, "n1", 1, time.Minute)
+	_, err = s.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 1, Lease: time.Minute})
 	require.ErrorIs(t, err, domain.ErrClosed)
 	_, err = s.RescueExpired(ctx)
 	require.ErrorIs(t, err, domain.ErrClosed)

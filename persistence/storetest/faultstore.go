@@ -230,8 +230,8 @@ func NewSharedFaultStore(s SharedQueueStore) *SharedFaultStore {
 }
 
 // ClaimJobs implements domain.SharedQueue.
-func (s *SharedFaultStore) ClaimJobs(ctx context.Context, node string, limit int, lease time.Duration, types ...domain.JobType) ([]*domain.Job, error) {
-	return s.queue.ClaimJobs(ctx, node, limit, lease, types...)
+func (s *SharedFaultStore) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
+	return s.queue.ClaimJobs(ctx, node, r)
 }
 
 // RenewLeases implements domain.SharedQueue.

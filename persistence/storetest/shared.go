@@ -89,7 +89,7 @@ func later() time.Time { return domain.Timestamp(time.Now().Add(time.Hour)) }
 func claimOne(t *testing.T, q SharedStore, maxAttempts int, node string, lease time.Duration) *domain.Job {
 	t.Helper()
 	require.NoError(t, q.Create(t.Context(), queuedJob(t, "noop", maxAttempts, at(0))))
-	got, err := q.ClaimJobs(t.Context(), node, 1, lease)
+	got, err := q.ClaimJobs(t.Context(), node, domain.ClaimRequest{Limit: 1, Lease: lease})
 	require.NoError(t, err)
 	require.Len(t, got, 1, "claim the job just created")
 	return got[0]

@@ -22,7 +22,7 @@ func testSharedCancel(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.False(t, got.FinishedAt.IsZero())
 		require.Equal(t, got.FinishedAt, got.UpdatedAt)
 		requireStored(t, q, got)
-		claimed, err := q.ClaimJobs(t.Context(), "n1", 1, liveLease)
+		claimed, err := q.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.NoError(t, err)
 		require.Empty(t, claimed, "a canceled job is never claimed")
 
@@ -75,7 +75,7 @@ func testSharedCancel(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		back := j.Clone()
 		require.NoError(t, back.Retry(domain.ErrInterrupted, time.Time{}, time.Now()))
 		require.NoError(t, q.UpdateOwned(t.Context(), "n1", back))
-		again, err := q.ClaimJobs(t.Context(), "n2", 1, liveLease)
+		again, err := q.ClaimJobs(t.Context(), "n2", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.NoError(t, err)
 		require.Equal(t, []uuid.UUID{j.ID}, ids(again))
 		requested, err := q.CancelRequests(t.Context(), "n2")

@@ -27,7 +27,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		done := withStatus(queuedJob(t, "noop", 3, at(-10)), domain.StatusCompleted)
 		require.NoError(t, a.Create(t.Context(), newer, notYet, done, retried, older))
 
-		claimed, err := b.ClaimJobs(t.Context(), "n1", 10, liveLease)
+		claimed, err := b.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 10, Lease: liveLease})
 		require.NoError(t, err)
 		require.Equal(t, ids([]*domain.Job{older, retried, newer}), ids(claimed), "ready jobs, oldest ready first")
 		for _, j := range claimed {
@@ -46,7 +46,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.NoError(t, err)
 		require.Zero(t, n, "the claimed leases are live")
 
-		again, err := a.ClaimJobs(t.Context(), "n2", 10, liveLease)
+		again, err := a.ClaimJobs(t.Context(), "n2", domain.ClaimRequest{Limit: 10, Lease: liveLease})
 		require.NoError(t, err)
 		require.Empty(t, again, "nothing else is ready")
 	})
@@ -57,15 +57,15 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		for i := range 5 {
 			require.NoError(t, q.Create(t.Context(), queuedJob(t, "noop", 3, at(i))))
 		}
-		got, err := q.ClaimJobs(t.Context(), "n1", 2, liveLease)
+		got, err := q.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 2, Lease: liveLease})
 		require.NoError(t, err)
 		require.Len(t, got, 2)
-		got, err = q.ClaimJobs(t.Context(), "n1", 0, liveLease)
+		got, err = q.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 0, Lease: liveLease})
 		require.NoError(t, err)
 		require.Empty(t, got)
-		_, err = q.ClaimJobs(t.Context(), "", 1, liveLease)
+		_, err = q.ClaimJobs(t.Context(), "", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.ErrorIs(t, err, domain.ErrInvalid, "a claim names its node")
-		got, err = q.ClaimJobs(t.Context(), "n1", 10, liveLease)
+		got, err = q.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 10, Lease: liveLease})
 		require.NoError(t, err)
 		require.Len(t, got, 3, "the rest")
 	})
@@ -78,15 +78,15 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		report := queuedJob(t, "report", 1, at(2))
 		require.NoError(t, q.Create(ctx, email, report))
 
-		none, err := q.ClaimJobs(ctx, "n1", 10, liveLease, "resize")
+		none, err := q.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 10, Lease: liveLease, Types: []domain.JobType{"resize"}})
 		require.NoError(t, err)
 		require.Empty(t, none, "no job of a type the node does not handle")
 
-		got, err := q.ClaimJobs(ctx, "n1", 10, liveLease, "report", "resize")
+		got, err := q.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 10, Lease: liveLease, Types: []domain.JobType{"report", "resize"}})
 		require.NoError(t, err)
 		require.Equal(t, []uuid.UUID{report.ID}, ids(got))
 
-		rest, err := q.ClaimJobs(ctx, "n1", 10, liveLease)
+		rest, err := q.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 10, Lease: liveLease})
 		require.NoError(t, err)
 		require.Equal(t, []uuid.UUID{email.ID}, ids(rest), "no types: any type")
 	})
@@ -118,7 +118,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 				wg.Go(func() {
 					node := fmt.Sprintf("node-%d", n)
 					for {
-						got, err := q.ClaimJobs(t.Context(), node, batch, liveLease)
+						got, err := q.ClaimJobs(t.Context(), node, domain.ClaimRequest{Limit: batch, Lease: liveLease})
 						if err != nil {
 							errs[n*claimersPerNode+c] = err
 							return

@@ -62,7 +62,7 @@ func testSharedUpdateOwned(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		requireStored(t, n2, retry)
 		requireNotOwned(t, n1, "n1", j.ID) // the lease ends with the attempt
 
-		claimed, err := n2.ClaimJobs(t.Context(), "n2", 1, liveLease)
+		claimed, err := n2.ClaimJobs(t.Context(), "n2", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.NoError(t, err)
 		require.Empty(t, claimed, "a retry waits for its RunAt")
 
@@ -101,7 +101,7 @@ func testSharedUpdateOwned(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.ErrorContains(t, err, j.ID.String())
 		requireStatus(t, n2, j.ID, domain.StatusPending) // the rescue wins
 
-		again, err := n2.ClaimJobs(t.Context(), "n2", 1, liveLease)
+		again, err := n2.ClaimJobs(t.Context(), "n2", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.NoError(t, err)
 		require.Equal(t, []uuid.UUID{j.ID}, ids(again))
 		require.ErrorIs(t, n1.UpdateOwned(t.Context(), "n1", late), domain.ErrLeaseLost, "another node owns it now")

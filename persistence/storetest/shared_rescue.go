@@ -29,7 +29,7 @@ func testSharedRescue(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.True(t, got.RunAt.IsZero(), "ready at once")
 		requireNotOwned(t, dead, "dead", j.ID)
 
-		again, err := alive.ClaimJobs(t.Context(), "alive", 1, liveLease)
+		again, err := alive.ClaimJobs(t.Context(), "alive", domain.ClaimRequest{Limit: 1, Lease: liveLease})
 		require.NoError(t, err)
 		require.Len(t, again, 1)
 		require.Equal(t, 2, again[0].Attempts)
@@ -80,7 +80,7 @@ func testSharedRescue(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		for i := range jobs {
 			require.NoError(t, dead.Create(t.Context(), queuedJob(t, "noop", 3, at(i))))
 		}
-		claimed, err := dead.ClaimJobs(t.Context(), "dead", jobs, shortLease)
+		claimed, err := dead.ClaimJobs(t.Context(), "dead", domain.ClaimRequest{Limit: jobs, Lease: shortLease})
 		require.NoError(t, err)
 		require.Len(t, claimed, jobs)
 

@@ -1,0 +1,139 @@
+package memstore
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// PromoteDue implements domain.Store.
+func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*domain.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	var due []*domain.Job
+	for id := range s.scheduled {
+		if j := s.jobs[id]; !j.RunAt.After(now) {
+			due = append(due, j)
+		}
+	}
+	slices.SortFunc(due, byRunAt)
+	if limit >= 0 && len(due) > limit {
+		due = due[:limit]
+	}
+	out := make([]*domain.Job, 0, len(due))
+	for _, j := range due {
+		next := j.Clone()
+		if err := next.Promote(now); err != nil {
+			return nil, err
+		}
+		s.put(next)
+		out = append(out, next.Clone())
+	}
+	return out, nil
+}
+
+// NextRunAt implements domain.Store.
+func (s *Store) NextRunAt(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	for id := range s.scheduled {
+		if at := s.jobs[id].RunAt; next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, nil
+}
+
+// byRunAt orders scheduled jobs by RunAt, then as listed.
+func byRunAt(a, b *domain.Job) int {
+	if c := a.RunAt.Compare(b.RunAt); c != 0 {
+		return c
+	}
+	return domain.Compare(a, b)
+}
+
+// Queues implements domain.Store.
+func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	byName := make(map[string]*domain.QueueInfo)
+	info := func(name string) *domain.QueueInfo {
+		q, ok := byName[name]
+		if !ok {
+			q = &domain.QueueInfo{Name: name, Paused: s.paused[name]}
+			byName[name] = q
+		}
+		return q
+	}
+	for name := range s.paused {
+		info(name)
+	}
+	for _, j := range s.jobs {
+		switch j.Status {
+		case domain.StatusScheduled:
+			info(j.Queue).Scheduled++
+		case domain.StatusPending:
+			info(j.Queue).Pending++
+		case domain.StatusRunning:
+			info(j.Queue).Running++
+		}
+	}
+	out := make([]domain.QueueInfo, 0, len(byName))
+	for _, q := range byName {
+		out = append(out, *q)
+	}
+	slices.SortFunc(out, func(a, b domain.QueueInfo) int { return compareStrings(a.Name, b.Name) })
+	return out, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SetQueuePaused implements domain.Store.
+func (s *Store) SetQueuePaused(ctx context.Context, name string, paused bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := domain.ValidateQueueName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if paused {
+		s.paused[name] = true
+	} else {
+		delete(s.paused, name)
+	}
+	return nil
+}
