@@ -44,8 +44,8 @@ type lineMetrics struct {
 	w io.Writer
 }
 
-func (m lineMetrics) JobFinished(_ domain.JobType, s domain.Status) {
-	fmt.Fprintf(m.w, "finished %s\n", s)
+func (m lineMetrics) JobFinished(j *domain.Job) {
+	fmt.Fprintf(m.w, "finished %s\n", j.Status)
 }
 
 // runCrashChild is the child's whole life, called from TestMain: it never

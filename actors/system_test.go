@@ -37,14 +37,14 @@ func newFinishRecorder() *finishRecorder {
 	return &finishRecorder{counts: make(map[domain.Status]int), changed: make(chan struct{}, 1)}
 }
 
-func (r *finishRecorder) JobFinished(_ domain.JobType, s domain.Status) {
+func (r *finishRecorder) JobFinished(j *domain.Job) {
 	r.mu.Lock()
-	r.counts[s]++
+	r.counts[j.Status]++
 	r.mu.Unlock()
 	r.signal()
 }
 
-func (r *finishRecorder) JobRetried(domain.JobType) {
+func (r *finishRecorder) JobRetried(*domain.Job) {
 	r.mu.Lock()
 	r.retried++
 	r.mu.Unlock()

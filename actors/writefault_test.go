@@ -297,11 +297,11 @@ func TestJobActor_EveryThirdWriteRefusedLosesAndRepeatsNothing(t *testing.T) {
 	rec.waitFinished(t, n)
 
 	for _, j := range jobs {
-		stored, err := store.Get(t.Context(), j.ID)
+		stored, err := store.Get(t.Context(), j.Job.ID)
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusCompleted, stored.Status)
 		require.Equal(t, 1, stored.Attempts, "a refused write never costs an attempt")
-		require.Equal(t, 1, runs.of(j.ID), "and never repeats the handler")
+		require.Equal(t, 1, runs.of(j.Job.ID), "and never repeats the handler")
 	}
 	require.Equal(t, n, rec.total())
 	require.Positive(t, store.Refused(storetest.OpUpdate))

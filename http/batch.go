@@ -70,14 +70,14 @@ func (s *Server) handleJobSubmitBatch(c *gin.Context) {
 	for i, r := range reqs {
 		params[i] = r.params()
 	}
-	jobs, err := s.svc.SubmitBatch(c.Request.Context(), params)
+	results, err := s.svc.SubmitBatch(c.Request.Context(), params)
 	if err != nil {
 		s.writeError(c, batchError(err, reqs, registered))
 		return
 	}
-	out := BatchSubmitResponse{Jobs: make([]JobResponse, len(jobs))}
-	for i, j := range jobs {
-		out.Jobs[i] = newJobResponse(j)
+	out := BatchSubmitResponse{Jobs: make([]JobResponse, len(results))}
+	for i, r := range results {
+		out.Jobs[i] = newJobResponse(r.Job)
 	}
 	writeJSON(c, nethttp.StatusCreated, out)
 }

@@ -18,14 +18,14 @@ import (
 
 // batchSubmitted makes SubmitBatchFunc record what it was given and answer
 // with pending jobs built from it, in order.
-func batchSubmitted(t *testing.T, got *[]actors.SubmitParams) func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) {
-	return func(_ context.Context, ps []actors.SubmitParams) ([]*domain.Job, error) {
+func batchSubmitted(t *testing.T, got *[]actors.SubmitParams) func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) {
+	return func(_ context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error) {
 		*got = ps
-		jobs := make([]*domain.Job, len(ps))
+		jobs := make([]actors.SubmitResult, len(ps))
 		for i, p := range ps {
 			j, err := domain.NewJob(p.Type, p.Payload, max(p.MaxAttempts, 3), testTime)
 			require.NoError(t, err)
-			jobs[i] = j
+			jobs[i] = actors.SubmitResult{Job: j, Created: true}
 		}
 		return jobs, nil
 	}
@@ -198,7 +198,7 @@ func TestJobSubmitBatch(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) { return nil, tt.err }
+				b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) { return nil, tt.err }
 
 				rec := b.do(t, request{method: "POST", target: "/jobs/batch", body: tt.body})
 
@@ -224,7 +224,7 @@ func TestJobSubmitBatch(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) { return nil, tt.err }
+				b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) { return nil, tt.err }
 
 				rec := b.do(t, request{method: "POST", target: "/jobs/batch", body: batchBody(2, "noop")})
 

@@ -36,7 +36,7 @@ type fakeService struct {
 	StatsFunc    func() actors.Stats
 	HealthFunc   func(ctx context.Context) actors.Health
 
-	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
+	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error)
 	// BackupFunc answers Backup; without it the store cannot back up.
 	BackupFunc func(ctx context.Context, w io.Writer) error
 }
@@ -56,7 +56,7 @@ func (f *fakeService) Submit(ctx context.Context, p actors.SubmitParams) (*domai
 	return f.SubmitFunc(ctx, p)
 }
 
-func (f *fakeService) SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error) {
+func (f *fakeService) SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error) {
 	require.NotNil(f.t, f.SubmitBatchFunc, "unexpected call to SubmitBatch")
 	return f.SubmitBatchFunc(ctx, ps)
 }

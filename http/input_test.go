@@ -192,7 +192,7 @@ func TestPayloadLimit(t *testing.T) {
 		tooLarge := fmt.Errorf("%w: the payload is 9 bytes, over the limit of 8 bytes", domain.ErrPayloadTooLarge)
 		b := setup(t, Config{})
 		b.svc.SubmitFunc = func(context.Context, actors.SubmitParams) (*domain.Job, error) { return nil, tooLarge }
-		b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) {
+		b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) {
 			return nil, &actors.BatchJobError{Index: 1, Err: tooLarge}
 		}
 

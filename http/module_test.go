@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
 )
 
 // moduleDeps supplies what Module needs, as cmd would.
@@ -49,7 +50,7 @@ func TestModule(t *testing.T) {
 		require.Equal(t, "ok", h.Status)
 
 		// The runtime's Metrics are the ones the server exposes.
-		metrics.JobCreated("noop")
+		metrics.JobCreated(&domain.Job{Type: "noop"})
 		body := (&testBundle{server: server}).do(t, request{method: "GET", target: "/metrics"}).Body.String()
 		require.Contains(t, body, `troupe_jobs_created_total{type="noop"} 1`)
 		require.NotNil(t, registerer)

@@ -106,7 +106,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 	submitBatchErr := func(err error) func(*testing.T, *fakeService) {
 		return func(_ *testing.T, svc *fakeService) {
-			svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) { return nil, err }
+			svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) { return nil, err }
 		}
 	}
 	getJob := func(j func(t *testing.T) *domain.Job, err error) func(*testing.T, *fakeService) {

@@ -24,8 +24,8 @@ func TestJSONEndsWithNewline(t *testing.T) {
 	job := newTestJob(t, domain.StatusFailed)
 	b.svc.holdOnly(job)
 	b.svc.SubmitFunc = func(context.Context, actors.SubmitParams) (*domain.Job, error) { return job, nil }
-	b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]*domain.Job, error) {
-		return []*domain.Job{job}, nil
+	b.svc.SubmitBatchFunc = func(context.Context, []actors.SubmitParams) ([]actors.SubmitResult, error) {
+		return []actors.SubmitResult{{Job: job, Created: true}}, nil
 	}
 	b.svc.CancelFunc = func(context.Context, uuid.UUID) (*domain.Job, error) { return job, nil }
 

@@ -28,7 +28,7 @@ type JobService interface {
 	// none, and queues them in order; the jobs come back in that order. An
 	// invalid job or an unknown type fails the whole batch with an error
 	// naming its index ("job 3: ...") when the batch holds more than one.
-	SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]*domain.Job, error)
+	SubmitBatch(ctx context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error)
 	// Get returns the job with the ID.
 	Get(ctx context.Context, id uuid.UUID) (*domain.Job, error)
 	// List returns one page of the jobs matching f, oldest first, and the

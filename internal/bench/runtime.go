@@ -144,7 +144,7 @@ func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (su
 				return nil, fmt.Errorf("submit: %w", err)
 			}
 			for _, j := range jobs {
-				submitAt[j.ID] = at
+				submitAt[j.Job.ID] = at
 			}
 			accepted.Add(k)
 		}
