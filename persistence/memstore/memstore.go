@@ -94,7 +94,8 @@ func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, a
 			continue
 		}
 		if id, ok := s.unique[j.UniqueKey]; ok {
-			if holder := s.jobs[id]; holder != nil && holder.HoldsUniqueKey(now) {
+			// A holder whose key an update changed holds it no more.
+			if holder := s.jobs[id]; holder != nil && holder.UniqueKey == j.UniqueKey && holder.HoldsUniqueKey(now) {
 				existing[i], duplicates = holder, true
 				continue
 			}
