@@ -91,23 +91,23 @@ var _ domain.RequestLog = (*Store)(nil)
 // BeginRequest implements domain.RequestLog. A new record is a new write:
 // a nearly full disk refuses it as it refuses new jobs.
 func (s *Store) BeginRequest(ctx context.Context, now time.Time, rec domain.RequestRecord) (*domain.RequestRecord, error) {
-	req := &request{ctx: ctx, op: opBeginRequest, now: now, record: rec, done: make(chan error, 1)}
+	req := newRequest(ctx, opBeginRequest, now, requestExtra{record: rec})
 	if err := s.submit(ctx, req); err != nil {
 		return nil, err
 	}
-	return req.found, nil
+	return req.extra.found, nil
 }
 
 // FinishRequest implements domain.RequestLog.
 func (s *Store) FinishRequest(ctx context.Context, rec domain.RequestRecord) error {
 	rec.Body = append([]byte(nil), rec.Body...)
-	return s.submit(ctx, &request{ctx: ctx, op: opFinishRequest, record: rec, done: make(chan error, 1)})
+	return s.submit(ctx, newRequest(ctx, opFinishRequest, time.Time{}, requestExtra{record: rec}))
 }
 
 // AbandonRequest implements domain.RequestLog.
 func (s *Store) AbandonRequest(ctx context.Context, scope, key string) error {
 	rec := domain.RequestRecord{Scope: scope, Key: key}
-	return s.submit(ctx, &request{ctx: ctx, op: opAbandonRequest, record: rec, done: make(chan error, 1)})
+	return s.submit(ctx, newRequest(ctx, opAbandonRequest, time.Time{}, requestExtra{record: rec}))
 }
 
 // DeleteExpiredRequests implements domain.RequestLog. One call deletes at
@@ -117,11 +117,11 @@ func (s *Store) DeleteExpiredRequests(ctx context.Context, now time.Time, limit 
 	if limit <= 0 {
 		return 0, nil
 	}
-	req := &request{ctx: ctx, op: opDeleteExpiredRequests, now: now, limit: limit, done: make(chan error, 1)}
+	req := newRequest(ctx, opDeleteExpiredRequests, now, requestExtra{limit: limit})
 	if err := s.submit(ctx, req); err != nil {
 		return 0, err
 	}
-	return req.deleted, nil
+	return req.extra.deleted, nil
 }
 
 // submit queues a request that carries no jobs and waits for its answer.

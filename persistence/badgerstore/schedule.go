@@ -35,6 +35,10 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 	if err := s.latchDamage(req.label(), s.w.submit(ctx, req)); err != nil {
 		return nil, err
 	}
+	if req.existing == nil {
+		// No job had a unique key: all were stored.
+		return make([]*domain.Job, len(jobs)), nil
+	}
 	return req.existing, nil
 }
 
@@ -43,7 +47,7 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 // Options.MaxBatch jobs, so that it fits in a transaction; call again
 // while NextRunAt is due.
 func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*domain.Job, error) {
-	req := &request{ctx: ctx, op: opPromote, now: now, limit: limit, done: make(chan error, 1)}
+	req := newRequest(ctx, opPromote, now, requestExtra{limit: limit})
 	if limit <= 0 {
 		if err := s.enter(); err != nil {
 			return nil, err
@@ -54,7 +58,7 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*do
 	if err := s.submit(ctx, req); err != nil {
 		return nil, err
 	}
-	return req.promoted, nil
+	return req.extra.promoted, nil
 }
 
 // NextRunAt implements domain.Store: the first key of the scheduled index.
@@ -158,7 +162,7 @@ func (s *Store) SetQueuePaused(ctx context.Context, name string, paused bool) er
 	if err := domain.ValidateQueueName(name); err != nil {
 		return err
 	}
-	return s.submit(ctx, &request{ctx: ctx, op: opSetPaused, queue: name, paused: paused, done: make(chan error, 1)})
+	return s.submit(ctx, newRequest(ctx, opSetPaused, time.Time{}, requestExtra{queue: name, paused: paused}))
 }
 
 // readCounts reads every queue count.

@@ -115,7 +115,19 @@ type request struct {
 	id    uuid.UUID  // opDelete
 	// now is the time unique keys are judged at (opCreate, opInsert), and
 	// the time of opPromote, opBeginRequest and opDeleteExpiredRequests.
-	now time.Time
+	now  time.Time
+	done chan error
+	// existing (opCreate, opInsert) holds, per job, the job holding its
+	// unique key, or nil where the job is stored; nil when no job had a
+	// key.
+	existing []*domain.Job
+	// extra is the rest of what the other ops carry; nil for the writes
+	// of jobs, which keeps the request of a transition small.
+	extra *requestExtra
+}
+
+// requestExtra is what the ops beyond the writes of jobs carry.
+type requestExtra struct {
 	// limit bounds opPromote and opDeleteExpiredRequests.
 	limit int
 	// queue and paused are opSetPaused's.
@@ -124,11 +136,7 @@ type request struct {
 	// record is the request record of the request-log ops (only Scope and
 	// Key for opAbandonRequest).
 	record domain.RequestRecord
-	done   chan error
 
-	// existing (opCreate, opInsert) holds, per job, the job holding its
-	// unique key, or nil where the job is stored.
-	existing []*domain.Job
 	// promoted (opPromote) holds the jobs made pending, as stored.
 	promoted []*domain.Job
 	// found (opBeginRequest) is the live record that stopped the new one.
@@ -137,11 +145,19 @@ type request struct {
 	deleted int
 }
 
+// newRequest returns a request of an op that writes no given jobs.
+func newRequest(ctx context.Context, op op, now time.Time, extra requestExtra) *request {
+	return &request{ctx: ctx, op: op, now: now, extra: &extra, done: make(chan error, 1)}
+}
+
 // newWriteRequest encodes jobs into a create, insert or update request. A
 // duplicate ID inside one Create is refused here: the writer checks IDs
 // against the database and the batch, not within one request.
 func newWriteRequest(ctx context.Context, op op, jobs []*domain.Job) (*request, error) {
-	req := &request{ctx: ctx, op: op, snaps: make([]snapshot, len(jobs)), now: time.Now(), done: make(chan error, 1)}
+	req := &request{ctx: ctx, op: op, snaps: make([]snapshot, len(jobs)), done: make(chan error, 1)}
+	if op != opUpdate {
+		req.now = time.Now()
+	}
 	for i, j := range jobs {
 		snap, err := newSnapshot(j)
 		if err != nil {
@@ -167,7 +183,7 @@ func (r *request) size() int {
 	case opCreate, opInsert, opUpdate:
 		return len(r.snaps)
 	case opPromote, opDeleteExpiredRequests:
-		return max(r.limit, 1)
+		return max(r.extra.limit, 1)
 	}
 	return 1
 }
@@ -181,12 +197,12 @@ func (r *request) label() string {
 	case opPromote:
 		return "promote due jobs"
 	case opSetPaused:
-		if !r.paused {
-			return fmt.Sprintf("resume queue %q", r.queue)
+		if !r.extra.paused {
+			return fmt.Sprintf("resume queue %q", r.extra.queue)
 		}
-		return fmt.Sprintf("pause queue %q", r.queue)
+		return fmt.Sprintf("pause queue %q", r.extra.queue)
 	case opBeginRequest, opFinishRequest, opAbandonRequest:
-		return fmt.Sprintf("%s %q of %q", r.op, r.record.Key, r.record.Scope)
+		return fmt.Sprintf("%s %q of %q", r.op, r.extra.record.Key, r.extra.record.Scope)
 	case opDeleteExpiredRequests:
 		return r.op.String()
 	}
@@ -248,6 +264,9 @@ type writer struct {
 	// rewrites those a batch changes. Only the writer goroutine uses it
 	// once it runs; it changes only after a commit succeeds.
 	counts map[countKey]int64
+	// deltas and countsAfter are the plans' scratch, kept between batches.
+	deltas      map[countKey]int64
+	countsAfter []countValue
 
 	// confirmMiss, if set, vets a job that an update or delete did not
 	// find: a key in a damaged block reads as missing (see corrupt.go).
@@ -289,6 +308,7 @@ func (w *writer) intern(k kind) uint32 {
 func newWriter(db *badger.DB, log *slog.Logger, maxBatch int, counts map[countKey]int64) *writer {
 	return &writer{
 		counts:   counts,
+		deltas:   make(map[countKey]int64),
 		db:       db,
 		log:      log,
 		maxBatch: maxBatch,
@@ -441,6 +461,8 @@ func (w *writer) apply(reqs []*request) {
 	p.confirmMiss = w.confirmMiss
 	p.counts = w.counts
 	p.maxBatch = w.maxBatch
+	p.deltas = w.deltas
+	p.countsAfter = w.countsAfter
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -474,15 +496,21 @@ func (w *writer) apply(reqs []*request) {
 		w.batches.Add(1)
 		w.snapshots.Add(int64(p.written))
 		w.remember(p)
-		for k, n := range p.countsAfter {
-			if n == 0 {
-				delete(w.counts, k)
+		for _, c := range p.countsAfter {
+			if c.n == 0 {
+				delete(w.counts, c.key)
 				continue
 			}
-			w.counts[k] = n
+			w.counts[c.key] = c.n
 		}
+		w.countsAfter = p.countsAfter
 	}
 	for _, r := range accepted {
+		if err == nil {
+			// No label: building one costs two allocations per caller.
+			r.done <- nil
+			continue
+		}
 		r.done <- interpretError(r.label(), err)
 	}
 }
@@ -526,7 +554,10 @@ func (w *writer) record(err error, requests int) {
 		}
 		return
 	}
-	w.failure.Store(&err)
+	// A copy: taking err's own address would move it to the heap on
+	// every call, the successful ones too.
+	failed := err
+	w.failure.Store(&failed)
 	w.log.Error("badger store: group commit failed", "requests", requests, "error", err)
 }
 
@@ -556,9 +587,11 @@ type plan struct {
 	written     int               // snapshots the accepted requests carried
 
 	// counts are the stored queue counts (nil: none); countsAfter, set by
-	// write, what they become.
+	// write, what those it changes become. deltas is write's scratch,
+	// lent by the writer so that a batch allocates no map.
 	counts      map[countKey]int64
-	countsAfter map[countKey]int64
+	countsAfter []countValue
+	deltas      map[countKey]int64
 	// maxBatch bounds what one promotion or one sweep of expired request
 	// records writes, so that it fits in a transaction.
 	maxBatch int
@@ -584,6 +617,12 @@ func (pj *planned) current() indexEntry {
 		return pj.snap.index
 	}
 	return pj.old
+}
+
+// countValue is a queue count as a batch leaves it.
+type countValue struct {
+	key countKey
+	n   int64
 }
 
 // uniqueSlot is the entry of one unique key in a plan.
@@ -633,7 +672,7 @@ func (p *plan) add(r *request) (err error) {
 		if p.paused == nil {
 			p.paused = map[string]bool{}
 		}
-		p.paused[r.queue] = r.paused
+		p.paused[r.extra.queue] = r.extra.paused
 		return nil
 	case opBeginRequest, opFinishRequest, opAbandonRequest:
 		return p.request(r)
@@ -711,13 +750,17 @@ func (p *plan) insert(r *request) error {
 			return fmt.Errorf("%s job %s: %w", r.op, s.id, domain.ErrAlreadyExists)
 		}
 	}
-	existing := make([]*domain.Job, len(r.snaps))
-	claimed := map[string]int{}
+	// Most jobs have no unique key: then nothing is allocated.
+	var existing []*domain.Job
+	var claimed map[string]int
 	refused := -1
 	for k := range r.snaps {
 		key := r.snaps[k].index.unique
 		if key == "" {
 			continue
+		}
+		if existing == nil {
+			existing, claimed = make([]*domain.Job, len(r.snaps)), map[string]int{}
 		}
 		if first, ok := claimed[key]; ok {
 			job, err := decode(r.snaps[first].value)
@@ -745,7 +788,7 @@ func (p *plan) insert(r *request) error {
 		return fmt.Errorf("create job %s: %w: job %s holds unique key %q", s.id, domain.ErrDuplicate, existing[refused].ID, s.index.unique)
 	}
 	for k := range r.snaps {
-		if existing[k] != nil {
+		if existing != nil && existing[k] != nil {
 			continue
 		}
 		s := &r.snaps[k]
@@ -850,8 +893,8 @@ type dueJob struct {
 // database, skipping the jobs the batch changed, and adds those the batch
 // left scheduled and due.
 func (p *plan) promote(r *request) error {
-	r.snaps, r.promoted = nil, []*domain.Job{}
-	limit := min(r.limit, p.maxBatch)
+	r.snaps, r.extra.promoted = nil, []*domain.Job{}
+	limit := min(r.extra.limit, p.maxBatch)
 	if limit <= 0 {
 		return nil
 	}
@@ -916,7 +959,7 @@ func (p *plan) promote(r *request) error {
 			return fmt.Errorf("%s: %w", r.label(), err)
 		}
 		r.snaps = append(r.snaps, snap)
-		r.promoted = append(r.promoted, job)
+		r.extra.promoted = append(r.extra.promoted, job)
 	}
 	for k := range r.snaps {
 		pj := &p.jobs[p.index[r.snaps[k].id]]
@@ -959,24 +1002,25 @@ func (p *plan) record(scope, key string) (*recordSlot, error) {
 
 // request applies one of the request log's calls but the sweep.
 func (p *plan) request(r *request) error {
-	slot, err := p.record(r.record.Scope, r.record.Key)
+	x := r.extra
+	slot, err := p.record(x.record.Scope, x.record.Key)
 	if err != nil {
 		return interpretError(r.label(), err)
 	}
 	switch r.op {
 	case opBeginRequest:
-		r.found = nil
+		x.found = nil
 		if slot.exists && slot.rec.ExpiresAt.After(r.now) {
 			found := slot.rec
 			found.Body = slices.Clone(found.Body)
-			r.found = &found
+			x.found = &found
 			return nil
 		}
-		rec := r.record
+		rec := x.record
 		rec.Done, rec.Body = false, nil
 		slot.exists, slot.rec, slot.dirty = true, rec, true
 	case opFinishRequest:
-		rec := r.record
+		rec := x.record
 		rec.Done = true
 		slot.exists, slot.rec, slot.dirty = true, rec, true
 	case opAbandonRequest:
@@ -990,8 +1034,8 @@ func (p *plan) request(r *request) error {
 // deleteExpired forgets up to r.limit (and the batch size) request
 // records expired at r.now, walking the expiry index from the oldest.
 func (p *plan) deleteExpired(r *request) error {
-	r.deleted = 0
-	limit := min(r.limit, p.maxBatch)
+	r.extra.deleted = 0
+	limit := min(r.extra.limit, p.maxBatch)
 	now := micros(r.now)
 	type expired struct{ scope, key string }
 	var found []expired
@@ -1024,7 +1068,7 @@ func (p *plan) deleteExpired(r *request) error {
 		// The batch may have renewed it: the record as it stands decides.
 		if slot.exists && !slot.rec.ExpiresAt.After(r.now) {
 			slot.exists, slot.dirty = false, true
-			r.deleted++
+			r.extra.deleted++
 		}
 	}
 	return nil
@@ -1081,15 +1125,15 @@ func (p *plan) lookup(id uuid.UUID) (_ int, err error) {
 // and the other keys the batch touched.
 func (p *plan) write(txn *badger.Txn) error {
 	keys := keySlab{b: make([]byte, 0, len(p.jobs)*keySlabPerJob)}
-	var deltas map[countKey]int64
+	if p.deltas == nil {
+		p.deltas = map[countKey]int64{}
+	}
+	deltas := p.deltas
+	clear(deltas)
 	count := func(e indexEntry, n int64) {
-		if finished(e.status) {
-			return
+		if !finished(e.status) {
+			deltas[countKey{status: e.status, queue: e.queue}] += n
 		}
-		if deltas == nil {
-			deltas = map[countKey]int64{}
-		}
-		deltas[countKey{status: e.status, queue: e.queue}] += n
 	}
 	for i := range p.jobs {
 		pj := &p.jobs[i]
@@ -1123,7 +1167,7 @@ func (p *plan) write(txn *badger.Txn) error {
 			return fmt.Errorf("index job %s: %w", pj.id, err)
 		}
 	}
-	if err := p.writeCounts(txn, deltas); err != nil {
+	if err := p.writeCounts(txn, &keys, deltas); err != nil {
 		return err
 	}
 	for key, slot := range p.uniques {
@@ -1159,22 +1203,19 @@ func (p *plan) write(txn *badger.Txn) error {
 
 // writeCounts rewrites the queue counts that deltas change, and records
 // what they become in countsAfter.
-func (p *plan) writeCounts(txn *badger.Txn, deltas map[countKey]int64) error {
-	p.countsAfter = nil
+func (p *plan) writeCounts(txn *badger.Txn, keys *keySlab, deltas map[countKey]int64) error {
+	p.countsAfter = p.countsAfter[:0]
 	for k, d := range deltas {
 		if d == 0 {
 			continue
 		}
 		n := max(p.counts[k]+d, 0)
-		if p.countsAfter == nil {
-			p.countsAfter = map[countKey]int64{}
-		}
-		p.countsAfter[k] = n
+		p.countsAfter = append(p.countsAfter, countValue{key: k, n: n})
 		var err error
 		if n == 0 {
-			err = txn.Delete(k.key())
+			err = txn.Delete(keys.count(k))
 		} else {
-			err = txn.Set(k.key(), binary.AppendUvarint(nil, uint64(n)))
+			err = txn.Set(keys.count(k), keys.uvarint(uint64(n)))
 		}
 		if err != nil {
 			return fmt.Errorf("count of queue %q: %w", k.queue, err)
@@ -1260,6 +1301,19 @@ func (s *keySlab) typ(id uuid.UUID, e indexEntry) []byte {
 func (s *keySlab) scheduled(id uuid.UUID, runAt int64) []byte {
 	start := len(s.b)
 	s.b = appendScheduledKey(s.b, id, runAt)
+	return s.cut(start)
+}
+
+func (s *keySlab) count(k countKey) []byte {
+	start := len(s.b)
+	s.b = append(s.b, prefixCount, k.status)
+	s.b = append(s.b, k.queue...)
+	return s.cut(start)
+}
+
+func (s *keySlab) uvarint(v uint64) []byte {
+	start := len(s.b)
+	s.b = binary.AppendUvarint(s.b, v)
 	return s.cut(start)
 }
 

@@ -489,20 +489,20 @@ func TestWriterPromotesAsTheBatchLeftTheJobs(t *testing.T) {
 	fresh.ScheduleAt(at(5), testEpoch)
 	require.NoError(t, canceled.Cancel(at(1)))
 	moved.RunAt = domain.Timestamp(at(60))
-	promote := &request{ctx: ctx, op: opPromote, now: at(30), limit: 10, done: make(chan error, 1)}
+	promote := newRequest(ctx, opPromote, at(30), requestExtra{limit: 10})
 	batch := []*request{req(t, ctx, opCreate, fresh), req(t, ctx, opUpdate, canceled, moved), promote}
 	s.w.commit(batch)
 	for _, r := range batch {
 		require.NoError(t, <-r.done)
 	}
-	require.Equal(t, []uuid.UUID{fresh.ID, kept.ID}, []uuid.UUID{promote.promoted[0].ID, promote.promoted[1].ID})
-	require.Len(t, promote.promoted, 2)
-	for _, j := range promote.promoted {
+	require.Equal(t, []uuid.UUID{fresh.ID, kept.ID}, []uuid.UUID{promote.extra.promoted[0].ID, promote.extra.promoted[1].ID})
+	require.Len(t, promote.extra.promoted, 2)
+	for _, j := range promote.extra.promoted {
 		requireIndexedAs(t, s, j)
 	}
 	next, err := s.NextRunAt(ctx)
 	require.NoError(t, err)
 	require.Equal(t, at(60), next)
-	require.Empty(t, s.w.unfinished[moved.ID], "a scheduled job is not remembered")
+	require.NotContains(t, s.w.unfinished, moved.ID, "a scheduled job is not remembered")
 	require.Contains(t, s.w.unfinished, kept.ID, "a promoted one is")
 }
