@@ -2,16 +2,20 @@
 // snapshots in Badger, a key-value store on local disk, inside the
 // process. Nothing to install, nothing to run beside it.
 //
-// Every write (Create, Update, Delete) goes through one group-commit
-// writer: callers from any number of goroutines queue their snapshots and
-// wait, and the writer stores everything that is waiting in one Badger
-// transaction, then tells each caller how its own request went. Durability
-// then costs one write per batch, not one per transition, and a request
-// that breaks a rule (a duplicate ID, a missing job) fails alone.
+// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused
+// and the request log's) goes through one group-commit writer: callers
+// from any number of goroutines queue their snapshots and wait, and the
+// writer stores everything that is waiting in one Badger transaction, then
+// tells each caller how its own request went. Durability then costs one
+// write per batch, not one per transition, and a request that breaks a
+// rule (a duplicate ID, a missing job) fails alone. Because the writer
+// alone writes, a unique key is checked and taken in the transaction that
+// stores its job, and no two callers can both take it.
 //
 // Secondary index keys make listing by status or by type a range scan over
-// keys, oldest first; see keys.go for the layout and codec.go for the
-// snapshot encoding.
+// keys, oldest first, and finding due scheduled jobs a range scan in RunAt
+// order; see keys.go for the layout and codec.go for the snapshot
+// encoding.
 //
 // Badger appears in this package only: the rest of Troupe sees a
 // domain.Store.
