@@ -9,7 +9,7 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-func testReopen(t *testing.T, open ReopenFactory) {
+func testReopen(t *testing.T, open ReopenFactory, cfg config) {
 	store, reopen := open(t)
 	ctx := t.Context()
 	scheduledLate := NewJob(t, "a", JobCreatedAt(at(0)), JobQueue("email"), JobRunAt(at(600)), JobUniqueKey("late", 0))
@@ -41,11 +41,16 @@ func testReopen(t *testing.T, open ReopenFactory) {
 	dups := []*domain.Job{
 		NewJob(t, "a", JobCreatedAt(at(10)), JobUniqueKey("late", 0)),
 		NewJob(t, "a", JobCreatedAt(at(11)), JobUniqueKey("pending", 0)),
-		NewJob(t, "a", JobCreatedAt(at(12)), JobUniqueKey("done", 0)),
+	}
+	holders := []*domain.Job{scheduledLate, pending}
+	if !cfg.ownClock {
+		// Held until 100+3600 by the time the test drives.
+		dups = append(dups, NewJob(t, "a", JobCreatedAt(at(12)), JobUniqueKey("done", 0)))
+		holders = append(holders, done)
 	}
 	existing, err := store.Insert(ctx, at(200), dups)
 	require.NoError(t, err)
-	require.Equal(t, []*domain.Job{scheduledLate, pending, done}, existing, "unique keys are held after a reopen")
+	require.Equal(t, holders, existing, "unique keys are held after a reopen")
 
 	if isLog {
 		got, err := store.(domain.RequestLog).BeginRequest(ctx, at(1), domain.RequestRecord{Scope: "ci", Key: "k", ExpiresAt: at(60)})

@@ -108,9 +108,10 @@ func scanAll(t *testing.T, store domain.Store, f domain.Filter) []*domain.Job {
 	return got
 }
 
-func testSchedule(t *testing.T, newStore factory) {
+func testSchedule(t *testing.T, newStore factory, cfg config) {
 	t.Run("PromotesOnlyDueJobsEarliestFirst", func(t *testing.T) {
 		t.Parallel()
+		needsDrivenClock(t, cfg)
 		store := newStore(t)
 		// RunAt order differs from creation order and from insertion order.
 		late := NewJob(t, "a", JobCreatedAt(at(0)), JobRunAt(at(300)))
@@ -167,6 +168,7 @@ func testSchedule(t *testing.T, newStore factory) {
 
 	t.Run("PromotesARetryBackoff", func(t *testing.T) {
 		t.Parallel()
+		needsDrivenClock(t, cfg)
 		store := newStore(t)
 		j := NewJob(t, "a", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
@@ -185,6 +187,7 @@ func testSchedule(t *testing.T, newStore factory) {
 
 	t.Run("NextRunAtFollowsTheScheduledJobs", func(t *testing.T) {
 		t.Parallel()
+		needsDrivenClock(t, cfg)
 		store := newStore(t)
 		requireNextRunAt(t, store, time.Time{})
 		mustCreate(t, store, NewJob(t, "a", JobCreatedAt(at(0))))

@@ -13,7 +13,7 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-func testInsert(t *testing.T, newStore factory) {
+func testInsert(t *testing.T, newStore factory, cfg config) {
 	t.Run("StoresJobsWithoutKeys", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
@@ -73,6 +73,7 @@ func testInsert(t *testing.T, newStore factory) {
 
 	t.Run("AFinishedJobHoldsItsKeyForUniqueFor", func(t *testing.T) {
 		t.Parallel()
+		needsDrivenClock(t, cfg)
 		store := newStore(t)
 		for i, s := range []domain.Status{domain.StatusCompleted, domain.StatusFailed, domain.StatusCanceled} {
 			key := "report:" + string(s)
