@@ -134,6 +134,27 @@ func testInsert(t *testing.T, newStore factory, cfg config) {
 		requireMissing(t, store, third.ID)
 	})
 
+	t.Run("UpdatingAnEarlierHolderLeavesTheKeyWithTheLatest", func(t *testing.T) {
+		t.Parallel()
+		store := newStore(t)
+		earlier := NewJob(t, "a", JobCreatedAt(at(0)), JobUniqueKey("k", 0), JobFinished(domain.StatusCompleted, at(1)))
+		mustCreate(t, store, earlier)
+		latest := NewJob(t, "a", JobCreatedAt(at(2)), JobUniqueKey("k", 0))
+		existing, err := store.Insert(t.Context(), at(3), []*domain.Job{latest})
+		require.NoError(t, err)
+		require.Equal(t, []*domain.Job{nil}, existing)
+
+		// Something rewrites the earlier, finished job (its key unchanged).
+		earlier.LastError = "annotated"
+		require.NoError(t, store.Update(t.Context(), earlier))
+
+		again := NewJob(t, "a", JobCreatedAt(at(4)), JobUniqueKey("k", 0))
+		existing, err = store.Insert(t.Context(), at(5), []*domain.Job{again})
+		require.NoError(t, err)
+		require.Equal(t, []*domain.Job{latest}, existing, "the unfinished job still holds the key")
+		requireMissing(t, store, again.ID)
+	})
+
 	t.Run("DeleteFreesTheKey", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
