@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -52,6 +53,10 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 			}
 			if f.Limit > 0 && len(page.Jobs) == f.Limit {
 				// The page is full: order no longer matters, only the count.
+				if total, ok, err := countedTotal(txn, f); err != nil || ok {
+					page.Total = total
+					return err
+				}
 				n, err := c.countRest(ctx)
 				page.Total += n
 				return err
@@ -67,6 +72,52 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, s.integ.check("list jobs", err)
 	}
 	return page, nil
+}
+
+// countedTotal answers the total of a listing by queue and unfinished
+// statuses, with no type, from the queue counts: counting it from the
+// index would read a snapshot per job (the index holds no queue). ok is
+// false for any other filter.
+func countedTotal(txn *badger.Txn, f domain.Filter) (total int, ok bool, err error) {
+	if f.Queue == "" || f.Type != "" || len(f.Statuses) == 0 {
+		return 0, false, nil
+	}
+	var seen [256]bool
+	var keys []countKey
+	for _, st := range f.Statuses {
+		code, known := statusCode(st)
+		if !known {
+			continue
+		}
+		if finished(code) {
+			return 0, false, nil
+		}
+		if !seen[code] {
+			seen[code] = true
+			keys = append(keys, countKey{status: code, queue: f.Queue})
+		}
+	}
+	for _, k := range keys {
+		item, err := txn.Get(k.key())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		err = item.Value(func(v []byte) error {
+			n, w := binary.Uvarint(v)
+			if w <= 0 || w != len(v) {
+				return fmt.Errorf("queue count %x holds %x: %w", k.key(), v, errCorrupt)
+			}
+			total += int(n)
+			return nil
+		})
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	return total, true, nil
 }
 
 // Scan implements domain.Store. It streams from one consistent view of the
