@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,17 +35,20 @@ func TestStatus(t *testing.T) {
 	require.ErrorContains(t, err, "pending")
 }
 
-// TestTransitions checks every ordered pair of the five statuses and an
-// invalid one: exactly six edges are allowed.
+// TestTransitions checks every ordered pair of the six statuses and an
+// invalid one: exactly nine edges are allowed.
 func TestTransitions(t *testing.T) {
 	t.Parallel()
 	allowed := map[[2]domain.Status]bool{
-		{domain.StatusPending, domain.StatusRunning}:   true,
-		{domain.StatusPending, domain.StatusCanceled}:  true,
-		{domain.StatusRunning, domain.StatusCompleted}: true,
-		{domain.StatusRunning, domain.StatusFailed}:    true,
-		{domain.StatusRunning, domain.StatusCanceled}:  true,
-		{domain.StatusRunning, domain.StatusPending}:   true,
+		{domain.StatusScheduled, domain.StatusPending}:  true,
+		{domain.StatusScheduled, domain.StatusCanceled}: true,
+		{domain.StatusPending, domain.StatusRunning}:    true,
+		{domain.StatusPending, domain.StatusCanceled}:   true,
+		{domain.StatusRunning, domain.StatusCompleted}:  true,
+		{domain.StatusRunning, domain.StatusFailed}:     true,
+		{domain.StatusRunning, domain.StatusCanceled}:   true,
+		{domain.StatusRunning, domain.StatusPending}:    true,
+		{domain.StatusRunning, domain.StatusScheduled}:  true,
 	}
 	all := append(domain.Statuses(), domain.Status("bogus"))
 	pairs := 0
@@ -68,7 +72,7 @@ func TestTransitions(t *testing.T) {
 			})
 		}
 	}
-	require.Equal(t, 36, pairs)
+	require.Equal(t, 49, pairs)
 }
 
 func TestNewJob(t *testing.T) {
@@ -85,6 +89,11 @@ func TestNewJob(t *testing.T) {
 	require.Equal(t, time.UTC, job.CreatedAt.Location())
 	require.Equal(t, 123456000, job.CreatedAt.Nanosecond(), "microsecond precision")
 	require.Equal(t, job.CreatedAt, job.UpdatedAt)
+	require.Equal(t, job.CreatedAt, job.RunAt, "due at once")
+	require.Equal(t, domain.DefaultQueue, job.Queue)
+	require.Equal(t, domain.DefaultPriority, job.Priority)
+	require.Empty(t, job.UniqueKey)
+	require.Zero(t, job.Timeout)
 
 	_, err = domain.NewJob("", nil, 3, now)
 	require.ErrorIs(t, err, domain.ErrInvalid)
@@ -107,19 +116,21 @@ func TestJobLife(t *testing.T) {
 		return job
 	}
 
-	t.Run("StartCountsTheAttempt", func(t *testing.T) {
+	t.Run("StartCountsTheAttemptAndKeepsRunAt", func(t *testing.T) {
 		t.Parallel()
 		job := newJob(t, 2)
-		job.RunAt = now
-		require.NoError(t, job.Start(now))
+		runAt := job.RunAt
+		later := now.Add(time.Second)
+		require.NoError(t, job.Start(later))
 		require.Equal(t, domain.StatusRunning, job.Status)
 		require.Equal(t, 1, job.Attempts)
-		require.True(t, job.RunAt.IsZero())
-		require.False(t, job.StartedAt.IsZero())
+		require.Equal(t, runAt, job.RunAt, "RunAt says when the attempt fell due")
+		require.Equal(t, domain.Timestamp(later), job.StartedAt)
+		require.Equal(t, domain.Timestamp(later), job.UpdatedAt)
 		require.ErrorIs(t, job.Start(now), domain.ErrInvalidTransition)
 	})
 
-	t.Run("RetryKeepsAttemptsAndError", func(t *testing.T) {
+	t.Run("RetryWithABackoffIsScheduled", func(t *testing.T) {
 		t.Parallel()
 		job := newJob(t, 3)
 		require.NoError(t, job.Start(now))
@@ -127,10 +138,104 @@ func TestJobLife(t *testing.T) {
 		require.True(t, job.IsRetryable(boom))
 		runAt := now.Add(time.Minute)
 		require.NoError(t, job.Retry(boom, runAt, now))
-		require.Equal(t, domain.StatusPending, job.Status)
+		require.Equal(t, domain.StatusScheduled, job.Status)
 		require.Equal(t, 1, job.Attempts)
 		require.Equal(t, "boom", job.LastError)
 		require.Equal(t, domain.Timestamp(runAt), job.RunAt)
+		require.Equal(t, domain.Timestamp(now), job.UpdatedAt)
+	})
+
+	t.Run("RetryWithoutABackoffIsPending", func(t *testing.T) {
+		t.Parallel()
+		for name, runAt := range map[string]time.Time{"zero": {}, "past": now.Add(-time.Minute), "now": now} {
+			job := newJob(t, 3)
+			require.NoError(t, job.Start(now))
+			require.NoError(t, job.Retry(errors.New("boom"), runAt, now.Add(time.Second)), name)
+			require.Equal(t, domain.StatusPending, job.Status, name)
+			require.Equal(t, domain.Timestamp(now.Add(time.Second)), job.RunAt, "%s: due at the retry", name)
+		}
+	})
+
+	t.Run("ScheduleAtAndPromote", func(t *testing.T) {
+		t.Parallel()
+		job := newJob(t, 1)
+		later := now.Add(time.Hour)
+		job.ScheduleAt(later, now)
+		require.Equal(t, domain.StatusScheduled, job.Status)
+		require.Equal(t, domain.Timestamp(later), job.RunAt)
+		require.ErrorIs(t, job.Start(now), domain.ErrInvalidTransition, "a scheduled job does not start")
+
+		require.NoError(t, job.Promote(later))
+		require.Equal(t, domain.StatusPending, job.Status)
+		require.Equal(t, domain.Timestamp(later), job.RunAt, "promotion keeps the job's place")
+		require.Equal(t, domain.Timestamp(later), job.UpdatedAt)
+		require.ErrorIs(t, job.Promote(later), domain.ErrInvalidTransition, "pending is not promoted again")
+
+		past := newJob(t, 1)
+		past.ScheduleAt(now.Add(-time.Hour), now)
+		require.Equal(t, domain.StatusPending, past.Status, "a time in the past is now")
+		require.Equal(t, domain.Timestamp(now), past.RunAt)
+	})
+
+	t.Run("CancelScheduled", func(t *testing.T) {
+		t.Parallel()
+		job := newJob(t, 1)
+		job.ScheduleAt(now.Add(time.Hour), now)
+		require.NoError(t, job.Cancel(now))
+		require.Equal(t, domain.StatusCanceled, job.Status)
+		require.Equal(t, domain.Timestamp(now), job.FinishedAt)
+	})
+
+	t.Run("Validate", func(t *testing.T) {
+		t.Parallel()
+		require.NoError(t, newJob(t, 1).Validate(), "NewJob's defaults are valid")
+		ok := newJob(t, 1)
+		ok.Queue, ok.Priority, ok.UniqueKey, ok.UniqueFor, ok.Timeout = "a-b_9", 1, "k", time.Hour, time.Minute
+		require.NoError(t, ok.Validate())
+		ok.Priority = 9
+		ok.UniqueKey = string(make([]byte, domain.MaxUniqueKeyLength))
+		require.NoError(t, ok.Validate())
+
+		bad := map[string]func(j *domain.Job){
+			"empty queue":           func(j *domain.Job) { j.Queue = "" },
+			"upper-case queue":      func(j *domain.Job) { j.Queue = "Email" },
+			"queue starting with -": func(j *domain.Job) { j.Queue = "-x" },
+			"queue too long":        func(j *domain.Job) { j.Queue = "q" + string(make([]byte, 64)) },
+			"priority 0":            func(j *domain.Job) { j.Priority = 0 },
+			"priority 10":           func(j *domain.Job) { j.Priority = 10 },
+			"key too long":          func(j *domain.Job) { j.UniqueKey = string(make([]byte, domain.MaxUniqueKeyLength+1)) },
+			"negative uniqueFor":    func(j *domain.Job) { j.UniqueKey, j.UniqueFor = "k", -time.Second },
+			"uniqueFor without key": func(j *domain.Job) { j.UniqueFor = time.Second },
+			"negative timeout":      func(j *domain.Job) { j.Timeout = -time.Second },
+		}
+		for name, edit := range bad {
+			j := newJob(t, 1)
+			edit(j)
+			require.ErrorIs(t, j.Validate(), domain.ErrInvalid, name)
+		}
+		require.NoError(t, domain.ValidateQueueName(strings.Repeat("q", 64)))
+		require.ErrorIs(t, domain.ValidateQueueName(strings.Repeat("q", 65)), domain.ErrInvalid)
+	})
+
+	t.Run("HoldsUniqueKey", func(t *testing.T) {
+		t.Parallel()
+		plain := newJob(t, 1)
+		require.False(t, plain.HoldsUniqueKey(now), "no key, nothing held")
+
+		job := newJob(t, 1)
+		job.UniqueKey, job.UniqueFor = "k", time.Minute
+		for _, s := range domain.Unfinished() {
+			job.Status = s
+			require.True(t, job.HoldsUniqueKey(now.Add(24*time.Hour)), "%s holds its key however long", s)
+		}
+		job.Status = domain.StatusRunning
+		require.NoError(t, job.Complete(now))
+		require.True(t, job.HoldsUniqueKey(now))
+		require.True(t, job.HoldsUniqueKey(now.Add(time.Minute-time.Microsecond)))
+		require.False(t, job.HoldsUniqueKey(now.Add(time.Minute)), "free once UniqueFor has passed")
+
+		job.UniqueFor = 0
+		require.False(t, job.HoldsUniqueKey(job.FinishedAt), "without UniqueFor a finished job frees its key")
 	})
 
 	t.Run("ShouldRetryAndIsRetryable", func(t *testing.T) {
@@ -219,7 +324,7 @@ func TestJobLife(t *testing.T) {
 		require.Equal(t, domain.StatusPending, job.Status)
 		require.Equal(t, 1, job.Attempts, "only the failed attempt counts")
 		require.Equal(t, "earlier failure", job.LastError)
-		require.True(t, job.RunAt.IsZero(), "ready at the next start")
+		require.Equal(t, domain.Timestamp(now), job.RunAt, "the job keeps its place")
 	})
 
 	t.Run("SetError", func(t *testing.T) {
@@ -270,6 +375,8 @@ func TestFilterMatchesAndCompare(t *testing.T) {
 	require.False(t, domain.Filter{Type: "b"}.Matches(a))
 	require.True(t, domain.Filter{Statuses: []domain.Status{domain.StatusRunning, domain.StatusPending}}.Matches(a))
 	require.False(t, domain.Filter{Statuses: []domain.Status{domain.StatusRunning}}.Matches(a))
+	require.True(t, domain.Filter{Queue: domain.DefaultQueue}.Matches(a))
+	require.False(t, domain.Filter{Queue: "email"}.Matches(a))
 }
 
 func TestHandlerFunc(t *testing.T) {

@@ -190,8 +190,9 @@ func requireLayout(db *badger.DB) error {
 			return fmt.Errorf("read layout version: %w", err)
 		}
 		return item.Value(func(v []byte) error {
-			if len(v) != 1 || v[0] != layoutV1 {
-				return fmt.Errorf("the backup is in key layout %v, this build reads layout %d", v, layoutV1)
+			// Open upgrades a layout 1 store.
+			if len(v) != 1 || (v[0] != layoutV1 && v[0] != layoutV2) {
+				return fmt.Errorf("the backup is in key layout %v, this build reads layouts %d and %d", v, layoutV1, layoutV2)
 			}
 			return nil
 		})

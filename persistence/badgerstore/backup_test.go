@@ -67,6 +67,14 @@ func TestBackupRestoresEveryJobAndIndex(t *testing.T) {
 	for _, f := range filters {
 		require.Equal(t, listAll(t, s, f), listAll(t, restored, f), "list %+v", f)
 	}
+	requireSameState(t, stateOf(t, s), restored)
+	_, err = restored.Insert(ctx, epoch, []*domain.Job{})
+	require.NoError(t, err)
+	dup := newJobAt(t, "type_0", 2000)
+	dup.UniqueKey = "key-11"
+	existing, err := restored.Insert(ctx, epoch, []*domain.Job{dup})
+	require.NoError(t, err)
+	require.NotNil(t, existing[0], "unique keys are restored")
 	// The restored store takes writes: its transaction clock went past
 	// the versions it loaded.
 	j := newJobAt(t, "type_0", 1000)

@@ -2,16 +2,20 @@
 // snapshots in Badger, a key-value store on local disk, inside the
 // process. Nothing to install, nothing to run beside it.
 //
-// Every write (Create, Update, Delete) goes through one group-commit
-// writer: callers from any number of goroutines queue their snapshots and
-// wait, and the writer stores everything that is waiting in one Badger
-// transaction, then tells each caller how its own request went. Durability
-// then costs one write per batch, not one per transition, and a request
-// that breaks a rule (a duplicate ID, a missing job) fails alone.
+// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused
+// and the request log's) goes through one group-commit writer: callers
+// from any number of goroutines queue their snapshots and wait, and the
+// writer stores everything that is waiting in one Badger transaction, then
+// tells each caller how its own request went. Durability then costs one
+// write per batch, not one per transition, and a request that breaks a
+// rule (a duplicate ID, a missing job) fails alone. Because the writer
+// alone writes, a unique key is checked and taken in the transaction that
+// stores its job, and no two callers can both take it.
 //
 // Secondary index keys make listing by status or by type a range scan over
-// keys, oldest first; see keys.go for the layout and codec.go for the
-// snapshot encoding.
+// keys, oldest first, and finding due scheduled jobs a range scan in RunAt
+// order; see keys.go for the layout and codec.go for the snapshot
+// encoding.
 //
 // Badger appears in this package only: the rest of Troupe sees a
 // domain.Store.
@@ -20,6 +24,7 @@ package badgerstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -259,7 +264,14 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, errors.Join(fmt.Errorf("open badger store in %s: %w", opts.Dir, err), db.Close())
 	}
-	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch), space: space, log: opts.Logger,
+	counts, err := loadCounts(db)
+	if err != nil {
+		if isCorruption(err) {
+			err = corruptOpenError(err)
+		}
+		return nil, errors.Join(fmt.Errorf("open badger store in %s: read the queue counts: %w", opts.Dir, err), db.Close())
+	}
+	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch, counts), space: space, log: opts.Logger,
 		integ:  &integrity{db: db, log: opts.Logger},
 		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 	s.w.space = space
@@ -294,24 +306,66 @@ func checkSpaceToOpen(opts Options) (*spaceGuard, error) {
 	return g, nil
 }
 
-// checkLayout records the key layout in a new store and refuses a store
-// written in a layout this build does not know.
+// checkLayout records the key layout in a new store, upgrades a store of
+// layout 1 and refuses a store written in a layout this build does not
+// know.
 func checkLayout(db *badger.DB) error {
 	return db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(layoutKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(layoutKey, []byte{layoutV1})
+			return txn.Set(layoutKey, []byte{layoutV2})
 		}
 		if err != nil {
 			return fmt.Errorf("read layout version: %w", err)
 		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 1 || v[0] != layoutV1 {
-				return fmt.Errorf("data written in key layout %v, this build reads layout %d", v, layoutV1)
+		var version byte
+		err = item.Value(func(v []byte) error {
+			if len(v) != 1 || (v[0] != layoutV1 && v[0] != layoutV2) {
+				return fmt.Errorf("data written in key layout %v, this build reads layouts %d and %d", v, layoutV1, layoutV2)
 			}
+			version = v[0]
 			return nil
 		})
+		if err != nil || version == layoutV2 {
+			return err
+		}
+		return upgradeLayout(txn)
 	})
+}
+
+// upgradeLayout turns a layout 1 store into a layout 2 one, in txn: every
+// job of layout 1 is in the default queue and none is scheduled, so the
+// queue counts are the pending and running keys of the status index,
+// counted keys only.
+func upgradeLayout(txn *badger.Txn) error {
+	for _, code := range []byte{1, 2} { // pending, running
+		var n uint64
+		err := eachKey(txn, statusPrefix(code), func([]byte) error {
+			n++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade key layout: %w", err)
+		}
+		if n == 0 {
+			continue
+		}
+		k := countKey{status: code, queue: domain.DefaultQueue}
+		if err := txn.Set(k.key(), binary.AppendUvarint(nil, n)); err != nil {
+			return fmt.Errorf("upgrade key layout: %w", err)
+		}
+	}
+	return txn.Set(layoutKey, []byte{layoutV2})
+}
+
+// loadCounts reads the queue counts for the writer.
+func loadCounts(db *badger.DB) (counts map[countKey]int64, err error) {
+	err = db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
+		counts, err = readCounts(txn)
+		return err
+	})
+	return counts, err
 }
 
 // enter registers a call, or returns ErrClosed once Close has begun.
@@ -330,7 +384,9 @@ func (s *Store) leave() { s.inflight.Done() }
 
 // Create implements domain.Store. The jobs are written in one transaction
 // with whatever else is waiting; a job whose ID is already stored (or
-// appears twice in jobs) fails this call alone with ErrAlreadyExists. If
+// appears twice in jobs) fails this call alone with ErrAlreadyExists, and
+// one whose unique key is held at the time of the call (see Insert) with
+// ErrDuplicate. If
 // ctx ends while the call waits, it returns ctx's error, and the write may
 // or may not have happened.
 func (s *Store) Create(ctx context.Context, jobs ...*domain.Job) error {

@@ -47,7 +47,15 @@ func TestStoreOnDisk(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) domain.Store {
 		return mustOpen(t, badgerstore.Options{Dir: t.TempDir()})
-	})
+	}, storetest.WithReopen(func(t *testing.T) (domain.Store, func(t *testing.T) domain.Store) {
+		dir := t.TempDir()
+		s := mustOpen(t, badgerstore.Options{Dir: dir})
+		return s, func(t *testing.T) domain.Store {
+			require.NoError(t, s.Close())
+			s = mustOpen(t, badgerstore.Options{Dir: dir})
+			return s
+		}
+	}))
 }
 
 func TestStoreInMemory(t *testing.T) {
@@ -66,15 +74,28 @@ func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
 }
 
 // storeMixedJobs stores 300 jobs of three types in s, starts a third of
-// them, cancels another third and deletes one. It returns the jobs left,
-// the one deleted, and filters that list each kind of index.
+// them, cancels another third and deletes one. Every fifth is in queue
+// "email", every seventh scheduled, every eleventh has a unique key, and
+// queue "email" is paused. It returns the jobs left, the one deleted, and
+// filters that list each kind of index.
 func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *domain.Job, filters []domain.Filter) {
 	t.Helper()
 	ctx := t.Context()
 	for i := range 300 {
-		jobs = append(jobs, newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i))
+		j := newJobAt(t, domain.JobType(fmt.Sprintf("type_%d", i%3)), i)
+		if i%5 == 0 {
+			j.Queue = "email"
+		}
+		if i%7 == 0 && i%3 == 0 {
+			j.ScheduleAt(epoch.Add(time.Duration(24*3600-i)*time.Second), j.CreatedAt)
+		}
+		if i%11 == 0 {
+			j.UniqueKey, j.UniqueFor = fmt.Sprintf("key-%d", i), time.Hour
+		}
+		jobs = append(jobs, j)
 	}
 	require.NoError(t, s.Create(ctx, jobs...))
+	require.NoError(t, s.SetQueuePaused(ctx, "email", true))
 	for i, j := range jobs {
 		switch i % 3 {
 		case 1:
@@ -93,6 +114,8 @@ func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *
 		{Statuses: []domain.Status{domain.StatusRunning}},
 		{Type: "type_2"},
 		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
+		{Statuses: []domain.Status{domain.StatusScheduled}},
+		{Queue: "email", Type: "type_1"},
 	}
 }
 
@@ -116,6 +139,7 @@ func TestReopenKeepsEveryJob(t *testing.T) {
 	for i, f := range filters {
 		before[i] = listAll(t, s, f)
 	}
+	state := stateOf(t, s)
 	require.NoError(t, s.Close())
 
 	reopened := mustOpen(t, badgerstore.Options{Dir: dir})
@@ -130,6 +154,32 @@ func TestReopenKeepsEveryJob(t *testing.T) {
 		require.Equal(t, before[i], listAll(t, reopened, f), "list %+v", f)
 	}
 	require.Equal(t, len(jobs), listAll(t, reopened, domain.Filter{}).Total)
+	requireSameState(t, state, reopened)
+}
+
+// storeState is what a store holds beside its jobs.
+type storeState struct {
+	queues  []domain.QueueInfo
+	nextRun time.Time
+}
+
+func stateOf(t *testing.T, s domain.Store) storeState {
+	t.Helper()
+	queues, err := s.Queues(t.Context())
+	require.NoError(t, err)
+	next, err := s.NextRunAt(t.Context())
+	require.NoError(t, err)
+	return storeState{queues: queues, nextRun: next}
+}
+
+// requireSameState fails unless want's queues and next RunAt, as read
+// before it was closed, are got's. want may be closed: its state is read
+// through a memo.
+func requireSameState(t *testing.T, want storeState, got domain.Store) {
+	t.Helper()
+	require.Equal(t, want, stateOf(t, got))
+	require.NotEmpty(t, want.queues)
+	require.False(t, want.nextRun.IsZero())
 }
 
 func TestOpenFailsWhenTheDirIsInUse(t *testing.T) {

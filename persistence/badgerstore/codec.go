@@ -12,36 +12,56 @@ import (
 )
 
 // A snapshot is stored in a compact binary form, because encoding sits on
-// the hot path: every transition of every job is one snapshot. Version 1:
+// the hot path: every transition of every job is one snapshot. Version 2:
 //
-//	version   1 byte   snapshotV1
+//	version   1 byte   snapshotV2
 //	id        16 bytes
 //	status    1 byte   statusCode
-//	flags     1 byte   which optional fields follow (flag* below)
+//	flags     2 bytes  big-endian: which optional fields follow (flag* below)
 //	type      uvarint length, bytes
+//	queue     uvarint length, bytes, if flagQueue (else "default")
+//	uniqueKey uvarint length, bytes, if flagUniqueKey
 //	times     varint µs since the Unix epoch, for each time whose flag is set,
 //	          in the order CreatedAt, UpdatedAt, RunAt, StartedAt, FinishedAt
 //	attempts  varint
 //	max       varint   MaxAttempts
+//	priority  varint, if flagPriority (else 5)
+//	uniqueFor varint ns, if flagUniqueFor
+//	timeout   varint ns, if flagTimeout
 //	lastError uvarint length, bytes
 //	payload   uvarint length, bytes
 //
-// What the index keys need (status, type, CreatedAt) comes first, so that
-// decodeIndex reads a prefix and allocates nothing for the payload. A new
-// layout gets a new version byte; decode keeps reading the old ones.
-const snapshotV1 byte = 1
+// What the index keys need (status, type, queue, unique key, CreatedAt,
+// RunAt) comes first, so that decodeIndex reads a prefix and allocates
+// nothing for the payload. Fields at their default take no bytes, so a job
+// in the default queue costs what it did in version 1.
+//
+// Version 1, written before queues and scheduling, is version 2 with one
+// flags byte and none of the optional fields: its jobs are in the default
+// queue at the default priority, and a zero RunAt (a version 1 job due at
+// once) reads as CreatedAt. decode keeps reading it; encode writes version 2.
+const (
+	snapshotV1 byte = 1
+	snapshotV2 byte = 2
+)
 
-// The bits of the flags byte. A zero time has no flag and no bytes, which
+// The bits of the flags. A zero time has no flag and no bytes, which
 // keeps a pending job small and tells a zero time from the Unix epoch.
 const (
-	flagPayload    byte = 1 << iota // Payload is not nil (it may be empty)
-	flagCreatedAt                   // CreatedAt is set
-	flagUpdatedAt                   // UpdatedAt is set
-	flagRunAt                       // RunAt is set
-	flagStartedAt                   // StartedAt is set
-	flagFinishedAt                  // FinishedAt is set
+	flagPayload    uint16 = 1 << iota // Payload is not nil (it may be empty)
+	flagCreatedAt                     // CreatedAt is set
+	flagUpdatedAt                     // UpdatedAt is set
+	flagRunAt                         // RunAt is set
+	flagStartedAt                     // StartedAt is set
+	flagFinishedAt                    // FinishedAt is set
+	flagQueue                         // Queue is not "default"
+	flagUniqueKey                     // UniqueKey is set
+	flagPriority                      // Priority is not 5
+	flagUniqueFor                     // UniqueFor is set
+	flagTimeout                       // Timeout is set
 
-	flagsKnown = flagFinishedAt<<1 - 1
+	flagsKnownV1 = flagFinishedAt<<1 - 1
+	flagsKnown   = flagTimeout<<1 - 1
 )
 
 // errCorrupt marks bytes that are not a snapshot this build can read.
@@ -61,9 +81,15 @@ func statusCode(s domain.Status) (byte, bool) {
 		return 4, true
 	case domain.StatusCanceled:
 		return 5, true
+	case domain.StatusScheduled:
+		return 6, true
 	}
 	return 0, false
 }
+
+// codeScheduled is statusCode(domain.StatusScheduled), which the
+// scheduled index is kept for.
+const codeScheduled byte = 6
 
 // statusOf is the inverse of statusCode.
 func statusOf(code byte) (domain.Status, bool) {
@@ -78,15 +104,23 @@ func statusOf(code byte) (domain.Status, bool) {
 		return domain.StatusFailed, true
 	case 5:
 		return domain.StatusCanceled, true
+	case 6:
+		return domain.StatusScheduled, true
 	}
 	return "", false
 }
 
-// indexEntry is what a job's index keys are made of.
+// indexEntry is what a job's index keys (and the writer's other
+// bookkeeping: queue counts, unique keys) are made of.
 type indexEntry struct {
 	status    byte
 	createdAt int64 // µs since the Unix epoch; see micros
 	typ       string
+	queue     string
+	// runAt orders the scheduled index; kept for every status.
+	runAt int64
+	// unique is the job's unique key, or empty.
+	unique string
 }
 
 // micros turns a time into the microseconds every store keeps. The zero
@@ -115,7 +149,7 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 		return nil, fmt.Errorf("%w: job type is %d bytes, more than %d", domain.ErrInvalid, len(j.Type), domain.MaxJobTypeLength)
 	}
 	times := [...]struct {
-		flag byte
+		flag uint16
 		t    time.Time
 	}{
 		{flagCreatedAt, j.CreatedAt},
@@ -124,7 +158,7 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 		{flagStartedAt, j.StartedAt},
 		{flagFinishedAt, j.FinishedAt},
 	}
-	var flags byte
+	var flags uint16
 	if j.Payload != nil {
 		flags |= flagPayload
 	}
@@ -133,23 +167,59 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 			flags |= tf.flag
 		}
 	}
+	if j.Queue != domain.DefaultQueue {
+		flags |= flagQueue
+	}
+	if j.UniqueKey != "" {
+		flags |= flagUniqueKey
+	}
+	if j.Priority != domain.DefaultPriority {
+		flags |= flagPriority
+	}
+	if j.UniqueFor != 0 {
+		flags |= flagUniqueFor
+	}
+	if j.Timeout != 0 {
+		flags |= flagTimeout
+	}
 	if dst == nil {
 		// One allocation of exactly the right size: values stay in memory
 		// until their batch commits, so slack would cost at every step.
-		size := 3 + 16 + varintLen(int64(j.Attempts)) + varintLen(int64(j.MaxAttempts)) +
+		size := 4 + 16 + varintLen(int64(j.Attempts)) + varintLen(int64(j.MaxAttempts)) +
 			fieldLen(len(j.Type)) + fieldLen(len(j.LastError)) + fieldLen(len(j.Payload))
 		for _, tf := range times {
 			if flags&tf.flag != 0 {
 				size += varintLen(micros(tf.t))
 			}
 		}
+		if flags&flagQueue != 0 {
+			size += fieldLen(len(j.Queue))
+		}
+		if flags&flagUniqueKey != 0 {
+			size += fieldLen(len(j.UniqueKey))
+		}
+		if flags&flagPriority != 0 {
+			size += varintLen(int64(j.Priority))
+		}
+		if flags&flagUniqueFor != 0 {
+			size += varintLen(int64(j.UniqueFor))
+		}
+		if flags&flagTimeout != 0 {
+			size += varintLen(int64(j.Timeout))
+		}
 		dst = make([]byte, 0, size)
 	}
-	dst = append(dst, snapshotV1)
+	dst = append(dst, snapshotV2)
 	dst = append(dst, j.ID[:]...)
-	dst = append(dst, code, flags)
-	dst = binary.AppendUvarint(dst, uint64(len(j.Type)))
-	dst = append(dst, j.Type...)
+	dst = append(dst, code)
+	dst = binary.BigEndian.AppendUint16(dst, flags)
+	dst = appendField(dst, string(j.Type))
+	if flags&flagQueue != 0 {
+		dst = appendField(dst, j.Queue)
+	}
+	if flags&flagUniqueKey != 0 {
+		dst = appendField(dst, j.UniqueKey)
+	}
 	for _, tf := range times {
 		if flags&tf.flag != 0 {
 			dst = binary.AppendVarint(dst, micros(tf.t))
@@ -157,11 +227,25 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	}
 	dst = binary.AppendVarint(dst, int64(j.Attempts))
 	dst = binary.AppendVarint(dst, int64(j.MaxAttempts))
-	dst = binary.AppendUvarint(dst, uint64(len(j.LastError)))
-	dst = append(dst, j.LastError...)
+	if flags&flagPriority != 0 {
+		dst = binary.AppendVarint(dst, int64(j.Priority))
+	}
+	if flags&flagUniqueFor != 0 {
+		dst = binary.AppendVarint(dst, int64(j.UniqueFor))
+	}
+	if flags&flagTimeout != 0 {
+		dst = binary.AppendVarint(dst, int64(j.Timeout))
+	}
+	dst = appendField(dst, j.LastError)
 	dst = binary.AppendUvarint(dst, uint64(len(j.Payload)))
 	dst = append(dst, j.Payload...)
 	return dst, nil
+}
+
+// appendField appends a uvarint-length-prefixed string.
+func appendField(dst []byte, v string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(v)))
+	return append(dst, v...)
 }
 
 // uvarintLen is how many bytes binary.AppendUvarint writes for v.
@@ -184,17 +268,19 @@ func fieldLen(n int) int { return uvarintLen(uint64(n)) + n }
 // indexOf returns the index entry of a job that encode accepted.
 func indexOf(j *domain.Job) indexEntry {
 	code, _ := statusCode(j.Status)
-	return indexEntry{status: code, createdAt: micros(j.CreatedAt), typ: string(j.Type)}
+	return indexEntry{status: code, createdAt: micros(j.CreatedAt), typ: string(j.Type),
+		queue: j.Queue, runAt: micros(j.RunAt), unique: j.UniqueKey}
 }
 
-// decode reads a snapshot. It never panics, whatever b holds, and copies
-// everything it keeps, so b may be reused once it returns.
+// decode reads a snapshot of either version. It never panics, whatever b
+// holds, and copies everything it keeps, so b may be reused once it
+// returns.
 func decode(b []byte) (*domain.Job, error) {
 	r := reader{b: b}
-	j := &domain.Job{}
+	j := &domain.Job{Queue: domain.DefaultQueue, Priority: domain.DefaultPriority}
 	flags := r.header(j)
 	times := [...]struct {
-		flag byte
+		flag uint16
 		t    *time.Time
 	}{
 		{flagCreatedAt, &j.CreatedAt},
@@ -210,6 +296,15 @@ func decode(b []byte) (*domain.Job, error) {
 	}
 	j.Attempts = int(r.varint())
 	j.MaxAttempts = int(r.varint())
+	if flags&flagPriority != 0 {
+		j.Priority = int(r.varint())
+	}
+	if flags&flagUniqueFor != 0 {
+		j.UniqueFor = time.Duration(r.varint())
+	}
+	if flags&flagTimeout != 0 {
+		j.Timeout = time.Duration(r.varint())
+	}
 	j.LastError = string(r.field())
 	payload := r.field()
 	if flags&flagPayload != 0 && r.err == nil {
@@ -221,21 +316,35 @@ func decode(b []byte) (*domain.Job, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if r.version == snapshotV1 && j.RunAt.IsZero() {
+		// Version 1 cleared RunAt of a job due at once; every job now has one.
+		j.RunAt = j.CreatedAt
+	}
 	return j, nil
 }
 
-// decodeIndex reads only what the index keys of a stored snapshot need,
+// decodeIndex reads only what the index entry of a stored snapshot needs,
 // so that the writer can find a job's old index keys cheaply.
 func decodeIndex(b []byte) (uuid.UUID, indexEntry, error) {
 	r := reader{b: b}
-	var j domain.Job
+	j := domain.Job{Queue: domain.DefaultQueue}
 	flags := r.header(&j)
 	var e indexEntry
-	e.typ = string(j.Type)
+	e.typ, e.queue, e.unique = string(j.Type), j.Queue, j.UniqueKey
 	e.status, _ = statusCode(j.Status)
 	e.createdAt = micros(time.Time{})
 	if flags&flagCreatedAt != 0 {
 		e.createdAt = r.varint()
+	}
+	if flags&flagUpdatedAt != 0 {
+		r.varint()
+	}
+	e.runAt = e.createdAt
+	switch {
+	case flags&flagRunAt != 0:
+		e.runAt = r.varint()
+	case r.version != snapshotV1:
+		e.runAt = micros(time.Time{})
 	}
 	if r.err != nil {
 		return uuid.UUID{}, indexEntry{}, r.err
@@ -246,8 +355,9 @@ func decodeIndex(b []byte) (uuid.UUID, indexEntry, error) {
 // reader consumes a snapshot. The first error sticks and every later read
 // returns zero values, so decode checks once at the end.
 type reader struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version byte // set by header
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -257,26 +367,36 @@ func (r *reader) fail(format string, args ...any) {
 	r.b = nil
 }
 
-// header reads the version, ID, status, flags and type into j and returns
-// the flags.
-func (r *reader) header(j *domain.Job) byte {
+// header reads the version, ID, status, flags, type, queue and unique key
+// into j and returns the flags.
+func (r *reader) header(j *domain.Job) uint16 {
 	fixed := r.next(3 + 16)
 	if r.err != nil {
 		return 0
 	}
-	if fixed[0] != snapshotV1 {
+	r.version = fixed[0]
+	var flags, known uint16
+	switch r.version {
+	case snapshotV1:
+		flags, known = uint16(fixed[18]), flagsKnownV1
+	case snapshotV2:
+		more := r.next(1)
+		if r.err != nil {
+			return 0
+		}
+		flags, known = uint16(fixed[18])<<8|uint16(more[0]), flagsKnown
+	default:
 		r.fail("unknown version %d", fixed[0])
 		return 0
 	}
 	copy(j.ID[:], fixed[1:17])
 	status, ok := statusOf(fixed[17])
-	if !ok {
+	if !ok || r.version == snapshotV1 && status == domain.StatusScheduled {
 		r.fail("unknown status code %d", fixed[17])
 		return 0
 	}
 	j.Status = status
-	flags := fixed[18]
-	if flags&^flagsKnown != 0 {
+	if flags&^known != 0 {
 		r.fail("unknown flags %#x", flags)
 		return 0
 	}
@@ -286,6 +406,12 @@ func (r *reader) header(j *domain.Job) byte {
 		return 0
 	}
 	j.Type = domain.JobType(typ)
+	if flags&flagQueue != 0 {
+		j.Queue = string(r.field())
+	}
+	if flags&flagUniqueKey != 0 {
+		j.UniqueKey = string(r.field())
+	}
 	return flags
 }
 

@@ -1,10 +1,12 @@
 package badgerstore
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
@@ -61,6 +63,19 @@ func codecJobs(t testing.TB) map[string]*domain.Job {
 	counters := fresh.Clone()
 	counters.Attempts, counters.MaxAttempts = -1, 1<<40
 	jobs["odd counters"] = counters
+	scheduled := fresh.Clone()
+	scheduled.ScheduleAt(now.Add(time.Hour), now)
+	scheduled.Queue, scheduled.Priority = "email", 1
+	scheduled.UniqueKey, scheduled.UniqueFor = "welcome:ada", 24*time.Hour+time.Nanosecond
+	scheduled.Timeout = 90 * time.Second
+	jobs["scheduled with every new field"] = scheduled
+	odd := full.Clone()
+	odd.Queue, odd.Priority, odd.UniqueKey = "", 0, strings.Repeat("k", domain.MaxUniqueKeyLength)
+	odd.UniqueFor, odd.Timeout = -time.Second, -1
+	jobs["empty queue, zero priority, negative durations"] = odd
+	noRunAt := fresh.Clone()
+	noRunAt.RunAt = time.Time{}
+	jobs["zero runAt"] = noRunAt
 	return jobs
 }
 
@@ -132,16 +147,17 @@ func TestDecodeRejectsDamagedSnapshots(t *testing.T) {
 	}
 	damaged := map[string]func(b []byte) []byte{
 		"trailing byte":   func(b []byte) []byte { return append(b, 0) },
-		"unknown version": func(b []byte) []byte { b[0] = 2; return b },
+		"unknown version": func(b []byte) []byte { b[0] = 3; return b },
 		"status zero":     func(b []byte) []byte { b[17] = 0; return b },
 		"unknown status":  func(b []byte) []byte { b[17] = 9; return b },
 		"unknown flag":    func(b []byte) []byte { b[18] |= 0x80; return b },
 		"type too long": func(b []byte) []byte {
-			return append(append(b[:19], 200, 1), make([]byte, 200)...) // uvarint 200
+			return append(append(b[:20], 200, 1), make([]byte, 200)...) // uvarint 200
 		},
 		"field past the end": func(b []byte) []byte {
-			return append(b[:19], 0xff, 0xff, 0xff, 0xff, 0x0f)
+			return append(b[:20], 0xff, 0xff, 0xff, 0xff, 0x0f)
 		},
+		"version 1 with the scheduled status": func(b []byte) []byte { b[0], b[17] = snapshotV1, 6; return b },
 	}
 	for name, damage := range damaged {
 		_, err := decode(damage(append([]byte(nil), good...)))
@@ -164,6 +180,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{snapshotV1})
 	f.Add(append([]byte{snapshotV1}, make([]byte, 40)...))
+	for _, v1 := range versionOneSnapshots {
+		b, err := hex.DecodeString(v1.hex)
+		require.NoError(f, err)
+		f.Add(b)
+	}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, entry, indexErr := decodeIndex(b)
@@ -192,6 +213,7 @@ func TestStatusCodesAreStable(t *testing.T) {
 		domain.StatusCompleted: 3,
 		domain.StatusFailed:    4,
 		domain.StatusCanceled:  5,
+		domain.StatusScheduled: 6,
 	}
 	for _, s := range domain.Statuses() {
 		code, ok := statusCode(s)
@@ -205,4 +227,70 @@ func TestStatusCodesAreStable(t *testing.T) {
 	require.False(t, ok)
 	_, ok = statusCode("")
 	require.False(t, ok)
+}
+
+// versionOneSnapshots were written by the encoder of version 1, before
+// queues and scheduling, with the jobs they hold as that version knew them.
+var versionOneSnapshots = []struct {
+	name string
+	hex  string
+	job  func() *domain.Job
+}{
+	{
+		name: "pending",
+		hex:  "010190a5f37c1e7d2a9b3c4d5e6f70819201070a73656e645f656d61696c8091ebe4b9a09b068091ebe4b9a09b06000600187b22746f223a22616461406578616d706c652e636f6d227d",
+		job: func() *domain.Job {
+			created := time.Date(2025, 6, 1, 12, 30, 0, 123456000, time.UTC)
+			return &domain.Job{ID: uuid.MustParse("0190a5f3-7c1e-7d2a-9b3c-4d5e6f708192"), Type: "send_email",
+				Payload: []byte(`{"to":"ada@example.com"}`), Status: domain.StatusPending, MaxAttempts: 3,
+				CreatedAt: created, UpdatedAt: created}
+		},
+	},
+	{
+		name: "failed",
+		hex:  "010190a5f37c1e7d2a9b3c4d5e6f708193043f0a73656e645f656d61696c8091ebe4b9a09b0680ad879ebaa09b06809fb981baa09b0680f9fd8abaa09b0680ad879ebaa09b06060609736d74703a20353530027b7d",
+		job: func() *domain.Job {
+			created := time.Date(2025, 6, 1, 12, 30, 0, 123456000, time.UTC)
+			return &domain.Job{ID: uuid.MustParse("0190a5f3-7c1e-7d2a-9b3c-4d5e6f708193"), Type: "send_email",
+				Payload: []byte(`{}`), Status: domain.StatusFailed, Attempts: 3, MaxAttempts: 3, LastError: "smtp: 550",
+				CreatedAt: created, UpdatedAt: created.Add(time.Minute), RunAt: created.Add(30 * time.Second),
+				StartedAt: created.Add(40 * time.Second), FinishedAt: created.Add(time.Minute)}
+		},
+	},
+}
+
+// TestCodecReadsVersionOne decodes snapshots written before queues and
+// scheduling: their jobs are in the default queue at the default
+// priority, with no unique key or timeout, and a job due at once (no
+// RunAt) is due from its creation.
+func TestCodecReadsVersionOne(t *testing.T) {
+	t.Parallel()
+	for _, v1 := range versionOneSnapshots {
+		t.Run(v1.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := hex.DecodeString(v1.hex)
+			require.NoError(t, err)
+			require.Equal(t, snapshotV1, b[0])
+			want := v1.job()
+			want.Queue, want.Priority = domain.DefaultQueue, domain.DefaultPriority
+			if want.RunAt.IsZero() {
+				want.RunAt = want.CreatedAt
+			}
+			got, err := decode(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+
+			id, entry, err := decodeIndex(b)
+			require.NoError(t, err)
+			require.Equal(t, want.ID, id)
+			require.Equal(t, indexOf(want), entry)
+
+			again, err := encode(nil, got)
+			require.NoError(t, err)
+			require.Equal(t, snapshotV2, again[0], "rewritten in the current version")
+			back, err := decode(again)
+			require.NoError(t, err)
+			require.Equal(t, want, back)
+		})
+	}
 }

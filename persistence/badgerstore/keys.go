@@ -12,6 +12,13 @@ import (
 //	j <id:16>                                  → snapshot (see codec.go)
 //	s <status:1> <createdAt:8> <id:16>         → the job's type
 //	t <len:uvarint> <type> <createdAt:8> <id:16> → nothing
+//	r <runAt:8> <id:16>                        → nothing, for scheduled jobs only
+//	u <unique key>                             → ID of the job that took the key last
+//	c <status:1> <queue>                       → how many jobs of the queue have the
+//	                                             status (uvarint); unfinished statuses only
+//	p <queue>                                  → nothing: the queue is paused
+//	i <len:uvarint> <scope> <key>              → request record (see requests.go)
+//	e <expiresAt:8> <len:uvarint> <scope> <key> → nothing: when that record expires
 //	m layout                                   → layout version, 1 byte
 //
 // createdAt is the creation time in µs, big-endian with the sign bit
@@ -23,11 +30,30 @@ import (
 // if its type or creation time changes, so it costs no write on a
 // transition. The length prefix keeps the range of type "send" apart from
 // that of "send_email".
+//
+// The scheduled index (r) holds a key per scheduled job in RunAt order, so
+// that promoting due jobs and finding the next RunAt are range scans,
+// however many jobs wait: nothing about them is held in memory. Its time
+// is encoded as createdAt's.
+//
+// The queue counts (c) are kept by the writer in the transaction that
+// changes the jobs, one key per queue and unfinished status, rewritten
+// once per group commit for each count the batch changed. Queues then
+// reads a few keys whatever the backlog, and Open reads them without a
+// scan; the alternative, a (queue, status) index walked keys-only, costs
+// two more index writes on every transition and a walk of the whole
+// backlog on every call. Verify recounts them from the snapshots.
 const (
-	prefixJob    byte = 'j'
-	prefixStatus byte = 's'
-	prefixType   byte = 't'
-	prefixMeta   byte = 'm'
+	prefixJob       byte = 'j'
+	prefixStatus    byte = 's'
+	prefixType      byte = 't'
+	prefixScheduled byte = 'r'
+	prefixUnique    byte = 'u'
+	prefixCount     byte = 'c'
+	prefixPaused    byte = 'p'
+	prefixRequest   byte = 'i'
+	prefixExpiry    byte = 'e'
+	prefixMeta      byte = 'm'
 )
 
 // orderLen is the length of the <createdAt><id> suffix that orders every
@@ -38,8 +64,15 @@ const orderLen = 8 + 16
 // can tell what it opens.
 var layoutKey = []byte{prefixMeta, 'l', 'a', 'y', 'o', 'u', 't'}
 
-// layoutV1 is the layout described above.
-const layoutV1 byte = 1
+// The key layouts. Version 1 had only the j, s, t and m keys: a version 1
+// store is a version 2 store with no scheduled job, no unique key, no
+// paused queue, no request record and every job in the default queue, so
+// Open upgrades it by writing its queue counts (upgradeLayout). An older
+// build refuses version 2, whose snapshots it could not read.
+const (
+	layoutV1 byte = 1
+	layoutV2 byte = 2
+)
 
 // appendJobKey appends the key of a job's snapshot.
 func appendJobKey(dst []byte, id uuid.UUID) []byte {
@@ -74,7 +107,7 @@ func appendTypePrefix(dst []byte, typ string) []byte {
 
 // appendOrder appends the <createdAt><id> suffix.
 func appendOrder(dst []byte, id uuid.UUID, createdAt int64) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(createdAt)^(1<<63))
+	dst = appendTime(dst, createdAt)
 	return append(dst, id[:]...)
 }
 
@@ -84,4 +117,72 @@ func idOfIndexKey(key []byte) (uuid.UUID, bool) {
 		return uuid.UUID{}, false
 	}
 	return uuid.UUID(key[len(key)-16:]), true
+}
+
+// appendTime appends a time in µs so that byte order is time order.
+func appendTime(dst []byte, us int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(us)^(1<<63))
+}
+
+// timeOfKey reads a time that appendTime wrote at the start of b.
+func timeOfKey(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// appendScheduledKey appends the scheduled index key of a job due at runAt.
+func appendScheduledKey(dst []byte, id uuid.UUID, runAt int64) []byte {
+	dst = append(dst, prefixScheduled)
+	dst = appendTime(dst, runAt)
+	return append(dst, id[:]...)
+}
+
+// scheduledKeyLen is the length of a scheduled index key.
+const scheduledKeyLen = 1 + 8 + 16
+
+// uniqueKey returns the key of a unique key's entry.
+func uniqueKey(key string) []byte {
+	return append([]byte{prefixUnique}, key...)
+}
+
+// countKey names one queue count.
+type countKey struct {
+	status byte
+	queue  string
+}
+
+func (k countKey) key() []byte {
+	return append([]byte{prefixCount, k.status}, k.queue...)
+}
+
+// pausedKey returns the key that marks a queue paused.
+func pausedKey(queue string) []byte {
+	return append([]byte{prefixPaused}, queue...)
+}
+
+// appendRequestID appends the part of a request record's key after its
+// prefix: the scope, length first so that scope "a" with key "bc" differs
+// from scope "ab" with key "c", and the key.
+func appendRequestID(dst []byte, scope, key string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(scope)))
+	dst = append(dst, scope...)
+	return append(dst, key...)
+}
+
+// requestKey returns the key of the request record of scope and key.
+func requestKey(scope, key string) []byte {
+	return appendRequestID([]byte{prefixRequest}, scope, key)
+}
+
+// expiryKey returns the expiry index key of a request record.
+func expiryKey(expiresAt int64, scope, key string) []byte {
+	dst := appendTime([]byte{prefixExpiry}, expiresAt)
+	return appendRequestID(dst, scope, key)
+}
+
+// splitRequestID reads the scope and key of a request record's key
+// without its prefix.
+func splitRequestID(b []byte) (scope, key string, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return "", "", false
+	}
+	return string(b[w : w+int(n)]), string(b[w+int(n):]), true
 }

@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -52,6 +53,10 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 			}
 			if f.Limit > 0 && len(page.Jobs) == f.Limit {
 				// The page is full: order no longer matters, only the count.
+				if total, ok, err := countedTotal(txn, f); err != nil || ok {
+					page.Total = total
+					return err
+				}
 				n, err := c.countRest(ctx)
 				page.Total += n
 				return err
@@ -67,6 +72,52 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, s.integ.check("list jobs", err)
 	}
 	return page, nil
+}
+
+// countedTotal answers the total of a listing by queue and unfinished
+// statuses, with no type, from the queue counts: counting it from the
+// index would read a snapshot per job (the index holds no queue). ok is
+// false for any other filter.
+func countedTotal(txn *badger.Txn, f domain.Filter) (total int, ok bool, err error) {
+	if f.Queue == "" || f.Type != "" || len(f.Statuses) == 0 {
+		return 0, false, nil
+	}
+	var seen [256]bool
+	var keys []countKey
+	for _, st := range f.Statuses {
+		code, known := statusCode(st)
+		if !known {
+			continue
+		}
+		if finished(code) {
+			return 0, false, nil
+		}
+		if !seen[code] {
+			seen[code] = true
+			keys = append(keys, countKey{status: code, queue: f.Queue})
+		}
+	}
+	for _, k := range keys {
+		item, err := txn.Get(k.key())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		err = item.Value(func(v []byte) error {
+			n, w := binary.Uvarint(v)
+			if w <= 0 || w != len(v) {
+				return fmt.Errorf("queue count %x holds %x: %w", k.key(), v, errCorrupt)
+			}
+			total += int(n)
+			return nil
+		})
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	return total, true, nil
 }
 
 // Scan implements domain.Store. It streams from one consistent view of the
@@ -156,9 +207,16 @@ func indexedJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
 // index. Otherwise it merges the ranges of the status index (each already
 // oldest first) by their <createdAt><id> suffix, keeping, when a type is
 // set, only keys whose value is that type.
+//
+// With a queue set, each key that passes is checked against its job's
+// snapshot: the index holds no queue, so listing by queue reads the
+// header of every candidate's snapshot (a queue's jobs are counted by
+// Queues from the queue counts instead).
 type cursor struct {
 	ranges []*indexRange
 	typ    []byte // nil: any type
+	queue  string // "": any queue
+	txn    *badger.Txn
 }
 
 // indexRange is one range of index keys being walked.
@@ -170,7 +228,7 @@ type indexRange struct {
 }
 
 func newCursor(txn *badger.Txn, f domain.Filter) *cursor {
-	c := &cursor{}
+	c := &cursor{queue: f.Queue, txn: txn}
 	if len(f.Statuses) == 0 && f.Type != "" {
 		c.open(txn, appendTypePrefix(nil, string(f.Type)))
 		return c
@@ -210,17 +268,13 @@ func (c *cursor) close() {
 	}
 }
 
-// settle moves r past keys whose type does not match.
+// settle moves r past keys whose type or queue does not match.
 func (c *cursor) settle(r *indexRange) error {
-	if r.settled || c.typ == nil {
+	if r.settled || (c.typ == nil && c.queue == "") {
 		return nil
 	}
 	for ; r.it.Valid(); r.it.Next() {
-		match := false
-		err := r.it.Item().Value(func(v []byte) error {
-			match = bytes.Equal(v, c.typ)
-			return nil
-		})
+		match, err := c.matches(r.it.Item())
 		if err != nil {
 			return err
 		}
@@ -230,6 +284,42 @@ func (c *cursor) settle(r *indexRange) error {
 	}
 	r.settled = true
 	return nil
+}
+
+// matches reports whether the job of an index key has the cursor's type
+// and queue.
+func (c *cursor) matches(item *badger.Item) (bool, error) {
+	if c.typ != nil {
+		match := false
+		err := item.Value(func(v []byte) error {
+			match = bytes.Equal(v, c.typ)
+			return nil
+		})
+		if err != nil || !match {
+			return false, err
+		}
+	}
+	if c.queue == "" {
+		return true, nil
+	}
+	id, ok := idOfIndexKey(item.Key())
+	if !ok {
+		return false, fmt.Errorf("index key %x: %w", item.Key(), errCorrupt)
+	}
+	snap, err := c.txn.Get(jobKey(id))
+	if err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return false, fmt.Errorf("job %s is indexed but has no snapshot: %w", id, errCorrupt)
+		}
+		return false, err
+	}
+	var queue string
+	err = snap.Value(func(v []byte) error {
+		_, e, err := decodeIndex(v)
+		queue = e.queue
+		return err
+	})
+	return queue == c.queue, err
 }
 
 // advance moves r to its next key.

@@ -151,13 +151,15 @@ func (g *spaceGuard) measure() (int64, spaceLevel, error) {
 	return free, spaceAmple, nil
 }
 
-// refusal is the error of a write of kind o at level l with free bytes
-// free, or nil if l admits it.
-func (g *spaceGuard) refusal(o op, free int64, l spaceLevel) error {
+// refusal is the error of a write at level l with free bytes free, or
+// nil if l admits it. A write that adds data (new jobs, new request
+// records) is refused below the new-jobs threshold; any other (a stored
+// job's change, a promotion, a pause) only below the floor.
+func (g *spaceGuard) refusal(addsData bool, free int64, l spaceLevel) error {
 	switch {
 	case l == spaceNoWrite:
 		return g.fullError(free, "every write needs", g.floor)
-	case l == spaceLow && o == opCreate:
+	case l == spaceLow && addsData:
 		return g.fullError(free, "new jobs need", g.newJobs)
 	}
 	return nil

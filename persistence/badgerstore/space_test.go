@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -190,4 +191,42 @@ func TestSpaceGuardMeasuresBeforeEveryTransaction(t *testing.T) {
 	require.Positive(t, stored)
 	require.Positive(t, refused)
 	require.Equal(t, len(batch), stored+refused)
+}
+
+// Below the new-jobs threshold, Insert and new request records are
+// refused like Create; promotions, pauses and the rest of the request log
+// change what is stored and go on.
+func TestSpaceGuardSortsTheNewWrites(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{Dir: t.TempDir(), MemTableSize: MemTableSizeMin})
+	fakeSpace(t, s)
+	ctx := t.Context()
+	later := testJob(t, 1)
+	later.ScheduleAt(testEpoch.Add(time.Minute), testEpoch)
+	require.NoError(t, s.Create(ctx, later))
+	rec := domain.RequestRecord{Scope: "ci", Key: "k", ExpiresAt: testEpoch.Add(time.Hour)}
+	_, err := s.BeginRequest(ctx, testEpoch, rec)
+	require.NoError(t, err)
+
+	s.space.free = func(string) (int64, bool, error) { return s.space.newJobs - 1, true, nil }
+	_, err = s.Insert(ctx, testEpoch, []*domain.Job{testJob(t, 2)})
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+	_, err = s.BeginRequest(ctx, testEpoch, domain.RequestRecord{Scope: "ci", Key: "other", ExpiresAt: testEpoch.Add(time.Hour)})
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+
+	promoted, err := s.PromoteDue(ctx, testEpoch.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Len(t, promoted, 1)
+	require.NoError(t, s.SetQueuePaused(ctx, "email", true))
+	rec.Status = 201
+	require.NoError(t, s.FinishRequest(ctx, rec))
+	n, err := s.DeleteExpiredRequests(ctx, testEpoch.Add(2*time.Hour), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	s.space.free = func(string) (int64, bool, error) { return s.space.floor - 1, true, nil }
+	require.ErrorIs(t, s.SetQueuePaused(ctx, "email", false), domain.ErrStorageFull)
+	_, err = s.PromoteDue(ctx, testEpoch.Add(time.Hour), 10)
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+	s.space.free = func(string) (int64, bool, error) { return 1 << 40, true, nil }
 }

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,10 +114,17 @@ func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, er
 	return r, nil
 }
 
-// readEverything reads every key and value in one view.
+// readEverything reads every key and value in one view, and checks the
+// keys that stand for something else against it: every index key has its
+// job, every scheduled job its scheduled key, and the queue counts are
+// the jobs' own.
 func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 	jobs := map[uuid.UUID]bool{}
 	var indexed []uuid.UUID
+	scheduledKeys := map[uuid.UUID]int64{}
+	scheduledJobs := map[uuid.UUID]int64{}
+	counted := map[countKey]int64{}  // from the snapshots
+	recorded := map[countKey]int64{} // the c keys
 	err := db.View(func(txn *badger.Txn) (err error) {
 		defer recoverDamage(&err)
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
@@ -146,13 +154,51 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 					}
 					jobs[id] = true
 					r.Jobs++
+					e := indexOf(job)
+					if !finished(e.status) {
+						counted[countKey{status: e.status, queue: e.queue}]++
+					}
+					if e.status == codeScheduled {
+						scheduledJobs[id] = e.runAt
+					}
 				case prefixStatus, prefixType:
 					id, ok := idOfIndexKey(key)
 					if !ok {
 						return fmt.Errorf("index key %x is too short: %w", key, errCorrupt)
 					}
 					indexed = append(indexed, id)
-				case prefixMeta:
+				case prefixScheduled:
+					if len(key) != scheduledKeyLen {
+						return fmt.Errorf("scheduled index key %x has the wrong length: %w", key, errCorrupt)
+					}
+					id := uuid.UUID(key[9:])
+					indexed = append(indexed, id)
+					scheduledKeys[id] = timeOfKey(key[1:])
+				case prefixUnique:
+					// The entry of a job since deleted is dropped with it; one
+					// whose job has finished stays until another takes it.
+					if len(v) != 16 {
+						return fmt.Errorf("unique key %q holds %d bytes, not a job ID: %w", key[1:], len(v), errCorrupt)
+					}
+				case prefixCount:
+					n, w := binary.Uvarint(v)
+					if len(key) < 2 || w <= 0 || w != len(v) {
+						return fmt.Errorf("queue count %x holds %x: %w", key, v, errCorrupt)
+					}
+					recorded[countKey{status: key[1], queue: string(key[2:])}] = int64(n)
+				case prefixRequest:
+					scope, k, ok := splitRequestID(key[1:])
+					if !ok {
+						return fmt.Errorf("request record key %x: %w", key, errCorrupt)
+					}
+					if _, err := decodeRecord(scope, k, v); err != nil {
+						return err
+					}
+				case prefixExpiry:
+					if _, _, ok := splitRequestID(key[min(len(key), 9):]); len(key) < 9 || !ok {
+						return fmt.Errorf("request expiry key %x: %w", key, errCorrupt)
+					}
+				case prefixPaused, prefixMeta:
 				default:
 					return fmt.Errorf("key %x belongs to no known range: %w", key, errCorrupt)
 				}
@@ -175,7 +221,35 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 			r.damaged("job %s is indexed but has no snapshot", id)
 		}
 	}
+	for id, runAt := range scheduledJobs {
+		if at, ok := scheduledKeys[id]; !ok || at != runAt {
+			r.damaged("scheduled job %s is missing from the scheduled index", id)
+		}
+	}
+	for id := range scheduledKeys {
+		if _, ok := scheduledJobs[id]; !ok && jobs[id] {
+			r.damaged("job %s is in the scheduled index but not scheduled", id)
+		}
+	}
+	for k, n := range counted {
+		if recorded[k] != n {
+			r.damaged("queue %q holds %d jobs %s, its count says %d", k.queue, n, statusName(k.status), recorded[k])
+		}
+	}
+	for k, n := range recorded {
+		if _, ok := counted[k]; !ok {
+			r.damaged("queue %q holds no job %s, its count says %d", k.queue, statusName(k.status), n)
+		}
+	}
 	return nil
+}
+
+// statusName names a status code in a message.
+func statusName(code byte) string {
+	if s, ok := statusOf(code); ok {
+		return string(s)
+	}
+	return fmt.Sprintf("of status code %d", code)
 }
 
 // needsReplay reports memtable logs that Badger must truncate after

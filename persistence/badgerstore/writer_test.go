@@ -79,7 +79,7 @@ func indexKeysOf(t testing.TB, s *Store, id uuid.UUID) [][]byte {
 	t.Helper()
 	var keys [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		for _, prefix := range []byte{prefixStatus, prefixType} {
+		for _, prefix := range []byte{prefixStatus, prefixType, prefixScheduled} {
 			opts := badger.DefaultIteratorOptions
 			opts.PrefetchValues = false
 			opts.Prefix = []byte{prefix}
@@ -102,6 +102,12 @@ func requireIndexedAs(t testing.TB, s *Store, j *domain.Job) {
 	t.Helper()
 	e := indexOf(j)
 	want := [][]byte{appendStatusKey(nil, j.ID, e), appendTypeKey(nil, j.ID, e)}
+	if j.Status == domain.StatusScheduled {
+		want = append(want, appendScheduledKey(nil, j.ID, e.runAt))
+	}
+	got, err := s.Get(t.Context(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j, got)
 	require.ElementsMatch(t, want, indexKeysOf(t, s, j.ID), "index keys of job %s", j.ID)
 }
 
@@ -133,7 +139,7 @@ func TestWriterCoalescesSnapshotsOfOneJob(t *testing.T) {
 	require.NoError(t, s.Create(ctx, j))
 	batchesBefore := s.w.batches.Load()
 
-	// One batch carries four transitions of j, and the creation and first
+	// One batch carries five transitions of j, and the creation and first
 	// transition of k.
 	var batch []*request
 	snap := func(step func() error) {
@@ -144,6 +150,7 @@ func TestWriterCoalescesSnapshotsOfOneJob(t *testing.T) {
 	snap(func() error {
 		return j.Retry(errors.New("busy"), testEpoch.Add(time.Hour), testEpoch.Add(2*time.Minute))
 	})
+	snap(func() error { return j.Promote(testEpoch.Add(time.Hour)) })
 	snap(func() error { return j.Start(testEpoch.Add(time.Hour)) })
 	snap(func() error { return j.Complete(testEpoch.Add(time.Hour + time.Second)) })
 	k := testJob(t, 1)
@@ -415,4 +422,87 @@ func TestWriterRemembersOnlyUnfinishedJobs(t *testing.T) {
 	require.NoError(t, s.Update(ctx, j))
 	requireIndexedAs(t, s, j)
 	require.ErrorIs(t, s.Update(ctx, k), domain.ErrNotFound)
+}
+
+// insertReq is an Insert of jobs judged at now, built by hand for a batch.
+func insertReq(t *testing.T, ctx context.Context, now time.Time, jobs ...*domain.Job) *request {
+	t.Helper()
+	r := req(t, ctx, opInsert, jobs...)
+	r.now = now
+	return r
+}
+
+// Within one group commit, a unique key taken by an earlier request is
+// held for the later ones, and one freed by an earlier request is free.
+func TestWriterJudgesUniqueKeysInBatchOrder(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	now := testEpoch.Add(time.Hour)
+	held := testJob(t, 0)
+	held.UniqueKey = "held"
+	freed := testJob(t, 1)
+	freed.UniqueKey = "freed"
+	require.NoError(t, s.Create(ctx, held, freed))
+
+	first, second := testJob(t, 2), testJob(t, 3)
+	first.UniqueKey, second.UniqueKey = "new", "new"
+	third := testJob(t, 4)
+	third.UniqueKey = "held"
+	require.NoError(t, freed.Start(now))
+	require.NoError(t, freed.Complete(now))
+	fourth := testJob(t, 5)
+	fourth.UniqueKey = "freed"
+	batch := []*request{
+		insertReq(t, ctx, now, first),
+		insertReq(t, ctx, now, second, third),
+		req(t, ctx, opUpdate, freed),
+		insertReq(t, ctx, now, fourth),
+	}
+	s.w.commit(batch)
+	for _, r := range batch {
+		require.NoError(t, <-r.done)
+	}
+	require.Equal(t, []*domain.Job{nil}, batch[0].existing)
+	require.Equal(t, []*domain.Job{first, held}, batch[1].existing, "the holder from the batch, and the stored one")
+	require.Equal(t, []*domain.Job{nil}, batch[3].existing, "freed by the update before it")
+	requireIndexedAs(t, s, first)
+	requireIndexedAs(t, s, fourth)
+	_, err := s.Get(ctx, second.ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+// A promotion in a batch sees the jobs the batch scheduled, cancelled or
+// rescheduled before it.
+func TestWriterPromotesAsTheBatchLeftTheJobs(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	at := func(m int) time.Time { return testEpoch.Add(time.Duration(m) * time.Minute) }
+	canceled, moved, kept := testJob(t, 0), testJob(t, 1), testJob(t, 2)
+	for _, j := range []*domain.Job{canceled, moved, kept} {
+		j.ScheduleAt(at(10), testEpoch)
+	}
+	require.NoError(t, s.Create(ctx, canceled, moved, kept))
+
+	fresh := testJob(t, 3)
+	fresh.ScheduleAt(at(5), testEpoch)
+	require.NoError(t, canceled.Cancel(at(1)))
+	moved.RunAt = domain.Timestamp(at(60))
+	promote := newRequest(ctx, opPromote, at(30), requestExtra{limit: 10})
+	batch := []*request{req(t, ctx, opCreate, fresh), req(t, ctx, opUpdate, canceled, moved), promote}
+	s.w.commit(batch)
+	for _, r := range batch {
+		require.NoError(t, <-r.done)
+	}
+	require.Equal(t, []uuid.UUID{fresh.ID, kept.ID}, []uuid.UUID{promote.extra.promoted[0].ID, promote.extra.promoted[1].ID})
+	require.Len(t, promote.extra.promoted, 2)
+	for _, j := range promote.extra.promoted {
+		requireIndexedAs(t, s, j)
+	}
+	next, err := s.NextRunAt(ctx)
+	require.NoError(t, err)
+	require.Equal(t, at(60), next)
+	require.NotContains(t, s.w.unfinished, moved.ID, "a scheduled job is not remembered")
+	require.Contains(t, s.w.unfinished, kept.ID, "a promoted one is")
 }

@@ -94,7 +94,8 @@ func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, a
 			continue
 		}
 		if id, ok := s.unique[j.UniqueKey]; ok {
-			if holder := s.jobs[id]; holder != nil && holder.HoldsUniqueKey(now) {
+			// A holder whose key an update changed holds it no more.
+			if holder := s.jobs[id]; holder != nil && holder.UniqueKey == j.UniqueKey && holder.HoldsUniqueKey(now) {
 				existing[i], duplicates = holder, true
 				continue
 			}
@@ -114,11 +115,20 @@ func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, a
 	return existing, nil
 }
 
-// put stores a copy of j and keeps the indexes in step.
+// put stores a copy of j and keeps the indexes in step. A job takes its
+// unique key when it is stored, or when an update changes its key: an
+// update of a finished job whose key another job has taken since leaves
+// the key with that other job.
 func (s *Store) put(j *domain.Job) {
+	old := s.jobs[j.ID]
 	s.jobs[j.ID] = j.Clone()
-	if j.UniqueKey != "" {
-		s.unique[j.UniqueKey] = j.ID
+	if old == nil || old.UniqueKey != j.UniqueKey {
+		if old != nil && old.UniqueKey != "" && s.unique[old.UniqueKey] == j.ID {
+			delete(s.unique, old.UniqueKey)
+		}
+		if j.UniqueKey != "" {
+			s.unique[j.UniqueKey] = j.ID
+		}
 	}
 	if j.Status == domain.StatusScheduled {
 		s.scheduled[j.ID] = struct{}{}

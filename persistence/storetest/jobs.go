@@ -65,3 +65,43 @@ func JobStatus(status domain.Status, attempts int) JobOption {
 func JobEdit(edit func(*domain.Job)) JobOption {
 	return func(s *jobSpec) { s.edits = append(s.edits, edit) }
 }
+
+// JobQueue puts the job in queue q.
+func JobQueue(q string) JobOption {
+	return JobEdit(func(j *domain.Job) { j.Queue = q })
+}
+
+// JobPriority sets the job's priority.
+func JobPriority(p int) JobOption {
+	return JobEdit(func(j *domain.Job) { j.Priority = p })
+}
+
+// JobUniqueKey sets the job's unique key and how long it keeps it once
+// finished.
+func JobUniqueKey(key string, uniqueFor time.Duration) JobOption {
+	return JobEdit(func(j *domain.Job) { j.UniqueKey, j.UniqueFor = key, uniqueFor })
+}
+
+// JobTimeout sets the timeout of each attempt.
+func JobTimeout(d time.Duration) JobOption {
+	return JobEdit(func(j *domain.Job) { j.Timeout = d })
+}
+
+// JobRunAt makes the job due at runAt, as domain.Job.ScheduleAt does at
+// its creation: scheduled when runAt is after the creation time, pending
+// otherwise. Put it after JobCreatedAt's effect: it reads the job's
+// CreatedAt.
+func JobRunAt(runAt time.Time) JobOption {
+	return JobEdit(func(j *domain.Job) { j.ScheduleAt(runAt, j.CreatedAt) })
+}
+
+// JobFinished makes the job one that finished with status s at
+// finishedAt, after one attempt.
+func JobFinished(s domain.Status, finishedAt time.Time) JobOption {
+	return JobEdit(func(j *domain.Job) {
+		j.Status, j.Attempts = s, 1
+		j.StartedAt = j.CreatedAt
+		j.FinishedAt = domain.Timestamp(finishedAt)
+		j.UpdatedAt = j.FinishedAt
+	})
+}

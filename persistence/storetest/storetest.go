@@ -29,8 +29,14 @@ import (
 //
 // Jobs must read back equal to what was written, field by field, with times
 // as domain.Timestamp makes them: UTC, microseconds, no monotonic reading.
-func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
+//
+// Options add what only some stores can run: WithReopen, for durable ones.
+func Run(t *testing.T, newStore func(t *testing.T) domain.Store, opts ...Option) {
 	t.Helper()
+	var cfg config
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	areas := []struct {
 		name string
 		run  func(t *testing.T, newStore factory)
@@ -45,6 +51,11 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"Flush", testFlush},
 		{"Close", testClose},
 		{"Concurrency", testConcurrency},
+		{"Fields", testFields},
+		{"Insert", func(t *testing.T, newStore factory) { testInsert(t, newStore, cfg) }},
+		{"Schedule", func(t *testing.T, newStore factory) { testSchedule(t, newStore, cfg) }},
+		{"Queues", testQueues},
+		{"Requests", testRequests},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
@@ -52,6 +63,47 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 			area.run(t, newStore)
 		})
 	}
+	if cfg.reopen != nil {
+		t.Run("Reopen", func(t *testing.T) {
+			t.Parallel()
+			testReopen(t, cfg.reopen, cfg)
+		})
+	}
+}
+
+// Option adds to what Run checks.
+type Option func(*config)
+
+type config struct {
+	reopen   ReopenFactory
+	ownClock bool
+}
+
+// WithOwnClock says that the store judges unique keys and due jobs by its
+// own clock, not by the now it is given (domain.Store allows a shared
+// store to): the cases that drive time through now are skipped.
+func WithOwnClock() Option {
+	return func(c *config) { c.ownClock = true }
+}
+
+// needsDrivenClock skips a case that drives time through now.
+func needsDrivenClock(t *testing.T, cfg config) {
+	t.Helper()
+	if cfg.ownClock {
+		t.Skip("the store judges time by its own clock")
+	}
+}
+
+// ReopenFactory makes a fresh, empty, open store, as Run's newStore does,
+// and a function that closes it and opens the same data again (the
+// reopened store registers its own cleanup).
+type ReopenFactory func(t *testing.T) (store domain.Store, reopen func(t *testing.T) domain.Store)
+
+// WithReopen makes Run check that what a durable store keeps survives a
+// close and an open: jobs in every status, scheduled jobs and their order,
+// held unique keys, paused queues and request records.
+func WithReopen(open ReopenFactory) Option {
+	return func(c *config) { c.reopen = open }
 }
 
 // factory makes a fresh store for one subtest.
@@ -65,18 +117,11 @@ var baseTime = time.Date(2025, time.March, 14, 15, 9, 26, 535897000, time.UTC)
 // at returns baseTime plus n seconds.
 func at(n int) time.Time { return baseTime.Add(time.Duration(n) * time.Second) }
 
-// newJob returns a pending job of type typ created at createdAt, with a
-// small JSON payload.
-func newJob(t *testing.T, typ domain.JobType, createdAt time.Time) *domain.Job {
-	t.Helper()
-	return NewJob(t, typ, JobPayload([]byte(`{"to":"ada@example.com"}`)), JobCreatedAt(createdAt))
-}
-
 // fullJob returns a job with every field set to a value other than its
 // zero value and other than what NewJob sets.
 func fullJob(t *testing.T) *domain.Job {
 	t.Helper()
-	j := newJob(t, "generate_report", at(0))
+	j := NewJob(t, "generate_report", JobCreatedAt(at(0)))
 	j.Payload = []byte(`{"report":"q1","rows":[1,2,3],"note":"ünïcödé"}`)
 	j.Status = domain.StatusRunning
 	j.Attempts = 2
@@ -86,6 +131,12 @@ func fullJob(t *testing.T) *domain.Job {
 	j.RunAt = domain.Timestamp(at(30))
 	j.StartedAt = domain.Timestamp(at(35))
 	j.FinishedAt = domain.Timestamp(at(45))
+	j.Queue = "reports-q1"
+	j.Priority = 2
+	// Distinct per job, so that several full jobs can be stored together.
+	j.UniqueKey = "report:q1:" + j.ID.String()
+	j.UniqueFor = 90*time.Minute + 1500*time.Microsecond
+	j.Timeout = 45 * time.Second
 	return j
 }
 
@@ -170,7 +221,7 @@ func mixedJobs(t *testing.T, store domain.Store) []*domain.Job {
 				// Creation times interleave the types and run backwards
 				// against insertion order, so that no store can pass by
 				// returning jobs in the order they were written.
-				jobs = append(jobs, withStatus(newJob(t, typ, at(1000-(7*n)%97)), s))
+				jobs = append(jobs, NewJob(t, typ, JobCreatedAt(at(1000-(7*n)%97)), JobStatus(s, 0)))
 				n++
 			}
 		}

@@ -13,7 +13,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("RoundTripsNewJob", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		requireStored(t, store, j)
 	})
@@ -40,7 +40,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("RoundTripsBinaryPayload", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "process_file", at(0))
+		j := NewJob(t, "process_file", JobCreatedAt(at(0)))
 		j.Payload = []byte{0x00, 0xff, 0x01, 0xfe, '\n', 0x00}
 		mustCreate(t, store, j)
 		requireStored(t, store, j)
@@ -49,7 +49,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("RoundTripsEmptyPayload", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "noop", at(0))
+		j := NewJob(t, "noop", JobCreatedAt(at(0)))
 		j.Payload = []byte{}
 		mustCreate(t, store, j)
 		got, err := store.Get(t.Context(), j.ID)
@@ -64,7 +64,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("StoresSeveralJobs", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		jobs := []*domain.Job{newJob(t, "a", at(0)), newJob(t, "b", at(1)), newJob(t, "c", at(2))}
+		jobs := []*domain.Job{NewJob(t, "a", JobCreatedAt(at(0))), NewJob(t, "b", JobCreatedAt(at(1))), NewJob(t, "c", JobCreatedAt(at(2)))}
 		mustCreate(t, store, jobs...)
 		for _, j := range jobs {
 			requireStored(t, store, j)
@@ -81,7 +81,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("ReturnsErrAlreadyExistsForStoredJob", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 
 		again := j.Clone()
@@ -96,10 +96,10 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("IsAllOrNoneWhenOneIsStored", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		stored := newJob(t, "send_email", at(0))
+		stored := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, stored)
 
-		before, after := newJob(t, "send_email", at(1)), newJob(t, "send_email", at(2))
+		before, after := NewJob(t, "send_email", JobCreatedAt(at(1))), NewJob(t, "send_email", JobCreatedAt(at(2)))
 		err := store.Create(t.Context(), before, stored.Clone(), after)
 		require.ErrorIs(t, err, domain.ErrAlreadyExists)
 		requireMissing(t, store, before.ID)
@@ -111,7 +111,7 @@ func testCreate(t *testing.T, newStore factory) {
 	t.Run("IsAllOrNoneWhenDuplicatedInTheCall", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		other, j := newJob(t, "send_email", at(0)), newJob(t, "send_email", at(1))
+		other, j := NewJob(t, "send_email", JobCreatedAt(at(0))), NewJob(t, "send_email", JobCreatedAt(at(1)))
 		twin := j.Clone()
 		twin.Payload = []byte(`{"twin":true}`)
 
@@ -143,7 +143,7 @@ func testCreate(t *testing.T, newStore factory) {
 		store := newStore(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		require.ErrorIs(t, store.Create(ctx, j), context.Canceled)
 		requireMissing(t, store, j.ID)
 	})

@@ -15,7 +15,7 @@ func testDelete(t *testing.T, newStore factory) {
 	t.Run("RemovesTheJob", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j, other := newJob(t, "send_email", at(0)), newJob(t, "send_email", at(1))
+		j, other := NewJob(t, "send_email", JobCreatedAt(at(0))), NewJob(t, "send_email", JobCreatedAt(at(1)))
 		mustCreate(t, store, j, other)
 		require.NoError(t, store.Delete(t.Context(), j.ID))
 		requireMissing(t, store, j.ID)
@@ -34,7 +34,7 @@ func testDelete(t *testing.T, newStore factory) {
 	t.Run("ReturnsErrNotFoundTheSecondTime", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Delete(t.Context(), j.ID))
 		require.ErrorIs(t, store.Delete(t.Context(), j.ID), domain.ErrNotFound)
@@ -69,7 +69,7 @@ func testDelete(t *testing.T, newStore factory) {
 	t.Run("FreesTheIDForCreate", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Delete(t.Context(), j.ID))
 
@@ -85,7 +85,7 @@ func testDelete(t *testing.T, newStore factory) {
 	t.Run("ReturnsTheContextErrorWhenCanceled", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()

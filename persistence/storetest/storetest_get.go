@@ -14,7 +14,7 @@ func testGet(t *testing.T, newStore factory) {
 	t.Run("ReturnsErrNotFoundForMissingJob", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		mustCreate(t, store, newJob(t, "send_email", at(0)))
+		mustCreate(t, store, NewJob(t, "send_email", JobCreatedAt(at(0))))
 		id := uuid.New()
 		_, err := store.Get(t.Context(), id)
 		require.ErrorIs(t, err, domain.ErrNotFound)
@@ -38,7 +38,7 @@ func testGet(t *testing.T, newStore factory) {
 	t.Run("ReturnsTheContextErrorWhenCanceled", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()

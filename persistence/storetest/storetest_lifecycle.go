@@ -14,7 +14,7 @@ func testPing(t *testing.T, newStore factory) {
 		t.Parallel()
 		store := newStore(t)
 		require.NoError(t, store.Ping(t.Context()))
-		mustCreate(t, store, newJob(t, "send_email", at(0)))
+		mustCreate(t, store, NewJob(t, "send_email", JobCreatedAt(at(0))))
 		require.NoError(t, store.Ping(t.Context()))
 	})
 }
@@ -24,7 +24,7 @@ func testFlush(t *testing.T, newStore factory) {
 		t.Parallel()
 		store := newStore(t)
 		require.NoError(t, store.Flush(t.Context()), "flush with nothing written")
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Flush(t.Context()))
 		requireStored(t, store, j)
@@ -35,7 +35,7 @@ func testClose(t *testing.T, newStore factory) {
 	t.Run("MakesLaterCallsReturnErrClosed", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Close())
 
@@ -43,7 +43,7 @@ func testClose(t *testing.T, newStore factory) {
 		_, getErr := store.Get(ctx, j.ID)
 		_, listErr := store.List(ctx, domain.Filter{})
 		calls := map[string]error{
-			"Create": store.Create(ctx, newJob(t, "send_email", at(1))),
+			"Create": store.Create(ctx, NewJob(t, "send_email", JobCreatedAt(at(1)))),
 			"Get":    getErr,
 			"Update": store.Update(ctx, j),
 			"Delete": store.Delete(ctx, j.ID),

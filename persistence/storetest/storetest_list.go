@@ -25,7 +25,7 @@ func testList(t *testing.T, newStore factory) {
 	t.Run("ReturnsAnEmptySliceWhenNothingMatches", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		mustCreate(t, store, newJob(t, "send_email", at(0)))
+		mustCreate(t, store, NewJob(t, "send_email", JobCreatedAt(at(0))))
 		requirePage(t, store, domain.Filter{Type: "process_file"}, nil, 0)
 		requirePage(t, store, domain.Filter{Statuses: []domain.Status{domain.StatusFailed}}, nil, 0)
 		requirePage(t, store, domain.Filter{Statuses: []domain.Status{domain.StatusPending}, Type: "process_file"}, nil, 0)
@@ -46,7 +46,7 @@ func testList(t *testing.T, newStore factory) {
 			// Three jobs share each creation time; half the IDs are random
 			// (version 4) so that ID order is neither creation order nor
 			// insertion order.
-			j := newJob(t, "send_email", at(3-i%4))
+			j := NewJob(t, "send_email", JobCreatedAt(at(3-i%4)))
 			if i%2 == 0 {
 				j.ID = uuid.New()
 			}
@@ -111,7 +111,7 @@ func testList(t *testing.T, newStore factory) {
 		for _, typ := range []domain.JobType{"send_email", "process_file"} {
 			f := domain.Filter{Type: typ}
 			want := matching(jobs, f)
-			require.Len(t, want, 10)
+			require.Len(t, want, 2*len(domain.Statuses()))
 			requirePage(t, store, f, want, len(want))
 		}
 	})
@@ -119,7 +119,7 @@ func testList(t *testing.T, newStore factory) {
 	t.Run("DoesNotMatchATypeByPrefix", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		short, long := newJob(t, "send", at(0)), newJob(t, "send_email", at(1))
+		short, long := NewJob(t, "send", JobCreatedAt(at(0))), NewJob(t, "send_email", JobCreatedAt(at(1)))
 		mustCreate(t, store, short, long)
 		requirePage(t, store, domain.Filter{Type: "send"}, []*domain.Job{short}, 1)
 		pending := []domain.Status{domain.StatusPending}
@@ -176,7 +176,7 @@ func testList(t *testing.T, newStore factory) {
 		requirePage(t, store, domain.Filter{Offset: len(jobs) + 5, Limit: 3}, nil, len(jobs))
 		pending := []domain.Status{domain.StatusPending}
 		requirePage(t, store, domain.Filter{Statuses: pending, Offset: 100}, nil, 4)
-		requirePage(t, store, domain.Filter{Type: "send_email", Offset: 100}, nil, 10)
+		requirePage(t, store, domain.Filter{Type: "send_email", Offset: 100}, nil, 2*len(domain.Statuses()))
 	})
 
 	t.Run("ReturnsEverythingWhenLimitExceedsTotal", func(t *testing.T) {
@@ -190,11 +190,11 @@ func testList(t *testing.T, newStore factory) {
 	t.Run("StaysRightAfterStatusChanges", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		bystander := newJob(t, "send_email", at(0))
+		bystander := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, bystander)
 		var jobs []*domain.Job
 		for i := range 3 {
-			j := newJob(t, "send_email", at(i+1))
+			j := NewJob(t, "send_email", JobCreatedAt(at(i+1)))
 			mustCreate(t, store, j)
 			jobs = append(jobs, j)
 		}
@@ -230,6 +230,9 @@ func testList(t *testing.T, newStore factory) {
 				require.NoError(t, j.Retry(errors.New("try again"), at(20), at(11+round)))
 				require.NoError(t, store.Update(t.Context(), j))
 				requireListings(fmt.Sprintf("round %d job %d retried", round, i))
+				require.NoError(t, j.Promote(at(20)))
+				require.NoError(t, store.Update(t.Context(), j))
+				requireListings(fmt.Sprintf("round %d job %d due", round, i))
 			}
 		}
 		for i, j := range jobs {
@@ -260,7 +263,7 @@ func testList(t *testing.T, newStore factory) {
 	t.Run("ReturnsTheContextErrorWhenCanceled", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		mustCreate(t, store, newJob(t, "send_email", at(0)))
+		mustCreate(t, store, NewJob(t, "send_email", JobCreatedAt(at(0))))
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_, err := store.List(ctx, domain.Filter{})

@@ -87,7 +87,7 @@ func testScan(t *testing.T, newStore factory) {
 	t.Run("ReturnsTheContextErrorWhenCanceled", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		mustCreate(t, store, newJob(t, "send_email", at(0)))
+		mustCreate(t, store, NewJob(t, "send_email", JobCreatedAt(at(0))))
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		err := store.Scan(ctx, domain.Filter{}, func(*domain.Job) error { return nil })

@@ -14,7 +14,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReplacesEveryField", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 
 		changed := fullJob(t)
@@ -26,12 +26,13 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("FollowsTheJobsLife", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 
 		steps := []func() error{
 			func() error { return j.Start(at(1)) },
 			func() error { return j.Retry(fmt.Errorf("smtp timeout"), at(10), at(2)) },
+			func() error { return j.Promote(at(10)) },
 			func() error { return j.Start(at(11)) },
 			func() error { return j.Complete(at(12)) },
 		}
@@ -45,7 +46,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReplacesSeveralJobs", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		a, b := newJob(t, "send_email", at(0)), newJob(t, "process_file", at(1))
+		a, b := NewJob(t, "send_email", JobCreatedAt(at(0))), NewJob(t, "process_file", JobCreatedAt(at(1)))
 		mustCreate(t, store, a, b)
 		require.NoError(t, a.Start(at(2)))
 		require.NoError(t, b.Cancel(at(3)))
@@ -57,7 +58,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("NoJobsIsANoOp", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Update(t.Context()))
 		requireStored(t, store, j)
@@ -66,7 +67,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReturnsErrNotFoundForMissingJob", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		err := store.Update(t.Context(), j)
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		require.ErrorContains(t, err, j.ID.String(), "the error names the job")
@@ -76,11 +77,11 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("IsAllOrNoneWhenOneIsMissing", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		a, b := newJob(t, "send_email", at(0)), newJob(t, "send_email", at(1))
+		a, b := NewJob(t, "send_email", JobCreatedAt(at(0))), NewJob(t, "send_email", JobCreatedAt(at(1)))
 		mustCreate(t, store, a, b)
 		wantA, wantB := a.Clone(), b.Clone()
 
-		missing := newJob(t, "send_email", at(2))
+		missing := NewJob(t, "send_email", JobCreatedAt(at(2)))
 		require.NoError(t, a.Start(at(3)))
 		require.NoError(t, b.Start(at(3)))
 		err := store.Update(t.Context(), a, missing, b)
@@ -94,7 +95,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("StoresACopy", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 
 		changed := fullJob(t)
@@ -121,7 +122,7 @@ func testUpdate(t *testing.T, newStore factory) {
 		n := 0
 		for _, from := range domain.Statuses() {
 			for _, to := range domain.Statuses() {
-				j := withStatus(newJob(t, "send_email", at(n)), from)
+				j := withStatus(NewJob(t, "send_email", JobCreatedAt(at(n))), from)
 				n++
 				mustCreate(t, store, j)
 				moves = append(moves, move{from: from, to: to, job: j})
@@ -145,7 +146,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReindexesAChangedTypeAndCreationTime", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		first, j, last := newJob(t, "send_email", at(0)), newJob(t, "send_email", at(1)), newJob(t, "send_email", at(2))
+		first, j, last := NewJob(t, "send_email", JobCreatedAt(at(0))), NewJob(t, "send_email", JobCreatedAt(at(1))), NewJob(t, "send_email", JobCreatedAt(at(2)))
 		mustCreate(t, store, first, j, last)
 
 		// Snapshots are whole jobs: whatever Update is given is the job now.
@@ -162,7 +163,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReturnsTheContextErrorWhenCanceled", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		want := j.Clone()
 		ctx, cancel := context.WithCancel(t.Context())
@@ -175,7 +176,7 @@ func testUpdate(t *testing.T, newStore factory) {
 	t.Run("ReturnsErrNotFoundAfterDelete", func(t *testing.T) {
 		t.Parallel()
 		store := newStore(t)
-		j := newJob(t, "send_email", at(0))
+		j := NewJob(t, "send_email", JobCreatedAt(at(0)))
 		mustCreate(t, store, j)
 		require.NoError(t, store.Delete(t.Context(), j.ID))
 		require.ErrorIs(t, store.Update(t.Context(), j), domain.ErrNotFound)

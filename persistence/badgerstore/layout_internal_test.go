@@ -1,0 +1,138 @@
+package badgerstore
+
+import (
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// writeLayoutOneStore writes, with Badger alone, what a store of key
+// layout 1 held: the snapshots of versionOneSnapshots, their status and
+// type keys, and the layout key. It returns the jobs as this build reads
+// them.
+func writeLayoutOneStore(t *testing.T, dir string) []*domain.Job {
+	t.Helper()
+	opts := Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults()
+	db, err := badger.Open(opts.badgerOptions())
+	require.NoError(t, err)
+	var jobs []*domain.Job
+	require.NoError(t, db.Update(func(txn *badger.Txn) error {
+		for _, v1 := range versionOneSnapshots {
+			b, err := hex.DecodeString(v1.hex)
+			require.NoError(t, err)
+			j, err := decode(b)
+			require.NoError(t, err)
+			jobs = append(jobs, j)
+			e := indexOf(j)
+			require.NoError(t, txn.Set(jobKey(j.ID), b))
+			require.NoError(t, txn.Set(appendStatusKey(nil, j.ID, e), []byte(j.Type)))
+			require.NoError(t, txn.Set(appendTypeKey(nil, j.ID, e), nil))
+		}
+		return txn.Set(layoutKey, []byte{layoutV1})
+	}))
+	require.NoError(t, db.Close())
+	return jobs
+}
+
+func TestOpenUpgradesALayoutOneStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	jobs := writeLayoutOneStore(t, dir)
+	ctx := t.Context()
+
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	for _, j := range jobs {
+		got, err := s.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, j, got)
+		require.Equal(t, domain.DefaultQueue, got.Queue)
+		require.Equal(t, domain.DefaultPriority, got.Priority)
+	}
+	queues, err := s.Queues(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []domain.QueueInfo{{Name: domain.DefaultQueue, Pending: 1}}, queues, "counted at the upgrade")
+	page, err := s.List(ctx, domain.Filter{Queue: domain.DefaultQueue})
+	require.NoError(t, err)
+	require.Equal(t, 2, page.Total)
+
+	// The old pending job goes on with its life; its snapshot is rewritten
+	// in version 2.
+	pending := jobs[0]
+	require.NoError(t, pending.Start(pending.CreatedAt.Add(time.Second)))
+	require.NoError(t, s.Update(ctx, pending))
+	queues, err = s.Queues(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []domain.QueueInfo{{Name: domain.DefaultQueue, Running: 1}}, queues)
+	require.NoError(t, s.Close())
+
+	report, err := Verify(ctx, dir, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
+
+	// The layout is 2 now: a second open does not count again.
+	db, err := badger.Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults().badgerOptions().WithReadOnly(true))
+	require.NoError(t, err)
+	require.NoError(t, db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(layoutKey)
+		require.NoError(t, err)
+		v, err := item.ValueCopy(nil)
+		require.Equal(t, []byte{layoutV2}, v)
+		return err
+	}))
+	require.NoError(t, db.Close())
+}
+
+func TestOpenRefusesAnUnknownLayout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults()
+	db, err := badger.Open(opts.badgerOptions())
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{3}) }))
+	require.NoError(t, db.Close())
+	_, err = Open(opts)
+	require.ErrorContains(t, err, "key layout [3]")
+}
+
+// Verify recounts the queues and checks the scheduled index against the
+// snapshots.
+func TestVerifyFindsAWrongCountAndAMissingScheduledKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	later := testJob(t, 1)
+	later.ScheduleAt(testEpoch.Add(time.Hour), testEpoch)
+	require.NoError(t, s.Create(ctx, testJob(t, 0), later))
+	require.NoError(t, s.Close())
+
+	report, err := Verify(ctx, dir, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
+
+	db, err := badger.Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults().badgerOptions())
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(txn *badger.Txn) error {
+		k := countKey{status: 1, queue: domain.DefaultQueue}
+		return errors.Join(
+			txn.Set(k.key(), []byte{5}),
+			txn.Delete(appendScheduledKey(nil, later.ID, micros(later.RunAt))),
+		)
+	}))
+	require.NoError(t, db.Close())
+
+	report, err = Verify(ctx, dir, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Len(t, report.Damage, 2, "%q", report.Damage)
+	require.Contains(t, report.Damage, `queue "default" holds 1 jobs pending, its count says 5`)
+	require.Contains(t, report.Damage, "scheduled job "+later.ID.String()+" is missing from the scheduled index")
+}
