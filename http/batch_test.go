@@ -283,7 +283,7 @@ func TestJobSubmitBatch(t *testing.T) {
 		job, ok := jobs[0].(map[string]any)
 		require.True(t, ok)
 		require.ElementsMatch(t,
-			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt"},
+			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt", "runAt", "queue", "priority"},
 			keys(job), "each job as POST /jobs answers it")
 	})
 }
