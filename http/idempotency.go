@@ -76,6 +76,11 @@ func (s *Server) callerScope(r *nethttp.Request) string {
 		return openScope
 	}
 	token, _ := bearerToken(r.Header.Get("Authorization"))
+	return tokenScope(token)
+}
+
+// tokenScope is the scope of an API token's keys.
+func tokenScope(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return "token:" + hex.EncodeToString(sum[:16])
 }
