@@ -326,9 +326,10 @@ func (w *requestSweeper) Start(context.Context) error {
 		return errors.New("http: request sweeper already started")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w.stop, w.stopped = cancel, make(chan struct{})
+	stopped := make(chan struct{})
+	w.stop, w.stopped = cancel, stopped
 	go func() {
-		defer close(w.stopped)
+		defer close(stopped)
 		ticker := time.NewTicker(w.interval)
 		defer ticker.Stop()
 		for {

@@ -324,6 +324,15 @@ func TestRequestSweeper(t *testing.T) {
 		require.NoError(t, w.Stop(t.Context()), "a second Stop does nothing")
 	})
 
+	t.Run("StopRightAfterStart", func(t *testing.T) {
+		t.Parallel()
+		w := newRequestSweeper(memstore.New(), slog.New(slog.DiscardHandler))
+		for range 20 {
+			require.NoError(t, w.Start(t.Context()))
+			require.NoError(t, w.Stop(t.Context()))
+		}
+	})
+
 	t.Run("AFailedSweepIsLogged", func(t *testing.T) {
 		t.Parallel()
 		log := memstore.New()
