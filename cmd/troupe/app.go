@@ -232,12 +232,16 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 		fx.Provide(func(s storeopen.Store) domain.Store { return s.Store }),
 		// The API keeps the answers to Idempotency-Key requests in the
 		// store, so that they survive a crash and every node sees them.
-		fx.Provide(func(s storeopen.Store) (domain.RequestLog, error) {
+		fx.Provide(func(s storeopen.Store) domain.RequestLog {
 			log, ok := s.Store.(domain.RequestLog)
 			if !ok {
-				return nil, fmt.Errorf("the %s store keeps no idempotency records", m.Config.Store)
+				// Every store implements it; should one not, the API still
+				// serves, without the header's promise, and says so.
+				m.Logger.WarnContext(ctx, "the store keeps no idempotency records: the Idempotency-Key header is ignored",
+					slog.String("store", m.Config.Store))
+				return nil
 			}
-			return log, nil
+			return log
 		}),
 	}
 	if m.Config.Store == StorePostgres {
