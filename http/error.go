@@ -176,7 +176,7 @@ func kindOf(err error) problemKind {
 		return kindInvalidRequest
 	case errors.Is(err, domain.ErrNotCancelable):
 		return kindNotCancelable
-	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition):
+	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition), errors.Is(err, domain.ErrDuplicate):
 		return kindConflict
 	case errors.Is(err, domain.ErrQueueFull):
 		return kindQueueFull
