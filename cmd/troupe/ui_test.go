@@ -402,6 +402,32 @@ func TestDashboardQueuesAndScheduling(t *testing.T) {
 	b.poll("only the reports queue", `[...document.querySelectorAll('#jobs-body tr')].length === 1 && document.querySelector('#jobs-body tr').dataset.jobId === '`+later.ID+`'`)
 	require.Equal(t, "?queue=reports", eval[string](b, `location.search`))
 
+	// The form submits a job for later, in a queue, at a priority; a queue
+	// name that cannot be is caught in the page.
+	b.poll("the job types in the form", `document.querySelector('#submit-type option[value="noop"]') !== null`)
+	b.choose("#submit-type", "noop")
+	b.fill("#submit-queue", "Forms")
+	b.do(chromedp.Click(chromedp.CSS("#submit-button")))
+	b.waitVisible("#submit-queue-error")
+	require.Contains(t, b.text("#submit-queue-error"), "lower-case")
+	b.fill("#submit-queue", "forms")
+	b.choose("#submit-priority", "1")
+	b.fill("#submit-delay", "2h")
+	b.do(chromedp.Click(chromedp.CSS("#submit-button")))
+	b.waitVisible(`#submit-result a[data-job-id]`)
+	formID := eval[string](b, `document.querySelector('#submit-result a').dataset.jobId`)
+	formJob, err := api.get(formID)
+	require.NoError(t, err)
+	require.Equal(t, "scheduled", formJob.Status)
+	var formFields struct {
+		Queue    string `json:"queue"`
+		Priority int    `json:"priority"`
+	}
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/jobs/"+formID, "", nethttp.StatusOK), &formFields))
+	require.Equal(t, "forms", formFields.Queue)
+	require.Equal(t, 1, formFields.Priority)
+	b.waitVisible(`#queues-body tr[data-queue="forms"]`)
+
 	// The job's page says when it runs, in which queue, at which priority.
 	b.do(chromedp.Click(chromedp.CSS(row(later.ID, "") + " a.job-link")))
 	b.waitVisible(`#job-status[data-status="scheduled"]`)

@@ -22,6 +22,9 @@
     type: { input: 'submit-type', error: 'submit-type-error', label: 'Type' },
     payload: { input: 'submit-payload', error: 'submit-payload-error', label: 'Payload' },
     maxAttempts: { input: 'submit-max', error: 'submit-max-error', label: 'Max attempts' },
+    queue: { input: 'submit-queue', error: 'submit-queue-error', label: 'Queue' },
+    priority: { input: 'submit-priority', error: 'submit-priority-error', label: 'Priority' },
+    delay: { input: 'submit-delay', error: 'submit-delay-error', label: 'Run in' },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -939,6 +942,17 @@
       fieldError('maxAttempts', 'Max attempts must be a whole number.');
       valid = false;
     }
+    const queue = $('submit-queue').value.trim();
+    const priority = $('submit-priority').value;
+    const delay = $('submit-delay').value.trim();
+    if (queue && !QUEUE_NAME.test(queue)) {
+      fieldError('queue', 'Queue must be lower-case letters, digits, - and _, starting with a letter or digit.');
+      valid = false;
+    }
+    if (delay && !Number.isFinite(parseDuration(delay))) {
+      fieldError('delay', 'Run in must be a duration such as 90s, 5m or 1h30m.');
+      valid = false;
+    }
     if (!valid) {
       focusFirstInvalid();
       return;
@@ -948,6 +962,9 @@
     let body = '{"type":' + JSON.stringify(type);
     if (payload) body += ',"payload":' + payload;
     if (maxAttempts) body += ',"maxAttempts":' + Number(maxAttempts);
+    if (queue) body += ',"queue":' + JSON.stringify(queue);
+    if (priority) body += ',"priority":' + Number(priority);
+    if (delay) body += ',"delay":' + JSON.stringify(delay);
     body += '}';
 
     const button = $('submit-button');
