@@ -778,21 +778,21 @@
 
   // renderQueues shows the queues of a stats sample, keeping rows in place
   // so that a click on a row's button is not lost to a live update.
-  function renderQueues(list_) {
+  function renderQueues(items) {
     const body = $('queues-body');
-    const names = new Set(list_.map((q) => q.name));
+    const names = new Set(items.map((q) => q.name));
     for (const row of [...body.children]) {
       if (!names.has(row.dataset.queue)) row.remove();
     }
     queues.clear();
-    list_.forEach((q, i) => {
+    items.forEach((q, i) => {
       queues.set(q.name, q);
       const row = queueRow(q.name) || el('tr');
       fillQueueRow(row, q);
       if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
     });
-    $('queues-empty').hidden = list_.length > 0;
-    setQueueFilter(list.queue, list_.map((q) => q.name));
+    $('queues-empty').hidden = items.length > 0;
+    setQueueFilter(list.queue, items.map((q) => q.name));
   }
 
   function fillQueueRow(row, q) {
