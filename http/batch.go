@@ -35,8 +35,19 @@ type BatchSubmitRequest struct {
 
 // BatchSubmitResponse is the answer of POST /jobs/batch.
 type BatchSubmitResponse struct {
-	// Jobs are the stored jobs, in the order they were submitted.
+	// Jobs are the jobs, in the order they were submitted: the new job, or
+	// the existing one that holds the submission's unique key.
 	Jobs []JobResponse `json:"jobs"`
+	// Results say, position by position, whether the job of Jobs was
+	// created by this request.
+	Results []BatchResult `json:"results"`
+}
+
+// BatchResult is the outcome of one job of a batch.
+type BatchResult struct {
+	// Created is false when a job with the same unique key existed: then
+	// nothing was stored for this position.
+	Created bool `json:"created"`
 }
 
 // bodyLimit is the largest body the request's route accepts: a batch may
@@ -55,8 +66,9 @@ func (s *Server) bodyLimit(c *gin.Context) int64 {
 	return s.cfg.MaxBodyBytes
 }
 
-// handleJobSubmitBatch handles POST /jobs/batch: 201 with the new jobs, in
-// order. Every job is checked before anything is stored, and the runtime
+// handleJobSubmitBatch handles POST /jobs/batch: 201 with the jobs, in
+// order, when it created any, and 200 when every one was a duplicate of a
+// job that holds its unique key. Every job is checked before anything is stored, and the runtime
 // stores the batch all or none, so a 400 means none of it was stored; its
 // errors name each bad job by index ("jobs[3].type").
 func (s *Server) handleJobSubmitBatch(c *gin.Context) {
@@ -75,11 +87,16 @@ func (s *Server) handleJobSubmitBatch(c *gin.Context) {
 		s.writeError(c, batchError(err, reqs, registered))
 		return
 	}
-	out := BatchSubmitResponse{Jobs: make([]JobResponse, len(results))}
+	out := BatchSubmitResponse{Jobs: make([]JobResponse, len(results)), Results: make([]BatchResult, len(results))}
+	status := nethttp.StatusOK
 	for i, r := range results {
 		out.Jobs[i] = newJobResponse(r.Job)
+		out.Results[i] = BatchResult{Created: r.Created}
+		if r.Created {
+			status = nethttp.StatusCreated
+		}
 	}
-	writeJSON(c, nethttp.StatusCreated, out)
+	writeJSON(c, status, out)
 }
 
 // bindBatch decodes and validates a batch. The jobs are decoded one by one

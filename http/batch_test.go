@@ -112,10 +112,10 @@ func TestJobSubmitBatch(t *testing.T) {
 				[]FieldError{{Field: "atomic", Message: "is not a known field"}}},
 			{"OneBadJob", `{"jobs":[{"type":"noop"},{"type":"noop"},{"type":"noop"},{"payload":{}}]}`, ProblemTypeValidation,
 				[]FieldError{{Field: "jobs[3].type", Message: "is required"}}},
-			{"EveryBadJobIsNamed", `{"jobs":[{"type":"noop","maxAttempts":101},{"type":"noop"},{"type":"noop","priority":1},7,{"type":"noop","maxAttempts":"three"}]}`, ProblemTypeValidation,
+			{"EveryBadJobIsNamed", `{"jobs":[{"type":"noop","maxAttempts":101},{"type":"noop"},{"type":"noop","urgency":1},7,{"type":"noop","maxAttempts":"three"}]}`, ProblemTypeValidation,
 				[]FieldError{
 					{Field: "jobs[0].maxAttempts", Message: "must be at most 100"},
-					{Field: "jobs[2].priority", Message: "is not a known field"},
+					{Field: "jobs[2].urgency", Message: "is not a known field"},
 					{Field: "jobs[3]", Message: "must be a JSON object, not number"},
 					{Field: "jobs[4].maxAttempts", Message: "must be an integer"},
 				}},
@@ -275,14 +275,15 @@ func TestJobSubmitBatch(t *testing.T) {
 		require.Equal(t, nethttp.StatusCreated, rec.Code)
 		var raw map[string]any
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &raw))
-		require.Equal(t, []string{"jobs"}, keys(raw))
+		require.ElementsMatch(t, []string{"jobs", "results"}, keys(raw))
+		require.Equal(t, []any{map[string]any{"created": true}}, raw["results"])
 		jobs, ok := raw["jobs"].([]any)
 		require.True(t, ok)
 		require.Len(t, jobs, 1)
 		job, ok := jobs[0].(map[string]any)
 		require.True(t, ok)
 		require.ElementsMatch(t,
-			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt"},
+			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt", "runAt", "queue", "priority"},
 			keys(job), "each job as POST /jobs answers it")
 	})
 }

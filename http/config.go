@@ -68,6 +68,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Stop waits for requests in flight
 	// before closing their connections. Defaults to 10s.
 	ShutdownTimeout time.Duration
+	// IdempotencyTTL is how long the answer to a request with an
+	// Idempotency-Key is kept, and so how long a retry with the key gets it
+	// again. Defaults to 24h.
+	IdempotencyTTL time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -82,6 +86,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, IdempotencyTTLDefault)
 	return c
 }
 
@@ -110,6 +115,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("ShutdownTimeout", c.ShutdownTimeout, "must be 0 (the default) or more")
+	}
+	if c.IdempotencyTTL < time.Minute {
+		bad("IdempotencyTTL", c.IdempotencyTTL, "must be at least 1m, longer than a request may run")
 	}
 	for i, tok := range c.APITokens {
 		// A token is a secret: its value stays out of the error.

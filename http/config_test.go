@@ -19,6 +19,7 @@ func TestConfig(t *testing.T) {
 		require.Equal(t, int64(8<<20), cfg.BatchMaxBodyBytes)
 		require.Equal(t, int64(1<<20), cfg.MaxPayloadBytes)
 		require.Equal(t, 10*time.Second, cfg.ShutdownTimeout)
+		require.Equal(t, 24*time.Hour, cfg.IdempotencyTTL)
 		require.Empty(t, cfg.APITokens)
 		require.False(t, cfg.Insecure)
 		require.NoError(t, cfg.Validate(), "the defaults are valid")
@@ -26,7 +27,7 @@ func TestConfig(t *testing.T) {
 
 	t.Run("DefaultsKeepSetFields", func(t *testing.T) {
 		t.Parallel()
-		in := Config{Addr: "127.0.0.1:9", APITokens: []string{"t"}, Insecure: true, MaxBodyBytes: 10, BatchMaxBodyBytes: 20, MaxPayloadBytes: 5, ShutdownTimeout: time.Second}
+		in := Config{Addr: "127.0.0.1:9", APITokens: []string{"t"}, Insecure: true, MaxBodyBytes: 10, BatchMaxBodyBytes: 20, MaxPayloadBytes: 5, ShutdownTimeout: time.Second, IdempotencyTTL: time.Hour}
 
 		require.Equal(t, in, in.WithDefaults())
 	})
@@ -82,6 +83,7 @@ func TestConfig(t *testing.T) {
 			{"NegativeBatchBody", Config{BatchMaxBodyBytes: -1}, "BatchMaxBodyBytes"},
 			{"NegativePayload", Config{MaxPayloadBytes: -1}, "MaxPayloadBytes"},
 			{"NegativeShutdown", Config{ShutdownTimeout: -time.Second}, "ShutdownTimeout"},
+			{"ShortIdempotencyTTL", Config{IdempotencyTTL: time.Second}, "IdempotencyTTL"},
 			{"EmptyToken", Config{APITokens: []string{"ok", ""}}, "APITokens[1]"},
 			{"TokenWithSpace", Config{APITokens: []string{"a b"}}, "APITokens[0]"},
 			{"TokenWithNewline", Config{APITokens: []string{"a\n"}}, "APITokens[0]"},

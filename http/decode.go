@@ -189,6 +189,7 @@ func (s *Server) decodeJob(data []byte, req *SubmitRequest) error {
 		}
 		fields = append(fields, reqErr.fields...)
 	}
+	fields = append(fields, req.checkSchedule()...)
 	fe, tooLarge := payloadError("payload", req.Payload, s.cfg.MaxPayloadBytes)
 	if fe != nil {
 		fields = append(fields, *fe)

@@ -11,15 +11,17 @@
 //
 // The routes:
 //
-//	POST   /jobs            submit a job                   201 job
-//	POST   /jobs/batch      submit 1 to 1,000 jobs         201 {jobs}, all or none
+//	POST   /jobs            submit a job                   201 job (200: the job holding its unique key)
+//	POST   /jobs/batch      submit 1 to 1,000 jobs         201 {jobs, results} (200 when none was created)
 //	GET    /jobs            list jobs, oldest first        200 {jobs, total, limit, offset}
 //	GET    /jobs/{id}       get a job                      200 job
 //	DELETE /jobs/{id}       cancel a job                   200 job
 //	POST   /jobs/{id}/retry re-run a failed or canceled    201 {job…, retryOf}
 //	GET    /jobs/{id}/events  the job's changes (SSE), until it ends
 //	GET    /events          every job change and stats (SSE)
-//	GET    /stats           counts by status, workers, queue depth
+//	GET    /stats           counts by status, workers, queue depth, queues
+//	GET    /queues          the queues and their counts    200 {queues}
+//	POST   /queues/{name}/pause, /resume                  200 queue
 //	GET    /job-types       the registered job types
 //	GET    /, /ui/…         the dashboard
 //	GET    /health          liveness and readiness         200 or 503
@@ -27,6 +29,10 @@
 //	GET    /admin/backup    a backup of the store (Backuper)  200 octet-stream
 //	GET    /openapi.yaml    the OpenAPI 3.0 document
 //	GET    /docs            Swagger UI, served from the binary
+//
+// The submission routes take an Idempotency-Key header (idempotency.go):
+// the first answer to a key is kept in the store's RequestLog and given
+// again to a retry.
 //
 // When API tokens are configured every route except /health, /openapi.yaml
 // and /docs requires "Authorization: Bearer <token>". A server without

@@ -42,6 +42,28 @@ type SubmitRequest struct {
 	// MaxAttempts caps the attempts, 1 to 100; absent or 0 means the
 	// server's default.
 	MaxAttempts int `json:"maxAttempts,omitempty" binding:"min=0,max=100"`
+	// RunAt is an RFC 3339 time before which the job does not start; in
+	// the past means now. Not with Delay.
+	RunAt *string `json:"runAt,omitempty"`
+	// Delay is a Go duration ("90s", "1h30m"): the job starts no sooner
+	// than this long after submission. At most a year.
+	Delay *string `json:"delay,omitempty"`
+	// Priority orders jobs within a queue, 1 first, 9 last; absent means 5.
+	Priority *int `json:"priority,omitempty"`
+	// Queue is the queue the job waits in; absent means "default".
+	Queue *string `json:"queue,omitempty"`
+	// UniqueKey, 1 to 255 bytes, admits at most one unfinished job with
+	// it: a duplicate submission answers the existing job.
+	UniqueKey *string `json:"uniqueKey,omitempty"`
+	// UniqueFor (a Go duration) keeps the key held this long after the job
+	// finished. Only with UniqueKey.
+	UniqueFor *string `json:"uniqueFor,omitempty"`
+	// Timeout (a Go duration) ends each attempt's context after this long;
+	// "0s" means none, absent the type's or the server's default.
+	Timeout *string `json:"timeout,omitempty"`
+
+	// sched holds the fields above once checkSchedule has parsed them.
+	sched actors.SubmitParams
 }
 
 // params turns the request into the service's input. An absent payload is
@@ -51,7 +73,9 @@ func (r SubmitRequest) params() actors.SubmitParams {
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
 	}
-	return actors.SubmitParams{Type: domain.JobType(r.Type), Payload: payload, MaxAttempts: r.MaxAttempts}
+	p := r.sched
+	p.Type, p.Payload, p.MaxAttempts = domain.JobType(r.Type), payload, r.MaxAttempts
+	return p
 }
 
 // JobResponse is a job on the wire: the body of POST /jobs, GET and DELETE
@@ -80,8 +104,22 @@ type JobResponse struct {
 	CreatedAt Timestamp `json:"createdAt"`
 	// UpdatedAt is when the job last changed.
 	UpdatedAt Timestamp `json:"updatedAt"`
-	// RunAt is when a retry may start; absent when the job may run at once.
+	// RunAt is when the job's next attempt may start (or, once it ran,
+	// when its last one fell due): the submission time of a job due at
+	// once, a later time for a scheduled job or a retry's backoff.
 	RunAt Timestamp `json:"runAt,omitzero"`
+	// Queue is the queue the job waits in.
+	Queue string `json:"queue"`
+	// Priority orders jobs within a queue, 1 first, 9 last.
+	Priority int `json:"priority"`
+	// Timeout is each attempt's timeout as a Go duration ("30m0s"); absent
+	// when attempts have none.
+	Timeout string `json:"timeout,omitempty"`
+	// UniqueKey is the job's unique key; absent when it has none.
+	UniqueKey string `json:"uniqueKey,omitempty"`
+	// UniqueFor is how long the key stays held after the job finished, as
+	// a Go duration; absent when zero.
+	UniqueFor string `json:"uniqueFor,omitempty"`
 	// StartedAt is when the latest attempt started; absent before the first.
 	StartedAt Timestamp `json:"startedAt,omitzero"`
 	// FinishedAt is when the job became terminal; absent until then.
@@ -102,6 +140,15 @@ func newJobResponse(j *domain.Job) JobResponse {
 		RunAt:       Timestamp{j.RunAt},
 		StartedAt:   Timestamp{j.StartedAt},
 		FinishedAt:  Timestamp{j.FinishedAt},
+		Queue:       j.Queue,
+		Priority:    j.Priority,
+		UniqueKey:   j.UniqueKey,
+	}
+	if j.Timeout > 0 {
+		r.Timeout = j.Timeout.String()
+	}
+	if j.UniqueFor > 0 {
+		r.UniqueFor = j.UniqueFor.String()
 	}
 	switch {
 	case len(j.Payload) == 0:
@@ -140,8 +187,9 @@ func newListResponse(p domain.Page, limit, offset int) ListResponse {
 // listQuery is the query string of GET /jobs. Status may repeat
 // (status=pending&status=running); empty parameters count as absent.
 type listQuery struct {
-	Status []string `form:"status" binding:"dive,oneof=pending running completed failed canceled"`
+	Status []string `form:"status" binding:"dive,oneof=scheduled pending running completed failed canceled"`
 	Type   string   `form:"type" binding:"max=128"`
+	Queue  string   `form:"queue"`
 	Limit  int      `form:"limit,default=50" binding:"min=1,max=1000"`
 	Offset int      `form:"offset" binding:"min=0"`
 }
@@ -152,7 +200,16 @@ func (q listQuery) filter() domain.Filter {
 	for _, s := range q.Status {
 		statuses = append(statuses, domain.Status(s))
 	}
-	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Limit: q.Limit, Offset: q.Offset}
+	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Queue: q.Queue, Limit: q.Limit, Offset: q.Offset}
+}
+
+// check reports what the binding tags cannot say: a queue name that no
+// queue can have.
+func (q listQuery) check() error {
+	if q.Queue != "" && domain.ValidateQueueName(q.Queue) != nil {
+		return validationFailed(FieldError{Field: "queue", Message: queueNameRule})
+	}
+	return nil
 }
 
 // The values of HealthResponse's status and of each part.

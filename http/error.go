@@ -56,6 +56,12 @@ const (
 	// ProblemTypeStoreCorrupt: the store found damaged data; the operator
 	// must restore it from a backup.
 	ProblemTypeStoreCorrupt = "urn:troupe:problem:store-corrupt"
+	// ProblemTypeIdempotencyKeyInUse: a request with the same
+	// Idempotency-Key is still in progress; retry after Retry-After.
+	ProblemTypeIdempotencyKeyInUse = "urn:troupe:problem:idempotency-key-in-use"
+	// ProblemTypeIdempotencyKeyReused: the Idempotency-Key was used for a
+	// different request.
+	ProblemTypeIdempotencyKeyReused = "urn:troupe:problem:idempotency-key-reused"
 	// ProblemTypeInternal: an unexpected error, logged on the server with
 	// the request ID; the body says nothing more.
 	ProblemTypeInternal = "urn:troupe:problem:internal"
@@ -113,6 +119,8 @@ const (
 	kindUnavailable
 	kindInsufficientStorage
 	kindStoreCorrupt
+	kindIdempotencyKeyInUse
+	kindIdempotencyKeyReused
 )
 
 // describe returns how the kind looks on the wire.
@@ -146,6 +154,10 @@ func (k problemKind) describe() (status int, typ, title string) {
 		return nethttp.StatusInsufficientStorage, ProblemTypeInsufficientStorage, "Insufficient storage"
 	case kindStoreCorrupt:
 		return nethttp.StatusInternalServerError, ProblemTypeStoreCorrupt, "Store damaged"
+	case kindIdempotencyKeyInUse:
+		return nethttp.StatusConflict, ProblemTypeIdempotencyKeyInUse, "Idempotency key in use"
+	case kindIdempotencyKeyReused:
+		return nethttp.StatusUnprocessableEntity, ProblemTypeIdempotencyKeyReused, "Idempotency key reused"
 	}
 	return nethttp.StatusInternalServerError, ProblemTypeInternal, "Internal server error"
 }
@@ -164,7 +176,7 @@ func kindOf(err error) problemKind {
 		return kindInvalidRequest
 	case errors.Is(err, domain.ErrNotCancelable):
 		return kindNotCancelable
-	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition):
+	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition), errors.Is(err, domain.ErrDuplicate):
 		return kindConflict
 	case errors.Is(err, domain.ErrQueueFull):
 		return kindQueueFull

@@ -24,6 +24,7 @@ func TestProblemFor(t *testing.T) {
 		{domain.ErrUnknownJobType, nethttp.StatusBadRequest, ProblemTypeUnknownJobType, false},
 		{domain.ErrNotCancelable, nethttp.StatusConflict, ProblemTypeNotCancelable, false},
 		{domain.ErrAlreadyExists, nethttp.StatusConflict, ProblemTypeConflict, false},
+		{domain.ErrDuplicate, nethttp.StatusConflict, ProblemTypeConflict, false},
 		{domain.ErrInvalidTransition, nethttp.StatusConflict, ProblemTypeConflict, false},
 		{domain.ErrQueueFull, nethttp.StatusServiceUnavailable, ProblemTypeQueueFull, false},
 		{domain.ErrNotRunning, nethttp.StatusServiceUnavailable, ProblemTypeUnavailable, false},

@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/internal/syncbuf"
+	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 // fakeService is a JobService whose methods call the function fields.
@@ -37,6 +38,12 @@ type fakeService struct {
 	HealthFunc   func(ctx context.Context) actors.Health
 
 	SubmitBatchFunc func(ctx context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error)
+	// QueuesFunc answers Queues; without it there are none.
+	QueuesFunc func(ctx context.Context) ([]actors.QueueInfo, error)
+	// PauseFunc answers PauseQueue (pause true) and ResumeQueue.
+	PauseFunc func(ctx context.Context, name string, pause bool) (actors.QueueInfo, error)
+	// requests is the store's request log, for Idempotency-Key.
+	requests *memstore.Store
 	// BackupFunc answers Backup; without it the store cannot back up.
 	BackupFunc func(ctx context.Context, w io.Writer) error
 }
@@ -74,6 +81,23 @@ func (f *fakeService) List(ctx context.Context, flt domain.Filter) (domain.Page,
 func (f *fakeService) Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 	require.NotNil(f.t, f.CancelFunc, "unexpected call to Cancel")
 	return f.CancelFunc(ctx, id)
+}
+
+func (f *fakeService) Queues(ctx context.Context) ([]actors.QueueInfo, error) {
+	if f.QueuesFunc == nil {
+		return nil, nil
+	}
+	return f.QueuesFunc(ctx)
+}
+
+func (f *fakeService) PauseQueue(ctx context.Context, name string) (actors.QueueInfo, error) {
+	require.NotNil(f.t, f.PauseFunc, "unexpected call to PauseQueue")
+	return f.PauseFunc(ctx, name, true)
+}
+
+func (f *fakeService) ResumeQueue(ctx context.Context, name string) (actors.QueueInfo, error) {
+	require.NotNil(f.t, f.PauseFunc, "unexpected call to ResumeQueue")
+	return f.PauseFunc(ctx, name, false)
 }
 
 func (f *fakeService) JobTypes() []domain.JobType {
@@ -146,9 +170,9 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	b := &testBundle{svc: &fakeService{t: t}, logs: &syncbuf.Buffer{}, registry: NewRegistry()}
+	b := &testBundle{svc: &fakeService{t: t, requests: memstore.New()}, logs: &syncbuf.Buffer{}, registry: NewRegistry()}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry), WithBackup(b.svc))
+	s, err := NewServer(cfg, b.svc, WithLogger(logger), WithRegistry(b.registry), WithBackup(b.svc), WithRequestLog(b.svc.requests))
 	require.NoError(t, err)
 	b.server = s
 	return b

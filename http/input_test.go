@@ -47,7 +47,7 @@ func TestBatchNamesEveryBadJob(t *testing.T) {
 		b := setup(t, Config{})
 		jobs := make([]string, 150)
 		for i := range jobs {
-			jobs[i] = `{"type":"noop","maxAttempts":101,"priority":1}`
+			jobs[i] = `{"type":"noop","maxAttempts":101,"urgency":1}`
 			if i%2 == 1 {
 				jobs[i] = `{"type":"nope"}`
 			}
@@ -57,7 +57,7 @@ func TestBatchNamesEveryBadJob(t *testing.T) {
 
 		p := requireProblem(t, rec, nethttp.StatusBadRequest, ProblemTypeValidation)
 		require.Len(t, p.Errors, maxFieldErrors)
-		require.Equal(t, FieldError{Field: "jobs[0].priority", Message: "is not a known field"}, p.Errors[0])
+		require.Equal(t, FieldError{Field: "jobs[0].urgency", Message: "is not a known field"}, p.Errors[0])
 		require.Equal(t, FieldError{Field: "jobs[99].type", Message: "is not a registered job type"}, p.Errors[99])
 		require.Contains(t, p.Detail, "50 more errors are left out of this answer, which lists the first 100")
 	})
@@ -88,8 +88,8 @@ func TestMemberNamesAreExact(t *testing.T) {
 			[]FieldError{{Field: "MAXATTEMPTS", Message: "is not a known field"}}},
 		{"TwoOfThem", "/jobs", `{"TYPE":"noop","Payload":{}}`,
 			[]FieldError{{Field: "TYPE", Message: "is not a known field"}, {Field: "Payload", Message: "is not a known field"}}},
-		{"WithAnUnknownField", "/jobs", `{"Type":"noop","priority":1,"maxAttempts":2}`,
-			[]FieldError{{Field: "Type", Message: "is not a known field"}, {Field: "priority", Message: "is not a known field"}}},
+		{"WithAnUnknownField", "/jobs", `{"Type":"noop","urgency":1,"maxAttempts":2}`,
+			[]FieldError{{Field: "Type", Message: "is not a known field"}, {Field: "urgency", Message: "is not a known field"}}},
 		{"Duplicate", "/jobs", `{"type":"noop","type":"send_email"}`,
 			[]FieldError{{Field: "type", Message: "appears more than once"}}},
 		{"BatchJobs", "/jobs/batch", `{"Jobs":[{"type":"noop"}]}`,

@@ -12,23 +12,28 @@ import (
 
 // registerJobRoutes adds the /jobs resource to r.
 func (s *Server) registerJobRoutes(r gin.IRoutes) {
-	r.POST("/jobs", s.acceptJSONBody, s.handleJobSubmit)
-	r.POST(batchPath, s.acceptJSONBody, s.handleJobSubmitBatch)
+	r.POST("/jobs", s.acceptJSONBody, s.idempotent, s.handleJobSubmit)
+	r.POST(batchPath, s.acceptJSONBody, s.idempotent, s.handleJobSubmitBatch)
 	r.GET("/jobs", s.handleJobList)
 	r.GET("/jobs/:id", s.handleJobView)
 	r.DELETE("/jobs/:id", s.handleJobCancel)
 }
 
 // handleJobSubmit handles POST /jobs: 201 with the new job and its
-// Location.
+// Location, or 200 with the job that holds the submission's unique key.
 func (s *Server) handleJobSubmit(c *gin.Context) {
 	var req SubmitRequest
 	if err := s.bindJob(c, &req); err != nil {
 		s.writeError(c, err)
 		return
 	}
+	status := nethttp.StatusCreated
 	job, err := s.svc.Submit(c.Request.Context(), req.params())
-	if errors.Is(err, domain.ErrUnknownJobType) {
+	switch {
+	case errors.Is(err, domain.ErrDuplicate) && job != nil:
+		// Nothing was created: the answer is the job that exists.
+		status, err = nethttp.StatusOK, nil
+	case errors.Is(err, domain.ErrUnknownJobType):
 		err = unknownJobType(req.Type, s.svc.JobTypes(), err)
 	}
 	if err != nil {
@@ -36,7 +41,7 @@ func (s *Server) handleJobSubmit(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/jobs/"+job.ID.String())
-	writeJSON(c, nethttp.StatusCreated, newJobResponse(job))
+	writeJSON(c, status, newJobResponse(job))
 }
 
 // bindJob reads and checks the body of POST /jobs, as strictly as each job
@@ -53,6 +58,10 @@ func (s *Server) bindJob(c *gin.Context, req *SubmitRequest) error {
 func (s *Server) handleJobList(c *gin.Context) {
 	var q listQuery
 	if err := c.ShouldBindWith(&q, s.queryBinding); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := q.check(); err != nil {
 		s.writeError(c, err)
 		return
 	}

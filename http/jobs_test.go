@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -58,7 +59,9 @@ func TestJobSubmit(t *testing.T) {
 		require.Equal(t, domain.StatusPending, job.Status)
 		require.Equal(t, 5, job.MaxAttempts)
 		require.Equal(t, testTime, job.CreatedAt.Time)
-		require.True(t, job.RunAt.IsZero())
+		require.Equal(t, testTime, job.RunAt.Time)
+		require.Equal(t, domain.DefaultQueue, job.Queue)
+		require.Equal(t, domain.DefaultPriority, job.Priority)
 	})
 
 	t.Run("WireFormat", func(t *testing.T) {
@@ -73,8 +76,8 @@ func TestJobSubmit(t *testing.T) {
 		var raw map[string]any
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &raw))
 		require.ElementsMatch(t,
-			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt"},
-			keys(raw), "camelCase members, and no runAt, startedAt or finishedAt before they are set")
+			[]string{"id", "type", "payload", "status", "attempts", "maxAttempts", "lastError", "createdAt", "updatedAt", "runAt", "queue", "priority"},
+			keys(raw), "camelCase members, and no startedAt, finishedAt, timeout or uniqueKey before they are set")
 		require.Nil(t, raw["payload"])
 		require.Equal(t, "2025-03-01T09:30:00.123456Z", raw["createdAt"])
 	})
@@ -143,8 +146,8 @@ func TestJobSubmit(t *testing.T) {
 			{"Empty", ``, ProblemTypeInvalidRequest, "empty", nil},
 			{"TrailingData", `{"type":"noop"} {"type":"noop"}`, ProblemTypeInvalidRequest, "after the JSON object", nil},
 			{"NotAnObject", `["noop"]`, ProblemTypeInvalidRequest, "must be a JSON object", nil},
-			{"UnknownField", `{"type":"noop","priority":1}`, ProblemTypeValidation, "priority",
-				[]FieldError{{Field: "priority", Message: "is not a known field"}}},
+			{"UnknownField", `{"type":"noop","urgency":1}`, ProblemTypeValidation, "urgency",
+				[]FieldError{{Field: "urgency", Message: "is not a known field"}}},
 			{"WrongType", `{"type":"noop","maxAttempts":"three"}`, ProblemTypeValidation, "maxAttempts",
 				[]FieldError{{Field: "maxAttempts", Message: "must be an integer"}}},
 			{"FractionalMaxAttempts", `{"type":"noop","maxAttempts":1.5}`, ProblemTypeValidation, "maxAttempts",
@@ -307,6 +310,8 @@ func TestJobView(t *testing.T) {
 		b := setup(t, Config{})
 		want := newTestJob(t, domain.StatusFailed)
 		want.RunAt = testTime.Add(3 * 1e9)
+		want.Queue, want.Priority = "email", 2
+		want.UniqueKey, want.UniqueFor, want.Timeout = "welcome:42", time.Hour, 90*time.Second
 		b.svc.GetFunc = func(_ context.Context, id uuid.UUID) (*domain.Job, error) {
 			require.Equal(t, want.ID, id)
 			return want, nil
@@ -328,8 +333,14 @@ func TestJobView(t *testing.T) {
 			RunAt:       Timestamp{want.RunAt},
 			StartedAt:   Timestamp{want.StartedAt},
 			FinishedAt:  Timestamp{want.FinishedAt},
+			Queue:       "email",
+			Priority:    2,
+			UniqueKey:   "welcome:42",
+			UniqueFor:   "1h0m0s",
+			Timeout:     "1m30s",
 		}, job)
 		require.Contains(t, rec.Body.String(), `"finishedAt":"2025-03-01T09:30:02.123456Z"`)
+		require.Contains(t, rec.Body.String(), `"timeout":"1m30s"`)
 	})
 
 	t.Run("PayloadThatIsNotJSONIsBase64", func(t *testing.T) {
@@ -533,7 +544,7 @@ func TestJobList(t *testing.T) {
 
 	t.Run("InvalidQuery", func(t *testing.T) {
 		t.Parallel()
-		statusMsg := "must be one of: pending, running, completed, failed, canceled"
+		statusMsg := "must be one of: scheduled, pending, running, completed, failed, canceled"
 		tests := []struct {
 			name   string
 			query  string

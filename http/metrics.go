@@ -1,6 +1,8 @@
 package http
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -35,14 +37,23 @@ func NewRegistry() *prometheus.Registry {
 // Metrics counts the runtime's job events for Prometheus. It implements
 // actors.Metrics: hand the same value to the runtime and register it where
 // the server gathers. Every series is labelled with the job type, whose
-// values are bounded by the registered handlers.
+// values are bounded by the registered handlers, and the job's queue.
 type Metrics struct {
 	created   *prometheus.CounterVec
 	completed *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	retried   *prometheus.CounterVec
 	canceled  *prometheus.CounterVec
+	timedOut  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+}
+
+// jobLabels are the labels of every job series.
+var jobLabels = []string{"type", "queue"}
+
+// labels are a job's values of jobLabels.
+func labels(job *domain.Job) []string {
+	return []string{string(job.Type), cmp.Or(job.Queue, domain.DefaultQueue)}
 }
 
 var _ actors.Metrics = (*Metrics)(nil)
@@ -52,7 +63,7 @@ var _ actors.Metrics = (*Metrics)(nil)
 // panics if they are already registered there: that is a wiring mistake.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	counter := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "troupe", Name: name, Help: help}, []string{"type"})
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "troupe", Name: name, Help: help}, jobLabels)
 	}
 	m := &Metrics{
 		created:   counter("jobs_created_total", "Jobs submitted and stored."),
@@ -60,28 +71,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		failed:    counter("jobs_failed_total", "Jobs that used up their attempts or returned a permanent error."),
 		retried:   counter("jobs_retried_total", "Failed attempts sent back to the queue for another try."),
 		canceled:  counter("jobs_canceled_total", "Jobs canceled by a user."),
+		timedOut:  counter("jobs_timed_out_total", "Attempts whose timeout passed before their handler returned."),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "troupe",
 			Name:      "job_duration_seconds",
 			Help:      "How long each attempt's handler ran, whatever its outcome.",
 			// 5 ms to about 20 minutes: jobs range from no-ops to reports.
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
-		}, []string{"type"}),
+		}, jobLabels),
 	}
 	if reg != nil {
-		reg.MustRegister(m.created, m.completed, m.failed, m.retried, m.canceled, m.duration)
+		reg.MustRegister(m.created, m.completed, m.failed, m.retried, m.canceled, m.timedOut, m.duration)
 	}
 	return m
 }
 
 // JobCreated counts a stored new job.
 func (m *Metrics) JobCreated(job *domain.Job) {
-	m.created.WithLabelValues(string(job.Type)).Inc()
+	m.created.WithLabelValues(labels(job)...).Inc()
 }
 
 // JobRetried counts a failed attempt that sent its job back to the queue.
 func (m *Metrics) JobRetried(job *domain.Job) {
-	m.retried.WithLabelValues(string(job.Type)).Inc()
+	m.retried.WithLabelValues(labels(job)...).Inc()
 }
 
 // JobFinished counts a job that became completed, failed or canceled; other
@@ -98,16 +110,18 @@ func (m *Metrics) JobFinished(job *domain.Job) {
 	default:
 		return
 	}
-	c.WithLabelValues(string(job.Type)).Inc()
+	c.WithLabelValues(labels(job)...).Inc()
 }
 
 // AttemptFinished records how long an attempt's handler ran.
 func (m *Metrics) AttemptFinished(job *domain.Job, took time.Duration) {
-	m.duration.WithLabelValues(string(job.Type)).Observe(took.Seconds())
+	m.duration.WithLabelValues(labels(job)...).Observe(took.Seconds())
 }
 
 // AttemptTimedOut counts an attempt whose timeout passed.
-func (m *Metrics) AttemptTimedOut(*domain.Job) {}
+func (m *Metrics) AttemptTimedOut(job *domain.Job) {
+	m.timedOut.WithLabelValues(labels(job)...).Inc()
+}
 
 // registerStatsGauges registers the gauges read from the runtime at scrape
 // time, so that they are never stale and cost nothing between scrapes.
@@ -120,9 +134,15 @@ func registerStatsGauges(reg prometheus.Registerer, svc JobService) error {
 		}, func() float64 { return float64(svc.Stats().Workers.Busy) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "troupe",
-			Name:      "queue_depth",
-			Help:      "Jobs waiting in the ready queue.",
+			Name:      "ready_queue_depth",
+			Help:      "Jobs waiting in this node's in-memory ready queue (0 on PostgreSQL, where the queue is the table).",
 		}, func() float64 { return float64(svc.Stats().QueueDepth) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "troupe",
+			Name:      "jobs_stuck",
+			Help:      "Attempts running past their timeout: handlers that ignore their context keep their workers.",
+		}, func() float64 { return float64(svc.Stats().Stuck) }),
+		newQueueCollector(svc),
 	}
 	for _, g := range gauges {
 		if err := reg.Register(g); err != nil {
@@ -130,6 +150,51 @@ func registerStatsGauges(reg prometheus.Registerer, svc JobService) error {
 		}
 	}
 	return nil
+}
+
+// queueCollector reads every queue's state from the store at scrape time:
+// troupe_queue_depth{queue} (its pending jobs, on every node alike) and
+// troupe_queue_paused{queue}.
+type queueCollector struct {
+	svc    JobService
+	depth  *prometheus.Desc
+	paused *prometheus.Desc
+}
+
+func newQueueCollector(svc JobService) queueCollector {
+	return queueCollector{
+		svc: svc,
+		depth: prometheus.NewDesc("troupe_queue_depth",
+			"Jobs of the queue due to run and waiting for a worker (pending), as the store counts them.", []string{"queue"}, nil),
+		paused: prometheus.NewDesc("troupe_queue_paused",
+			"1 when the queue is paused (it starts none of its jobs, on any node), else 0.", []string{"queue"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (q queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- q.depth
+	ch <- q.paused
+}
+
+// Collect implements prometheus.Collector. A store that cannot list the
+// queues fails these series alone; the rest of the scrape is served.
+func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	queues, err := q.svc.Queues(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(q.depth, fmt.Errorf("list queues: %w", err))
+		return
+	}
+	for _, info := range queues {
+		paused := 0.0
+		if info.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(q.depth, prometheus.GaugeValue, float64(info.Pending), info.Name)
+		ch <- prometheus.MustNewConstMetric(q.paused, prometheus.GaugeValue, paused, info.Name)
+	}
 }
 
 // routeUnmatched is the route label of a request that matched no route,

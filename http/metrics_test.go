@@ -44,21 +44,21 @@ func TestMetrics(t *testing.T) {
 		require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"), rec.Header().Get("Content-Type"))
 		body := rec.Body.String()
 		for _, line := range []string{
-			`troupe_jobs_created_total{type="send_email"} 2`,
-			`troupe_jobs_created_total{type="noop"} 1`,
-			`troupe_jobs_retried_total{type="send_email"} 1`,
-			`troupe_jobs_completed_total{type="send_email"} 1`,
-			`troupe_jobs_failed_total{type="noop"} 1`,
-			`troupe_jobs_canceled_total{type="noop"} 1`,
-			`troupe_job_duration_seconds_count{type="send_email"} 1`,
-			`troupe_job_duration_seconds_sum{type="send_email"} 1.5`,
+			`troupe_jobs_created_total{queue="default",type="send_email"} 2`,
+			`troupe_jobs_created_total{queue="default",type="noop"} 1`,
+			`troupe_jobs_retried_total{queue="default",type="send_email"} 1`,
+			`troupe_jobs_completed_total{queue="default",type="send_email"} 1`,
+			`troupe_jobs_failed_total{queue="default",type="noop"} 1`,
+			`troupe_jobs_canceled_total{queue="default",type="noop"} 1`,
+			`troupe_job_duration_seconds_count{queue="default",type="send_email"} 1`,
+			`troupe_job_duration_seconds_sum{queue="default",type="send_email"} 1.5`,
 			`troupe_active_workers 5`,
-			`troupe_queue_depth 42`,
+			`troupe_ready_queue_depth 42`,
 			`# TYPE troupe_job_duration_seconds histogram`,
 		} {
 			require.Contains(t, body, line+"\n")
 		}
-		require.NotContains(t, body, `troupe_jobs_completed_total{type="noop"}`)
+		require.NotContains(t, body, `troupe_jobs_completed_total{queue="default",type="noop"}`)
 		require.Contains(t, body, "go_goroutines ")
 		require.Contains(t, body, "process_")
 	})
@@ -69,9 +69,9 @@ func TestMetrics(t *testing.T) {
 		depth := 1
 		b.svc.StatsFunc = func() actors.Stats { return actors.Stats{QueueDepth: depth} }
 
-		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_queue_depth 1\n")
+		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_ready_queue_depth 1\n")
 		depth = 7
-		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_queue_depth 7\n")
+		require.Contains(t, b.do(t, request{method: "GET", target: "/metrics"}).Body.String(), "troupe_ready_queue_depth 7\n")
 	})
 
 	t.Run("OwnRegistryNotTheGlobalOne", func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestMetrics(t *testing.T) {
 
 		body := b.do(t, rec).Body.String()
 
-		require.Contains(t, body, "troupe_queue_depth 0\n")
+		require.Contains(t, body, "troupe_ready_queue_depth 0\n")
 		require.Contains(t, body, "go_goroutines ")
 	})
 

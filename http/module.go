@@ -7,6 +7,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
 )
 
 // Module serves the API in an fx application.
@@ -42,6 +43,9 @@ type moduleParams struct {
 	Registry  *prometheus.Registry
 	// Backup is what GET /admin/backup streams, when the store can.
 	Backup Backuper `optional:"true"`
+	// Requests keeps the answers to requests with an Idempotency-Key;
+	// without it the header is ignored.
+	Requests domain.RequestLog `optional:"true"`
 }
 
 // newModuleServer builds the Server and ties it to the app's lifecycle.
@@ -50,9 +54,17 @@ func newModuleServer(p moduleParams) (*Server, error) {
 	if p.Backup != nil {
 		opts = append(opts, WithBackup(p.Backup))
 	}
+	if p.Requests != nil {
+		opts = append(opts, WithRequestLog(p.Requests))
+	}
 	s, err := NewServer(p.Config, p.Service, opts...)
 	if err != nil {
 		return nil, err
+	}
+	if p.Requests != nil {
+		// Expired idempotency records are deleted while the server runs.
+		sweeper := newRequestSweeper(p.Requests, p.Logger)
+		p.Lifecycle.Append(fx.StartStopHook(sweeper.Start, sweeper.Stop))
 	}
 	p.Lifecycle.Append(fx.StartStopHook(s.Start, s.Stop))
 	return s, nil

@@ -50,9 +50,9 @@ func TestModule(t *testing.T) {
 		require.Equal(t, "ok", h.Status)
 
 		// The runtime's Metrics are the ones the server exposes.
-		metrics.JobCreated(&domain.Job{Type: "noop"})
+		metrics.JobCreated(&domain.Job{Type: "noop", Queue: "email"})
 		body := (&testBundle{server: server}).do(t, request{method: "GET", target: "/metrics"}).Body.String()
-		require.Contains(t, body, `troupe_jobs_created_total{type="noop"} 1`)
+		require.Contains(t, body, `troupe_jobs_created_total{queue="email",type="noop"} 1`)
 		require.NotNil(t, registerer)
 
 		app.RequireStop()

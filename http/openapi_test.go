@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +174,80 @@ func TestOpenAPIConformance(t *testing.T) {
 		}
 	}
 	completedEventID := jobEventID(newTestJob(t, domain.StatusCompleted))
+	submitDuplicate := func(t *testing.T, svc *fakeService) {
+		svc.SubmitFunc = func(_ context.Context, p actors.SubmitParams) (*domain.Job, error) {
+			j := jobAs(t, domain.StatusRunning)
+			j.UniqueKey, j.UniqueFor, j.Timeout = p.UniqueKey, 24*time.Hour, 30*time.Minute
+			return j, fmt.Errorf("submit: %w", actors.ErrDuplicate)
+		}
+	}
+	submitScheduled := func(t *testing.T, svc *fakeService) {
+		svc.SubmitFunc = func(_ context.Context, p actors.SubmitParams) (*domain.Job, error) {
+			j, err := domain.NewJob(p.Type, p.Payload, 3, testTime)
+			require.NoError(t, err)
+			j.ScheduleAt(testTime.Add(p.Delay), testTime)
+			j.Queue, j.Priority, j.Timeout, j.UniqueKey = p.Queue, p.Priority, p.Timeout, p.UniqueKey
+			return j, nil
+		}
+	}
+	batchDuplicates := func(t *testing.T, svc *fakeService) {
+		svc.SubmitBatchFunc = func(_ context.Context, ps []actors.SubmitParams) ([]actors.SubmitResult, error) {
+			rs := make([]actors.SubmitResult, len(ps))
+			for i := range rs {
+				rs[i] = actors.SubmitResult{Job: jobAs(t, domain.StatusPending)}
+			}
+			return rs, nil
+		}
+	}
+	// keyTaken records an Idempotency-Key for the conformance token: in
+	// flight for the same request, or answered for another one.
+	keyTaken := func(path, body string, done bool) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			fingerprint := requestFingerprint("POST", path, []byte(body))
+			if done {
+				fingerprint = "another request"
+			}
+			now := time.Now()
+			rec := domain.RequestRecord{Scope: tokenScope(conformanceToken), Key: "k-1", Fingerprint: fingerprint, ExpiresAt: now.Add(time.Minute)}
+			_, err := svc.requests.BeginRequest(t.Context(), now, rec)
+			require.NoError(t, err)
+			if done {
+				rec.Status, rec.Body = 201, []byte(`{}`)
+				require.NoError(t, svc.requests.FinishRequest(t.Context(), rec))
+			}
+		}
+	}
+	withKey := map[string]string{HeaderIdempotencyKey: "k-1"}
+	answered := func(path, body string, status int, answer func(t *testing.T) any) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			data, err := json.Marshal(answer(t))
+			require.NoError(t, err)
+			now := time.Now()
+			rec := domain.RequestRecord{Scope: tokenScope(conformanceToken), Key: "k-1",
+				Fingerprint: requestFingerprint("POST", path, []byte(body)), ExpiresAt: now.Add(time.Minute)}
+			_, err = svc.requests.BeginRequest(t.Context(), now, rec)
+			require.NoError(t, err)
+			rec.Status, rec.Body, rec.ExpiresAt = status, data, now.Add(time.Hour)
+			require.NoError(t, svc.requests.FinishRequest(t.Context(), rec))
+		}
+	}
+	queues := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.QueuesFunc = func(ctx context.Context) ([]actors.QueueInfo, error) {
+				if err != nil {
+					return nil, err
+				}
+				return twoQueues(ctx)
+			}
+		}
+	}
+	pause := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.PauseFunc = func(_ context.Context, name string, paused bool) (actors.QueueInfo, error) {
+				return actors.QueueInfo{QueueInfo: domain.QueueInfo{Name: name, Paused: paused, Pending: 3}, Limit: 2}, err
+			}
+		}
+	}
 
 	cases := []conformanceCase{
 		// POST /jobs
@@ -184,10 +259,38 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":"text"}`}},
 		{name: "SubmitNullPayload", arrange: submitOK, requestValid: true, status: 201,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","payload":null}`}},
+		{name: "SubmitScheduled", arrange: submitScheduled, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"generate_report","delay":"1h","queue":"reports","priority":1,"timeout":"10m","uniqueKey":"report:2025-02","uniqueFor":"24h"}`}},
+		{name: "SubmitAt", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","runAt":"2030-01-01T00:00:00Z","timeout":"0s"}`}},
+		{name: "SubmitDuplicate", arrange: submitDuplicate, requestValid: true, status: 200,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"send_email","uniqueKey":"welcome:ada"}`}},
+		{name: "SubmitIdempotent", arrange: submitOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
+		{name: "SubmitReplayed", requestValid: true, status: 201,
+			arrange: answered("/jobs", `{"type":"noop"}`, 201, func(t *testing.T) any { return newJobResponse(jobAs(t, domain.StatusPending)) }),
+			req:     request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
+		{name: "BatchReplayed", requestValid: true, status: 201,
+			arrange: answered("/jobs/batch", `{"jobs":[{"type":"noop"}]}`, 201, func(t *testing.T) any {
+				return BatchSubmitResponse{Jobs: []JobResponse{newJobResponse(jobAs(t, domain.StatusPending))}, Results: []BatchResult{{Created: true}}}
+			}),
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`, header: withKey}},
+		{name: "SubmitIdempotencyKeyInUse", arrange: keyTaken("/jobs", `{"type":"noop"}`, false), requestValid: true, status: 409,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
+		{name: "SubmitIdempotencyKeyReused", arrange: keyTaken("/jobs", `{"type":"noop"}`, true), requestValid: true, status: 422,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
+		{name: "SubmitIdempotencyKeyNotASCII", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: map[string]string{HeaderIdempotencyKey: "clé"}}},
+		{name: "SubmitPriorityZero", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","priority":0}`}},
+		{name: "SubmitBadQueue", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","queue":"Bulk"}`}},
+		{name: "SubmitRunAtAndDelay", requestValid: true, status: 400,
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","runAt":"2030-01-01T00:00:00Z","delay":"5m"}`}},
 		{name: "SubmitInvalidJSON", requestValid: false, status: 400,
 			req: request{method: "POST", target: "/jobs", body: `{"type":`}},
 		{name: "SubmitUnknownField", requestValid: false, status: 400,
-			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","priority":1}`}},
+			req: request{method: "POST", target: "/jobs", body: `{"type":"noop","urgency":1}`}},
 		{name: "SubmitMissingType", requestValid: false, status: 400,
 			req: request{method: "POST", target: "/jobs", body: `{"payload":{}}`}},
 		{name: "SubmitTooManyAttempts", requestValid: false, status: 400,
@@ -224,6 +327,14 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"send_email","payload":{"to":"ada@example.com"},"maxAttempts":5},{"type":"noop"}]}`}},
 		{name: "BatchFull", arrange: submitBatchOK, requestValid: true, status: 201,
 			req: request{method: "POST", target: "/jobs/batch", body: batchBody(MaxBatchJobs, "noop")}},
+		{name: "BatchDuplicates", arrange: batchDuplicates, requestValid: true, status: 200,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","uniqueKey":"k"},{"type":"noop","uniqueKey":"k"}]}`}},
+		{name: "BatchScheduled", arrange: submitBatchOK, requestValid: true, status: 201,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","delay":"90s","queue":"bulk","priority":9}]}`, header: withKey}},
+		{name: "BatchIdempotencyKeyInUse", arrange: keyTaken("/jobs/batch", `{"jobs":[{"type":"noop"}]}`, false), requestValid: true, status: 409,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`, header: withKey}},
+		{name: "BatchIdempotencyKeyReused", arrange: keyTaken("/jobs/batch", `{"jobs":[{"type":"noop"}]}`, true), requestValid: true, status: 422,
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"}]}`, header: withKey}},
 		{name: "BatchEmpty", requestValid: false, status: 400,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[]}`}},
 		{name: "BatchTooMany", requestValid: false, status: 400,
@@ -231,7 +342,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "BatchInvalidJob", requestValid: false, status: 400,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","maxAttempts":101}]}`}},
 		{name: "BatchUnknownField", requestValid: false, status: 400,
-			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","priority":1}]}`}},
+			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop","urgency":1}]}`}},
 		{name: "BatchUnknownType", requestValid: true, status: 400,
 			req: request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"send_mail"}]}`}},
 		{name: "BatchUnauthorized", anonymous: true, requestValid: false, status: 401,
@@ -254,6 +365,10 @@ func TestOpenAPIConformance(t *testing.T) {
 		// GET /jobs
 		{name: "List", arrange: listJobs(nil, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted), requestValid: true, status: 200,
 			req: request{method: "GET", target: "/jobs?status=pending&status=running&status=completed&type=send_email&limit=10&offset=0"}},
+		{name: "ListScheduledInQueue", arrange: listJobs(nil, domain.StatusScheduled), requestValid: true, status: 200,
+			req: request{method: "GET", target: "/jobs?status=scheduled&queue=email"}},
+		{name: "ListBadQueue", requestValid: false, status: 400,
+			req: request{method: "GET", target: "/jobs?queue=E-mail"}},
 		{name: "ListEmpty", arrange: listJobs(nil), requestValid: true, status: 200,
 			req: request{method: "GET", target: "/jobs"}},
 		{name: "ListBadStatus", requestValid: false, status: 400,
@@ -348,6 +463,40 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "StatsInternal", arrange: countJobs(internal), requestValid: true, status: 500,
 			req: request{method: "GET", target: "/stats"}},
 		{name: "StatsNotRunning", arrange: countJobs(domain.ErrClosed), requestValid: true, status: 503,
+			req: request{method: "GET", target: "/stats"}},
+
+		// /queues
+		{name: "Queues", arrange: queues(nil), requestValid: true, status: 200,
+			req: request{method: "GET", target: "/queues"}},
+		{name: "QueuesNone", requestValid: true, status: 200,
+			req: request{method: "GET", target: "/queues"}},
+		{name: "QueuesUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "GET", target: "/queues"}},
+		{name: "QueuesInternal", arrange: queues(internal), requestValid: true, status: 500,
+			req: request{method: "GET", target: "/queues"}},
+		{name: "QueuesUnavailable", arrange: queues(domain.ErrUnavailable), requestValid: true, status: 503,
+			req: request{method: "GET", target: "/queues"}},
+		{name: "Pause", arrange: pause(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: "/queues/email/pause"}},
+		{name: "PauseBadName", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/queues/E-mail/pause"}},
+		{name: "PauseUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/queues/email/pause"}},
+		{name: "PauseInternal", arrange: pause(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/queues/email/pause"}},
+		{name: "PauseUnavailable", arrange: pause(domain.ErrClosed), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/queues/email/pause"}},
+		{name: "Resume", arrange: pause(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: "/queues/email/resume"}},
+		{name: "ResumeBadName", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/queues/_x/resume"}},
+		{name: "ResumeUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/queues/email/resume"}},
+		{name: "ResumeInternal", arrange: pause(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/queues/email/resume"}},
+		{name: "ResumeUnavailable", arrange: pause(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/queues/email/resume"}},
+		{name: "StatsWithQueues", arrange: both(countJobs(nil), queues(nil)), requestValid: true, status: 200,
 			req: request{method: "GET", target: "/stats"}},
 
 		// GET /job-types

@@ -45,6 +45,13 @@ func (s *outageStore) Create(ctx context.Context, jobs ...*domain.Job) error {
 	return s.Store.Create(ctx, jobs...)
 }
 
+func (s *outageStore) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) ([]*domain.Job, error) {
+	if err := s.fail("insert"); err != nil {
+		return nil, err
+	}
+	return s.Store.Insert(ctx, now, jobs)
+}
+
 func (s *outageStore) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 	if err := s.fail("get"); err != nil {
 		return nil, err

@@ -58,10 +58,20 @@ func (s *Server) handleJobRetry(c *gin.Context) {
 		})
 		return
 	}
+	// The copy waits in the original's queue at its priority, with its
+	// timeout, and runs at once; it takes no unique key, which the
+	// original may still hold.
+	timeout := orig.Timeout
+	if timeout == 0 {
+		timeout = actors.NoTimeout
+	}
 	job, err := s.svc.Submit(ctx, actors.SubmitParams{
 		Type:        orig.Type,
 		Payload:     orig.Payload,
 		MaxAttempts: orig.MaxAttempts,
+		Queue:       orig.Queue,
+		Priority:    orig.Priority,
+		Timeout:     timeout,
 	})
 	if errors.Is(err, domain.ErrUnknownJobType) {
 		err = unknownJobType(string(orig.Type), s.svc.JobTypes(), err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,8 @@ func TestJobRetry(t *testing.T) {
 			b := setup(t, Config{})
 			orig := newTestJob(t, status)
 			orig.MaxAttempts = 7
+			orig.Queue, orig.Priority, orig.Timeout = "email", 2, time.Minute
+			orig.UniqueKey, orig.UniqueFor = "welcome:42", time.Hour
 			submitted := arrange(t, b, orig)
 
 			rec := b.do(t, request{method: "POST", target: jobsPath(orig.ID) + "/retry"})
@@ -50,7 +53,8 @@ func TestJobRetry(t *testing.T) {
 			require.Equal(t, orig.Type, got.Type)
 			require.JSONEq(t, string(orig.Payload), string(got.Payload))
 			require.Equal(t, 7, got.MaxAttempts)
-			require.Equal(t, []actors.SubmitParams{{Type: orig.Type, Payload: orig.Payload, MaxAttempts: 7}}, *submitted)
+			require.Equal(t, []actors.SubmitParams{{Type: orig.Type, Payload: orig.Payload, MaxAttempts: 7,
+				Queue: "email", Priority: 2, Timeout: time.Minute}}, *submitted, "the same queue, priority and timeout; no unique key")
 		})
 	}
 

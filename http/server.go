@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/troupe-go/troupe/domain"
 )
 
 // Timeouts of the underlying net/http server. They bound how long a slow or
@@ -30,10 +32,21 @@ type Option interface {
 }
 
 type options struct {
-	logger   *slog.Logger
-	registry Registry
-	backup   Backuper
+	logger     *slog.Logger
+	registry   Registry
+	backup     Backuper
+	requestLog domain.RequestLog
 }
+
+type requestLogOption struct{ log domain.RequestLog }
+
+func (o requestLogOption) apply(opts *options) { opts.requestLog = o.log }
+
+// WithRequestLog sets where the answers to requests with an
+// Idempotency-Key are kept: the store's, so that they survive a crash and
+// every node sharing the store sees them. Without it the header is
+// ignored.
+func WithRequestLog(log domain.RequestLog) Option { return requestLogOption{log: log} }
 
 type loggerOption struct{ logger *slog.Logger }
 
@@ -60,6 +73,7 @@ type Server struct {
 	logger       *slog.Logger
 	registry     Registry
 	backup       Backuper
+	requestLog   domain.RequestLog
 	tokens       tokenSet
 	requests     *requestMetrics
 	bodyBinding  jsonBinding
@@ -105,6 +119,7 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 		logger:       o.logger,
 		registry:     o.registry,
 		backup:       o.backup,
+		requestLog:   o.requestLog,
 		tokens:       newTokenSet(cfg.APITokens),
 		bodyBinding:  jsonBinding{validate: v},
 		queryBinding: queryBinding{validate: v},
@@ -167,6 +182,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerJobRoutes(api)
 	s.registerRetryRoutes(api)
 	s.registerStatsRoutes(api)
+	s.registerQueueRoutes(api)
 	s.registerBackupRoutes(api)
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.

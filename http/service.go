@@ -38,6 +38,14 @@ type JobService interface {
 	// running one, whose returned snapshot may still say running. Canceling
 	// a canceled job returns it unchanged.
 	Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error)
+	// Queues lists the queues with unfinished jobs, paused, or capped on
+	// this node, by name.
+	Queues(ctx context.Context) ([]actors.QueueInfo, error)
+	// PauseQueue stops the queue's jobs from starting, on every node and
+	// for good, and returns the queue; a bad name wraps domain.ErrInvalid.
+	PauseQueue(ctx context.Context, name string) (actors.QueueInfo, error)
+	// ResumeQueue lets a paused queue's jobs start again.
+	ResumeQueue(ctx context.Context, name string) (actors.QueueInfo, error)
 	// JobTypes lists the registered job types, sorted.
 	JobTypes() []domain.JobType
 	// Stats is a cheap snapshot of the runtime, read at every metrics scrape.

@@ -31,7 +31,10 @@ func (s *Server) registerStatsRoutes(r gin.IRoutes) {
 
 // StatusCounts counts jobs by status.
 type StatusCounts struct {
-	// Pending counts jobs waiting to run, now or after a retry delay.
+	// Scheduled counts jobs waiting for a future runAt: submitted for
+	// later, or waiting out a retry's backoff.
+	Scheduled int `json:"scheduled"`
+	// Pending counts jobs due to run, waiting for a worker.
 	Pending int `json:"pending"`
 	// Running counts jobs whose handler is executing.
 	Running int `json:"running"`
@@ -46,6 +49,8 @@ type StatusCounts struct {
 // set records the count of one status.
 func (c *StatusCounts) set(st domain.Status, n int) {
 	switch st {
+	case domain.StatusScheduled:
+		c.Scheduled = n
 	case domain.StatusPending:
 		c.Pending = n
 	case domain.StatusRunning:
@@ -68,6 +73,11 @@ type StatsResponse struct {
 	Workers WorkersResponse `json:"workers"`
 	// QueueDepth counts jobs waiting in this server's ready queue.
 	QueueDepth int `json:"queueDepth"`
+	// Stuck counts this server's attempts running past their timeout,
+	// whose handlers ignore their context and keep their workers.
+	Stuck int `json:"stuck"`
+	// Queues is the state of each queue, as GET /queues has it.
+	Queues []QueueResponse `json:"queues"`
 	// SampledAt is when the figures were read; they may be up to a second
 	// old, since one sample serves every caller for that long.
 	SampledAt Timestamp `json:"sampledAt"`
@@ -129,6 +139,7 @@ func (s *Server) readStats(ctx context.Context) (StatsResponse, error) {
 	st := StatsResponse{
 		Workers:    WorkersResponse{Size: rt.Workers.Size, Busy: rt.Workers.Busy},
 		QueueDepth: rt.QueueDepth,
+		Stuck:      rt.Stuck,
 		SampledAt:  Timestamp{time.Now().UTC()},
 	}
 	for _, status := range domain.Statuses() {
@@ -143,11 +154,19 @@ func (s *Server) readStats(ctx context.Context) (StatsResponse, error) {
 		}
 		st.Counts.set(status, page.Total)
 	}
+	queues, err := s.svc.Queues(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	if err != nil {
+		return StatsResponse{}, fmt.Errorf("list queues: %w", err)
+	}
+	st.Queues = newQueueResponses(queues)
 	return st, nil
 }
 
-// handleStats handles GET /stats: jobs by status, the worker pool and the
-// queue depth.
+// handleStats handles GET /stats: jobs by status, the worker pool, the
+// queue depth, the stuck attempts and the queues.
 func (s *Server) handleStats(c *gin.Context) {
 	st, err := s.stats(c.Request.Context())
 	if err != nil {

@@ -185,8 +185,8 @@ func demoHandlers(logger *slog.Logger) []actors.Registration {
 	return regs
 }
 
-// storeOption provides the configured store as domain.Store (and, on
-// PostgreSQL, as domain.SharedQueue), so that nothing downstream knows
+// storeOption provides the configured store as domain.Store and
+// domain.RequestLog (and, on PostgreSQL, as domain.SharedQueue), so that nothing downstream knows
 // which one it is. The constructor registers a stop hook that closes the
 // store; it runs after the runtime's, since the runtime depends on the
 // store. ctx bounds the opening.
@@ -230,6 +230,19 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 	opts := []fx.Option{
 		fx.Provide(open),
 		fx.Provide(func(s storeopen.Store) domain.Store { return s.Store }),
+		// The API keeps the answers to Idempotency-Key requests in the
+		// store, so that they survive a crash and every node sees them.
+		fx.Provide(func(s storeopen.Store) domain.RequestLog {
+			log, ok := s.Store.(domain.RequestLog)
+			if !ok {
+				// Every store implements it; should one not, the API still
+				// serves, without the header's promise, and says so.
+				m.Logger.WarnContext(ctx, "the store keeps no idempotency records: the Idempotency-Key header is ignored",
+					slog.String("store", m.Config.Store))
+				return nil
+			}
+			return log
+		}),
 	}
 	if m.Config.Store == StorePostgres {
 		// On PostgreSQL the queue lives in the database and every node

@@ -117,6 +117,11 @@ func serverURL(raw string) (*url.URL, error) {
 // do sends one request and prints the JSON answer, indented, on stdout. An
 // error answer becomes an error carrying the problem's detail.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body any) error {
+	return c.doWith(ctx, method, path, query, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (c *client) doWith(ctx context.Context, method, path string, query url.Values, body any, header nethttp.Header) error {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -135,6 +140,9 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", "application/json, "+http.ProblemContentType)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -207,37 +215,119 @@ func clientCommand(env *environment, cmd *cobra.Command, run func(ctx context.Co
 
 func newSubmitCommand(env *environment) *cobra.Command {
 	var (
-		typ         string
-		payload     string
-		maxAttempts int
-		cmd         *cobra.Command
+		typ            string
+		payload        string
+		maxAttempts    int
+		queue          string
+		priority       int
+		in, at         string
+		uniqueKey      string
+		uniqueFor      string
+		timeout        string
+		idempotencyKey string
+		cmd            *cobra.Command
 	)
 	cmd = clientCommand(env, &cobra.Command{
-		Use:   "submit --type TYPE [--payload JSON] [--max-attempts N]",
+		Use:   "submit --type TYPE [--payload JSON] [--max-attempts N] [--queue Q] [--priority N] [--in D | --at TIME] [--unique-key K [--unique-for D]] [--timeout D]",
 		Short: "Submit a job and print it",
 		Long: `Submit a job and print it. Without --payload the job's payload is null,
-as when the API is sent no payload.`,
+as when the API is sent no payload.
+
+A job runs at once unless --in or --at says when; it waits in the queue
+"default" at priority 5 unless --queue and --priority say otherwise (1 runs
+first, 9 last). With --unique-key, a job whose key another unfinished job
+holds (or one that finished less than --unique-for ago) is not created: the
+job printed is the one that holds the key. --timeout bounds each attempt
+("0s" for none; the default is the type's or the server's). Durations are
+Go durations: 90s, 5m, 1h30m.`,
 		Example: `  troupe submit --type noop
   troupe submit --type sleep --payload '{"ms": 5000}'
   troupe submit --type flaky --payload '{"failTimes": 2}' --max-attempts 3
-  troupe submit --type send_email --payload @email.json`,
+  troupe submit --type send_email --payload @email.json
+  troupe submit --type generate_report --queue reports --priority 1 --in 1h --timeout 10m
+  troupe submit --type send_email --at 2025-03-02T08:00:00Z --unique-key welcome:ada --unique-for 24h`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
 		req := http.SubmitRequest{Type: typ, MaxAttempts: maxAttempts}
-		if cmd.Flags().Changed("payload") {
+		flags := cmd.Flags()
+		if flags.Changed("payload") {
 			raw, err := readPayload(payload)
 			if err != nil {
 				return err
 			}
 			req.Payload = raw
 		}
-		return c.do(ctx, nethttp.MethodPost, "/jobs", nil, req)
+		// Each flag is checked here, so that a typo does not need a round
+		// trip; the server checks them again.
+		text := func(flag, value string, check func(string) error) (*string, error) {
+			if !flags.Changed(flag) {
+				return nil, nil
+			}
+			if err := check(value); err != nil {
+				return nil, fmt.Errorf("invalid --%s %s: %w", flag, strconv.Quote(value), err)
+			}
+			return &value, nil
+		}
+		anything := func(string) error { return nil }
+		var err error
+		if req.Queue, err = text("queue", queue, anything); err != nil {
+			return err
+		}
+		if req.RunAt, err = text("at", at, checkTime); err != nil {
+			return err
+		}
+		if req.Delay, err = text("in", in, checkDuration); err != nil {
+			return err
+		}
+		if req.UniqueKey, err = text("unique-key", uniqueKey, anything); err != nil {
+			return err
+		}
+		if req.UniqueFor, err = text("unique-for", uniqueFor, checkDuration); err != nil {
+			return err
+		}
+		if req.Timeout, err = text("timeout", timeout, checkDuration); err != nil {
+			return err
+		}
+		if flags.Changed("priority") {
+			req.Priority = &priority
+		}
+		var header nethttp.Header
+		if idempotencyKey != "" {
+			header = nethttp.Header{http.HeaderIdempotencyKey: {idempotencyKey}}
+		}
+		return c.doWith(ctx, nethttp.MethodPost, "/jobs", nil, req, header)
 	})
-	cmd.Flags().StringVar(&typ, "type", "", "job type, one of the server's registered handlers (required)")
-	cmd.Flags().StringVar(&payload, "payload", "", "job payload: a JSON value, or @FILE to read it from a file; none means null")
-	cmd.Flags().IntVar(&maxAttempts, "max-attempts", 0, "attempts the job may use; 0 means the server's default")
+	fs := cmd.Flags()
+	fs.StringVar(&typ, "type", "", "job type, one of the server's registered handlers (required)")
+	fs.StringVar(&payload, "payload", "", "job payload: a JSON value, or @FILE to read it from a file; none means null")
+	fs.IntVar(&maxAttempts, "max-attempts", 0, "attempts the job may use; 0 means the server's default")
+	fs.StringVar(&queue, "queue", "", `queue the job waits in (default "default")`)
+	fs.IntVar(&priority, "priority", 0, "priority within the queue, 1 (first) to 9 (last) (default 5)")
+	fs.StringVar(&in, "in", "", "run no sooner than this long from now, a duration such as 90s or 1h30m")
+	fs.StringVar(&at, "at", "", "run no sooner than this RFC 3339 time, such as 2025-03-02T08:00:00Z")
+	fs.StringVar(&uniqueKey, "unique-key", "", "create no job while another unfinished job has this key; print that one")
+	fs.StringVar(&uniqueFor, "unique-for", "", "with --unique-key: keep the key held this long after the job finished")
+	fs.StringVar(&timeout, "timeout", "", `timeout of each attempt, such as 30s; "0s" for none (default: the type's or the server's)`)
+	fs.StringVar(&idempotencyKey, "idempotency-key", "", "send this Idempotency-Key, so that running the command again with it creates nothing new")
 	_ = cmd.MarkFlagRequired("type")
+	cmd.MarkFlagsMutuallyExclusive("in", "at")
 	return cmd
+}
+
+// checkDuration checks a Go duration flag.
+func checkDuration(v string) error {
+	if _, err := time.ParseDuration(v); err != nil {
+		return errors.New("want a duration with a unit, such as 90s, 5m or 1h30m")
+	}
+	return nil
+}
+
+// checkTime checks an RFC 3339 time flag.
+func checkTime(v string) error {
+	if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+		return errors.New("want an RFC 3339 time with a zone, such as 2025-03-02T08:00:00Z")
+	}
+	return nil
 }
 
 // readPayload returns the JSON of --payload, read from a file for @FILE,
@@ -278,7 +368,7 @@ func newCancelCommand(env *environment) *cobra.Command {
 	return clientCommand(env, &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a job and print it",
-		Long: `Cancel a job and print it. A pending job is canceled at once; a running
+		Long: `Cancel a job and print it. A scheduled or pending job is canceled at once; a running
 job's handler is told to stop, and the job printed may still be running until
 it does. A completed or failed job cannot be canceled (409).`,
 		Args: cobra.ExactArgs(1),
@@ -293,7 +383,9 @@ func newRetryCommand(env *environment) *cobra.Command {
 		Short: "Submit a copy of a failed or canceled job and print it",
 		Long: `Submit a new job with the type, payload and maxAttempts of a failed or
 canceled job, and print it with retryOf, the ID of the job copied. The original
-is left as it is. A pending, running or completed job cannot be retried (409).`,
+is left as it is; the copy runs at once, in the original's queue at its priority,
+with its timeout, and without its unique key. A scheduled, pending, running or
+completed job cannot be retried (409).`,
 		Args: cobra.ExactArgs(1),
 	}, func(ctx context.Context, c *client, args []string) error {
 		return c.do(ctx, nethttp.MethodPost, "/jobs/"+url.PathEscape(args[0])+"/retry", nil, nil)
@@ -303,15 +395,16 @@ is left as it is. A pending, running or completed job cannot be retried (409).`,
 func newListCommand(env *environment) *cobra.Command {
 	var (
 		statuses      []string
-		typ           string
+		typ, queue    string
 		limit, offset int
 	)
 	cmd := clientCommand(env, &cobra.Command{
-		Use:   "list [--status S] [--type T] [--limit N] [--offset N]",
+		Use:   "list [--status S] [--type T] [--queue Q] [--limit N] [--offset N]",
 		Short: "List jobs, oldest first",
 		Example: `  troupe list
   troupe list --status pending,running --type sleep
-  troupe list --status failed --limit 10 --offset 20`,
+  troupe list --status failed --limit 10 --offset 20
+  troupe list --status scheduled --queue reports`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
 		q := url.Values{}
@@ -321,6 +414,9 @@ func newListCommand(env *environment) *cobra.Command {
 		if typ != "" {
 			q.Set("type", typ)
 		}
+		if queue != "" {
+			q.Set("queue", queue)
+		}
 		if limit != 0 {
 			q.Set("limit", strconv.Itoa(limit))
 		}
@@ -329,9 +425,43 @@ func newListCommand(env *environment) *cobra.Command {
 		}
 		return c.do(ctx, nethttp.MethodGet, "/jobs", q, nil)
 	})
-	cmd.Flags().StringSliceVar(&statuses, "status", nil, "only jobs in these statuses: pending, running, completed, failed, canceled (repeat or comma-separate)")
+	cmd.Flags().StringSliceVar(&statuses, "status", nil, "only jobs in these statuses: scheduled, pending, running, completed, failed, canceled (repeat or comma-separate)")
 	cmd.Flags().StringVar(&typ, "type", "", "only jobs of this type")
+	cmd.Flags().StringVar(&queue, "queue", "", "only jobs of this queue")
 	cmd.Flags().IntVar(&limit, "limit", 0, "page size; 0 means the server's default (50)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "matching jobs to skip")
+	return cmd
+}
+
+func newQueuesCommand(env *environment) *cobra.Command {
+	cmd := clientCommand(env, &cobra.Command{
+		Use:   "queues",
+		Short: "List the queues, or pause or resume one",
+		Long: `List the queues with their counts of scheduled, pending and running jobs,
+whether each is paused, and its limit on the server asked (TROUPE_QUEUE_LIMITS).
+
+A paused queue keeps taking jobs but starts none, on every node sharing the
+store, until it is resumed; jobs already running finish. The pause is stored:
+it holds across restarts.`,
+		Example: `  troupe queues
+  troupe queues pause email
+  troupe queues resume email`,
+		Args: cobra.NoArgs,
+	}, func(ctx context.Context, c *client, _ []string) error {
+		return c.do(ctx, nethttp.MethodGet, "/queues", nil, nil)
+	})
+	change := func(verb, short string) *cobra.Command {
+		return clientCommand(env, &cobra.Command{
+			Use:   verb + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+		}, func(ctx context.Context, c *client, args []string) error {
+			return c.do(ctx, nethttp.MethodPost, "/queues/"+url.PathEscape(args[0])+"/"+verb, nil, nil)
+		})
+	}
+	cmd.AddCommand(
+		change("pause", "Pause a queue on every node and print it"),
+		change("resume", "Resume a paused queue and print it"),
+	)
 	return cmd
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -103,6 +105,10 @@ type Config struct {
 	// QueueSize bounds the ready queue; submissions beyond it get 503.
 	// Defaults to 100000.
 	QueueSize int `koanf:"queue_size" usage:"bound of the ready queue; submissions beyond it get 503 queue full"`
+	// QueueLimits caps, per queue, how many of its jobs run at once on this
+	// node ("email=2,reports=1", or a YAML mapping); queues without a cap
+	// share the pool. Defaults to none.
+	QueueLimits QueueLimits `koanf:"queue_limits" usage:"per queue, how many of its jobs run at once on this node, such as email=2,reports=1; queues without a cap share the pool"`
 	// MaxAttempts is the attempts of a job submitted without maxAttempts.
 	// Defaults to 3.
 	MaxAttempts int `koanf:"max_attempts" usage:"attempts of a job submitted without maxAttempts"`
@@ -114,6 +120,9 @@ type Config struct {
 	// RetryJitter randomizes each backoff (full jitter) so that jobs that
 	// failed together do not retry together. Defaults to true.
 	RetryJitter bool `koanf:"retry_jitter" usage:"randomize retry backoffs (full jitter)"`
+	// JobTimeout ends each attempt of a job whose submission and type set
+	// no timeout after this long; 0 means none. Defaults to 30m.
+	JobTimeout time.Duration `koanf:"job_timeout" usage:"timeout of each attempt of a job whose submission and type set none; 0 means none"`
 	// ShutdownTimeout is how long running jobs get to finish on SIGINT or
 	// SIGTERM before they are handed back to the queue. Defaults to 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" usage:"on SIGINT/SIGTERM, how long running jobs get to finish before they are handed back"`
@@ -135,6 +144,10 @@ type Config struct {
 	// /jobs, each job of POST /jobs/batch (whose body may be larger), and
 	// the runtime's Submit. Larger ones get 413. Defaults to 1 MiB.
 	MaxPayloadBytes int64 `koanf:"max_payload_bytes" usage:"largest job payload in bytes, in a single or a batch submission; larger ones get 413"`
+	// IdempotencyTTL is how long the answer to a submission with an
+	// Idempotency-Key is kept, so that a retry with the key gets it again.
+	// Defaults to 24h.
+	IdempotencyTTL time.Duration `koanf:"idempotency_ttl" usage:"how long the answer to a submission with an Idempotency-Key is kept for its retries"`
 	// Demo registers the sample and demo handlers (send_email,
 	// generate_report, process_file, noop, sleep, flaky, panic). Defaults
 	// to true.
@@ -158,11 +171,13 @@ func DefaultConfig() Config {
 		RetryBaseDelay:  actors.RetryBaseDelayDefault,
 		RetryMaxDelay:   actors.RetryMaxDelayDefault,
 		RetryJitter:     true,
+		JobTimeout:      actors.JobTimeoutDefault,
 		ShutdownTimeout: actors.ShutdownTimeoutDefault,
 		LogLevel:        "info",
 		LogFormat:       LogFormatJSON,
 		MaxBodyBytes:    http.MaxBodyBytesDefault,
 		MaxPayloadBytes: actors.MaxPayloadBytesDefault,
+		IdempotencyTTL:  http.IdempotencyTTLDefault,
 		Demo:            true,
 	}
 }
@@ -183,8 +198,11 @@ func (c Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c)
 	for i, f := range configFields() {
 		val := v.Field(i).Interface()
-		if d, ok := val.(time.Duration); ok {
-			val = d.String()
+		switch typed := val.(type) {
+		case time.Duration:
+			val = typed.String()
+		case QueueLimits:
+			val = typed.String()
 		}
 		if f.secret {
 			val = "(none)"
@@ -241,3 +259,32 @@ func fieldByKey(key string) (int, bool) {
 	i := slices.IndexFunc(configFields(), func(f configField) bool { return f.key == key })
 	return i, i >= 0
 }
+
+// QueueLimits caps, per queue, how many of its jobs run at once on a node.
+// As text it is "name=limit" pairs separated by commas, sorted by name.
+type QueueLimits map[string]int
+
+// String returns the limits as text: "email=2,reports=1".
+func (q QueueLimits) String() string {
+	parts := make([]string, 0, len(q))
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", name, q[name]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// queueLimitsFlag is the flag of queue_limits; the loader parses its text
+// like the environment variable's.
+type queueLimitsFlag struct{ text string }
+
+// String implements pflag.Value.
+func (f *queueLimitsFlag) String() string { return f.text }
+
+// Set implements pflag.Value.
+func (f *queueLimitsFlag) Set(v string) error {
+	f.text = v
+	return nil
+}
+
+// Type implements pflag.Value; help shows it as the value's name.
+func (f *queueLimitsFlag) Type() string { return "name=n,..." }

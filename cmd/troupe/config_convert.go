@@ -1,7 +1,9 @@
 package main
 
 import (
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
@@ -26,7 +28,18 @@ func (c Config) actorsOptions() actors.Config {
 		RescueInterval:  c.RescueInterval,
 		PollInterval:    c.PollInterval,
 		MaxPayloadBytes: c.MaxPayloadBytes,
+		JobTimeout:      jobTimeout(c.JobTimeout),
+		QueueLimits:     maps.Clone(map[string]int(c.QueueLimits)),
 	}
+}
+
+// jobTimeout maps job_timeout, where 0 means none, to the runtime's
+// setting, where 0 means the default.
+func jobTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return actors.NoTimeout
+	}
+	return d
 }
 
 // HTTPConfig returns the API's share of the configuration. Requests in
@@ -44,6 +57,7 @@ func (c Config) httpOptions() http.Config {
 		MaxBodyBytes:    c.MaxBodyBytes,
 		MaxPayloadBytes: c.MaxPayloadBytes,
 		ShutdownTimeout: min(c.ShutdownTimeout, http.ShutdownTimeoutDefault),
+		IdempotencyTTL:  c.IdempotencyTTL,
 	}
 }
 
@@ -61,6 +75,8 @@ var actorsOptionKeys = map[string]string{
 	"RescueInterval":  "rescue_interval",
 	"PollInterval":    "poll_interval",
 	"MaxPayloadBytes": "max_payload_bytes",
+	"JobTimeout":      "job_timeout",
+	"QueueLimits":     "queue_limits",
 }
 
 // httpOptionKeys names the option behind each field of http.Config, so
@@ -74,6 +90,7 @@ var httpOptionKeys = map[string]string{
 	"BatchMaxBodyBytes": "max_body_bytes",
 	"MaxPayloadBytes":   "max_payload_bytes",
 	"ShutdownTimeout":   "shutdown_timeout",
+	"IdempotencyTTL":    "idempotency_ttl",
 }
 
 // jitter maps the retry_jitter switch to the runtime's setting.

@@ -40,6 +40,8 @@ func AddServeFlags(fs *pflag.FlagSet, defaults Config) {
 			fs.Duration(name, def, usage)
 		case []string:
 			fs.Var(&commaList{values: def}, name, usage)
+		case QueueLimits:
+			fs.Var(&queueLimitsFlag{text: def.String()}, name, usage)
 		default:
 			panic(fmt.Sprintf("config: option %s has unsupported type %T", f.key, def))
 		}
@@ -105,6 +107,10 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
 		}
 		for _, key := range fileK.Keys() {
+			// A mapping's entries are keys of their own: queue_limits.email.
+			if parent, _, ok := strings.Cut(key, "."); ok && parent == "queue_limits" {
+				continue
+			}
 			if _, ok := fieldByKey(key); !ok {
 				return Config{}, fmt.Errorf("config file %s: unknown key %q (the keys are the options' names in snake_case, such as http_addr; see troupe serve --help)", path, key)
 			}
@@ -202,6 +208,8 @@ func convert(raw any, typ reflect.Type) (reflect.Value, error) {
 		out, err = toDuration(raw)
 	case []string:
 		out, err = toStrings(raw)
+	case QueueLimits:
+		out, err = toQueueLimits(raw)
 	default:
 		err = fmt.Errorf("unsupported option type %s", typ)
 	}
@@ -301,6 +309,56 @@ func toStrings(raw any) ([]string, error) {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
 		}
+	}
+	return out, nil
+}
+
+// queueLimitsHint says how queue limits are written.
+const queueLimitsHint = "want name=limit pairs separated by commas, such as email=2,reports=1"
+
+// toQueueLimits reads queue limits from text ("email=2,reports=1") or from
+// a YAML mapping. The names and limits are checked by the runtime.
+func toQueueLimits(raw any) (QueueLimits, error) {
+	out := QueueLimits{}
+	add := func(name string, limit any) error {
+		name = strings.TrimSpace(name)
+		if _, dup := out[name]; dup {
+			return fmt.Errorf("queue %q appears twice", name)
+		}
+		n, err := toInt(limit)
+		if err != nil || n < math.MinInt32 || n > math.MaxInt32 {
+			return fmt.Errorf("the limit of queue %q is not a whole number; %s", name, queueLimitsHint)
+		}
+		out[name] = int(n)
+		return nil
+	}
+	switch v := raw.(type) {
+	case QueueLimits:
+		return v, nil
+	case string:
+		for item := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			name, limit, ok := strings.Cut(item, "=")
+			if !ok {
+				return nil, fmt.Errorf("%q has no =; %s", strings.TrimSpace(item), queueLimitsHint)
+			}
+			if err := add(name, limit); err != nil {
+				return nil, err
+			}
+		}
+	case map[string]any:
+		for name, limit := range v {
+			if err := add(name, limit); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%s, or a mapping of names to limits; got %T", queueLimitsHint, raw)
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }

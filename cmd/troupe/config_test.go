@@ -66,6 +66,9 @@ func TestConfigDefaults(t *testing.T) {
 		require.Equal(t, int64(1<<20), cfg.MaxBodyBytes)
 		require.Equal(t, int64(1<<20), cfg.MaxPayloadBytes)
 		require.True(t, cfg.Demo)
+		require.Empty(t, cfg.QueueLimits)
+		require.Equal(t, 30*time.Minute, cfg.JobTimeout)
+		require.Equal(t, 24*time.Hour, cfg.IdempotencyTTL)
 		require.NoError(t, cfg.Validate())
 	})
 
@@ -97,7 +100,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 26)
+	require.Len(t, fields, 29)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
@@ -126,10 +129,12 @@ func TestConfigSources(t *testing.T) {
 		MinFreeBytes:     64 << 20,
 		Workers:          7,
 		QueueSize:        42,
+		QueueLimits:      QueueLimits{"email": 2, "reports": 1},
 		MaxAttempts:      9,
 		RetryBaseDelay:   250 * time.Millisecond,
 		RetryMaxDelay:    time.Minute,
 		RetryJitter:      false,
+		JobTimeout:       5 * time.Minute,
 		ShutdownTimeout:  90 * time.Second,
 		LogLevel:         "debug",
 		LogFormat:        "text",
@@ -137,6 +142,7 @@ func TestConfigSources(t *testing.T) {
 		Insecure:         true,
 		MaxBodyBytes:     2048,
 		MaxPayloadBytes:  512,
+		IdempotencyTTL:   time.Hour,
 		Demo:             false,
 	}
 
@@ -157,10 +163,14 @@ sync_writes: true
 min_free_bytes: 67108864
 workers: 7
 queue_size: 42
+queue_limits:
+  email: 2
+  reports: 1
 max_attempts: 9
 retry_base_delay: 250ms
 retry_max_delay: 1m
 retry_jitter: false
+job_timeout: 5m
 shutdown_timeout: 90s
 log_level: debug
 log_format: text
@@ -168,11 +178,21 @@ api_tokens: [alpha, beta]
 insecure: true
 max_body_bytes: 2048
 max_payload_bytes: 512
+idempotency_ttl: 1h
 demo: false
 `)
 		cfg, err := loadConfig(t, []string{"--config", path})
 		require.NoError(t, err)
 		require.Equal(t, want, cfg)
+	})
+
+	t.Run("queue limits as one string in the file", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "queue_limits: email=2,reports=1\n")
+		cfg, err := loadConfig(t, []string{"--config", path})
+		require.NoError(t, err)
+		require.Equal(t, QueueLimits{"email": 2, "reports": 1}, cfg.QueueLimits)
+		require.Equal(t, "email=2,reports=1", cfg.QueueLimits.String())
 	})
 
 	t.Run("file named by TROUPE_CONFIG, tokens as one string", func(t *testing.T) {
@@ -201,10 +221,12 @@ demo: false
 			"TROUPE_MIN_FREE_BYTES=67108864",
 			"TROUPE_WORKERS=7",
 			"TROUPE_QUEUE_SIZE=42",
+			"TROUPE_QUEUE_LIMITS=email=2, reports=1,",
 			"TROUPE_MAX_ATTEMPTS=9",
 			"TROUPE_RETRY_BASE_DELAY=250ms",
 			"TROUPE_RETRY_MAX_DELAY=1m",
 			"TROUPE_RETRY_JITTER=false",
+			"TROUPE_JOB_TIMEOUT=5m",
 			"TROUPE_SHUTDOWN_TIMEOUT=90s",
 			"TROUPE_LOG_LEVEL=debug",
 			"TROUPE_LOG_FORMAT=text",
@@ -212,6 +234,7 @@ demo: false
 			"TROUPE_INSECURE=true",
 			"TROUPE_MAX_BODY_BYTES=2048",
 			"TROUPE_MAX_PAYLOAD_BYTES=512",
+			"TROUPE_IDEMPOTENCY_TTL=1h",
 			"TROUPE_DEMO=false",
 		)
 		require.NoError(t, err)
@@ -235,10 +258,12 @@ demo: false
 			"--min-free-bytes", "67108864",
 			"--workers", "7",
 			"--queue-size", "42",
+			"--queue-limits", "email=2,reports=1",
 			"--max-attempts", "9",
 			"--retry-base-delay", "250ms",
 			"--retry-max-delay", "1m",
 			"--retry-jitter=false",
+			"--job-timeout", "5m",
 			"--shutdown-timeout", "90s",
 			"--log-level", "debug",
 			"--log-format", "text",
@@ -246,6 +271,7 @@ demo: false
 			"--insecure",
 			"--max-body-bytes", "2048",
 			"--max-payload-bytes", "512",
+			"--idempotency-ttl", "1h",
 			"--demo=false",
 		})
 		require.NoError(t, err)
@@ -329,6 +355,15 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{name: "address without a port", env: []string{"TROUPE_HTTP_ADDR=localhost"}, wantErr: `invalid TROUPE_HTTP_ADDR "localhost": want host:port`},
 		{name: "address with a bad port", env: []string{"TROUPE_HTTP_ADDR=127.0.0.1:http"}, wantErr: `invalid TROUPE_HTTP_ADDR "127.0.0.1:http": port "http" is not a number`},
 		{name: "open API on the network", env: []string{"TROUPE_HTTP_ADDR=0.0.0.0:8080"}, wantErr: "TROUPE_API_TOKENS"},
+		{name: "queue limits without =", env: []string{"TROUPE_QUEUE_LIMITS=email:2"}, wantErr: `invalid TROUPE_QUEUE_LIMITS "email:2": "email:2" has no =; want name=limit pairs separated by commas, such as email=2,reports=1`},
+		{name: "queue limit not a number", args: []string{"--queue-limits", "email=two"}, wantErr: `invalid --queue-limits "email=two": the limit of queue "email" is not a whole number`},
+		{name: "queue limit zero", env: []string{"TROUPE_QUEUE_LIMITS=email=0"}, wantErr: `invalid TROUPE_QUEUE_LIMITS "email=0": must be at least 1`},
+		{name: "queue limit bad name", env: []string{"TROUPE_QUEUE_LIMITS=E-mail=1"}, wantErr: `invalid TROUPE_QUEUE_LIMITS "E-mail": names no valid queue`},
+		{name: "queue limits twice", env: []string{"TROUPE_QUEUE_LIMITS=a=1,a=2"}, wantErr: `queue "a" appears twice`},
+		{name: "queue limit in the file", file: "queue_limits:\n  email: many\n", wantErr: `invalid queue_limits (in `},
+		{name: "job timeout negative", env: []string{"TROUPE_JOB_TIMEOUT=-1s"}, wantErr: `invalid TROUPE_JOB_TIMEOUT -1s: must be 0 (none) or more`},
+		{name: "job timeout without a unit", env: []string{"TROUPE_JOB_TIMEOUT=30"}, wantErr: `invalid TROUPE_JOB_TIMEOUT "30": want a duration with a unit`},
+		{name: "idempotency TTL too short", env: []string{"TROUPE_IDEMPOTENCY_TTL=1s"}, wantErr: `invalid TROUPE_IDEMPOTENCY_TTL 1s: must be at least 1m`},
 		{name: "unknown key in the file", file: "workers: 2\nworkerz: 3\n", wantErr: `unknown key "workerz"`},
 		{name: "nested key in the file", file: "http:\n  addr: 127.0.0.1:1\n", wantErr: `unknown key "http.addr"`},
 		{name: "malformed file", file: "workers: [\n", wantErr: "config file "},
@@ -382,8 +417,14 @@ func TestConfigMapping(t *testing.T) {
 	cfg.ShutdownTimeout = 3 * time.Second
 	cfg.HTTPAddr, cfg.APITokens, cfg.Insecure, cfg.MaxBodyBytes = "0.0.0.0:1", []string{"t"}, true, 99
 	cfg.MaxPayloadBytes = 77
+	cfg.QueueLimits, cfg.JobTimeout, cfg.IdempotencyTTL = QueueLimits{"email": 2}, time.Minute, 2*time.Hour
 
 	a := cfg.ActorsConfig()
+	require.Equal(t, map[string]int{"email": 2}, a.QueueLimits)
+	require.Equal(t, time.Minute, a.JobTimeout)
+	cfg.JobTimeout = 0
+	require.Equal(t, actors.NoTimeout, cfg.ActorsConfig().JobTimeout, "0 means none, not the runtime's default")
+	require.Equal(t, actors.JobTimeoutDefault, DefaultConfig().ActorsConfig().JobTimeout)
 	require.Equal(t, 5, a.Workers)
 	require.Equal(t, 50, a.QueueSize)
 	require.Equal(t, 7, a.MaxAttempts)
@@ -401,6 +442,7 @@ func TestConfigMapping(t *testing.T) {
 	require.True(t, h.Insecure)
 	require.Equal(t, int64(99), h.MaxBodyBytes)
 	require.Equal(t, int64(77), h.MaxPayloadBytes)
+	require.Equal(t, 2*time.Hour, h.IdempotencyTTL)
 	require.Equal(t, 3*time.Second, h.ShutdownTimeout, "the API gets the shutdown timeout when it is short")
 	require.Equal(t, http.ShutdownTimeoutDefault, DefaultConfig().HTTPConfig().ShutdownTimeout, "and its own default when it is long")
 

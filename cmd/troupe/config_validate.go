@@ -38,6 +38,9 @@ func (c Config) validate(name func(key string) string) error {
 	if c.DatabaseMaxConns < 0 || c.DatabaseMaxConns > math.MaxInt32 {
 		bad("database_max_conns", c.DatabaseMaxConns, "must be from 0 to %d", math.MaxInt32)
 	}
+	if c.JobTimeout < 0 {
+		bad("job_timeout", c.JobTimeout, "must be 0 (none) or more")
+	}
 	if !slices.Contains(LogLevels(), c.LogLevel) {
 		bad("log_level", c.LogLevel, "must be one of %s", strings.Join(LogLevels(), ", "))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -192,6 +193,12 @@ func TestReadmeMetricsExist(t *testing.T) {
 	waitEvent(t, events, sleeper.ID, domain.StatusRunning)
 	api.mustCall(nethttp.MethodDelete, "/jobs/"+sleeper.ID, "", nethttp.StatusOK)
 	waitEvent(t, events, sleeper.ID, domain.StatusCanceled)
+	// A timeout, and a paused queue, so that the queue series exist.
+	var timedOut jobJSON
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodPost, "/jobs",
+		`{"type":"sleep","payload":{"ms":600000},"maxAttempts":1,"timeout":"50ms"}`, nethttp.StatusCreated), &timedOut))
+	waitEvent(t, events, timedOut.ID, domain.StatusFailed)
+	api.mustCall(nethttp.MethodPost, "/queues/readme/pause", "", nethttp.StatusOK)
 
 	families := scrapeFamilies(t, "http://"+m.Addr()+"/metrics")
 	tables := pgTables(t)

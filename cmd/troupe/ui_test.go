@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -335,6 +337,105 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.do(chromedp.Navigate(base + "/ui/jobs/" + sleeper.ID))
 	b.waitVisible(`#job-status[data-status="canceled"]`)
 	b.requireNoOverflow("a job's page at 420 px")
+}
+
+// TestDashboardQueuesAndScheduling checks what the dashboard shows of
+// queues and scheduling: the queues panel with its counts, pausing and
+// resuming a queue with a click, a scheduled job in the table with its
+// time, its queue and priority, and the queue filter.
+func TestDashboardQueuesAndScheduling(t *testing.T) {
+	t.Parallel()
+	base, api := startDashboardServer(t)
+	var later struct {
+		ID    string `json:"id"`
+		RunAt string `json:"runAt"`
+	}
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodPost, "/jobs",
+		`{"type":"noop","delay":"1h","queue":"reports","priority":2}`, nethttp.StatusCreated), &later))
+	other := api.submit("noop", `{}`, 0)
+	api.waitStatus(other.ID, "completed")
+	b := newBrowser(t, 1280, 900)
+
+	b.do(chromedp.Navigate(base + "/"))
+	b.waitVisible(`#connection[data-state="live"]`)
+
+	// The queues panel lists the queue with its scheduled job.
+	reports := `#queues-body tr[data-queue="reports"]`
+	b.waitVisible(reports)
+	b.poll("the scheduled count of reports", `document.querySelector('#queues-body tr[data-queue="reports"] [data-count="scheduled"]').textContent === '1'`)
+	require.Equal(t, "false", eval[string](b, `document.querySelector('#queues-body tr[data-queue="reports"]').dataset.paused`))
+	require.Equal(t, "0", b.text("#stuck-value"))
+	b.poll("the scheduled card", `document.querySelector('[data-count="scheduled"]').textContent === '1'`)
+
+	// The scheduled job is listed with its time, queue and priority.
+	b.waitVisible(row(later.ID, "scheduled"))
+	require.Equal(t, later.RunAt, eval[string](b, `document.querySelector('`+row(later.ID, "scheduled")+` .col-runat time').getAttribute('datetime')`))
+	require.NotEmpty(t, b.text(row(later.ID, "scheduled")+" .col-runat time"))
+	require.Contains(t, b.text(row(later.ID, "scheduled")+" .col-runat"), "in 59 min")
+	require.Equal(t, "reports", b.text(row(later.ID, "scheduled")+" .col-queue"))
+	require.Equal(t, "2", b.text(row(later.ID, "scheduled")+" .col-priority"))
+
+	// Pause the queue from the dashboard: the server says it is paused,
+	// and the button resumes it.
+	b.do(chromedp.Click(chromedp.CSS(reports + ` button[data-action="pause-queue"]`)))
+	b.waitVisible(reports + `[data-paused="true"] button[data-action="resume-queue"]`)
+	var queues struct {
+		Queues []struct {
+			Name   string `json:"name"`
+			Paused bool   `json:"paused"`
+		} `json:"queues"`
+	}
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/queues", "", nethttp.StatusOK), &queues))
+	require.Contains(t, queues.Queues, struct {
+		Name   string `json:"name"`
+		Paused bool   `json:"paused"`
+	}{"reports", true})
+	b.do(chromedp.Click(chromedp.CSS(reports + ` button[data-action="resume-queue"]`)))
+	b.waitVisible(reports + `[data-paused="false"] button[data-action="pause-queue"]`)
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/queues", "", nethttp.StatusOK), &queues))
+	for _, q := range queues.Queues {
+		require.False(t, q.Paused, q.Name)
+	}
+
+	// The queue filter lists only that queue's jobs, and the URL says so.
+	b.choose("#filter-queue", "reports")
+	b.poll("only the reports queue", `[...document.querySelectorAll('#jobs-body tr')].length === 1 && document.querySelector('#jobs-body tr').dataset.jobId === '`+later.ID+`'`)
+	require.Equal(t, "?queue=reports", eval[string](b, `location.search`))
+
+	// The form submits a job for later, in a queue, at a priority; a queue
+	// name that cannot be is caught in the page.
+	b.poll("the job types in the form", `document.querySelector('#submit-type option[value="noop"]') !== null`)
+	b.choose("#submit-type", "noop")
+	b.fill("#submit-queue", "Forms")
+	b.do(chromedp.Click(chromedp.CSS("#submit-button")))
+	b.waitVisible("#submit-queue-error")
+	require.Contains(t, b.text("#submit-queue-error"), "lower-case")
+	b.fill("#submit-queue", "forms")
+	b.choose("#submit-priority", "1")
+	b.fill("#submit-delay", "2h")
+	b.do(chromedp.Click(chromedp.CSS("#submit-button")))
+	b.waitVisible(`#submit-result a[data-job-id]`)
+	formID := eval[string](b, `document.querySelector('#submit-result a').dataset.jobId`)
+	formJob, err := api.get(formID)
+	require.NoError(t, err)
+	require.Equal(t, "scheduled", formJob.Status)
+	var formFields struct {
+		Queue    string `json:"queue"`
+		Priority int    `json:"priority"`
+	}
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/jobs/"+formID, "", nethttp.StatusOK), &formFields))
+	require.Equal(t, "forms", formFields.Queue)
+	require.Equal(t, 1, formFields.Priority)
+	b.waitVisible(`#queues-body tr[data-queue="forms"]`)
+
+	// The job's page says when it runs, in which queue, at which priority.
+	b.do(chromedp.Click(chromedp.CSS(row(later.ID, "") + " a.job-link")))
+	b.waitVisible(`#job-status[data-status="scheduled"]`)
+	fields := b.text("#job-fields")
+	for _, want := range []string{"Runs at", "Queue", "reports", "Priority", "2 (1 runs first, 9 last)", "Timeout", "30m0s per attempt"} {
+		require.Contains(t, fields, want)
+	}
+	require.False(t, eval[bool](b, `document.querySelector('#job-cancel').hidden`), "a scheduled job can be canceled")
 }
 
 // TestDashboardAsksForAToken checks the dashboard of a server with API

@@ -360,3 +360,38 @@ func containsRun(lines, want []string) bool {
 	}
 	return false
 }
+
+// TestGuideSubmitParams runs the guide's submission with every field that
+// says when, where and how a job runs, and its duplicate.
+func TestGuideSubmitParams(t *testing.T) {
+	t.Parallel()
+	b := setup(t, newFakeGateway())
+	sys, ctx, payload := b.sys, context.Background(), []byte(validPayload)
+	submit := func() (*domain.Job, bool, error) {
+		job, err := sys.Submit(ctx, actors.SubmitParams{
+			Type:      guide.TypeChargeCard,
+			Payload:   payload,
+			Delay:     time.Hour,       // or RunAt: a time; the job is scheduled until then
+			Queue:     "payments",      // default "default"; TROUPE_QUEUE_LIMITS caps a queue per node
+			Priority:  1,               // 1 runs first, 9 last; default 5
+			UniqueKey: "charge:A-1001", // no second unfinished job with this key
+			Timeout:   30 * time.Second,
+		})
+		if errors.Is(err, actors.ErrDuplicate) {
+			return job, true, nil // nothing was stored: job is the one that holds the key
+		}
+		return job, false, err
+	}
+
+	first, duplicate, err := submit()
+	require.NoError(t, err)
+	require.False(t, duplicate)
+	require.Equal(t, domain.StatusScheduled, first.Status)
+	require.Equal(t, "payments", first.Queue)
+	require.Equal(t, 1, first.Priority)
+	require.Equal(t, 30*time.Second, first.Timeout)
+	again, duplicate, err := submit()
+	require.NoError(t, err)
+	require.True(t, duplicate)
+	require.Equal(t, first.ID, again.ID)
+}

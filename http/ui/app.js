@@ -7,7 +7,10 @@
   const TOKEN_KEY = 'troupe.token';
   const RELATIONS_KEY = 'troupe.relations';
   const PAGE_SIZE = 20;
-  const STATUSES = ['pending', 'running', 'completed', 'failed', 'canceled'];
+  const STATUSES = ['scheduled', 'pending', 'running', 'completed', 'failed', 'canceled'];
+  // UNFINISHED are the statuses a job can be canceled in.
+  const UNFINISHED = new Set(['scheduled', 'pending', 'running']);
+  const QUEUE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
   const TERMINAL = new Set(['completed', 'failed', 'canceled']);
   // The chart spans the time since the page opened, in steps of 30 s, up
   // to 5 minutes.
@@ -19,6 +22,9 @@
     type: { input: 'submit-type', error: 'submit-type-error', label: 'Type' },
     payload: { input: 'submit-payload', error: 'submit-payload-error', label: 'Payload' },
     maxAttempts: { input: 'submit-max', error: 'submit-max-error', label: 'Max attempts' },
+    queue: { input: 'submit-queue', error: 'submit-queue-error', label: 'Queue' },
+    priority: { input: 'submit-priority', error: 'submit-priority-error', label: 'Priority' },
+    delay: { input: 'submit-delay', error: 'submit-delay-error', label: 'Run in' },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -109,6 +115,38 @@
 
   function badge(status) {
     return el('span', { class: 'badge', 'data-status': status }, status);
+  }
+
+  // parseDuration reads a Go duration as the API writes it ("1h2m3.5s",
+  // "250ms") and returns milliseconds, or NaN.
+  function parseDuration(text) {
+    const units = { h: 3600e3, m: 60e3, s: 1e3, ms: 1, us: 1e-3, 'µs': 1e-3, ns: 1e-6 };
+    const re = /(\d+(?:\.\d*)?)(h|ms|m|s|us|µs|ns)/g;
+    let total = 0;
+    let matched = '';
+    for (const m of String(text).matchAll(re)) {
+      total += parseFloat(m[1]) * units[m[2]];
+      matched += m[0];
+    }
+    return matched && matched === String(text) ? total : NaN;
+  }
+
+  // isStuck reports whether a running job's attempt has run past its
+  // timeout: its handler ignores its context and keeps its worker.
+  function isStuck(job, now = Date.now()) {
+    if (job.status !== 'running' || !job.timeout || !job.startedAt) return false;
+    const limit = parseDuration(job.timeout);
+    return Number.isFinite(limit) && now - Date.parse(job.startedAt) > limit;
+  }
+
+  // runAtNode shows when a job runs: for a scheduled job the time it waits
+  // for, with how long that is from now; for others when it fell due.
+  function runAtNode(job) {
+    if (!job.runAt) return '';
+    const time = el('time', { datetime: job.runAt, title: job.runAt }, formatTime(job.runAt));
+    if (job.status !== 'scheduled') return time;
+    const wait = Date.parse(job.runAt) - Date.now();
+    return el('span', { class: 'run-at scheduled' }, time, wait > 0 ? el('span', { class: 'muted' }, ` in ${formatDuration(wait)}`) : null);
   }
 
   // ---- the API token -------------------------------------------------------------
@@ -344,6 +382,11 @@
     bar.setAttribute('aria-valuenow', String(busy));
     bar.setAttribute('aria-valuetext', `${busy} of ${size} workers busy`);
     $('queue-value').textContent = numberFormat.format(stats.queueDepth);
+    const stuck = stats.stuck || 0;
+    $('stuck-value').textContent = numberFormat.format(stuck);
+    $('stuck-gauge').dataset.stuck = String(stuck);
+    renderQueues(stats.queues || []);
+    markStuckRows();
 
     const c = stats.counts;
     const sample = { t: Date.parse(stats.sampledAt), finished: c.completed + c.failed + c.canceled, failed: c.failed };
@@ -436,24 +479,27 @@
 
   // ---- the jobs table ------------------------------------------------------------------------
 
-  const list = { status: '', type: '', order: 'desc', page: 0, total: null, seq: 0, refreshTimer: 0 };
+  const list = { status: '', type: '', queue: '', order: 'desc', page: 0, total: null, seq: 0, refreshTimer: 0 };
   const cancels = new Set(); // jobs whose cancel is on its way
 
   function readListState() {
     const q = new URLSearchParams(location.search);
     list.status = STATUSES.includes(q.get('status')) ? q.get('status') : '';
     list.type = q.get('type') || '';
+    list.queue = QUEUE_NAME.test(q.get('queue') || '') ? q.get('queue') : '';
     list.order = q.get('order') === 'asc' ? 'asc' : 'desc';
     list.page = Math.max(0, (parseInt(q.get('page'), 10) || 1) - 1);
     $('filter-status').value = list.status;
     $('filter-order').value = list.order;
     setTypeFilter(list.type);
+    setQueueFilter(list.queue);
   }
 
   function writeListState() {
     const q = new URLSearchParams();
     if (list.status) q.set('status', list.status);
     if (list.type) q.set('type', list.type);
+    if (list.queue) q.set('queue', list.queue);
     if (list.order !== 'desc') q.set('order', list.order);
     if (list.page) q.set('page', String(list.page + 1));
     const query = q.toString();
@@ -466,10 +512,24 @@
     select.value = type;
   }
 
+  // setQueueFilter shows the queues in the filter, keeping the one chosen
+  // (it may hold no jobs now). The options change only when the names do,
+  // so that a live update does not close the list under the pointer.
+  function setQueueFilter(chosen, names) {
+    const select = $('filter-queue');
+    const have = [...select.options].slice(1).map((o) => o.value);
+    const want = [...new Set([...(names || have), ...(chosen ? [chosen] : [])])].sort();
+    if (want.join('\n') !== have.join('\n')) {
+      select.replaceChildren(el('option', { value: '' }, 'Any queue'), ...want.map((q) => el('option', { value: q }, q)));
+    }
+    select.value = chosen;
+  }
+
   function listQuery(limit, offset) {
     const q = new URLSearchParams();
     if (list.status) q.append('status', list.status);
     if (list.type) q.set('type', list.type);
+    if (list.queue) q.set('queue', list.queue);
     q.set('limit', String(limit));
     q.set('offset', String(offset));
     return '/jobs?' + q.toString();
@@ -565,17 +625,35 @@
 
   function fillRow(row, job) {
     // The same version of the job: the row shows it already.
-    if (row.dataset.jobId === job.id && row.dataset.updatedAt === job.updatedAt && row.dataset.status === job.status) return row;
+    const stuck = isStuck(job);
+    if (row.dataset.jobId === job.id && row.dataset.updatedAt === job.updatedAt && row.dataset.status === job.status &&
+      row.hasAttribute('data-stuck') === stuck) return row;
     row.dataset.jobId = job.id;
     row.dataset.status = job.status;
     row.dataset.updatedAt = job.updatedAt;
+    row.toggleAttribute('data-stuck', stuck);
+    // Kept for markStuckRows, which marks a running row once its timeout passes.
+    if (job.status === 'running' && job.timeout && job.startedAt) {
+      row.dataset.startedAt = job.startedAt;
+      row.dataset.timeout = job.timeout;
+    } else {
+      delete row.dataset.startedAt;
+      delete row.dataset.timeout;
+    }
+    const status = el('td', { class: 'status-cell' }, badge(job.status));
+    if (stuck) {
+      status.append(' ', el('span', { class: 'stuck-mark', title: `Running past its timeout of ${job.timeout}: its handler ignores its context` }, 'stuck'));
+    }
     const link = el('a', { class: 'job-link', href: jobPath(job.id), 'data-link': true, title: job.id, 'aria-label': `Job ${job.id}` }, shortId(job.id));
     const created = el('time', { datetime: job.createdAt, title: job.createdAt }, formatTime(job.createdAt));
     row.replaceChildren(
       // In a narrow window the type goes under the ID, in place of its column.
       el('td', null, link, el('span', { class: 'row-type', 'aria-hidden': 'true' }, job.type)),
       el('td', { class: 'type-name col-type' }, job.type),
-      el('td', { class: 'status-cell' }, badge(job.status)),
+      el('td', { class: 'queue-name col-queue' }, job.queue || ''),
+      el('td', { class: 'num col-priority' }, job.priority ? String(job.priority) : ''),
+      status,
+      el('td', { class: 'col-runat' }, runAtNode(job)),
       el('td', { class: 'num col-attempts' }, `${job.attempts} / ${job.maxAttempts}`),
       el('td', { class: 'muted col-created' }, created),
       el('td', { class: 'col-actions' }, actionButton(job, true)),
@@ -585,7 +663,7 @@
 
   function actionButton(job, small) {
     const size = small ? ' small' : '';
-    if (job.status === 'pending' || job.status === 'running') {
+    if (UNFINISHED.has(job.status)) {
       const busy = cancels.has(job.id);
       return el('button', {
         type: 'button', class: 'button danger' + size, 'data-action': 'cancel', 'data-job-id': job.id,
@@ -621,6 +699,7 @@
     $('filters').addEventListener('change', () => {
       list.status = $('filter-status').value;
       list.type = $('filter-type').value;
+      list.queue = $('filter-queue').value;
       list.order = $('filter-order').value;
       list.page = 0;
       list.total = null;
@@ -689,6 +768,88 @@
     }
   }
 
+  // ---- queues ----------------------------------------------------------------------------------
+
+  const queues = new Map(); // the latest state of each queue, by name
+
+  function queueRow(name) {
+    return $('queues-body').querySelector(`tr[data-queue="${CSS.escape(name)}"]`);
+  }
+
+  // renderQueues shows the queues of a stats sample, keeping rows in place
+  // so that a click on a row's button is not lost to a live update.
+  function renderQueues(items) {
+    const body = $('queues-body');
+    const names = new Set(items.map((q) => q.name));
+    for (const row of [...body.children]) {
+      if (!names.has(row.dataset.queue)) row.remove();
+    }
+    queues.clear();
+    items.forEach((q, i) => {
+      queues.set(q.name, q);
+      const row = queueRow(q.name) || el('tr');
+      fillQueueRow(row, q);
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    $('queues-empty').hidden = items.length > 0;
+    setQueueFilter(list.queue, items.map((q) => q.name));
+  }
+
+  function fillQueueRow(row, q) {
+    const key = [q.paused, q.scheduled, q.pending, q.running, q.limit].join(' ');
+    // A row whose pause or resume is on its way is left as it is until the
+    // answer comes; the same state is drawn already.
+    if (row.dataset.queue === q.name && (row.dataset.key === key || row.querySelector('button[disabled]'))) return;
+    row.dataset.queue = q.name;
+    row.dataset.key = key;
+    row.dataset.paused = String(q.paused);
+    const action = q.paused ? 'resume-queue' : 'pause-queue';
+    const verb = q.paused ? 'Resume' : 'Pause';
+    const focused = row.contains(document.activeElement);
+    row.replaceChildren(
+      el('th', { scope: 'row', class: 'queue-name' }, q.name),
+      el('td', null, el('span', { class: 'badge', 'data-queue-state': q.paused ? 'paused' : 'active' }, q.paused ? 'paused' : 'active')),
+      el('td', { class: 'num', 'data-count': 'scheduled' }, numberFormat.format(q.scheduled)),
+      el('td', { class: 'num', 'data-count': 'pending' }, numberFormat.format(q.pending)),
+      el('td', { class: 'num', 'data-count': 'running' }, numberFormat.format(q.running)),
+      el('td', { class: 'num col-limit' }, q.limit ? numberFormat.format(q.limit) : '–'),
+      el('td', { class: 'col-actions' }, el('button', {
+        type: 'button', class: 'button small' + (q.paused ? ' primary' : ''), 'data-action': action, 'data-queue': q.name,
+        'aria-label': `${verb} queue ${q.name}`,
+      }, verb)),
+    );
+    if (focused) {
+      const button = row.querySelector('button');
+      if (button) button.focus({ preventScroll: true });
+    }
+  }
+
+  async function pauseQueue(name, pause, button) {
+    button.disabled = true;
+    button.textContent = pause ? 'Pausing…' : 'Resuming…';
+    try {
+      const q = await api(`/queues/${encodeURIComponent(name)}/${pause ? 'pause' : 'resume'}`, { method: 'POST' });
+      button.disabled = false;
+      queues.set(q.name, q);
+      renderQueues([...queues.values()]);
+      announce(`Queue ${q.name} is ${q.paused ? 'paused: its jobs start on no node until it is resumed' : 'running again'}.`);
+    } catch (err) {
+      button.disabled = false;
+      button.textContent = pause ? 'Pause' : 'Resume';
+      showActionError(`The queue could not be ${pause ? 'paused' : 'resumed'}: ${err.message}`);
+    }
+  }
+
+  // markStuckRows marks the running rows whose timeout has passed since
+  // they were drawn; a stuck job sends no event to redraw it.
+  function markStuckRows() {
+    const now = Date.now();
+    for (const row of $('jobs-body').querySelectorAll('tr[data-status="running"][data-timeout]')) {
+      const stuck = isStuck({ status: 'running', timeout: row.dataset.timeout, startedAt: row.dataset.startedAt }, now);
+      if (stuck && !row.hasAttribute('data-stuck')) scheduleListRefresh();
+    }
+  }
+
   function showActionError(text) {
     if (view.name === 'job') {
       const result = $('job-result');
@@ -706,6 +867,8 @@
       const id = button.dataset.jobId;
       if (button.dataset.action === 'cancel') cancelJob(id, button);
       if (button.dataset.action === 'rerun') rerunJob(id, button);
+      if (button.dataset.action === 'pause-queue') pauseQueue(button.dataset.queue, true, button);
+      if (button.dataset.action === 'resume-queue') pauseQueue(button.dataset.queue, false, button);
     });
   }
 
@@ -779,6 +942,17 @@
       fieldError('maxAttempts', 'Max attempts must be a whole number.');
       valid = false;
     }
+    const queue = $('submit-queue').value.trim();
+    const priority = $('submit-priority').value;
+    const delay = $('submit-delay').value.trim();
+    if (queue && !QUEUE_NAME.test(queue)) {
+      fieldError('queue', 'Queue must be lower-case letters, digits, - and _, starting with a letter or digit.');
+      valid = false;
+    }
+    if (delay && !Number.isFinite(parseDuration(delay))) {
+      fieldError('delay', 'Run in must be a duration such as 90s, 5m or 1h30m.');
+      valid = false;
+    }
     if (!valid) {
       focusFirstInvalid();
       return;
@@ -788,6 +962,9 @@
     let body = '{"type":' + JSON.stringify(type);
     if (payload) body += ',"payload":' + payload;
     if (maxAttempts) body += ',"maxAttempts":' + Number(maxAttempts);
+    if (queue) body += ',"queue":' + JSON.stringify(queue);
+    if (priority) body += ',"priority":' + Number(priority);
+    if (delay) body += ',"delay":' + JSON.stringify(delay);
     body += '}';
 
     const button = $('submit-button');
@@ -832,7 +1009,7 @@
     document.title = `${job.type} ${shortId(job.id)} · Troupe`;
 
     const cancel = $('job-cancel');
-    cancel.hidden = !(job.status === 'pending' || job.status === 'running');
+    cancel.hidden = !UNFINISHED.has(job.status);
     cancel.dataset.action = 'cancel';
     cancel.dataset.jobId = job.id;
     cancel.disabled = cancels.has(job.id);
@@ -856,12 +1033,18 @@
     relation.replaceChildren(...parts);
     relation.hidden = parts.length === 0;
 
+    const stuck = isStuck(job);
     const rows = [
-      ['Status', statusLabel(job.status)],
+      ['Status', statusLabel(job.status) + (stuck ? ` — stuck: running past its timeout of ${job.timeout}, ignoring it` : '')],
+      ['Queue', job.queue],
+      ['Priority', job.priority ? `${job.priority} (1 runs first, 9 last)` : ''],
       ['Attempts', `${job.attempts} of ${job.maxAttempts}`],
+      ['Timeout', job.timeout ? `${job.timeout} per attempt` : 'none'],
+      ['Unique key', job.uniqueKey],
+      ['Unique for', job.uniqueFor],
       ['Created', job.createdAt],
       ['Updated', job.updatedAt],
-      ['Run at', job.runAt],
+      [job.status === 'scheduled' ? 'Runs at' : 'Run at', job.runAt],
       ['Started', job.startedAt],
       ['Finished', job.finishedAt],
     ];

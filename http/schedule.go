@@ -1,0 +1,102 @@
+package http
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
+)
+
+// queueNameRule is the message of a queue name that breaks the rule.
+const queueNameRule = "must match ^[a-z0-9][a-z0-9_-]{0,63}$"
+
+// durationExample is the end of the message of an unparsable duration.
+const durationExample = `must be a Go duration such as "90s" or "1h30m"`
+
+// checkSchedule parses the fields that say when, where and how a job runs
+// (runAt, delay, priority, queue, uniqueKey, uniqueFor, timeout), keeps
+// their values for params, and returns the errors of those that break
+// their rules, in the order of the fields.
+func (r *SubmitRequest) checkSchedule() []FieldError {
+	var fields []FieldError
+	bad := func(field, msg string, args ...any) {
+		fields = append(fields, FieldError{Field: field, Message: fmt.Sprintf(msg, args...)})
+	}
+	p := &r.sched
+	if r.RunAt != nil {
+		t, err := time.Parse(time.RFC3339Nano, *r.RunAt)
+		switch {
+		case err != nil:
+			bad("runAt", "must be an RFC 3339 time such as 2025-03-01T09:30:00Z")
+		case r.Delay != nil:
+			bad("runAt", "must not be given together with delay")
+		default:
+			p.RunAt = t
+		}
+	}
+	if r.Delay != nil {
+		d, err := time.ParseDuration(*r.Delay)
+		switch {
+		case err != nil:
+			bad("delay", durationExample)
+		case d < 0:
+			bad("delay", "must not be negative")
+		case d > actors.MaxDelay:
+			bad("delay", "must be at most a year (%s)", actors.MaxDelay)
+		default:
+			p.Delay = d
+		}
+	}
+	if r.Priority != nil {
+		if *r.Priority < domain.MinPriority || *r.Priority > domain.MaxPriority {
+			bad("priority", "must be from %d (first) to %d (last)", domain.MinPriority, domain.MaxPriority)
+		} else {
+			p.Priority = *r.Priority
+		}
+	}
+	if r.Queue != nil {
+		if domain.ValidateQueueName(*r.Queue) != nil {
+			bad("queue", queueNameRule)
+		} else {
+			p.Queue = *r.Queue
+		}
+	}
+	if r.UniqueKey != nil {
+		switch n := len(*r.UniqueKey); {
+		case n == 0:
+			bad("uniqueKey", "must not be empty")
+		case n > domain.MaxUniqueKeyLength:
+			bad("uniqueKey", "is %d bytes, more than %d", n, domain.MaxUniqueKeyLength)
+		default:
+			p.UniqueKey = *r.UniqueKey
+		}
+	}
+	if r.UniqueFor != nil {
+		d, err := time.ParseDuration(*r.UniqueFor)
+		switch {
+		case err != nil:
+			bad("uniqueFor", durationExample)
+		case d < 0:
+			bad("uniqueFor", "must not be negative")
+		case r.UniqueKey == nil:
+			bad("uniqueFor", "needs a uniqueKey")
+		default:
+			p.UniqueFor = d
+		}
+	}
+	if r.Timeout != nil {
+		d, err := time.ParseDuration(*r.Timeout)
+		switch {
+		case err != nil:
+			bad("timeout", durationExample+`, or "0s" for none`)
+		case d < 0:
+			bad("timeout", "must not be negative")
+		case d == 0:
+			p.Timeout = actors.NoTimeout
+		default:
+			p.Timeout = d
+		}
+	}
+	return fields
+}
