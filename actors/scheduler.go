@@ -46,6 +46,7 @@ type scheduler struct {
 	// last batch of each round.
 	promoted  func([]*domain.Job)
 	roundDone func()
+	publish   func(*domain.Job)
 
 	kick chan struct{}
 
@@ -60,6 +61,7 @@ func newScheduler(c *core, poll time.Duration) *scheduler {
 		store: c.store, clock: c.clock, logger: c.logger, poll: poll,
 		promoted:  c.source.promoted,
 		roundDone: c.source.promotionsSent,
+		publish:   c.events.publish,
 		kick:      make(chan struct{}, 1),
 	}
 }
@@ -153,6 +155,9 @@ func (s *scheduler) round(ctx context.Context) {
 		}
 		if len(jobs) > 0 {
 			promoted += len(jobs)
+			for _, j := range jobs {
+				s.publish(j)
+			}
 			s.promoted(jobs)
 		}
 		if len(jobs) < promoteBatch {
