@@ -26,11 +26,11 @@ type core struct {
 	// scheduler promotes scheduled jobs when they fall due, in both modes.
 	scheduler *scheduler
 	logger    *slog.Logger
-	clock    Clock
-	metrics  Metrics
-	registry *registry
-	backoff  Backoff
-	events   events
+	clock     Clock
+	metrics   Metrics
+	registry  *registry
+	backoff   Backoff
+	events    events
 
 	actors     *actor.ActorSystem
 	pool       *goroutinePool
