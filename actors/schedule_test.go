@@ -317,3 +317,45 @@ func TestSystem_SubmitValidatesSchedulingFields(t *testing.T) {
 }
 
 var errGaveUp = errors.New("gave up")
+
+// cancelingQueue is a fake shared queue whose CancelJob cancels a job of
+// store that is not running, as a shared store does.
+type cancelingQueue struct {
+	*fakeSharedQueue
+	store domain.Store
+}
+
+func (q *cancelingQueue) CancelJob(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
+	job, err := q.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := job.Cancel(time.Now()); err != nil {
+		return nil, err
+	}
+	return job, q.store.Update(ctx, job)
+}
+
+// In shared mode the store cancels a scheduled job at once; the node that
+// asked counts it finished, once.
+func TestShared_CancelOfAScheduledJobIsCountedOnce(t *testing.T) {
+	t.Parallel()
+	store := memstore.New()
+	m := newCountingMetrics()
+	sys, err := New(store, WithConfig(Config{PollInterval: time.Hour}), WithSharedQueue(&cancelingQueue{fakeSharedQueue: newFakeSharedQueue(), store: store}),
+		WithLogger(testLogger(t)), WithMetrics(m))
+	require.NoError(t, err)
+	require.NoError(t, sys.Register("noop", domain.HandlerFunc(noop)))
+	require.NoError(t, sys.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, sys.Stop(context.Background())) })
+
+	job, err := sys.Submit(context.Background(), SubmitParams{Type: "noop", Delay: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusScheduled, job.Status)
+	for range 2 {
+		got, err := sys.Cancel(context.Background(), job.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusCanceled, got.Status)
+	}
+	require.Equal(t, 1, m.total(), "finished once")
+}

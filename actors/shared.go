@@ -120,9 +120,25 @@ func (s *sharedSource) promoted([]*domain.Job) {
 func (s *sharedSource) promotionsSent() {}
 
 // cancel lets the store decide, whatever node runs the job; a running
-// job's node hears of it through its watch.
+// job's node hears of it through its watch, and its job actor counts the
+// job finished when the handler returns. A scheduled or pending job is
+// canceled by the store at once, so it is counted here: the job as read
+// before says whether this cancel ended it (a job canceled already is
+// not counted again).
 func (s *sharedSource) cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
-	return s.queue.CancelJob(ctx, id)
+	before, err := s.rt.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	job, err := s.queue.CancelJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if (before.Status == domain.StatusScheduled || before.Status == domain.StatusPending) && job.Status == domain.StatusCanceled {
+		s.rt.metrics.JobFinished(job)
+		s.rt.events.publish(job)
+	}
+	return job, nil
 }
 
 func (s *sharedSource) take(d *dispatcher, ctx actor.Context) { s.claim(d, ctx) }
