@@ -509,7 +509,12 @@ func (a *jobActor) cancelQueued(ctx actor.Context) {
 		ctx.Send(a.activation.replyTo, a.cancelReplyFor(job))
 		return
 	}
-	ctx.Send(a.activation.replyTo, a.cancelPending(ctx))
+	reply := a.cancelPending(ctx)
+	if reply.err != nil {
+		// Not canceled: the dispatcher must not skip the job.
+		a.canceledQueued, a.canceledScheduled = false, false
+	}
+	ctx.Send(a.activation.replyTo, reply)
 }
 
 // cancelReplyFor answers a cancel of a job that no longer runs or waits:
