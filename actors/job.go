@@ -240,17 +240,27 @@ func (a *jobActor) armTimeout(ctx actor.Context, parent context.Context, t time.
 		cancel(cause)
 		root.Send(self, &attemptTimedOut{})
 	})
-	return deadlineContext{Context: parent, deadline: a.attemptStart.Add(t)}
+	return deadlineContext{Context: parent, deadline: a.attemptStart.Add(t), cause: cause}
 }
 
 // deadlineContext reports the deadline of an attempt whose timer, on the
-// System's Clock, cancels it.
+// System's Clock, cancels it, and then says DeadlineExceeded as a context
+// past its deadline does.
 type deadlineContext struct {
 	context.Context
 	deadline time.Time
+	cause    *timeoutError
 }
 
 func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c deadlineContext) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == error(c.cause) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
 
 // timedOut handles the attempt's timeout passing: its context ends with the
 // timeout as cause (the handler should return now), and if it still runs

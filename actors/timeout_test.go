@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -30,6 +32,9 @@ func TestTimeout_EndsTheAttemptAndFollowsTheRetryPolicy(t *testing.T) {
 		deadlines <- d
 		<-ctx.Done()
 		causes <- context.Cause(ctx)
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("context ended with %w, not a deadline", ctx.Err())
+		}
 		return ctx.Err()
 	})
 	b := setup(t, nil, WithClock(clock), WithMetrics(m), WithRetryBackoff(time.Second, time.Second, NoJitter))
