@@ -90,8 +90,9 @@ type Stats struct {
 	// Stuck counts attempts running past their timeout: handlers that
 	// ignore their context keep their worker.
 	Stuck int
-	// JobActors counts live job actors: jobs running, waiting for a retry
-	// or being canceled. A queued job has no actor.
+	// JobActors counts live job actors: jobs running, waiting for a store
+	// that refused a write, or being canceled. A queued or scheduled job
+	// has no actor.
 	JobActors int
 	// Running reports whether the system is started and not stopping.
 	Running bool

@@ -128,6 +128,9 @@ type discardStore struct{ domain.Store }
 
 func (discardStore) Create(context.Context, ...*domain.Job) error { return nil }
 func (discardStore) Update(context.Context, ...*domain.Job) error { return nil }
+func (discardStore) Insert(context.Context, time.Time, []*domain.Job) ([]*domain.Job, error) {
+	return nil, nil
+}
 
 // BenchmarkQueuedJobHeap submits 1,000,000 jobs while the only worker is
 // busy, and reports the heap each queued job costs the runtime (the store
@@ -175,6 +178,64 @@ func BenchmarkQueuedJobHeap(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
 				_ = sys.Stop(ctx)
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkScheduledJobs submits jobs scheduled an hour out
+// (TROUPE_BENCH_SCHEDULED of them, 1,000,000 by default) and reports the
+// heap each costs: the runtime's own (runtime-only: the store keeps
+// nothing), and the process's with the memory and Badger stores. It then
+// stops the System and times a Start on the same store with them stored
+// (start-s): recovery reads pending and running jobs only, and the
+// scheduler the earliest RunAt. The whole heap the restarted System adds,
+// its fixed cost included, is restart-heap-MiB.
+func BenchmarkScheduledJobs(b *testing.B) {
+	jobs := envInt("TROUPE_BENCH_SCHEDULED", 1_000_000)
+	stores := append([]benchStore{{"runtime-only", func(*testing.B) domain.Store { return discardStore{memstore.New()} }}}, benchStores...)
+	for _, bs := range stores {
+		b.Run(bs.name, func(b *testing.B) {
+			for range b.N {
+				store := bs.open(b)
+				start := func() *System {
+					sys, err := New(store, WithLogger(quietLogger()), WithWorkers(1))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := sys.Register("noop", domain.HandlerFunc(noop)); err != nil {
+						b.Fatal(err)
+					}
+					if err := sys.Start(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					return sys
+				}
+				sys := start()
+				before := heapInUse()
+				params := make([]SubmitParams, 1000)
+				for i := range params {
+					params[i] = SubmitParams{Type: "noop", Payload: []byte(`{"n":1}`), Delay: time.Hour + time.Duration(i)*time.Millisecond}
+				}
+				for range jobs / len(params) {
+					if _, err := sys.SubmitBatch(context.Background(), params); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := heapInUse()
+				b.ReportMetric(float64(after-before)/float64(jobs), "heap-B/job")
+				if err := sys.Stop(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				before = heapInUse()
+				began := time.Now()
+				sys = start()
+				b.ReportMetric(time.Since(began).Seconds(), "start-s")
+				b.ReportMetric(float64(heapInUse()-before)/(1<<20), "restart-heap-MiB")
+				if err := sys.Stop(context.Background()); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(0, "ns/op")
 		})

@@ -8,15 +8,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
-// A notice of jobs due later sets the dispatcher's wake-up on the System's
-// Clock, so that a retry's backoff in a shared store follows the virtual
-// clock: the claim comes when the clock reaches RunAt, not before.
+// A notice of jobs scheduled on another node sets the scheduler's timer on
+// the System's Clock: when the clock reaches RunAt, not before, the
+// scheduler promotes the job and the dispatcher claims.
 func TestShared_NoticeOfLaterJobsWakesOnTheClock(t *testing.T) {
 	clock := newManualClock()
 	queue := newFakeSharedQueue()
-	sys, err := New(fakeStore(), WithSharedQueue(queue), WithClock(clock), WithLogger(testLogger(t)), WithWorkers(1),
+	store := memstore.New()
+	sys, err := New(store, WithSharedQueue(queue), WithClock(clock), WithLogger(testLogger(t)), WithWorkers(1),
 		// No poll, renewal or rescue falls due while the test advances the
 		// clock by an hour: only the wake-up can claim.
 		WithConfig(Config{PollInterval: 24 * time.Hour, LeaseDuration: 24 * time.Hour, RescueInterval: 24 * time.Hour}))
@@ -28,13 +30,27 @@ func TestShared_NoticeOfLaterJobsWakesOnTheClock(t *testing.T) {
 	// The idle worker's request claims once and finds nothing.
 	require.Eventually(t, func() bool { return queue.claimCount() >= 1 }, 5*time.Second, time.Millisecond)
 
+	// Another node stored a job for an hour from now and said so.
 	runAt := clock.Now().Add(time.Hour)
+	job, err := domain.NewJob("noop", nil, 1, clock.Now())
+	require.NoError(t, err)
+	job.ScheduleAt(runAt, clock.Now())
+	require.NoError(t, store.Create(context.Background(), job))
 	queue.notices <- domain.QueueNotice{Kind: domain.NoticeJobsAvailable, RunAt: runAt}
 	require.Eventually(t, func() bool { return clock.pendingAt(runAt) }, 5*time.Second, time.Millisecond,
 		"the wake-up is a timer of the System's clock")
 	before := queue.claimCount()
 
-	clock.advance(time.Hour)
+	clock.advance(time.Hour - time.Microsecond)
+	time.Sleep(20 * time.Millisecond)
+	got, err := store.Get(context.Background(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusScheduled, got.Status, "not promoted before its RunAt")
+
+	clock.advance(time.Microsecond)
 	require.Eventually(t, func() bool { return queue.claimCount() > before }, 5*time.Second, time.Millisecond,
 		"the dispatcher claims when the clock reaches RunAt")
+	got, err = store.Get(context.Background(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusPending, got.Status, "promoted at its RunAt")
 }

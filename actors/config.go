@@ -40,8 +40,10 @@ func WorkersDefault() int { return runtime.NumCPU() * 4 }
 type Config struct {
 	// Workers is the size of the worker pool. Defaults to WorkersDefault().
 	Workers int
-	// QueueSize bounds the ready queue; Submit returns ErrQueueFull beyond
-	// it. Jobs recovered at start and retries due are queued even past the
+	// QueueSize bounds the ready queue, jobs due now of every queue
+	// together; Submit returns ErrQueueFull beyond it. Jobs submitted for
+	// later wait in the store and take no place until due. Jobs recovered
+	// at start, retries and jobs falling due are queued even past the
 	// bound, since refusing them would lose them. Defaults to 100,000.
 	QueueSize int
 	// MaxAttempts is the attempts a job gets when its submitter names none.

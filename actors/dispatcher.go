@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"slices"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
@@ -9,18 +11,25 @@ import (
 
 // Messages the dispatcher receives.
 type (
-	// enqueueJobs hands the dispatcher pending jobs: new submissions and
-	// jobs recovered at start. Their queue slots are already counted.
+	// enqueueJobs hands the dispatcher pending jobs: new submissions, jobs
+	// recovered at start and jobs the scheduler promoted. Their queue
+	// slots are already counted.
 	enqueueJobs struct{ jobs []*domain.Job }
+	// promotionRound is the scheduler saying it has sent every job it
+	// promoted so far; see dispatcher.canceledScheduled.
+	promotionRound struct{}
 	// requestWork is a free worker asking for its next job.
 	requestWork struct{ worker *actor.PID }
 	// jobPassivated is a job actor stopping. requeue, when set, is the
 	// job's pending snapshot to queue again; canceledQueued says the actor
-	// canceled a job that may still sit in the ready queue.
+	// canceled a job that may still sit in the ready queue, and
+	// canceledScheduled one that was scheduled, which a promotion racing
+	// the cancel may still bring.
 	jobPassivated struct {
-		id             uuid.UUID
-		requeue        *domain.Job
-		canceledQueued bool
+		id                uuid.UUID
+		requeue           *domain.Job
+		canceledQueued    bool
+		canceledScheduled bool
 	}
 	// cancelJob asks for a job to be canceled; the reply is *cancelReply,
 	// sent by whichever actor owns the job at that moment.
@@ -48,24 +57,46 @@ type cancelReply struct {
 // every job of this node is (queued, live or neither), which is why cancels
 // pass through it: it serializes them against dispatching.
 type dispatcher struct {
-	rt    *core
-	ready readyQueue
-	idle  []*actor.PID
+	rt   *core
+	idle []*actor.PID
+	// queues holds the state of each queue with jobs ready or running
+	// here, paused or capped. runnable lists, in round-robin order, those
+	// whose next job may start now (queueState.canStart), and turn is the
+	// index of the one to serve next: free workers go from queue to queue,
+	// so that a flood in one does not stall the others. Only the local
+	// source keeps jobs in them; both count running jobs per queue.
+	queues   map[string]*queueState
+	runnable []*queueState
+	turn     int
+	arrivals uint64
 	// live holds the jobs that have an actor now, each with the number of
 	// its activation: a job may leave and come back (a retry this node
 	// claims again), and news about one activation must not reach the next.
-	live        map[uuid.UUID]uint64
+	live        map[uuid.UUID]liveJob
 	activations uint64
 	// canceled holds jobs canceled while pending that may still be in the
 	// ready queue or in a submission on its way; they are skipped.
 	canceled map[uuid.UUID]struct{}
-	draining bool
+	// canceledScheduled holds jobs of canceled that were scheduled when
+	// canceled: a promotion that read the job before the cancel's write
+	// may still bring it, but only in the scheduler's current round, so
+	// they leave canceled at the next promotionRound.
+	canceledScheduled []uuid.UUID
+	draining          bool
+}
+
+// liveJob is a job with an actor: the number of its activation, and the
+// queue whose running count it holds, if it runs.
+type liveJob struct {
+	activation uint64
+	queue      *queueState
 }
 
 func newDispatcher(rt *core) *dispatcher {
 	return &dispatcher{
 		rt:       rt,
-		live:     make(map[uuid.UUID]uint64),
+		queues:   make(map[string]*queueState),
+		live:     make(map[uuid.UUID]liveJob),
 		canceled: make(map[uuid.UUID]struct{}),
 	}
 }
@@ -75,6 +106,16 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *enqueueJobs:
 		d.enqueue(ctx, msg.jobs)
+	case *promotionRound:
+		for _, id := range d.canceledScheduled {
+			delete(d.canceled, id)
+		}
+		d.canceledScheduled = d.canceledScheduled[:0]
+	case *queuePauseChanged:
+		q := d.queue(msg.name)
+		q.paused = msg.paused
+		d.refresh(q)
+		d.assign(ctx)
 	case *requestWork:
 		d.idle = append(d.idle, msg.worker)
 		d.assign(ctx)
@@ -93,23 +134,80 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 	}
 }
 
+// enqueue puts pending jobs in their queues' ready queues. A pending job
+// is due: one that waits for a later RunAt is scheduled, in the store.
 func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
-	now := d.rt.clock.Now()
+	var last *queueState
 	for _, job := range jobs {
 		if _, ok := d.canceled[job.ID]; ok {
 			delete(d.canceled, job.ID)
 			d.rt.queued.Add(-1)
 			continue
 		}
-		if job.RunAt.After(now) {
-			// A job not due yet waits in its own actor, which owns the timer.
-			d.rt.queued.Add(-1)
-			d.activate(ctx, &activateJob{job: job, mode: activateWait})
-			continue
+		q := last
+		if q == nil || q.name != job.Queue {
+			q = d.queue(job.Queue)
+			last = q
 		}
-		d.ready.push(job)
+		d.arrivals++
+		q.ready.push(job, d.arrivals)
+		if !q.listed {
+			d.refresh(q)
+		}
 	}
 	d.assign(ctx)
+}
+
+// queue returns the state of the named queue, made on first use.
+func (d *dispatcher) queue(name string) *queueState {
+	q, ok := d.queues[name]
+	if !ok {
+		q = &queueState{name: name, limit: d.rt.cfg.QueueLimits[name]}
+		d.queues[name] = q
+	}
+	return q
+}
+
+// refresh puts q in the round-robin if its next job may start, takes it
+// out otherwise, and forgets it when it holds nothing.
+func (d *dispatcher) refresh(q *queueState) {
+	switch ok := q.canStart(); {
+	case ok && !q.listed:
+		q.listed = true
+		d.runnable = append(d.runnable, q)
+	case !ok && q.listed:
+		q.listed = false
+		i := 0
+		for d.runnable[i] != q {
+			i++
+		}
+		d.runnable = slices.Delete(d.runnable, i, i+1)
+		if i < d.turn {
+			d.turn--
+		}
+	}
+	if !q.listed && q.idle() {
+		delete(d.queues, q.name)
+	}
+}
+
+// nextReady pops the next job to start: from the queue whose turn it is
+// among those that may start one. It reports false when none may.
+func (d *dispatcher) nextReady() (*domain.Job, bool) {
+	if len(d.runnable) == 0 {
+		return nil, false
+	}
+	if d.turn >= len(d.runnable) {
+		d.turn = 0
+	}
+	q := d.runnable[d.turn]
+	d.turn++
+	job, _ := q.ready.pop()
+	d.rt.queued.Add(-1)
+	if !q.canStart() {
+		d.refresh(q)
+	}
+	return job, true
 }
 
 // assign pairs idle workers with ready jobs for as long as both last.
@@ -123,13 +221,38 @@ func (d *dispatcher) run(ctx actor.Context, job *domain.Job, claimed bool) {
 	worker := d.idle[last]
 	d.idle = d.idle[:last]
 	d.rt.attempts.Add(1)
-	d.activate(ctx, &activateJob{job: job, mode: activateRun, worker: worker, claimed: claimed})
+	q := d.queue(job.Queue)
+	q.running++
+	if q.limit > 0 && q.listed {
+		d.refresh(q)
+	}
+	d.activate(ctx, &activateJob{job: job, mode: activateRun, worker: worker, claimed: claimed}, q)
 }
 
-func (d *dispatcher) activate(ctx actor.Context, a *activateJob) {
+// activate spawns the job's actor; q, when set, is the queue whose running
+// count the job holds until the actor passivates.
+func (d *dispatcher) activate(ctx actor.Context, a *activateJob, q *queueState) {
 	d.activations++
-	d.live[a.jobID()] = d.activations
+	d.live[a.jobID()] = liveJob{activation: d.activations, queue: q}
 	ctx.Send(d.rt.supervisor, a)
+}
+
+// roomByQueue is, for each capped queue, how many more of its jobs may
+// start here now; nil when no queue is capped.
+func (d *dispatcher) roomByQueue() map[string]int {
+	limits := d.rt.cfg.QueueLimits
+	if len(limits) == 0 {
+		return nil
+	}
+	room := make(map[string]int, len(limits))
+	for name, limit := range limits {
+		running := 0
+		if q, ok := d.queues[name]; ok {
+			running = q.running
+		}
+		room[name] = max(limit-running, 0)
+	}
+	return room
 }
 
 // cancelRunning passes a user's cancel to the actor of a job running here.
@@ -140,8 +263,20 @@ func (d *dispatcher) cancelRunning(ctx actor.Context, id uuid.UUID) {
 }
 
 func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
+	if l, ok := d.live[msg.id]; ok && l.queue != nil {
+		// The attempt ended: a capped queue may start another job.
+		q := l.queue
+		q.running--
+		d.refresh(q)
+		if q.limit > 0 && msg.requeue == nil {
+			d.assign(ctx)
+		}
+	}
 	delete(d.live, msg.id)
-	if !msg.canceledQueued {
+	switch {
+	case msg.canceledScheduled:
+		d.canceledScheduled = append(d.canceledScheduled, msg.id)
+	case !msg.canceledQueued:
 		delete(d.canceled, msg.id)
 	}
 	if msg.requeue == nil || d.draining {
@@ -164,5 +299,5 @@ func (d *dispatcher) cancel(ctx actor.Context, msg *cancelJob) {
 	// activated just for this loads it and decides; meanwhile the job is
 	// marked so that dispatching skips it.
 	d.canceled[msg.id] = struct{}{}
-	d.activate(ctx, &activateJob{id: msg.id, mode: activateCancel, replyTo: ctx.Sender()})
+	d.activate(ctx, &activateJob{id: msg.id, mode: activateCancel, replyTo: ctx.Sender()}, nil)
 }

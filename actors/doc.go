@@ -1,9 +1,14 @@
 // Package actors is Troupe's runtime: the System facade that embedders use,
 // and behind it the actors that do the work: one supervised job actor per
-// live job, the job supervisor, the dispatcher that owns the ready queue, and
-// a fixed pool of worker actors that run handlers.
+// live job, the job supervisor, the dispatcher that owns the ready queues
+// (one per named queue, by priority then RunAt, served round-robin), a
+// fixed pool of worker actors that run handlers, and the scheduler that
+// makes jobs due later pending when their time comes.
 //
-// A job waiting in the queue is data, not an actor: the dispatcher activates a
-// job actor only when the job has something to do (run, be canceled, wait for
-// its retry), so a backlog costs bytes per job.
+// A job waiting in a queue is data, not an actor: the dispatcher activates
+// a job actor only when the job has something to do (run, or be canceled),
+// so a backlog costs bytes per job. A job waiting for a later RunAt (run
+// later, or a retry's backoff) costs the runtime nothing: it is scheduled
+// in the store, and the scheduler keeps only the earliest RunAt and one
+// timer.
 package actors

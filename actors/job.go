@@ -19,12 +19,31 @@ type (
 		err  error
 		took time.Duration
 	}
-	// runDue is the job's timer firing: its RunAt has come. seq ties it
-	// to the timer that sent it, so a stale one is ignored.
+	// runDue is the job's timer firing after a refused start: the job
+	// goes back to the queue. seq ties it to the timer that sent it, so a
+	// stale one is ignored.
 	runDue struct{ seq int }
 	// persistDue asks the actor to try again a snapshot write that failed.
 	persistDue struct{ seq int }
+	// attemptTimedOut is the attempt's timeout passing.
+	attemptTimedOut struct{}
+	// stuckCheck asks whether an attempt past its timeout still runs.
+	stuckCheck struct{}
 )
+
+// stuckReportInterval is how often an attempt that runs past its timeout
+// is logged: its handler ignores its context and keeps a worker.
+const stuckReportInterval = time.Minute
+
+// timeoutError is the cause of an attempt's context ending at its timeout,
+// and the start of the attempt's error: "timeout after 30s".
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string { return "timeout after " + e.after.String() }
+
+// Is makes a timeout a deadline exceeded, for handlers that check the
+// cause of their context's end.
+func (e *timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 var (
 	// errJobGone: the job's actor stopped before the request reached it.
@@ -37,9 +56,11 @@ var (
 )
 
 // jobActor owns one job while the job has something to do: it holds the
-// state machine's current snapshot, the cancel function of a running attempt
-// and the retry timer. Each change is persisted before it is acted on or
-// acknowledged.
+// state machine's current snapshot, the cancel function and the timeout of
+// a running attempt, and the timer of a write the store refused. A job
+// waiting for a later RunAt (a retry's backoff) has no actor: it is
+// scheduled in the store. Each change is persisted before it is acted on
+// or acknowledged.
 //
 // Store writes block Receive on purpose: they serialize this one job's
 // transitions (a cancel that arrives during a write waits for it), and
@@ -60,6 +81,17 @@ type jobActor struct {
 	cancelRequested bool
 	leaseLost       bool
 	attemptCounted  bool // rt.attempts holds one for this attempt
+	handingBack     bool // the outcome is a hand-back at a stop
+
+	// The attempt's timeout: its context's cause when it passes, its
+	// timer, when the attempt started, and whether it was reported and
+	// counted in rt.stuck.
+	attemptCtx      context.Context
+	attemptStart    time.Time
+	timeout         *timeoutError
+	stopTimeout     func() bool
+	timeoutReported bool
+	stuck           bool
 
 	timerSeq  int
 	stopTimer func() bool
@@ -68,8 +100,9 @@ type jobActor struct {
 	unsaved        *domain.Job
 	unsavedFailure int
 
-	passivating    bool
-	canceledQueued bool
+	passivating       bool
+	canceledQueued    bool
+	canceledScheduled bool
 }
 
 func newJobActor(rt *core, a *activateJob) *jobActor {
@@ -95,6 +128,10 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		}
 	case *leaseLost:
 		a.loseLease()
+	case *attemptTimedOut:
+		a.timedOut(ctx)
+	case *stuckCheck:
+		a.reportStuck(ctx)
 	case *persistDue:
 		if msg.seq == a.timerSeq && a.unsaved != nil {
 			a.saveOutcome(ctx, a.unsaved)
@@ -118,8 +155,6 @@ func (a *jobActor) started(ctx actor.Context) {
 	switch a.activation.mode {
 	case activateRun:
 		a.startAttempt(ctx)
-	case activateWait:
-		a.waitUntil(ctx, a.job.RunAt)
 	case activateCancel:
 		a.cancelQueued(ctx)
 	}
@@ -162,7 +197,11 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 		}
 		if err := a.write(next); err != nil {
 			// The job is still pending in the store; try it again after a
-			// pause rather than spin against a failing store.
+			// pause rather than spin against a failing store. This pause,
+			// and the retried write of an outcome (saveOutcome), are the
+			// only waits a job actor's own timer serves: they last while
+			// the store refuses writes, so nothing could be stored to wait
+			// in. A job that waits for a RunAt waits scheduled in the store.
 			a.logger().Error("store refused the start of an attempt; retrying later", slog.Any("error", err))
 			a.attemptsDone()
 			ctx.Send(worker, &releaseWorker{})
@@ -174,6 +213,11 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 	a.rt.events.publish(next)
 	attemptCtx, cancel := context.WithCancelCause(a.rt.runCtx)
 	a.cancelAttempt = cancel
+	a.attemptStart = a.rt.clock.Now()
+	if t := next.Timeout; t > 0 {
+		attemptCtx = a.armTimeout(ctx, attemptCtx, t)
+	}
+	a.attemptCtx = attemptCtx
 	a.attemptRunning = true
 	a.debug("attempt started", slog.Int("attempt", next.Attempts))
 	ctx.Send(worker, &executeJob{
@@ -183,11 +227,113 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 	})
 }
 
+// armTimeout bounds the attempt to t: one timer on the System's Clock ends
+// the attempt's context with the timeout as its cause, as
+// context.WithTimeoutCause would, and tells the actor. The context reports
+// the deadline. (A context.WithTimeoutCause beside the Clock's timer cost a
+// no-op burn-down 6 % of its CPU, and tests could not move it.)
+func (a *jobActor) armTimeout(ctx actor.Context, parent context.Context, t time.Duration) context.Context {
+	cause := &timeoutError{after: t}
+	a.timeout = cause
+	cancel, self, root := a.cancelAttempt, ctx.Self(), a.rt.actors.Root
+	a.stopTimeout = a.rt.clock.AfterFunc(t, func() {
+		cancel(cause)
+		root.Send(self, &attemptTimedOut{})
+	})
+	return deadlineContext{Context: parent, deadline: a.attemptStart.Add(t), cause: cause}
+}
+
+// deadlineContext reports the deadline of an attempt whose timer, on the
+// System's Clock, cancels it, and then says DeadlineExceeded as a context
+// past its deadline does.
+type deadlineContext struct {
+	context.Context
+	deadline time.Time
+	cause    *timeoutError
+}
+
+func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c deadlineContext) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == error(c.cause) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// timedOut handles the attempt's timeout passing: its context ends with the
+// timeout as cause (the handler should return now), and if it still runs
+// it counts as stuck until it returns.
+func (a *jobActor) timedOut(ctx actor.Context) {
+	a.stopTimeout = nil
+	if !a.attemptRunning || a.timeout == nil {
+		return
+	}
+	a.cancelAttempt(a.timeout)
+	a.reportTimeout()
+	if !a.stuck {
+		a.stuck = true
+		a.rt.stuck.Add(1)
+		a.scheduleStuckCheck(ctx)
+	}
+}
+
+func (a *jobActor) reportTimeout() {
+	if !a.timeoutReported {
+		a.timeoutReported = true
+		a.rt.metrics.AttemptTimedOut(a.job)
+		a.debug("attempt timed out", slog.Duration("timeout", a.timeout.after))
+	}
+}
+
+func (a *jobActor) scheduleStuckCheck(ctx actor.Context) {
+	self, root := ctx.Self(), a.rt.actors.Root
+	a.stopTimeout = a.rt.clock.AfterFunc(stuckReportInterval, func() { root.Send(self, &stuckCheck{}) })
+}
+
+// reportStuck logs, once a minute, an attempt that runs past its timeout.
+func (a *jobActor) reportStuck(ctx actor.Context) {
+	a.stopTimeout = nil
+	if !a.attemptRunning || !a.stuck {
+		return
+	}
+	a.logger().Warn("attempt still running past its timeout: its handler ignores its context and keeps a worker",
+		slog.Int("attempt", a.job.Attempts), slog.Duration("timeout", a.timeout.after),
+		slog.Duration("elapsed", a.rt.clock.Now().Sub(a.attemptStart)))
+	a.scheduleStuckCheck(ctx)
+}
+
+// endTimeout stops the attempt's timeout and stuck report.
+func (a *jobActor) endTimeout() {
+	if a.stopTimeout != nil {
+		a.stopTimeout()
+		a.stopTimeout = nil
+	}
+	if a.stuck {
+		a.stuck = false
+		a.rt.stuck.Add(-1)
+	}
+}
+
+// timeoutFailure is the error of an attempt whose timeout passed: the
+// timeout, followed by what the handler returned unless that is only its
+// context's end.
+func (a *jobActor) timeoutFailure(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || err == context.Canceled {
+		return a.timeout
+	}
+	return fmt.Errorf("%w: %w", a.timeout, err)
+}
+
 func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	if !a.attemptRunning {
 		return
 	}
 	a.attemptRunning = false
+	timedOut := a.timeout != nil && context.Cause(a.attemptCtx) == error(a.timeout)
+	a.attemptCtx = nil
+	a.endTimeout()
 	if a.leaseLost {
 		a.cancelAttempt(nil)
 		a.attemptsDone()
@@ -196,6 +342,12 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	}
 	shutdown := errors.Is(context.Cause(a.rt.runCtx), errShutdown)
 	a.cancelAttempt(nil)
+	if timedOut {
+		a.reportTimeout()
+		if msg.err != nil {
+			msg.err = a.timeoutFailure(msg.err)
+		}
+	}
 	a.rt.metrics.AttemptFinished(a.job, msg.took)
 
 	now := a.rt.clock.Now()
@@ -208,6 +360,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 		next.SetError(msg.err)
 		err = next.Cancel(now)
 	case shutdown:
+		a.handingBack = true
 		err = next.HandBack(now)
 	case next.IsRetryable(msg.err):
 		err = next.Retry(msg.err, now.Add(a.rt.backoff.Delay(next.Attempts)), now)
@@ -250,19 +403,26 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 	attrs := []slog.Attr{slog.Int("attempt", next.Attempts), slog.String("status", next.Status.String())}
 	switch next.Status {
 	case domain.StatusPending:
-		if next.RunAt.IsZero() {
+		if a.handingBack {
 			a.debug("attempt handed back for the next start", attrs...)
 			a.passivate(ctx, nil)
 			return
 		}
 		a.rt.metrics.JobRetried(next)
-		a.debug("attempt failed; retrying", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
-		if !a.rt.source.retriesWaitHere() {
-			// The store holds the RunAt and tells the nodes when it falls due.
+		a.debug("attempt failed; retrying now", append(attrs, slog.String("error", next.LastError))...)
+		if !a.rt.source.requeuesHere() {
+			// In the store, due now: the store told every node.
 			a.passivate(ctx, nil)
 			return
 		}
-		a.waitUntil(ctx, next.RunAt)
+		a.passivate(ctx, next)
+	case domain.StatusScheduled:
+		// The backoff is waited out in the store, not here: the scheduler
+		// makes the job pending when it falls due.
+		a.rt.metrics.JobRetried(next)
+		a.debug("attempt failed; retrying later", append(attrs, slog.String("error", next.LastError), slog.Time("runAt", next.RunAt))...)
+		a.rt.scheduler.notify(next.RunAt)
+		a.passivate(ctx, nil)
 	default:
 		a.rt.metrics.JobFinished(next)
 		if next.Status == domain.StatusFailed {
@@ -274,7 +434,8 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 }
 
 // waitUntil keeps the actor alive, holding the timer, until runAt; then
-// the job goes back to the dispatcher's queue.
+// the job goes back to the dispatcher's queue. Only a refused start waits
+// here (see startAttempt).
 func (a *jobActor) waitUntil(ctx actor.Context, runAt time.Time) {
 	d := runAt.Sub(a.rt.clock.Now())
 	if d <= 0 {
@@ -318,8 +479,9 @@ func (a *jobActor) cancel(ctx actor.Context) {
 	}
 }
 
-// cancelPending cancels the job this actor holds pending (waiting for its
-// retry, or for a store that refused its start) and passivates.
+// cancelPending cancels the job this actor holds, pending (queued, or
+// waiting for a store that refused its start) or scheduled, and
+// passivates.
 func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
 	next := a.job.Clone()
 	if err := next.Cancel(a.rt.clock.Now()); err != nil {
@@ -338,7 +500,8 @@ func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
 }
 
 // cancelQueued serves a cancel for a job that had no actor: it is in the
-// ready queue (the dispatcher now skips it), or it has finished.
+// ready queue (the dispatcher now skips it), scheduled in the store, or it
+// has finished.
 func (a *jobActor) cancelQueued(ctx actor.Context) {
 	defer a.passivate(ctx, nil)
 	job, err := a.rt.store.Get(a.rt.storeCtx, a.activation.id)
@@ -347,12 +510,21 @@ func (a *jobActor) cancelQueued(ctx actor.Context) {
 		return
 	}
 	a.job = job
-	if job.Status != domain.StatusPending {
+	switch job.Status {
+	case domain.StatusPending:
+		a.canceledQueued = true
+	case domain.StatusScheduled:
+		a.canceledScheduled = true
+	default:
 		ctx.Send(a.activation.replyTo, a.cancelReplyFor(job))
 		return
 	}
-	a.canceledQueued = true
-	ctx.Send(a.activation.replyTo, a.cancelPending(ctx))
+	reply := a.cancelPending(ctx)
+	if reply.err != nil {
+		// Not canceled: the dispatcher must not skip the job.
+		a.canceledQueued, a.canceledScheduled = false, false
+	}
+	ctx.Send(a.activation.replyTo, reply)
 }
 
 // cancelReplyFor answers a cancel of a job that no longer runs or waits:
@@ -408,9 +580,10 @@ func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
 	a.passivating = true
 	a.cancelTimer()
 	ctx.Send(a.rt.dispatcher, &jobPassivated{
-		id:             a.activation.jobID(),
-		requeue:        requeue,
-		canceledQueued: a.canceledQueued,
+		id:                a.activation.jobID(),
+		requeue:           requeue,
+		canceledQueued:    a.canceledQueued,
+		canceledScheduled: a.canceledScheduled,
 	})
 	ctx.Send(a.rt.supervisor, &passivateJob{id: a.activation.jobID(), pid: ctx.Self()})
 }
@@ -432,6 +605,7 @@ func (a *jobActor) receivePassivating(ctx actor.Context) {
 
 func (a *jobActor) stopping(ctx actor.Context) {
 	a.cancelTimer()
+	a.endTimeout()
 	if a.attemptRunning {
 		// Stopped with a handler still running (a supervision stop): the
 		// job stays running in the store and is recovered at the next start.
@@ -441,6 +615,7 @@ func (a *jobActor) stopping(ctx actor.Context) {
 	a.attemptsDone()
 	if !a.passivating {
 		a.passivating = true
-		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(), canceledQueued: a.canceledQueued})
+		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(),
+			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled})
 	}
 }

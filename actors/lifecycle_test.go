@@ -66,19 +66,24 @@ func TestSystem_RecoversUnfinishedJobs(t *testing.T) {
 	require.Equal(t, 1, get(completed).Attempts, "terminal jobs are left alone")
 }
 
+// A job a previous run left scheduled stays in the store, with no actor
+// and no read at start beyond the earliest RunAt, and runs at its RunAt.
 func TestSystem_RecoveredRetryWaitsForRunAt(t *testing.T) {
 	t.Parallel()
 	store := memstore.New()
-	clock := newVirtualClock()
+	clock := newManualClock()
 	runAt := clock.Now().Add(time.Minute)
-	job := seed(t, store, domain.StatusPending, 1, 3, func(j *domain.Job) { j.RunAt = runAt })
+	job := seed(t, store, domain.StatusScheduled, 1, 3, func(j *domain.Job) { j.RunAt = runAt })
 	sys, rec := startOn(t, store, domain.HandlerFunc(noop), WithClock(clock))
+	waitFor(t, func() bool { return clock.pendingAt(runAt) })
+	require.Zero(t, sys.Stats().JobActors)
+	require.Zero(t, sys.Stats().QueueDepth)
+	clock.advance(time.Minute)
 	rec.waitFinished(t, 1)
-	require.Equal(t, []time.Duration{time.Minute}, clock.recorded())
 	got, err := sys.Get(context.Background(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, domain.StatusCompleted, got.Status)
-	require.False(t, got.StartedAt.Before(runAt), "started at %s, before its runAt %s", got.StartedAt, runAt)
+	require.Equal(t, runAt, got.StartedAt, "started at its runAt")
 }
 
 func TestSystem_Stop(t *testing.T) {
@@ -184,12 +189,14 @@ func TestSystem_Stop(t *testing.T) {
 
 		got, err := store.Get(context.Background(), job.ID)
 		require.NoError(t, err)
-		require.Equal(t, domain.StatusPending, got.Status)
-		require.False(t, got.RunAt.IsZero())
+		require.Equal(t, domain.StatusScheduled, got.Status)
+		require.Equal(t, time.Hour, got.RunAt.Sub(got.UpdatedAt))
 
-		clock := newVirtualClock()
+		clock := newManualClock()
 		clock.now = got.RunAt.Add(-time.Second)
 		next, rec2 := startOn(t, store, failOnce, WithClock(clock))
+		waitFor(t, func() bool { return clock.pendingAt(got.RunAt) })
+		clock.advance(time.Second)
 		rec2.waitFinished(t, 1)
 		got, err = next.Get(context.Background(), job.ID)
 		require.NoError(t, err)

@@ -62,8 +62,6 @@ type sharedSource struct {
 	claimAgain  bool
 	renewing    bool
 	drainWaiter *actor.PID
-	wake        func() bool
-	wakeAt      time.Time
 }
 
 // recover has nothing to do: a job a dead node left running is rescued by
@@ -102,15 +100,45 @@ func (s *sharedSource) submit(ctx context.Context, now time.Time, jobs []*domain
 	if err != nil {
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	out, _ := c.created(jobs, existing)
-	c.actors.Root.Send(c.dispatcher, &claimNow{})
+	out, stored := c.created(jobs, existing)
+	pending, earliest := splitScheduled(stored)
+	if len(pending) > 0 {
+		c.actors.Root.Send(c.dispatcher, &claimNow{})
+	}
+	if !earliest.IsZero() {
+		c.scheduler.notify(earliest)
+	}
 	return out, nil
 }
 
+// promoted claims: the store told every node of the jobs, and whichever
+// has a free worker first runs them.
+func (s *sharedSource) promoted([]*domain.Job) {
+	s.rt.actors.Root.Send(s.rt.dispatcher, &claimNow{})
+}
+
+func (s *sharedSource) promotionsSent() {}
+
 // cancel lets the store decide, whatever node runs the job; a running
-// job's node hears of it through its watch.
+// job's node hears of it through its watch, and its job actor counts the
+// job finished when the handler returns. A scheduled or pending job is
+// canceled by the store at once, so it is counted here: the job as read
+// before says whether this cancel ended it (a job canceled already is
+// not counted again).
 func (s *sharedSource) cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
-	return s.queue.CancelJob(ctx, id)
+	before, err := s.rt.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	job, err := s.queue.CancelJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if (before.Status == domain.StatusScheduled || before.Status == domain.StatusPending) && job.Status == domain.StatusCanceled {
+		s.rt.metrics.JobFinished(job)
+		s.rt.events.publish(job)
+	}
+	return job, nil
 }
 
 func (s *sharedSource) take(d *dispatcher, ctx actor.Context) { s.claim(d, ctx) }
@@ -127,10 +155,6 @@ func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
 		s.renewLeases(d, ctx)
 	case *leasesRenewed:
 		s.leasesRenewed(d, ctx, msg)
-	case *actor.Stopping:
-		if s.wake != nil {
-			s.wake()
-		}
 	}
 }
 
@@ -152,9 +176,9 @@ func (s *sharedSource) write(next *domain.Job) error {
 	return s.queue.UpdateOwned(s.rt.storeCtx, s.rt.cfg.Node, next)
 }
 
-// retriesWaitHere is false: the shared store holds the RunAt and notifies
-// every node when it falls due; whichever node is free runs the retry.
-func (s *sharedSource) retriesWaitHere() bool { return false }
+// requeuesHere is false: a retry waits in the shared store, which tells
+// every node; whichever node is free runs it.
+func (s *sharedSource) requeuesHere() bool { return false }
 
 // claim asks the shared store for as many ready jobs as there are idle
 // workers, one claim at a time; the store call runs off the mailbox.
@@ -167,10 +191,10 @@ func (s *sharedSource) claim(d *dispatcher, ctx actor.Context) {
 		return
 	}
 	s.claiming, s.claimAgain = true, false
-	rt, queue, self, limit := s.rt, s.queue, ctx.Self(), len(d.idle)
+	rt, queue, self, limit, room := s.rt, s.queue, ctx.Self(), len(d.idle), d.roomByQueue()
 	go func() {
 		jobs, err := queue.ClaimJobs(rt.storeCtx, rt.cfg.Node, domain.ClaimRequest{
-			Limit: limit, Lease: rt.cfg.LeaseDuration, Types: rt.registry.types(),
+			Limit: limit, Lease: rt.cfg.LeaseDuration, Types: rt.registry.types(), Room: room,
 		})
 		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
 	}()
@@ -201,7 +225,9 @@ func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNo
 	switch n.Kind {
 	case domain.NoticeJobsAvailable:
 		if n.RunAt.After(s.rt.clock.Now()) {
-			s.wakeUpAt(ctx, n.RunAt)
+			// Scheduled on another node: this node's scheduler promotes
+			// them when due, if no other node's did first.
+			s.rt.scheduler.notify(n.RunAt)
 			return
 		}
 		s.claim(d, ctx)
@@ -215,21 +241,6 @@ func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNo
 	}
 }
 
-// wakeUpAt claims when the earliest known retry falls due, so that a retry
-// waits for its backoff and not for the poll.
-func (s *sharedSource) wakeUpAt(ctx actor.Context, at time.Time) {
-	now := s.rt.clock.Now()
-	if s.wake != nil && s.wakeAt.After(now) && !s.wakeAt.After(at) {
-		return // an earlier wake-up is already set
-	}
-	if s.wake != nil {
-		s.wake()
-	}
-	self, root := ctx.Self(), s.rt.actors.Root
-	s.wakeAt = at
-	s.wake = s.rt.clock.AfterFunc(at.Sub(now), func() { root.Send(self, &claimNow{}) })
-}
-
 func (s *sharedSource) renewLeases(d *dispatcher, ctx actor.Context) {
 	if s.renewing {
 		return
@@ -237,9 +248,9 @@ func (s *sharedSource) renewLeases(d *dispatcher, ctx actor.Context) {
 	s.renewing = true
 	ids := make([]uuid.UUID, 0, len(d.live))
 	leases := make(map[uuid.UUID]uint64, len(d.live))
-	for id, activation := range d.live {
+	for id, l := range d.live {
 		ids = append(ids, id)
-		leases[id] = activation
+		leases[id] = l.activation
 	}
 	rt, queue, self := s.rt, s.queue, ctx.Self()
 	go func() {
@@ -265,7 +276,7 @@ func (s *sharedSource) leasesRenewed(d *dispatcher, ctx actor.Context, msg *leas
 		// has not yet told the dispatcher. Only the actor of the activation
 		// that was renewed knows which; a later activation of the job holds
 		// a lease of its own.
-		if activation, ok := d.live[id]; ok && activation == msg.leases[id] {
+		if l, ok := d.live[id]; ok && l.activation == msg.leases[id] {
 			ctx.Send(s.rt.supervisor, &toJob{id: id, msg: &leaseLost{}})
 		}
 	}

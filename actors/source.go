@@ -15,21 +15,20 @@ import (
 // job actors' writes go. New chooses one for the life of the System:
 //
 //   - localSource: one node owns the store. Pending jobs wait in the
-//     dispatcher's ready queue, a job not due yet waits in its own actor's
-//     timer, and snapshots are plain domain.Store updates.
+//     dispatcher's ready queues, and snapshots are plain domain.Store
+//     updates.
 //   - sharedSource: several nodes share a domain.SharedQueue. The queue is
 //     the store: idle workers claim jobs from it, each claimed job is
 //     leased, snapshots are owned updates, and background services keep
 //     the node in step with the store.
 //
+// In both modes a job due later (submitted for later, or waiting out a
+// retry's backoff) is scheduled in the store and nothing else: the
+// System's scheduler promotes it when due and hands it to promoted.
+//
 // Everything that differs between the two modes is a method here, so
-// callers never ask which mode they are in. Upcoming features plug in per
-// source: run-later jobs in submit and take (the local ready queue holds
-// them back; the store claims only due jobs) and in retriesWaitHere;
-// priorities and named queues in take (the local ready queue grows an
-// order, the claim a filter) and submit; unique keys in submit (checked by
-// the store's write in both modes); their background work (cron, retention)
-// as services started by start.
+// callers never ask which mode they are in. Background work (cron,
+// retention) plugs in as services started by start.
 //
 // Methods whose doc says "in the dispatcher's mailbox" are called only from
 // the dispatcher's Receive and may touch its state freely; the others may
@@ -72,10 +71,15 @@ type jobSource interface {
 	// an error wrapping domain.ErrLeaseLost means another node owns the job
 	// now, and the snapshot must be dropped.
 	write(next *domain.Job) error
-	// retriesWaitHere reports whether a job pending until a later RunAt
-	// waits in its job actor's timer (true), or in the store, which tells
-	// every node when it falls due (false).
-	retriesWaitHere() bool
+	// requeuesHere reports whether a job pending again after an attempt
+	// here (a retry due at once) goes back to this node's ready queue
+	// (true), or waits in the store for any node to claim (false).
+	requeuesHere() bool
+	// promoted hands on jobs the scheduler made pending. Called from the
+	// scheduler's goroutine.
+	promoted(jobs []*domain.Job)
+	// promotionsSent follows the last promoted call of a scheduler round.
+	promotionsSent()
 }
 
 // newJobSource chooses the source of a System at New.
@@ -108,6 +112,31 @@ func (c *core) created(jobs, existing []*domain.Job) ([]SubmitResult, []*domain.
 		out[i] = SubmitResult{Job: j.Clone(), Created: true}
 	}
 	return out, stored
+}
+
+// splitScheduled returns the pending jobs among stored, and the earliest
+// RunAt of the scheduled ones (zero if none). It reuses stored when every
+// job is pending, the usual case.
+func splitScheduled(stored []*domain.Job) (pending []*domain.Job, earliest time.Time) {
+	scheduled := 0
+	for _, j := range stored {
+		if j.Status == domain.StatusScheduled {
+			scheduled++
+			if earliest.IsZero() || j.RunAt.Before(earliest) {
+				earliest = j.RunAt
+			}
+		}
+	}
+	if scheduled == 0 {
+		return stored, earliest
+	}
+	pending = make([]*domain.Job, 0, len(stored)-scheduled)
+	for _, j := range stored {
+		if j.Status != domain.StatusScheduled {
+			pending = append(pending, j)
+		}
+	}
+	return pending, earliest
 }
 
 // startedLog is the log line of a start, with the source's attributes.

@@ -14,8 +14,7 @@ import (
 )
 
 // localSource is the job source of a node that owns its store: the ready
-// queue lives in the dispatcher, bounded by Config.QueueSize, and a job
-// due later waits in its actor's timer.
+// queues live in the dispatcher, bounded together by Config.QueueSize.
 type localSource struct {
 	rt *core
 }
@@ -25,11 +24,23 @@ type localSource struct {
 // recovery of a big backlog streams.
 const recoveryBatch = 1000
 
-// recover queues every pending job and settles every running one: a job
-// found running was interrupted by a crash, so its attempt counts and it
-// follows the retry policy.
+// recover tells the dispatcher which queues are paused, queues every
+// pending job and settles every running one: a job found running was
+// interrupted by a crash, so its attempt counts and it follows the retry
+// policy. Scheduled jobs stay in the store, untouched and unread: the
+// scheduler promotes them when due.
 func (l *localSource) recover(ctx context.Context) (int, error) {
 	c := l.rt
+	queues, err := c.store.Queues(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read queues: %w", err)
+	}
+	for _, q := range queues {
+		if q.Paused {
+			// Sent before any job, so none of the queue's starts.
+			c.actors.Root.Send(c.dispatcher, &queuePauseChanged{name: q.Name, paused: true})
+		}
+	}
 	now := c.clock.Now()
 	var batch, interrupted []*domain.Job
 	total := 0
@@ -42,6 +53,8 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 				c.events.publish(j)
 				if j.Status == domain.StatusFailed {
 					c.metrics.JobFinished(j)
+				} else {
+					c.metrics.JobRetried(j)
 				}
 				c.logger.Warn("job was running when the process stopped; its attempt counts",
 					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
@@ -58,7 +71,7 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 		return nil
 	}
 	f := domain.Filter{Statuses: []domain.Status{domain.StatusPending, domain.StatusRunning}}
-	err := c.store.Scan(ctx, f, func(j *domain.Job) error {
+	err = c.store.Scan(ctx, f, func(j *domain.Job) error {
 		if j.Status == domain.StatusRunning {
 			if err := j.Recover(now); err != nil {
 				return err
@@ -87,12 +100,18 @@ func (l *localSource) startedAttrs(recovered int) []any {
 	return []any{slog.Int("recovered", recovered)}
 }
 
-// submit reserves queue slots, stores the jobs and queues them.
+// submit reserves queue slots for the jobs due now, stores the jobs and
+// queues those; the scheduler hears of the others.
 func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.Job) ([]SubmitResult, error) {
 	c := l.rt
-	n := int64(len(jobs))
-	if c.queued.Add(n) > int64(c.cfg.QueueSize) {
-		c.queued.Add(-n)
+	var due int64
+	for _, j := range jobs {
+		if j.Status == domain.StatusPending {
+			due++
+		}
+	}
+	if due > 0 && c.queued.Add(due) > int64(c.cfg.QueueSize) {
+		c.queued.Add(-due)
 		return nil, fmt.Errorf("submit: %w (%d jobs waiting)", domain.ErrQueueFull, c.cfg.QueueSize)
 	}
 	// The write does not end with ctx. A store may commit a write whose
@@ -101,15 +120,31 @@ func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.
 	// the store's answer means that an error here always means not stored.
 	existing, err := c.store.Insert(context.WithoutCancel(ctx), now, jobs)
 	if err != nil {
-		c.queued.Add(-n)
+		c.queued.Add(-due)
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
 	out, stored := c.created(jobs, existing)
-	c.queued.Add(int64(len(stored)) - n)
-	if len(stored) > 0 {
-		c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: stored})
+	pending, earliest := splitScheduled(stored)
+	c.queued.Add(int64(len(pending)) - due)
+	if len(pending) > 0 {
+		c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: pending})
+	}
+	if !earliest.IsZero() {
+		c.scheduler.notify(earliest)
 	}
 	return out, nil
+}
+
+// promoted queues the jobs the scheduler made pending. They are stored, so
+// they are queued even past QueueSize: refusing them would strand them.
+func (l *localSource) promoted(jobs []*domain.Job) {
+	c := l.rt
+	c.queued.Add(int64(len(jobs)))
+	c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: jobs})
+}
+
+func (l *localSource) promotionsSent() {
+	l.rt.actors.Root.Send(l.rt.dispatcher, &promotionRound{})
 }
 
 // cancelAttempts bounds how often Cancel chases a job whose actor stopped
@@ -140,14 +175,14 @@ func (l *localSource) cancel(ctx context.Context, id uuid.UUID) (*domain.Job, er
 	return nil, fmt.Errorf("cancel job %s: %w: its owner kept changing; try again", id, domain.ErrUnavailable)
 }
 
-// take pops the ready queue, skipping jobs canceled while queued.
+// take pops the ready queues, a queue at a time, skipping jobs canceled
+// while queued.
 func (l *localSource) take(d *dispatcher, ctx actor.Context) {
 	for !d.draining && len(d.idle) > 0 {
-		job, ok := d.ready.pop()
+		job, ok := d.nextReady()
 		if !ok {
 			return
 		}
-		l.rt.queued.Add(-1)
 		if _, ok := d.canceled[job.ID]; ok {
 			delete(d.canceled, job.ID)
 			continue
@@ -167,4 +202,4 @@ func (l *localSource) write(next *domain.Job) error {
 	return l.rt.store.Update(l.rt.storeCtx, next)
 }
 
-func (l *localSource) retriesWaitHere() bool { return true }
+func (l *localSource) requeuesHere() bool { return true }

@@ -31,6 +31,13 @@ func (s *fullDiskStore) Create(ctx context.Context, jobs ...*domain.Job) error {
 	return s.Store.Create(ctx, jobs...)
 }
 
+func (s *fullDiskStore) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) ([]*domain.Job, error) {
+	if s.full.Load() {
+		return nil, fmt.Errorf("insert: disk full (0 bytes free): %w", domain.ErrStorageFull)
+	}
+	return s.Store.Insert(ctx, now, jobs)
+}
+
 func (s *fullDiskStore) Update(ctx context.Context, jobs ...*domain.Job) error {
 	if s.full.Load() {
 		for _, j := range jobs {

@@ -16,8 +16,6 @@ type activation int
 const (
 	// activateRun: start an attempt on the given worker.
 	activateRun activation = iota
-	// activateWait: hold the retry timer until the job's RunAt.
-	activateWait
 	// activateCancel: load the job and cancel it if still pending.
 	activateCancel
 )

@@ -22,13 +22,15 @@ type core struct {
 	store domain.Store
 	// source is where ready jobs come from and snapshots go: the local
 	// ready queue, or the queue of a store several nodes share.
-	source   jobSource
-	logger   *slog.Logger
-	clock    Clock
-	metrics  Metrics
-	registry *registry
-	backoff  Backoff
-	events   events
+	source jobSource
+	// scheduler promotes scheduled jobs when they fall due, in both modes.
+	scheduler *scheduler
+	logger    *slog.Logger
+	clock     Clock
+	metrics   Metrics
+	registry  *registry
+	backoff   Backoff
+	events    events
 
 	actors     *actor.ActorSystem
 	pool       *goroutinePool
@@ -39,9 +41,12 @@ type core struct {
 	// submissions on their way there; Submit checks it against QueueSize.
 	queued atomic.Int64
 	busy   atomic.Int64
-	// jobActors counts live job actors: jobs running, waiting for a retry
-	// or being canceled. Queued jobs have none.
+	// jobActors counts live job actors: jobs running, waiting for a store
+	// that refused a write, or being canceled. Queued and scheduled jobs
+	// have none.
 	jobActors atomic.Int64
+	// stuck counts attempts running past their timeout.
+	stuck atomic.Int64
 	// attempts counts attempts whose outcome is not yet stored.
 	attempts sync.WaitGroup
 
@@ -111,6 +116,11 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 		c.metrics = NopMetrics{}
 	}
 	c.source = newJobSource(c, o.shared)
+	poll := schedulerPollLocal
+	if o.shared != nil {
+		poll = cfg.PollInterval
+	}
+	c.scheduler = newScheduler(c, poll)
 	return &System{core: c}, nil
 }
 
@@ -178,6 +188,12 @@ func (s *System) Start(ctx context.Context) error {
 	}
 	if err := c.source.start(c.storeCtx); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: %w", err))
+	}
+	// Started last: it reads only the store's earliest RunAt, so a million
+	// scheduled jobs cost a restart nothing.
+	if err := c.scheduler.Start(c.storeCtx); err != nil {
+		c.source.stop()
+		return s.abortStart(fmt.Errorf("start job system: scheduler: %w", err))
 	}
 	s.state = stateRunning
 	c.startedLog(n)
@@ -332,7 +348,7 @@ func (s *System) List(ctx context.Context, f domain.Filter) (domain.Page, error)
 	return s.core.store.List(ctx, f)
 }
 
-// Cancel cancels a job. A pending job is canceled at once. A running job's
+// Cancel cancels a job. A scheduled or pending job is canceled at once. A running job's
 // context is canceled and the job, returned still running, becomes canceled
 // when its handler returns. Canceling a canceled job returns it unchanged;
 // a completed or failed job gives ErrNotCancelable.
@@ -363,6 +379,7 @@ func (s *System) Stats() Stats {
 	return Stats{
 		Workers:    WorkerStats{Size: s.core.cfg.Workers, Busy: int(s.core.busy.Load())},
 		QueueDepth: int(max(s.core.queued.Load(), 0)),
+		Stuck:      int(max(s.core.stuck.Load(), 0)),
 		JobActors:  int(s.core.jobActors.Load()),
 		Running:    running,
 	}
@@ -399,6 +416,8 @@ func (s *System) Stop(ctx context.Context) error {
 
 	c := s.core
 	c.logger.Info("job system stopping: intake closed")
+	// Jobs falling due from now on stay in the store for the next start.
+	c.scheduler.Stop()
 	if _, err := c.actors.Root.RequestFuture(c.dispatcher, &drainDispatcher{}, requestTimeoutDefault).Result(); err != nil {
 		c.logger.Error("dispatcher did not drain", slog.Any("error", err))
 	}

@@ -251,26 +251,41 @@ func TestSystem_PermanentErrorSkipsRetries(t *testing.T) {
 	require.Equal(t, "bad payload", got.LastError)
 }
 
+// backoffDelays runs a job that always fails on a manual clock and
+// returns the backoff of each retry, as the store holds it: the job waits
+// scheduled, with no actor, and the test moves the clock to its RunAt.
+func backoffDelays(t *testing.T, maxAttempts int, opts ...Option) []time.Duration {
+	t.Helper()
+	clock := newManualClock()
+	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
+	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing}, append(opts, WithClock(clock))...)
+	job := b.submit(t, "failing", maxAttempts)
+	var delays []time.Duration
+	for i := 1; i < maxAttempts; i++ {
+		waitFor(t, func() bool { return b.finished.retries() == i && b.sys.Stats().JobActors == 0 })
+		got := b.get(t, job.ID)
+		require.Equal(t, domain.StatusScheduled, got.Status)
+		d := got.RunAt.Sub(clock.Now())
+		delays = append(delays, d)
+		clock.advance(d - time.Microsecond)
+		time.Sleep(5 * time.Millisecond)
+		require.Equal(t, domain.StatusScheduled, b.get(t, job.ID).Status, "not before its RunAt")
+		clock.advance(time.Microsecond)
+	}
+	b.finished.waitFinished(t, 1)
+	return delays
+}
+
 func TestSystem_BackoffDelaysAreExponential(t *testing.T) {
 	t.Parallel()
-	clock := newVirtualClock()
-	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
-	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
-		WithClock(clock), WithRetryBackoff(time.Second, 5*time.Second, NoJitter))
-	b.submit(t, "failing", 5)
-	b.finished.waitFinished(t, 1)
-	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}, clock.recorded())
+	delays := backoffDelays(t, 5, WithRetryBackoff(time.Second, 5*time.Second, NoJitter))
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}, delays)
 }
 
 func TestSystem_BackoffJitterUsesRandom(t *testing.T) {
 	t.Parallel()
-	clock := newVirtualClock()
-	failing := domain.HandlerFunc(func(context.Context, []byte) error { return errors.New("no") })
-	b := setup(t, map[domain.JobType]domain.Handler{"failing": failing},
-		WithClock(clock), WithRetryBackoff(time.Second, time.Minute, FullJitter), withRandom(func() float64 { return 0.5 }))
-	b.submit(t, "failing", 3)
-	b.finished.waitFinished(t, 1)
-	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second}, clock.recorded())
+	delays := backoffDelays(t, 3, WithRetryBackoff(time.Second, time.Minute, FullJitter), withRandom(func() float64 { return 0.5 }))
+	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second}, delays)
 }
 
 func TestSystem_PanicFailsTheAttemptAndTheWorkerGoesOn(t *testing.T) {
@@ -379,12 +394,15 @@ func TestSystem_Cancel(t *testing.T) {
 			}
 		}
 		waiting := b.get(t, job.ID)
-		require.Equal(t, domain.StatusPending, waiting.Status)
-		require.False(t, waiting.RunAt.IsZero())
+		require.Equal(t, domain.StatusScheduled, waiting.Status)
+		require.Equal(t, time.Hour, waiting.RunAt.Sub(waiting.UpdatedAt))
+		waitFor(t, func() bool { return b.sys.Stats().JobActors == 0 })
 		got, err := b.sys.Cancel(context.Background(), job.ID)
 		require.NoError(t, err)
 		require.Equal(t, domain.StatusCanceled, got.Status)
 		require.Equal(t, 1, got.Attempts)
+		require.Equal(t, domain.StatusCanceled, b.get(t, job.ID).Status)
+		b.finished.waitFinished(t, 1) // counted as finished
 	})
 
 	t.Run("UnknownIDIsNotFound", func(t *testing.T) {
@@ -600,8 +618,10 @@ func TestSystem_Subscribe(t *testing.T) {
 			t.Fatalf("events so far: %v", seen)
 		}
 	}
+	// The retry waits out its backoff scheduled, and the scheduler's
+	// promotion is an event too.
 	require.Equal(t, []domain.Status{
-		domain.StatusPending, domain.StatusRunning, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted,
+		domain.StatusPending, domain.StatusRunning, domain.StatusScheduled, domain.StatusPending, domain.StatusRunning, domain.StatusCompleted,
 	}, seen)
 	require.Zero(t, sub.Dropped())
 	sub.Close()

@@ -137,13 +137,19 @@ func waitStored(t *testing.T, store domain.Store, id uuid.UUID, ok func(*domain.
 }
 
 // waitRefusal waits until the store refused n writes and the runtime set
-// one timer for its next try, and returns that timer's delay.
+// one timer for its next try (beside the scheduler's poll), and returns
+// that timer's delay.
 func waitRefusal(t *testing.T, store *storetest.FaultStore, clock *manualClock, n int) time.Duration {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		return store.Refused(storetest.OpWrites) == n && len(clock.waiting()) == 1
+		return store.Refused(storetest.OpWrites) == n && len(jobTimers(clock)) == 1
 	}, 10*time.Second, time.Millisecond, "refusal %d and the timer of the next try", n)
-	return clock.waiting()[0]
+	return jobTimers(clock)[0]
+}
+
+// jobTimers returns the delays of the timers set, but the scheduler's poll.
+func jobTimers(clock *manualClock) []time.Duration {
+	return slices.DeleteFunc(clock.waiting(), func(d time.Duration) bool { return d == schedulerPollLocal })
 }
 
 func TestJobActor_RefusedStartWaitsTheBaseDelayAndStartsOnceTheStoreAccepts(t *testing.T) {
@@ -244,7 +250,7 @@ func TestJobActor_RefusedRetryOutcomeKeepsTheFailedAttemptAndRunsTheNext(t *test
 	}), clock, base, time.Minute)
 	store.Inject(storetest.Fault{
 		Ops:   storetest.OpUpdate,
-		Match: func(j *domain.Job) bool { return j.Status == domain.StatusPending && j.LastError != "" },
+		Match: func(j *domain.Job) bool { return j.Status == domain.StatusScheduled },
 		Times: 2,
 	})
 
@@ -257,10 +263,10 @@ func TestJobActor_RefusedRetryOutcomeKeepsTheFailedAttemptAndRunsTheNext(t *test
 		require.Equal(t, domain.StatusRunning, stored.Status, "the failed attempt's outcome is not lost, nor applied, while refused")
 		clock.fireNext(t)
 	}
-	// Once written, the retry waits for what is left of its own backoff,
-	// then runs.
+	// Once written, the retry waits scheduled for what is left of its own
+	// backoff, then runs.
 	require.Eventually(t, func() bool {
-		if len(clock.waiting()) == 1 {
+		if len(jobTimers(clock)) == 1 {
 			clock.fireNext(t)
 		}
 		return rec.total() == 1
@@ -284,7 +290,7 @@ func TestJobActor_EveryThirdWriteRefusedLosesAndRepeatsNothing(t *testing.T) {
 	sys, store, rec, _ := startFaulty(t, domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
 		runs.count(ctx)
 		return nil
-	}), newVirtualClock(), time.Second, time.Minute)
+	}), wallClock{}, time.Millisecond, 10*time.Millisecond)
 	store.FailEvery(storetest.OpUpdate, 3, domain.ErrUnavailable)
 
 	const n = 50

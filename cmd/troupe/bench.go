@@ -27,6 +27,8 @@ const (
 	benchRateDefault         = 1000.0
 	benchDurationDefault     = 10 * time.Second
 	benchConcurrencyDefault  = 16
+	benchScheduledJobs       = 10_000
+	benchWindowDefault       = 10 * time.Second
 )
 
 // benchFlags are the flags every bench mode shares.
@@ -80,6 +82,7 @@ a no-op handler (the demo handlers are not registered):
 
   troupe bench burndown   insert N jobs, then time how fast the workers finish them
   troupe bench steady     submit at a fixed rate; enqueue-to-start and -done latency
+  troupe bench scheduled  submit jobs to run later; how late each one starts
   troupe bench http       load the HTTP API (an in-process server, or --server)
 
 Progress goes to stderr every second (a one-line bar on a terminal); the
@@ -95,6 +98,7 @@ the database as a plain store; the shared queue that several troupe serve
 nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 		Example: `  troupe bench burndown -n 100000 --store badger
   troupe bench steady --rate 1000 --duration 10s --store badger
+  troupe bench scheduled --jobs 10000 --window 10s --store badger
   troupe bench http --concurrency 32 --duration 10s --batch 100
   troupe bench burndown --store postgres --database-url postgres://localhost/troupe --json`,
 		Args: cobra.NoArgs,
@@ -112,6 +116,7 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 	cmd.AddCommand(
 		newBenchBurndownCommand(env, f),
 		newBenchSteadyCommand(env, f),
+		newBenchScheduledCommand(env, f),
 		newBenchHTTPCommand(env, f),
 	)
 	return cmd
@@ -222,6 +227,34 @@ queue is full count as errors.`,
 	})
 	cmd.Flags().Float64Var(&rate, "rate", benchRateDefault, "jobs submitted per second")
 	cmd.Flags().DurationVar(&duration, "duration", benchDurationDefault, "how long to submit")
+	return cmd
+}
+
+func newBenchScheduledCommand(env *environment, f *benchFlags) *cobra.Command {
+	var (
+		n      int
+		window time.Duration
+	)
+	cmd := benchCommand(env, f, &cobra.Command{
+		Use:   "scheduled [--jobs N] [--window D]",
+		Short: "Submit jobs to run later and measure how late each one starts",
+		Long: `Submit N no-op jobs whose runAt is spread evenly over a window (submitted in
+a random order, 1000 per SubmitBatch), the window starting about a second
+after the submissions end. The jobs wait scheduled in the store until the
+runtime's scheduler makes them pending, as with troupe serve. Reports each
+job's lateness, the time its handler started minus its runAt, as
+p50/p90/p99/max.`,
+	}, func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error) {
+		if n < 1 {
+			return nil, fmt.Errorf("invalid --jobs %d: must be at least 1", n)
+		}
+		if window <= 0 {
+			return nil, fmt.Errorf("invalid --window %s: must be positive", window)
+		}
+		return b.Scheduled(ctx, n, window, benchBatchDefault)
+	})
+	cmd.Flags().IntVarP(&n, "jobs", "n", benchScheduledJobs, "jobs to schedule")
+	cmd.Flags().DurationVar(&window, "window", benchWindowDefault, "how long a window the jobs' runAt spread over")
 	return cmd
 }
 

@@ -59,6 +59,22 @@ func requireLatency(t *testing.T, summary map[string]any, key string) {
 	}
 }
 
+func TestBenchScheduled(t *testing.T) {
+	t.Parallel()
+	s := benchJSON(t, "scheduled", "--jobs", "300", "--window", "300ms", "--store", "memory", "--workers", "4")
+	require.Equal(t, "scheduled", s["mode"])
+	require.EqualValues(t, 300, s["jobs"])
+	require.EqualValues(t, 300, s["completed"])
+	require.InDelta(t, 0.3, s["seconds"], 1e-9, "the window")
+	requireLatency(t, s, "lateness")
+	lateness := s["lateness"].(map[string]any)
+	require.GreaterOrEqual(t, lateness["p50Ms"], 0.0, "no job starts before its runAt")
+
+	code, _, stderr := runBench(t, nil, "scheduled", "--window", "0s")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--window")
+}
+
 func TestBenchBurndown(t *testing.T) {
 	t.Parallel()
 

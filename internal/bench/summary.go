@@ -17,7 +17,7 @@ import (
 // Summary is a mode's result. Its JSON member names are stable, for
 // scripts; fields of other modes are left out.
 type Summary struct {
-	// Mode is burndown, steady or http.
+	// Mode is burndown, steady, scheduled or http.
 	Mode string `json:"mode"`
 	// Store is memory, badger or postgres, or remote for bench http
 	// --server.
@@ -30,7 +30,8 @@ type Summary struct {
 	// it: not on a server given with bench http --server.
 	Completed *int64 `json:"completed,omitempty"`
 	// Seconds is the time measured: the burn-down alone (burndown), from the
-	// first submission to the last completion (steady), or the load (http).
+	// first submission to the last completion (steady), the window the
+	// RunAts spread over (scheduled), or the load (http).
 	Seconds float64 `json:"seconds"`
 	// JobsPerSecond is the mode's throughput over Seconds: jobs completed
 	// (burndown, steady) or accepted (http).
@@ -42,13 +43,13 @@ type Summary struct {
 	// "queue full"; empty when there were none.
 	Errors map[string]int64 `json:"errors"`
 
-	// InsertSeconds is how long the inserts took (burndown).
+	// InsertSeconds is how long the inserts took (burndown, scheduled).
 	InsertSeconds float64 `json:"insertSeconds,omitempty"`
-	// InsertsPerSecond is the insert rate (burndown).
+	// InsertsPerSecond is the insert rate (burndown, scheduled).
 	InsertsPerSecond float64 `json:"insertsPerSecond,omitempty"`
 	// TotalSeconds is the inserts and the burn-down together (burndown).
 	TotalSeconds float64 `json:"totalSeconds,omitempty"`
-	// Batch is the jobs per SubmitBatch call (burndown) or per HTTP request
+	// Batch is the jobs per SubmitBatch call (burndown, scheduled) or per HTTP request
 	// (http; 0 for POST /jobs).
 	Batch int `json:"batch,omitempty"`
 
@@ -58,6 +59,10 @@ type Summary struct {
 	SubmitRate float64 `json:"submitRate,omitempty"`
 	// DoneLatency is the enqueue-to-done latency (steady).
 	DoneLatency *Latency `json:"doneLatency,omitempty"`
+
+	// Lateness is how long after its RunAt each job's handler started:
+	// start time − RunAt (scheduled).
+	Lateness *Latency `json:"lateness,omitempty"`
 
 	// Concurrency is the number of submitting goroutines (http).
 	Concurrency int `json:"concurrency,omitempty"`
@@ -158,6 +163,11 @@ func (s *Summary) rows() [][2]string {
 			[2]string{"throughput", fmt.Sprintf("%s jobs/s over %s", num(s.JobsPerSecond), secs(s.Seconds))},
 			[2]string{"enqueue→start", lat(s.Latency)},
 			[2]string{"enqueue→done", lat(s.DoneLatency)})
+	case "scheduled":
+		rows = append(rows,
+			[2]string{"jobs", fmt.Sprintf("%d, RunAt spread over %s", s.Jobs, secs(s.Seconds))},
+			[2]string{"insert", fmt.Sprintf("%s  (%s jobs/s, %d per batch)", secs(s.InsertSeconds), num(s.InsertsPerSecond), s.Batch)},
+			[2]string{"lateness", lat(s.Lateness)})
 	case "http":
 		batch := "1 per POST /jobs"
 		if s.Batch > 0 {
