@@ -66,14 +66,11 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 // insert stores the jobs whose unique key is free; allOrNone stores
 // nothing when one is not.
 func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, allOrNone bool) ([]*domain.Job, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	seen := make(map[uuid.UUID]struct{}, len(jobs))
 	for _, j := range jobs {
 		_, dup := seen[j.ID]
@@ -139,14 +136,11 @@ func (s *Store) put(j *domain.Job) {
 
 // Get implements domain.Store.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	j, ok := s.jobs[id]
 	if !ok {
 		return nil, fmt.Errorf("get job %s: %w", id, domain.ErrNotFound)
@@ -156,14 +150,11 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 
 // Update implements domain.Store.
 func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return err
-	}
+	defer unlock()
 	for _, j := range jobs {
 		if _, ok := s.jobs[j.ID]; !ok {
 			return fmt.Errorf("update job %s: %w", j.ID, domain.ErrNotFound)
@@ -177,14 +168,11 @@ func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
 
 // Delete implements domain.Store.
 func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return err
-	}
+	defer unlock()
 	j, ok := s.jobs[id]
 	if !ok {
 		return fmt.Errorf("delete job %s: %w", id, domain.ErrNotFound)
@@ -231,14 +219,11 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 // matching returns the stored jobs that pass f, oldest first. The pointers
 // are the store's own: callers clone before handing them out.
 func (s *Store) matching(ctx context.Context, f domain.Filter) ([]*domain.Job, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	var matched []*domain.Job
 	for _, j := range s.jobs {
 		if f.Matches(j) {
@@ -282,6 +267,29 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
+}
+
+// lock takes the write lock for a call under ctx, once ctx is live and the
+// store open; the caller defers unlock.
+func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
+	return s.acquire(ctx, s.mu.Lock, s.mu.Unlock)
+}
+
+// rlock is lock for a call that only reads.
+func (s *Store) rlock(ctx context.Context) (unlock func(), err error) {
+	return s.acquire(ctx, s.mu.RLock, s.mu.RUnlock)
+}
+
+func (s *Store) acquire(ctx context.Context, lock, unlock func()) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lock()
+	if err := s.usable(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 func (s *Store) usable() error {

@@ -11,14 +11,11 @@ type requestID struct{ scope, key string }
 
 // BeginRequest implements domain.RequestLog.
 func (s *Store) BeginRequest(ctx context.Context, now time.Time, rec domain.RequestRecord) (*domain.RequestRecord, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	id := requestID{rec.Scope, rec.Key}
 	if old, ok := s.requests[id]; ok && old.ExpiresAt.After(now) {
 		old.Body = append([]byte(nil), old.Body...)
@@ -32,14 +29,11 @@ func (s *Store) BeginRequest(ctx context.Context, now time.Time, rec domain.Requ
 
 // FinishRequest implements domain.RequestLog.
 func (s *Store) FinishRequest(ctx context.Context, rec domain.RequestRecord) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return err
-	}
+	defer unlock()
 	rec.Done = true
 	rec.Body = append([]byte(nil), rec.Body...)
 	s.requests[requestID{rec.Scope, rec.Key}] = rec
@@ -48,14 +42,11 @@ func (s *Store) FinishRequest(ctx context.Context, rec domain.RequestRecord) err
 
 // AbandonRequest implements domain.RequestLog.
 func (s *Store) AbandonRequest(ctx context.Context, scope, key string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return err
-	}
+	defer unlock()
 	id := requestID{scope, key}
 	if rec, ok := s.requests[id]; ok && !rec.Done {
 		delete(s.requests, id)
@@ -65,14 +56,11 @@ func (s *Store) AbandonRequest(ctx context.Context, scope, key string) error {
 
 // DeleteExpiredRequests implements domain.RequestLog.
 func (s *Store) DeleteExpiredRequests(ctx context.Context, now time.Time, limit int) (int, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return 0, err
-	}
+	defer unlock()
 	n := 0
 	for id, rec := range s.requests {
 		if n >= limit {

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/troupe-go/troupe/domain"
@@ -10,14 +11,11 @@ import (
 
 // PromoteDue implements domain.Store.
 func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*domain.Job, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.lock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	var due []*domain.Job
 	for id := range s.scheduled {
 		if j := s.jobs[id]; !j.RunAt.After(now) {
@@ -42,14 +40,11 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*do
 
 // NextRunAt implements domain.Store.
 func (s *Store) NextRunAt(ctx context.Context) (time.Time, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
 		return time.Time{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return time.Time{}, err
-	}
+	defer unlock()
 	var next time.Time
 	for id := range s.scheduled {
 		if at := s.jobs[id].RunAt; next.IsZero() || at.Before(next) {
@@ -69,14 +64,11 @@ func byRunAt(a, b *domain.Job) int {
 
 // Queues implements domain.Store.
 func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.rlock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	byName := make(map[string]*domain.QueueInfo)
 	info := func(name string) *domain.QueueInfo {
 		q, ok := byName[name]
@@ -103,18 +95,8 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	for _, q := range byName {
 		out = append(out, *q)
 	}
-	slices.SortFunc(out, func(a, b domain.QueueInfo) int { return compareStrings(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b domain.QueueInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SetQueuePaused implements domain.Store.
