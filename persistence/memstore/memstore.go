@@ -129,7 +129,7 @@ func (s *Store) put(j *domain.Job) {
 	}
 	if j.Status == domain.StatusScheduled {
 		s.scheduled[j.ID] = struct{}{}
-	} else {
+	} else if old != nil && old.Status == domain.StatusScheduled {
 		delete(s.scheduled, j.ID)
 	}
 }
