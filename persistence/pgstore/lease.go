@@ -30,7 +30,9 @@ import (
 //     node from its commit), each with the most it may give: its room, if
 //     named, and the limit.
 //   - ready: how many ready jobs each queue could give, up to that, counted
-//     on the claim index without locking anything.
+//     on the claim index without locking anything. (The ORDER BY keeps the
+//     planner on the index: it cannot know how small the LIMIT is.) With a
+//     single queue to serve there is nothing to share, and no count.
 //   - shares: round robin. Turn t offers one job of every queue with at
 //     least t ready, in a random order of queues within the turn (so that,
 //     claim after claim, no queue always comes first); the first $2 offers
@@ -39,6 +41,9 @@ import (
 //     index, FOR UPDATE SKIP LOCKED: claimers pass over the rows another is
 //     taking, never wait on one another and never take the same job. Only
 //     the rows claimed are locked.
+//   - claimed: the update finds its rows by primary key (= ANY(ARRAY(...))
+//     gives the planner a small row count, where a join with picked, whose
+//     size it cannot guess, may make it hash the whole table).
 //
 // The jobs come back by turn, so a claim cut short still spreads across
 // queues. Its /*types*/ marker becomes a type filter in claimTypesSQL.
@@ -49,17 +54,18 @@ WITH rooms AS MATERIALIZED (
       LEFT JOIN unnest($4::text[], $5::int[]) AS r(name, room) ON r.name = q.name
      WHERE NOT q.paused
 ), ready AS MATERIALIZED (
-    SELECT rooms.name, c.n
+    SELECT rooms.name,
+           CASE WHEN (SELECT count(*) FROM rooms WHERE room > 0) = 1 THEN rooms.room
+           ELSE (SELECT count(*)
+                   FROM (SELECT 1
+                           FROM troupe_jobs AS j
+                          WHERE j.status = 'pending' AND j.queue = rooms.name
+                            AND (j.run_at <= now() OR j.run_at IS NULL)
+                            /*types*/
+                          ORDER BY j.priority, j.run_at, j.id
+                          LIMIT rooms.room) AS x)
+           END AS n
       FROM rooms
-     CROSS JOIN LATERAL (
-         SELECT count(*) AS n
-           FROM (SELECT 1
-                   FROM troupe_jobs AS j
-                  WHERE j.status = 'pending' AND j.queue = rooms.name
-                    AND (j.run_at <= now() OR j.run_at IS NULL)
-                    /*types*/
-                  LIMIT rooms.room) AS x
-     ) AS c
      WHERE rooms.room > 0
 ), shares AS MATERIALIZED (
     SELECT offers.name, count(*) AS n
@@ -90,13 +96,12 @@ WITH rooms AS MATERIALIZED (
            owner_node = $1,
            lease_expires_at = now() + $3::bigint * interval '1 microsecond',
            cancel_requested = false
-      FROM picked
-     WHERE j.id = picked.id
- RETURNING picked.turn, ` + qualifiedJobColumns + `
+     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+ RETURNING ` + qualifiedJobColumns + `
 )
-SELECT ` + jobColumns + `
-  FROM claimed
- ORDER BY turn, priority, run_at, id`
+SELECT claimed.*
+  FROM claimed JOIN picked ON picked.id = claimed.id
+ ORDER BY picked.turn, claimed.priority, claimed.run_at, claimed.id`
 
 var (
 	claimAnySQL = strings.ReplaceAll(claimSQL, "/*types*/", "")

@@ -229,6 +229,17 @@ func poolConfig(opts Options) (*pgxpool.Config, error) {
 	cfg.MaxConnLifetime = opts.MaxConnLifetime
 	cfg.MaxConnIdleTime = opts.MaxConnIdleTime
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
+	// Every statement of the store is short. JIT compiling one costs far
+	// more than running it, and the claim, whose LIMITs per queue the
+	// planner cannot size, is costed high enough to trigger it.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	// A claim must walk the claim index in order and stop after a few
+	// rows. Where troupe_jobs has no statistics yet (a new table, or one
+	// grown since its last ANALYZE) the planner guesses that a queue holds
+	// a pending job or two, and may then fetch them all with a bitmap scan
+	// and sort them: every pending job of the queue, on every claim. No
+	// statement of the store needs a bitmap scan.
+	cfg.ConnConfig.RuntimeParams["enable_bitmapscan"] = "off"
 	return cfg, nil
 }
 
