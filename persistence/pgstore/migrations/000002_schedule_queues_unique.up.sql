@@ -69,11 +69,12 @@ CREATE TABLE troupe_requests (
 CREATE INDEX troupe_requests_expires_idx ON troupe_requests (expires_at);
 
 -- troupe_jobs_notify tells listening nodes about work, once per statement:
--- a "jobs_available" notice when the statement inserted jobs due now or made
--- jobs pending (a promotion, a retry, a rescue); another, carrying the
--- earliest run_at, when it inserted or rescheduled jobs due only later, so
--- that nodes set a timer for it; and a "cancel_requested" notice per running
--- job whose cancel was just asked for, naming the node that runs it.
+-- a "jobs_available" notice when the statement inserted pending jobs due now
+-- or made jobs pending (a promotion, a retry, a rescue); another, carrying
+-- the earliest run_at, when it inserted or made scheduled jobs (or pending
+-- ones due only later), so that nodes set a timer to promote them then (at
+-- once when that time has passed); and a "cancel_requested" notice per
+-- running job whose cancel was just asked for, naming the node that runs it.
 CREATE OR REPLACE FUNCTION troupe_jobs_notify() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -90,13 +91,13 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT count(*) FILTER (WHERE n.status = 'pending' AND (n.run_at IS NULL OR n.run_at <= now())),
-               min(n.run_at) FILTER (WHERE n.run_at > now())
+               min(n.run_at) FILTER (WHERE n.status = 'scheduled' OR n.run_at > now())
           INTO ready, next_at
           FROM new_rows n
          WHERE n.status IN ('pending', 'scheduled');
     ELSE
         SELECT count(*) FILTER (WHERE n.status = 'pending' AND (n.run_at IS NULL OR n.run_at <= now())),
-               min(n.run_at) FILTER (WHERE n.run_at > now())
+               min(n.run_at) FILTER (WHERE n.status = 'scheduled' OR n.run_at > now())
           INTO ready, next_at
           FROM new_rows n
           JOIN old_rows o ON o.id = n.id
