@@ -320,6 +320,21 @@ func (s *Store) queueInsertQueues(b *pgx.Batch, names []string) {
 	}
 }
 
+// recordQueues records the queues of jobs this Store does not know of, on
+// its own: for Update, which may move a job to a queue never used before.
+// A queue recorded for nothing is harmless: it is listed only if paused.
+func (s *Store) recordQueues(ctx context.Context, jobs []*domain.Job) error {
+	names := s.queueNames.unknown(jobs)
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, insertQueuesSQL, names); err != nil {
+		return mapError(err)
+	}
+	s.queueNames.remember(names)
+	return nil
+}
+
 // queueNames remembers the queues this Store has recorded in troupe_queues
 // (or found there), so that a stream of submissions to known queues does
 // not write the table each time. A name is remembered only once the

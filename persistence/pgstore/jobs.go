@@ -254,6 +254,9 @@ func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
+	if err := s.recordQueues(ctx, jobs); err != nil {
+		return fmt.Errorf("update job %s: %w", jobs[0].ID, err)
+	}
 	query := `UPDATE troupe_jobs AS j SET ` + updateSet + ` FROM ` + unnestJobs + ` WHERE j.id = u.id RETURNING j.id`
 	if len(jobs) == 1 {
 		// One row needs no transaction to be all or none.

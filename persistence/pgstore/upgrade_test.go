@@ -154,3 +154,15 @@ func TestCreateRejectsAPriorityOutOfRange(t *testing.T) {
 		require.ErrorIs(t, s.Create(t.Context(), j), domain.ErrInvalid, "priority %d", p)
 	}
 }
+
+func TestAJobUpdatedIntoANewQueueIsClaimed(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	j := newJob(t, "noop", 1, past(0))
+	require.NoError(t, s.Create(t.Context(), j))
+	j.Queue = "fresh"
+	require.NoError(t, s.Update(t.Context(), j))
+	claimed, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, ids([]*domain.Job{j}), ids(claimed))
+}
