@@ -45,8 +45,11 @@ import (
 //     gives the planner a small row count, where a join with picked, whose
 //     size it cannot guess, may make it hash the whole table).
 //
-// The jobs come back by turn, so a claim cut short still spreads across
-// queues. Its /*types*/ marker becomes a type filter in claimTypesSQL.
+// The limit of shares (and the types of claimTypesSQL) are subqueries so
+// that the planner never sees them: its estimates are then the same for
+// every call, and PostgreSQL keeps the statement's generic plan rather than
+// planning each claim anew (the plan's shape does not depend on them). Its
+// /*types*/ marker becomes a type filter in claimTypesSQL.
 const claimSQL = `
 WITH rooms AS MATERIALIZED (
     SELECT q.name, LEAST(COALESCE(r.room, $2::int), $2::int) AS room
@@ -72,10 +75,10 @@ WITH rooms AS MATERIALIZED (
       FROM (SELECT ready.name
               FROM ready CROSS JOIN generate_series(1, ready.n) AS t(turn)
              ORDER BY t.turn, random()
-             LIMIT $2::int) AS offers
+             LIMIT (SELECT $2::int)) AS offers
      GROUP BY offers.name
 ), picked AS MATERIALIZED (
-    SELECT p.id, row_number() OVER (PARTITION BY p.queue ORDER BY p.priority, p.run_at, p.id) AS turn
+    SELECT p.id
       FROM shares
      CROSS JOIN LATERAL (
          SELECT j.id, j.queue, j.priority, j.run_at
@@ -99,9 +102,7 @@ WITH rooms AS MATERIALIZED (
      WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
  RETURNING ` + qualifiedJobColumns + `
 )
-SELECT claimed.*
-  FROM claimed JOIN picked ON picked.id = claimed.id
- ORDER BY picked.turn, claimed.priority, claimed.run_at, claimed.id`
+SELECT * FROM claimed ORDER BY priority, run_at, id`
 
 var (
 	claimAnySQL = strings.ReplaceAll(claimSQL, "/*types*/", "")
@@ -110,7 +111,7 @@ var (
 	// may take the type index and sort every pending job instead. The
 	// filter is a statement of its own, not an optional one ("no types OR
 	// type = ANY"), whose generic plan would be the worse of both.
-	claimTypesSQL = strings.ReplaceAll(claimSQL, "/*types*/", "AND j.type || '' = ANY($6::text[])")
+	claimTypesSQL = strings.ReplaceAll(claimSQL, "/*types*/", "AND j.type || '' = ANY((SELECT $6::text[])::text[])")
 )
 
 // ClaimJobs implements domain.SharedQueue. It hands node up to r.Limit
@@ -121,8 +122,8 @@ var (
 // owner_node = node and a lease until now + r.Lease. run_at stays. Within a
 // queue the jobs go by priority, run_at and ID; across queues the claim
 // takes turns (see claimSQL), and r.Room caps the jobs of each queue it
-// names. The jobs come back as stored, turn by turn; none when nothing is
-// ready or r.Limit < 1. r.Types, when given, limits the claim to jobs of
+// names. The jobs come back as stored, by priority, run_at and ID; none
+// when nothing is ready or r.Limit < 1. r.Types, when given, limits the claim to jobs of
 // those types.
 //
 // Concurrent claimers, on this node or others, never receive the same job
