@@ -151,11 +151,6 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 			if isDeadlock(err) && attempt < insertAttempts {
 				continue
 			}
-			if _, ok := heldKey(err); ok {
-				// Only a key the call repeats could collide without the
-				// ON CONFLICT, and those were set aside: a bug if reached.
-				return nil, fmt.Errorf("insert job %s: %w", todo[0].ID, err)
-			}
 			return nil, fmt.Errorf("insert job %s: %w", duplicateID(err, todo), mapError(err))
 		}
 		var again []*domain.Job
