@@ -29,6 +29,9 @@ func TestCancelJob(t *testing.T) {
 				require.NoError(t, err)
 				require.Len(t, claimed, 1)
 				j = claimed[0]
+			} else if status == domain.StatusScheduled {
+				j.ScheduleAt(time.Now().Add(time.Hour), time.Now())
+				require.NoError(t, s.Update(t.Context(), j))
 			} else if status != domain.StatusPending {
 				j.Status = status
 				j.FinishedAt = past(1)
@@ -40,7 +43,7 @@ func TestCancelJob(t *testing.T) {
 			require.NoError(t, getErr)
 
 			switch status {
-			case domain.StatusPending:
+			case domain.StatusScheduled, domain.StatusPending:
 				require.NoError(t, err)
 				require.Equal(t, domain.StatusCanceled, got.Status)
 				require.False(t, got.FinishedAt.IsZero())

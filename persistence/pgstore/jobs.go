@@ -18,7 +18,14 @@ import (
 
 // jobColumns are the columns that make a domain.Job, in scanJob's order.
 const jobColumns = `id, status, type, payload, attempts, max_attempts, last_error,
-	created_at, updated_at, run_at, started_at, finished_at`
+	created_at, updated_at, run_at, started_at, finished_at,
+	queue, priority, unique_key, unique_for_ns, timeout_ns`
+
+// qualifiedJobColumns is jobColumns of the table aliased j, for RETURNING
+// lists of statements that join it.
+const qualifiedJobColumns = `j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts, j.last_error,
+	j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at,
+	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns`
 
 // scanChunk is how many jobs Scan reads per query: enough to amortise the
 // round trip, few enough that memory stays flat however many jobs match.
@@ -30,12 +37,20 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 		j                                          domain.Job
 		status, typ                                string
 		created, updated, runAt, started, finished pgtype.Timestamptz
+		priority                                   int16
+		uniqueKey                                  pgtype.Text
+		uniqueFor, timeout                         int64
 	)
 	err := row.Scan(&j.ID, &status, &typ, &j.Payload, &j.Attempts, &j.MaxAttempts, &j.LastError,
-		&created, &updated, &runAt, &started, &finished)
+		&created, &updated, &runAt, &started, &finished,
+		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout)
 	if err != nil {
 		return nil, err
 	}
+	j.Priority = int(priority)
+	j.UniqueKey = uniqueKey.String
+	j.UniqueFor = time.Duration(uniqueFor)
+	j.Timeout = time.Duration(timeout)
 	j.Status = domain.Status(status)
 	j.Type = domain.JobType(typ)
 	j.CreatedAt = fromTimestamptz(created)
@@ -89,6 +104,12 @@ type jobArrays struct {
 	payloads                                   [][]byte
 	attempts, maxAttempts                      []int32
 	created, updated, runAt, started, finished []pgtype.Timestamptz
+	queues                                     []string
+	priorities                                 []int32
+	uniqueKeys                                 []pgtype.Text
+	uniqueFor, timeouts                        []int64
+	// keyed counts the jobs with a unique key.
+	keyed int
 }
 
 func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
@@ -99,7 +120,8 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		attempts: make([]int32, 0, n), maxAttempts: make([]int32, 0, n),
 		created: make([]pgtype.Timestamptz, 0, n), updated: make([]pgtype.Timestamptz, 0, n),
 		runAt: make([]pgtype.Timestamptz, 0, n), started: make([]pgtype.Timestamptz, 0, n),
-		finished: make([]pgtype.Timestamptz, 0, n),
+		finished: make([]pgtype.Timestamptz, 0, n), queues: make([]string, 0, n), priorities: make([]int32, 0, n),
+		uniqueKeys: make([]pgtype.Text, 0, n), uniqueFor: make([]int64, 0, n), timeouts: make([]int64, 0, n),
 	}
 	for _, j := range jobs {
 		attempts, err := toInt32(j.ID, "attempts", j.Attempts)
@@ -107,6 +129,10 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 			return nil, err
 		}
 		maxAttempts, err := toInt32(j.ID, "maxAttempts", j.MaxAttempts)
+		if err != nil {
+			return nil, err
+		}
+		priority, err := toInt32(j.ID, "priority", j.Priority)
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +148,15 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		a.runAt = append(a.runAt, toTimestamptz(j.RunAt))
 		a.started = append(a.started, toTimestamptz(j.StartedAt))
 		a.finished = append(a.finished, toTimestamptz(j.FinishedAt))
+		a.queues = append(a.queues, j.Queue)
+		a.priorities = append(a.priorities, priority)
+		// No key is NULL: the unique index then never sees the row.
+		a.uniqueKeys = append(a.uniqueKeys, pgtype.Text{String: j.UniqueKey, Valid: j.UniqueKey != ""})
+		if j.UniqueKey != "" {
+			a.keyed++
+		}
+		a.uniqueFor = append(a.uniqueFor, int64(j.UniqueFor))
+		a.timeouts = append(a.timeouts, int64(j.Timeout))
 	}
 	return a, nil
 }
@@ -129,41 +164,27 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 // args returns the arrays in the order of unnestJobs' parameters.
 func (a *jobArrays) args() []any {
 	return []any{a.ids, a.statuses, a.types, a.payloads, a.attempts, a.maxAttempts, a.lastErrors,
-		a.created, a.updated, a.runAt, a.started, a.finished}
+		a.created, a.updated, a.runAt, a.started, a.finished,
+		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts}
 }
 
-// unnestJobs turns the twelve arrays of jobArrays.args into rows.
+// jobArgs is how many parameters jobArrays.args fills: a statement's own
+// parameters are numbered after them.
+const jobArgs = 17
+
+// unnestJobs turns the arrays of jobArrays.args into rows.
 const unnestJobs = `unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::text[],
-	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
+	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[])
 	AS u(id, status, type, payload, attempts, max_attempts, last_error,
-	     created_at, updated_at, run_at, started_at, finished_at)`
+	     created_at, updated_at, run_at, started_at, finished_at,
+	     queue, priority, unique_key, unique_for_ns, timeout_ns)`
 
 func toInt32(id uuid.UUID, field string, v int) (int32, error) {
 	if int64(v) != int64(int32(v)) {
 		return 0, fmt.Errorf("job %s: %w: %s %d is out of range", id, domain.ErrInvalid, field, v)
 	}
 	return int32(v), nil
-}
-
-// Create implements domain.Store. Any number of jobs go in one INSERT of
-// unnested arrays: one round trip, and all or none without a transaction.
-// A stored or repeated ID gives domain.ErrAlreadyExists naming it.
-func (s *Store) Create(ctx context.Context, jobs ...*domain.Job) error {
-	if s.closed.Load() {
-		return domain.ErrClosed
-	}
-	if len(jobs) == 0 {
-		return nil
-	}
-	a, err := newJobArrays(jobs)
-	if err != nil {
-		return fmt.Errorf("create: %w", err)
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO troupe_jobs (`+jobColumns+`) SELECT * FROM `+unnestJobs, a.args()...)
-	if err != nil {
-		return fmt.Errorf("create job %s: %w", duplicateID(err, jobs), mapError(err))
-	}
-	return nil
 }
 
 // duplicateID names the job a unique violation is about: PostgreSQL's
@@ -201,10 +222,16 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 // updateSet is the SET list shared by Update and UpdateOwned, reading the
 // new snapshot from u. The lease columns belong to the running attempt: they
 // stay while the job stays running and are cleared when it leaves running.
+// A job keeps holding its unique key while the key stays; a key given or
+// changed by an update is not held (keys are taken by Create and Insert,
+// where the unique index arbitrates).
 const updateSet = `status = u.status, type = u.type, payload = u.payload,
 	attempts = u.attempts, max_attempts = u.max_attempts, last_error = u.last_error,
 	created_at = u.created_at, updated_at = u.updated_at, run_at = u.run_at,
 	started_at = u.started_at, finished_at = u.finished_at,
+	queue = u.queue, priority = u.priority, unique_key = u.unique_key,
+	unique_for_ns = u.unique_for_ns, timeout_ns = u.timeout_ns,
+	unique_held = j.unique_held AND u.unique_key IS NOT DISTINCT FROM j.unique_key,
 	owner_node = CASE WHEN u.status = 'running' THEN j.owner_node END,
 	lease_expires_at = CASE WHEN u.status = 'running' THEN j.lease_expires_at END,
 	cancel_requested = u.status = 'running' AND j.cancel_requested`
@@ -226,6 +253,9 @@ func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
 	a, err := newJobArrays(jobs)
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
+	}
+	if err := s.recordQueues(ctx, jobs); err != nil {
+		return fmt.Errorf("update job %s: %w", jobs[0].ID, err)
 	}
 	query := `UPDATE troupe_jobs AS j SET ` + updateSet + ` FROM ` + unnestJobs + ` WHERE j.id = u.id RETURNING j.id`
 	if len(jobs) == 1 {
@@ -306,7 +336,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// filterWhere turns a filter's statuses and type into a WHERE clause (empty
+// filterWhere turns a filter's statuses, type and queue into a WHERE clause (empty
 // when they select everything) and its arguments, numbered from $1.
 func filterWhere(f domain.Filter) (string, []any) {
 	var (
@@ -324,6 +354,10 @@ func filterWhere(f domain.Filter) (string, []any) {
 	if f.Type != "" {
 		args = append(args, string(f.Type))
 		conds = append(conds, `type = $`+strconv.Itoa(len(args)))
+	}
+	if f.Queue != "" {
+		args = append(args, f.Queue)
+		conds = append(conds, `queue = $`+strconv.Itoa(len(args)))
 	}
 	if len(conds) == 0 {
 		return "", args

@@ -21,8 +21,14 @@ func TestJobs(t *testing.T) {
 	t.Run("RoundTripsZeroAndSetTimes", func(t *testing.T) {
 		t.Parallel()
 		s := newTestStore(t)
-		bare := &domain.Job{ID: uuid.New(), Type: "noop", Status: domain.StatusPending, MaxAttempts: 1}
+		// The schema requires a priority; everything else may be zero.
+		bare := &domain.Job{ID: uuid.New(), Type: "noop", Status: domain.StatusPending, MaxAttempts: 1, Priority: domain.MaxPriority}
 		full := newJob(t, "noop", 3, past(1))
+		full.Queue = "email"
+		full.Priority = domain.MinPriority
+		full.UniqueKey = "order-17"
+		full.UniqueFor = 90*time.Minute + time.Nanosecond
+		full.Timeout = 30*time.Second + time.Nanosecond
 		full.Status = domain.StatusFailed
 		full.Attempts = 3
 		full.LastError = "boom"
@@ -213,7 +219,8 @@ func TestJobs(t *testing.T) {
 		page, err := s.List(t.Context(), f)
 		require.NoError(t, err)
 		require.Equal(t, 2, page.Total)
-		require.Equal(t, []*domain.Job{jobs[7]}, page.Jobs)
+		failedB := slices.IndexFunc(jobs, func(j *domain.Job) bool { return j.Status == domain.StatusFailed && j.Type == "b" })
+		require.Equal(t, []*domain.Job{jobs[failedB]}, page.Jobs, "the pending b, then the failed b")
 
 		page, err = s.List(t.Context(), domain.Filter{Offset: 100})
 		require.NoError(t, err)

@@ -3,6 +3,8 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,77 +22,134 @@ import (
 // keeps the lease alive with RenewLeases; past its lease, RescueExpired on
 // any node may take the job back.
 
-// claimSQL picks the ready jobs in the order they became ready and marks
-// them running on the node in the same statement. SKIP LOCKED lets claimers
-// pass over rows another claimer is taking, so they never wait on one
-// another and never take the same job. Its /*types*/ marker becomes a type
-// filter in claimTypesSQL; the two are separate statements because one
-// with an optional filter ("no types OR type = ANY") gets a generic plan
-// that sorts every pending job on each claim.
+// claimSQL picks ready jobs and marks them running on the node in one
+// statement. Parameters: $1 node, $2 limit, $3 lease in microseconds, $4
+// and $5 the queues of ClaimRequest.Room and their room, $6 the types.
+//
+//   - rooms: the queues not paused (troupe_queues, so a pause holds on every
+//     node from its commit), each with the most it may give: its room, if
+//     named, and the limit.
+//   - ready: how many ready jobs each queue could give, up to that, counted
+//     on the claim index without locking anything. (The ORDER BY keeps the
+//     planner on the index: it cannot know how small the LIMIT is.) With a
+//     single queue to serve there is nothing to share, and no count.
+//   - shares: round robin. Turn t offers one job of every queue with at
+//     least t ready, in a random order of queues within the turn (so that,
+//     claim after claim, no queue always comes first); the first $2 offers
+//     win. A flood in one queue thus takes one job per turn like any other.
+//   - picked: each queue's share, by priority, run_at and id along the claim
+//     index, FOR UPDATE SKIP LOCKED: claimers pass over the rows another is
+//     taking, never wait on one another and never take the same job. Only
+//     the rows claimed are locked.
+//   - claimed: the update finds its rows by primary key (= ANY(ARRAY(...))
+//     gives the planner a small row count, where a join with picked, whose
+//     size it cannot guess, may make it hash the whole table).
+//
+// The limit of shares (and the types of claimTypesSQL) are subqueries so
+// that the planner never sees them: its estimates are then the same for
+// every call, and PostgreSQL keeps the statement's generic plan rather than
+// planning each claim anew (the plan's shape does not depend on them). Its
+// /*types*/ marker becomes a type filter in claimTypesSQL.
 const claimSQL = `
-WITH picked AS (
-    SELECT id, COALESCE(run_at, created_at) AS ready_at
-      FROM troupe_jobs
-     WHERE status = 'pending'
-       AND COALESCE(run_at, created_at) <= now()
-       /*types*/
-     ORDER BY COALESCE(run_at, created_at), created_at, id
-     LIMIT $2
-       FOR UPDATE SKIP LOCKED
+WITH rooms AS MATERIALIZED (
+    SELECT q.name, LEAST(COALESCE(r.room, $2::int), $2::int) AS room
+      FROM troupe_queues AS q
+      LEFT JOIN unnest($4::text[], $5::int[]) AS r(name, room) ON r.name = q.name
+     WHERE NOT q.paused
+), ready AS MATERIALIZED (
+    SELECT rooms.name,
+           CASE WHEN (SELECT count(*) FROM rooms WHERE room > 0) = 1 THEN rooms.room
+           ELSE (SELECT count(*)
+                   FROM (SELECT 1
+                           FROM troupe_jobs AS j
+                          WHERE j.status = 'pending' AND j.queue = rooms.name
+                            AND (j.run_at <= now() OR j.run_at IS NULL)
+                            /*types*/
+                          ORDER BY j.priority, j.run_at, j.id
+                          LIMIT rooms.room) AS x)
+           END AS n
+      FROM rooms
+     WHERE rooms.room > 0
+), shares AS MATERIALIZED (
+    SELECT offers.name, count(*) AS n
+      FROM (SELECT ready.name
+              FROM ready CROSS JOIN generate_series(1, ready.n) AS t(turn)
+             ORDER BY t.turn, random()
+             LIMIT (SELECT $2::int)) AS offers
+     GROUP BY offers.name
+), picked AS MATERIALIZED (
+    SELECT p.id
+      FROM shares
+     CROSS JOIN LATERAL (
+         SELECT j.id, j.queue, j.priority, j.run_at
+           FROM troupe_jobs AS j
+          WHERE j.status = 'pending' AND j.queue = shares.name
+            AND (j.run_at <= now() OR j.run_at IS NULL)
+            /*types*/
+          ORDER BY j.priority, j.run_at, j.id
+          LIMIT shares.n
+            FOR UPDATE SKIP LOCKED
+     ) AS p
 ), claimed AS (
     UPDATE troupe_jobs AS j
        SET status = 'running',
            attempts = j.attempts + 1,
            started_at = now(),
            updated_at = now(),
-           run_at = NULL,
            owner_node = $1,
            lease_expires_at = now() + $3::bigint * interval '1 microsecond',
            cancel_requested = false
-      FROM picked
-     WHERE j.id = picked.id
- RETURNING picked.ready_at, j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts,
-           j.last_error, j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at
+     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+ RETURNING ` + qualifiedJobColumns + `
 )
-SELECT ` + jobColumns + `
-  FROM claimed
- ORDER BY ready_at, created_at, id`
+SELECT * FROM claimed ORDER BY priority, run_at, id`
 
 var (
-	claimAnySQL = strings.Replace(claimSQL, "/*types*/", "", 1)
+	claimAnySQL = strings.ReplaceAll(claimSQL, "/*types*/", "")
 	// The filter on type||'' rather than type keeps the planner on the
-	// ready-order index, filtering as it goes: with an indexable type
-	// filter it takes the type index and sorts every pending job instead.
-	claimTypesSQL = strings.Replace(claimSQL, "/*types*/", "AND type || '' = ANY($4::text[])", 1)
+	// claim index, filtering as it goes: with an indexable type filter it
+	// may take the type index and sort every pending job instead. The
+	// filter is a statement of its own, not an optional one ("no types OR
+	// type = ANY"), whose generic plan would be the worse of both.
+	claimTypesSQL = strings.ReplaceAll(claimSQL, "/*types*/", "AND j.type || '' = ANY((SELECT $6::text[])::text[])")
 )
 
-// ClaimJobs hands node up to limit ready jobs (pending, with run_at — or,
-// without one, created_at — at or before the database's now), oldest ready
-// first, and marks them running in one statement: attempts+1 (the attempt
-// counts before any handler runs, so a job that kills its node still uses
-// up its attempts), started_at and updated_at set to now, run_at cleared,
-// owner_node = node and a lease until now + lease. The jobs come back as
-// stored, in claim order; none when nothing is ready or limit < 1. types,
-// when given, limits the claim to jobs of those types.
+// ClaimJobs implements domain.SharedQueue. It hands node up to r.Limit
+// ready jobs (pending, with run_at at or before the database's now) of the
+// queues not paused and marks them running in one statement: attempts+1
+// (the attempt counts before any handler runs, so a job that kills its node
+// still uses up its attempts), started_at and updated_at set to now,
+// owner_node = node and a lease until now + r.Lease. run_at stays. Within a
+// queue the jobs go by priority, run_at and ID; across queues the claim
+// takes turns (see claimSQL), and r.Room caps the jobs of each queue it
+// names. The jobs come back as stored, by priority, run_at and ID; none
+// when nothing is ready or r.Limit < 1. r.Types, when given, limits the claim to jobs of
+// those types.
 //
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
 // in tests, never in production.
 func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
-	limit, lease, types := r.Limit, r.Lease, r.Types
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
 	}
 	if node == "" {
 		return nil, fmt.Errorf("claim jobs: %w: node must not be empty", domain.ErrInvalid)
 	}
-	if limit < 1 {
+	if r.Limit < 1 {
 		return []*domain.Job{}, nil
 	}
-	query, args := claimAnySQL, []any{node, limit, lease.Microseconds()}
-	if len(types) > 0 {
-		typeNames := make([]string, len(types))
-		for i, t := range types {
+	limit := int32(min(r.Limit, math.MaxInt32))
+	names := make([]string, 0, len(r.Room))
+	rooms := make([]int32, 0, len(r.Room))
+	for name, room := range r.Room {
+		names = append(names, name)
+		rooms = append(rooms, int32(max(min(room, int(limit)), 0)))
+	}
+	query, args := claimAnySQL, []any{node, limit, r.Lease.Microseconds(), names, rooms}
+	if len(r.Types) > 0 {
+		typeNames := make([]string, len(r.Types))
+		for i, t := range r.Types {
 			typeNames[i] = string(t)
 		}
 		query, args = claimTypesSQL, append(args, typeNames)
@@ -150,7 +209,7 @@ SELECT u.id
 
 // UpdateOwned replaces the stored snapshot of job, like Update, but only
 // while the job is still running on node. The runtime writes every outcome
-// of an attempt with it (complete, fail, retry with a RunAt in the future,
+// of an attempt with it (complete, fail, retry (scheduled or pending),
 // cancel, hand back), so that a node whose lease expired cannot overwrite a
 // job that another node rescued and may be running again.
 //
@@ -269,14 +328,15 @@ func (s *Store) writeOwnedOfNode(ctx context.Context, node string, updates []*ow
 	if err != nil {
 		return fail(err)
 	}
+	nodeParam := "$" + strconv.Itoa(jobArgs+1)
 	rows, err := s.pool.Query(ctx, `
 WITH locked AS MATERIALIZED (
-    `+lockRunningSQL("$13", "$1")+`
+    `+lockRunningSQL(nodeParam, "$1")+`
 )
 UPDATE troupe_jobs AS j
    SET `+updateSet+`
   FROM `+unnestJobs+`, locked
- WHERE j.id = u.id AND j.id = locked.id AND j.status = 'running' AND j.owner_node = $13
+ WHERE j.id = u.id AND j.id = locked.id AND j.status = 'running' AND j.owner_node = `+nodeParam+`
 RETURNING j.id`, append(a.args(), node)...)
 	if err != nil {
 		return fail(mapError(err))
@@ -315,7 +375,7 @@ RETURNING j.id`, append(a.args(), node)...)
 
 // RescueExpired takes back every running job whose lease expired before
 // the database's now, as an interrupted attempt (the attempt was counted by
-// ClaimJobs): back to pending, ready at once, with last_error set to
+// ClaimJobs): back to pending, ready at once (run_at = now), with last_error set to
 // domain.ErrInterrupted's text, while attempts < max_attempts; failed, with
 // finished_at set, when none remain. A job whose cancel was requested
 // becomes canceled instead: its user asked for that, and the attempt is
@@ -354,7 +414,7 @@ UPDATE troupe_jobs AS j
                     ELSE 'failed'
                 END,
        last_error = CASE WHEN j.cancel_requested THEN j.last_error ELSE $1 END,
-       run_at = NULL,
+       run_at = now(),
        finished_at = CASE
                          WHEN NOT j.cancel_requested AND j.attempts < j.max_attempts THEN NULL
                          ELSE now()
@@ -367,7 +427,8 @@ UPDATE troupe_jobs AS j
  WHERE j.id = expired.id`
 
 // CancelJob cancels a job wherever it runs, in one conditional UPDATE:
-//   - pending: canceled at once (finished_at and updated_at set to now);
+//   - scheduled or pending: canceled at once (finished_at and updated_at set
+//     to now);
 //   - canceled: returned unchanged;
 //   - running: the job stays running and is returned so; its cancel_requested
 //     flag is set and its node is notified (domain.NoticeCancelRequested) so
@@ -382,11 +443,11 @@ func (s *Store) CancelJob(ctx context.Context, id uuid.UUID) (*domain.Job, error
 	j, err := scanJob(s.pool.QueryRow(ctx, `
 WITH upd AS (
     UPDATE troupe_jobs
-       SET status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
-           finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END,
-           updated_at = CASE WHEN status = 'pending' THEN now() ELSE updated_at END,
+       SET status = CASE WHEN status = 'running' THEN status ELSE 'canceled' END,
+           finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END,
+           updated_at = CASE WHEN status = 'running' THEN updated_at ELSE now() END,
            cancel_requested = status = 'running'
-     WHERE id = $1 AND status IN ('pending', 'running')
+     WHERE id = $1 AND status IN ('scheduled', 'pending', 'running')
  RETURNING `+jobColumns+`
 )
 SELECT `+jobColumns+` FROM upd

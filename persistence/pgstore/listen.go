@@ -18,8 +18,9 @@ import (
 // The kinds of the troupe_jobs_notify trigger's payloads.
 const (
 	// payloadJobsAvailable: a statement inserted pending jobs or made jobs
-	// pending again (a retry, a rescue); one arrives per statement, not
-	// per job.
+	// pending (a promotion, a retry, a rescue), or a queue was resumed; or,
+	// with runAt, a statement inserted or made scheduled jobs, the earliest
+	// due then. At most one of each arrives per statement, not per job.
 	payloadJobsAvailable = "jobs_available"
 	// payloadCancelRequested: a user canceled a running job.
 	payloadCancelRequested = "cancel_requested"
@@ -61,10 +62,12 @@ func (s *Store) Channel() string { return s.channel }
 
 // Watch implements domain.SharedQueue: it delivers the store's notices to
 // fn until ctx ends or the store closes. NoticeJobsAvailable arrives once
-// per statement that inserted pending jobs or made jobs pending again (a
-// retry, a rescue), with RunAt set when the earliest of them may run only
-// later; NoticeCancelRequested names the canceled job and the node that runs
-// it. Watch holds one connection of its own, outside the pool, so a busy
+// per statement that inserted pending jobs or made jobs pending (a
+// promotion, a retry, a rescue) and when a queue is resumed, with a zero
+// RunAt: claim now; and once per statement that inserted or made scheduled
+// jobs, with RunAt set to the earliest of their RunAts: promote them then
+// (at once when it has passed). NoticeCancelRequested names the canceled
+// job and the node that runs it. Watch holds one connection of its own, outside the pool, so a busy
 // pool never delays a wake-up. When the connection fails it logs, waits
 // (100ms doubling up to 5s) and reconnects, then delivers NoticeWatching
 // again, because notices sent in between are lost.

@@ -11,11 +11,18 @@
 //
 // Clocks: a job's snapshot carries the times its writer set (Create, Update
 // and UpdateOwned store them as given). Everything the store decides on its
-// own — claims, leases, rescues, cancels, whether a job is ready — uses the
-// database clock, now() in SQL, so nodes whose clocks disagree still agree on
-// leases. A job is ready when its run_at, or its created_at when it has no
-// run_at, has passed on the database clock; keep nodes' clocks in sync (NTP)
-// so that a retry's backoff is not shortened or stretched by their skew.
+// own — claims, leases, rescues, cancels, promotions of scheduled jobs —
+// uses the database clock, now() in SQL, so nodes whose clocks disagree
+// still agree on leases and on when a job falls due. A pending job is
+// claimed once its run_at has passed on the database clock (one without a
+// run_at at once); keep nodes' clocks in sync (NTP) so that whether a
+// submission or a retry is scheduled or pending, and a holder's unique_for,
+// are not shifted by their skew.
+//
+// Queues: every queue a job was stored in has a row in troupe_queues, which
+// also keeps whether it is paused. A claim skips paused queues, caps each
+// queue by the room the node has for it and takes turns across queues;
+// within one, jobs go by priority, run_at and ID.
 //
 // The schema is created by golang-migrate migrations embedded in the binary,
 // run by Open unless Options.SkipMigrations is set.
@@ -161,9 +168,14 @@ type Store struct {
 
 	// owned batches concurrent UpdateOwned calls.
 	owned ownedUpdates
+	// queueNames are the queues known to be in troupe_queues.
+	queueNames queueNames
 }
 
-var _ domain.Store = (*Store)(nil)
+var (
+	_ domain.Store      = (*Store)(nil)
+	_ domain.RequestLog = (*Store)(nil)
+)
 
 // Open connects to PostgreSQL, migrates the schema up (unless
 // Options.SkipMigrations) and checks that the database answers. Invalid
@@ -217,6 +229,17 @@ func poolConfig(opts Options) (*pgxpool.Config, error) {
 	cfg.MaxConnLifetime = opts.MaxConnLifetime
 	cfg.MaxConnIdleTime = opts.MaxConnIdleTime
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
+	// Every statement of the store is short. JIT compiling one costs far
+	// more than running it, and the claim, whose LIMITs per queue the
+	// planner cannot size, is costed high enough to trigger it.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	// A claim must walk the claim index in order and stop after a few
+	// rows. Where troupe_jobs has no statistics yet (a new table, or one
+	// grown since its last ANALYZE) the planner guesses that a queue holds
+	// a pending job or two, and may then fetch them all with a bitmap scan
+	// and sort them: every pending job of the queue, on every claim. No
+	// statement of the store needs a bitmap scan.
+	cfg.ConnConfig.RuntimeParams["enable_bitmapscan"] = "off"
 	return cfg, nil
 }
 
@@ -286,7 +309,8 @@ func mapError(err error) error {
 		switch {
 		case pgErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w (%w)", domain.ErrAlreadyExists, err)
-		case pgErr.Code == "23514", pgErr.Code == "23502": // check_violation, not_null_violation
+		case pgErr.Code == "23514", pgErr.Code == "23502", // check_violation, not_null_violation
+			pgErr.Code == "22003": // numeric_value_out_of_range
 			return fmt.Errorf("%w (%w)", domain.ErrInvalid, err)
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, cannot connect now

@@ -51,6 +51,9 @@ func RunShared(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		{"Rescue", testSharedRescue},
 		{"Cancel", testSharedCancel},
 		{"Watch", testSharedWatch},
+		{"Queues", testSharedQueues},
+		{"Schedule", testSharedSchedule},
+		{"Unique", testSharedUnique},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -23,7 +24,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		retried.LastError = "first try failed"
 		retried.RunAt = domain.Timestamp(at(1)) // ready after older, before newer
 		notYet := queuedJob(t, "noop", 3, at(3))
-		notYet.RunAt = later()
+		notYet.ScheduleAt(later(), time.Now())
 		done := withStatus(queuedJob(t, "noop", 3, at(-10)), domain.StatusCompleted)
 		require.NoError(t, a.Create(t.Context(), newer, notYet, done, retried, older))
 
@@ -34,7 +35,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 			require.Equal(t, domain.StatusRunning, j.Status)
 			require.False(t, j.StartedAt.IsZero())
 			require.Equal(t, j.StartedAt, j.UpdatedAt)
-			require.True(t, j.RunAt.IsZero())
+			require.False(t, j.RunAt.IsZero(), "a claim keeps RunAt: when the attempt fell due")
 			requireStored(t, a, j) // the claimed job is returned as stored
 			requireOwned(t, a, "n1", j.ID)
 			requireNotOwned(t, a, "n2", j.ID)

@@ -26,7 +26,8 @@ func testSharedRescue(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.Equal(t, 1, got.Attempts, "the interrupted attempt counts")
 		require.Equal(t, domain.ErrInterrupted.Error(), got.LastError, "the attempt ends as interrupted")
 		require.True(t, got.FinishedAt.IsZero())
-		require.True(t, got.RunAt.IsZero(), "ready at once")
+		require.False(t, got.RunAt.IsZero(), "ready at once: RunAt is the rescue's time")
+		require.False(t, got.RunAt.After(time.Now().Add(time.Minute)), "ready at once, not later")
 		requireNotOwned(t, dead, "dead", j.ID)
 
 		again, err := alive.ClaimJobs(t.Context(), "alive", domain.ClaimRequest{Limit: 1, Lease: liveLease})

@@ -1,0 +1,183 @@
+package pgstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// seedPendingSQL fills troupe_jobs with n pending jobs straight in SQL: nine
+// in ten in queue "bulk", one in ten in "default", priorities 1 to 9, all
+// due. The indexes are dropped for the insert and built again after, which
+// takes seconds where inserting into them row by row takes half a minute.
+const seedPendingSQL = `
+DO $$
+DECLARE
+    r record;
+BEGIN
+    CREATE TEMP TABLE saved_indexes ON COMMIT DROP AS
+        SELECT indexname, indexdef FROM pg_indexes
+         WHERE schemaname = current_schema() AND tablename = 'troupe_jobs' AND indexname <> 'troupe_jobs_pkey';
+    FOR r IN SELECT indexname FROM saved_indexes LOOP
+        EXECUTE format('DROP INDEX %I', r.indexname);
+    END LOOP;
+    ALTER TABLE troupe_jobs DROP CONSTRAINT troupe_jobs_pkey;
+    ALTER TABLE troupe_jobs DISABLE TRIGGER troupe_jobs_notify_insert;
+
+    INSERT INTO troupe_jobs (id, status, type, payload, max_attempts, created_at, updated_at, run_at, queue, priority)
+    SELECT gen_random_uuid(), 'pending', 'noop', '\x7b7d', 3,
+           now() - interval '1 hour' + i * interval '1 microsecond', now(),
+           now() - interval '1 hour' + i * interval '1 microsecond',
+           CASE WHEN i % 10 = 0 THEN 'default' ELSE 'bulk' END, 1 + i % 9
+      FROM generate_series(1, /*count*/) AS i;
+
+    ALTER TABLE troupe_jobs ENABLE TRIGGER troupe_jobs_notify_insert;
+    ALTER TABLE troupe_jobs ADD CONSTRAINT troupe_jobs_pkey PRIMARY KEY (id);
+    FOR r IN SELECT indexdef FROM saved_indexes LOOP
+        EXECUTE r.indexdef;
+    END LOOP;
+    INSERT INTO troupe_queues (name) VALUES ('bulk'), ('default') ON CONFLICT DO NOTHING;
+END
+$$`
+
+// TestClaimPlanWithAMillionPendingJobs checks that the claim walks the claim
+// index, queue by queue, and never scans or sorts the pending jobs: its
+// cost must not grow with the backlog. It checks the plan PostgreSQL picks
+// for the first executions (custom) and the one it may cache (generic),
+// with and without a type filter.
+func TestClaimPlanWithAMillionPendingJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds a million jobs")
+	}
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := t.Context()
+	const pending = 1_000_000
+	start := time.Now()
+	// No statistics until the test asks for them: the planner's guesses
+	// on a table it never analyzed are the ones most likely to mislead it.
+	_, err := s.pool.Exec(ctx, `ALTER TABLE troupe_jobs SET (autovacuum_enabled = false)`)
+	require.NoError(t, err)
+	_, err = s.pool.Exec(ctx, strings.Replace(seedPendingSQL, "/*count*/", strconv.Itoa(pending), 1))
+	require.NoError(t, err)
+	t.Logf("seeded %d pending jobs in %s", pending, time.Since(start).Round(time.Millisecond))
+
+	// Claims of 100: by a node with room for 50 jobs of "bulk", which
+	// shares them between the two queues, and by one with no room for
+	// "bulk", which serves "default" alone.
+	claims := map[string]string{
+		"TwoQueues": `('n1', 100, 3600000000, '{bulk}', '{50}', '{noop}')`,
+		"OneQueue":  `('n1', 100, 3600000000, '{bulk}', '{0}', '{noop}')`,
+	}
+	for _, stats := range []string{"NoStatistics", "Analyzed"} {
+		if stats == "Analyzed" {
+			_, err = s.pool.Exec(ctx, `ANALYZE troupe_jobs`)
+			require.NoError(t, err)
+		}
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			for _, typed := range []bool{false, true} {
+				for name, args := range claims {
+					t.Run(fmt.Sprintf("%s/%s/%s/types=%t", stats, name, mode, typed), func(t *testing.T) {
+						explainClaim(t, s, mode, typed, args)
+					})
+				}
+			}
+		}
+	}
+}
+
+// explainClaim prepares the claim as the pool prepares it, with
+// plan_cache_mode set to mode, checks the plan of its call with args and
+// logs it as it ran: EXPLAIN ANALYZE runs it, in a transaction rolled back
+// after.
+func explainClaim(t *testing.T, s *Store, mode string, typed bool, args string) {
+	t.Helper()
+	ctx := t.Context()
+	query := claimAnySQL
+	if typed {
+		query = claimTypesSQL
+	}
+	tx, err := s.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() {
+		_ = tx.Rollback(ctx)
+		_, _ = s.pool.Exec(ctx, `DEALLOCATE ALL`, pgx.QueryExecModeSimpleProtocol)
+	}()
+	exec := func(sql string) {
+		t.Helper()
+		_, err := tx.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+		require.NoError(t, err)
+	}
+	exec(`SET LOCAL plan_cache_mode = ` + mode)
+	if typed {
+		exec(`PREPARE claim(text, int, bigint, text[], int[], text[]) AS ` + query)
+	} else {
+		exec(`PREPARE claim(text, int, bigint, text[], int[]) AS ` + query)
+	}
+	call := `EXECUTE claim` + args
+	if !typed {
+		call = strings.Replace(call, `, '{noop}'`, ``, 1)
+	}
+	var plans []struct{ Plan planNode }
+	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+call, pgx.QueryExecModeSimpleProtocol).Scan(&plans))
+	require.Len(t, plans, 1)
+	scans := requireIndexBackedClaim(t, plans[0].Plan, false)
+	require.NotZero(t, scans, "the claim reads troupe_jobs through the claim index")
+
+	rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) `+call, pgx.QueryExecModeSimpleProtocol)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	t.Logf("plan:\n%s", strings.Join(lines, "\n"))
+}
+
+// planNode is a node of EXPLAIN (FORMAT JSON).
+type planNode struct {
+	NodeType           string     `json:"Node Type"`
+	RelationName       string     `json:"Relation Name"`
+	IndexName          string     `json:"Index Name"`
+	IndexCond          string     `json:"Index Cond"`
+	ParentRelationship string     `json:"Parent Relationship"`
+	Plans              []planNode `json:"Plans"`
+}
+
+// requireIndexBackedClaim fails when a node under n reads troupe_jobs other
+// than through the claim index (or its primary key, by the IDs claimed), or when a Sort has such a read below it
+// with no Limit in between (it would sort pending jobs rather than take them
+// in index order; sorting the few rows a Limit let through is fine). A CTE
+// hangs under the node that uses it as an InitPlan: it is not that node's
+// input. It returns how many scans of the claim index it found.
+func requireIndexBackedClaim(t *testing.T, n planNode, underSort bool) int {
+	t.Helper()
+	scans := 0
+	if n.RelationName == "troupe_jobs" && n.NodeType != "ModifyTable" {
+		raw, _ := json.Marshal(n)
+		switch n.NodeType {
+		case "Index Scan", "Index Only Scan":
+			if n.IndexName == "troupe_jobs_pkey" {
+				// The update finding the claimed rows by ID.
+				require.Contains(t, n.IndexCond, "(id = ANY ", "scan %s", raw)
+				return 0
+			}
+			require.Equal(t, "troupe_jobs_claim_idx", n.IndexName, "scan %s", raw)
+		default:
+			t.Fatalf("the claim reads troupe_jobs by %s: %s", n.NodeType, raw)
+		}
+		require.False(t, underSort, "a Sort above a scan of troupe_jobs: %s", raw)
+		scans++
+	}
+	for _, child := range n.Plans {
+		sorted := (underSort || n.NodeType == "Sort" || n.NodeType == "Incremental Sort") && n.NodeType != "Limit"
+		if child.ParentRelationship == "InitPlan" {
+			sorted = false
+		}
+		scans += requireIndexBackedClaim(t, child, sorted)
+	}
+	return scans
+}
