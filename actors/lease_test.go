@@ -202,7 +202,9 @@ func TestShared_StaleRenewalSparesTheNextAttempt(t *testing.T) {
 			}
 		},
 		afterOwned: func(job *domain.Job, err error) {
-			if err == nil && job.Status == domain.StatusPending {
+			// The retry waits out its backoff scheduled, or pending
+			// when there is none.
+			if err == nil && (job.Status == domain.StatusScheduled || job.Status == domain.StatusPending) {
 				onceStored.Do(func() { close(retryStored) })
 			}
 		},
