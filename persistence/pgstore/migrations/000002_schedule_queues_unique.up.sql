@@ -9,10 +9,14 @@ ALTER TABLE troupe_jobs ADD CONSTRAINT troupe_jobs_status_check
 
 -- Durations are nanoseconds (a Go time.Duration), so they read back exactly.
 -- unique_held says the row holds its unique_key: see troupe_jobs_unique_key_idx.
+-- Queue names and keys compare byte by byte (COLLATE "C"): they are
+-- identifiers, not text in a language, and the indexes that lead with them
+-- take every insert and claim; a language's collation would cost a library
+-- call per comparison.
 ALTER TABLE troupe_jobs
-    ADD COLUMN queue         text     NOT NULL DEFAULT 'default',
+    ADD COLUMN queue         text     COLLATE "C" NOT NULL DEFAULT 'default',
     ADD COLUMN priority      smallint NOT NULL DEFAULT 5 CONSTRAINT troupe_jobs_priority_check CHECK (priority BETWEEN 1 AND 9),
-    ADD COLUMN unique_key    text,
+    ADD COLUMN unique_key    text     COLLATE "C",
     ADD COLUMN unique_for_ns bigint   NOT NULL DEFAULT 0 CONSTRAINT troupe_jobs_unique_for_check CHECK (unique_for_ns >= 0),
     ADD COLUMN unique_held   boolean  NOT NULL DEFAULT false,
     ADD COLUMN timeout_ns    bigint   NOT NULL DEFAULT 0 CONSTRAINT troupe_jobs_timeout_check CHECK (timeout_ns >= 0);
@@ -49,7 +53,7 @@ CREATE UNIQUE INDEX troupe_jobs_unique_key_idx
 -- Queues: a row per queue ever used, and whether it is paused. The claim
 -- joins it, so a pause takes effect on every node at once.
 CREATE TABLE troupe_queues (
-    name   text    PRIMARY KEY,
+    name   text    COLLATE "C" PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false
 );
 INSERT INTO troupe_queues (name) SELECT DISTINCT queue FROM troupe_jobs;
