@@ -32,7 +32,8 @@ type FaultStore struct {
 // WriteOp names the writes a Fault can refuse. Ops combine with |.
 type WriteOp int
 
-// The writes of a domain.Store. OpUpdate covers SharedQueue.UpdateOwned too.
+// The writes of a domain.Store. OpCreate covers Insert; OpUpdate covers
+// SharedQueue.UpdateOwned, PromoteDue and SetQueuePaused too.
 const (
 	OpCreate WriteOp = 1 << iota
 	OpUpdate
@@ -149,6 +150,30 @@ func (s *FaultStore) Create(ctx context.Context, jobs ...*domain.Job) error {
 		return err
 	}
 	return s.Store.Create(ctx, jobs...)
+}
+
+// Insert implements domain.Store.
+func (s *FaultStore) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) ([]*domain.Job, error) {
+	if err := s.check(OpCreate, jobs); err != nil {
+		return nil, err
+	}
+	return s.Store.Insert(ctx, now, jobs)
+}
+
+// PromoteDue implements domain.Store.
+func (s *FaultStore) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*domain.Job, error) {
+	if err := s.check(OpUpdate, nil); err != nil {
+		return nil, err
+	}
+	return s.Store.PromoteDue(ctx, now, limit)
+}
+
+// SetQueuePaused implements domain.Store.
+func (s *FaultStore) SetQueuePaused(ctx context.Context, name string, paused bool) error {
+	if err := s.check(OpUpdate, nil); err != nil {
+		return err
+	}
+	return s.Store.SetQueuePaused(ctx, name, paused)
 }
 
 // Update implements domain.Store.

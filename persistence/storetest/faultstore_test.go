@@ -158,3 +158,23 @@ func TestSharedFaultStore_RefusesUpdateOwnedAsAnUpdate(t *testing.T) {
 	require.NoError(t, s.UpdateOwned(t.Context(), "node-a", j))
 	require.Equal(t, 1, inner.owned)
 }
+
+func TestFaultStore_InsertAndTheSchedulingWritesAreRefusedToo(t *testing.T) {
+	t.Parallel()
+	s := storetest.NewFaultStore(memstore.New())
+	s.Fail(storetest.OpCreate, domain.ErrStorageFull)
+	_, err := s.Insert(t.Context(), time.Now(), []*domain.Job{storetest.NewJob(t, "noop")})
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+	page, err := s.List(t.Context(), domain.Filter{})
+	require.NoError(t, err)
+	require.Zero(t, page.Total, "a refused insert stores nothing")
+
+	s.Fail(storetest.OpUpdate, domain.ErrUnavailable)
+	_, err = s.PromoteDue(t.Context(), time.Now(), 10)
+	require.ErrorIs(t, err, domain.ErrUnavailable)
+	require.ErrorIs(t, s.SetQueuePaused(t.Context(), "mail", true), domain.ErrUnavailable)
+	require.Equal(t, 1, s.Refused(storetest.OpCreate))
+	require.Equal(t, 2, s.Refused(storetest.OpUpdate))
+	s.Heal()
+	require.NoError(t, s.SetQueuePaused(t.Context(), "mail", true))
+}
