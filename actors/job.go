@@ -256,7 +256,7 @@ func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true 
 
 func (c deadlineContext) Err() error {
 	err := c.Context.Err()
-	if err != nil && context.Cause(c.Context) == error(c.cause) {
+	if err != nil && errors.Is(context.Cause(c.Context), c.cause) {
 		return context.DeadlineExceeded
 	}
 	return err
@@ -320,7 +320,7 @@ func (a *jobActor) endTimeout() {
 // timeout, followed by what the handler returned unless that is only its
 // context's end.
 func (a *jobActor) timeoutFailure(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || err == context.Canceled {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return a.timeout
 	}
 	return fmt.Errorf("%w: %w", a.timeout, err)
@@ -331,7 +331,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 		return
 	}
 	a.attemptRunning = false
-	timedOut := a.timeout != nil && context.Cause(a.attemptCtx) == error(a.timeout)
+	timedOut := a.timeout != nil && errors.Is(context.Cause(a.attemptCtx), a.timeout)
 	a.attemptCtx = nil
 	a.endTimeout()
 	if a.leaseLost {

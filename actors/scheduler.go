@@ -145,7 +145,7 @@ func (s *scheduler) round(ctx context.Context) {
 	s.mu.Unlock()
 	defer s.roundDone()
 	promoted := 0
-	now := s.clock.Now()
+	var now time.Time
 	for {
 		now = s.clock.Now()
 		jobs, err := s.store.PromoteDue(ctx, now, promoteBatch)
