@@ -3,14 +3,21 @@ package actors
 import "github.com/troupe-go/troupe/domain"
 
 // readyQueue holds one named queue's jobs ready to run, in the order they
-// must start: priority (1 first), then RunAt, then arrival. It is a binary
-// min-heap, O(log n) a push or a pop. Nine FIFO rings (one a priority)
-// would be O(1), but they keep RunAt order only if jobs arrive in it, and
-// they do not: a promoted job or a retry comes due with a RunAt older than
-// the fresh submissions already waiting, and must go before them. The
-// sort key lives in the entry, so comparisons touch no job.
+// must start: priority (1 first), then RunAt, then arrival. Jobs mostly
+// arrive in that order (a stream of submissions at one priority), and
+// those wait in a FIFO at O(1) a push or a pop; a job that arrives before
+// the FIFO's last (a higher priority, or a promoted job or a retry whose
+// RunAt is older than fresh submissions) goes to a binary min-heap at
+// O(log n). A pop takes the earlier of the two heads. Nine FIFO rings
+// (one a priority) would not do: they keep RunAt order only if jobs
+// arrive in it. The sort key lives in the entry, so comparisons touch no
+// job.
 type readyQueue struct {
-	items []readyEntry
+	// inOrder[head:] is the FIFO: each entry is not before the one ahead.
+	inOrder []readyEntry
+	head    int
+	// heap holds the entries that arrived out of order.
+	heap []readyEntry
 }
 
 type readyEntry struct {
@@ -35,13 +42,17 @@ func (e *readyEntry) before(o *readyEntry) bool {
 	return e.key < o.key || e.key == o.key && e.seq < o.seq
 }
 
-func (q *readyQueue) len() int { return len(q.items) }
+func (q *readyQueue) len() int { return len(q.inOrder) - q.head + len(q.heap) }
 
 func (q *readyQueue) push(j *domain.Job, seq uint64) {
-	q.items = append(q.items, readyEntry{key: readyKey(j), seq: seq, job: j})
-	items := q.items
+	e := readyEntry{key: readyKey(j), seq: seq, job: j}
+	if n := len(q.inOrder); n == q.head || !e.before(&q.inOrder[n-1]) {
+		q.inOrder = append(q.inOrder, e)
+		return
+	}
+	q.heap = append(q.heap, e)
+	items := q.heap
 	i := len(items) - 1
-	e := items[i]
 	for i > 0 {
 		parent := (i - 1) / 2
 		if !e.before(&items[parent]) {
@@ -54,11 +65,37 @@ func (q *readyQueue) push(j *domain.Job, seq uint64) {
 }
 
 func (q *readyQueue) pop() (*domain.Job, bool) {
-	n := len(q.items)
-	if n == 0 {
-		return nil, false
+	fifo := q.head < len(q.inOrder)
+	switch {
+	case fifo && (len(q.heap) == 0 || !q.heap[0].before(&q.inOrder[q.head])):
+		return q.popInOrder(), true
+	case len(q.heap) > 0:
+		return q.popHeap(), true
 	}
-	items := q.items
+	return nil, false
+}
+
+func (q *readyQueue) popInOrder() *domain.Job {
+	top := q.inOrder[q.head].job
+	q.inOrder[q.head] = readyEntry{}
+	q.head++
+	switch n := len(q.inOrder) - q.head; {
+	case n == 0:
+		q.inOrder, q.head = q.inOrder[:0], 0
+	case q.head >= 4096 && q.head >= n:
+		// Slide the rest down rather than let the head walk the array
+		// for ever; each entry moves at most once per doubling.
+		copy(q.inOrder, q.inOrder[q.head:])
+		clear(q.inOrder[n:])
+		q.inOrder, q.head = q.inOrder[:n], 0
+	}
+	q.inOrder = shrunk(q.inOrder)
+	return top
+}
+
+func (q *readyQueue) popHeap() *domain.Job {
+	items := q.heap
+	n := len(items)
 	top := items[0].job
 	last := items[n-1]
 	items[n-1] = readyEntry{}
@@ -81,13 +118,17 @@ func (q *readyQueue) pop() (*domain.Job, bool) {
 		}
 		items[i] = last
 	}
-	// A flood leaves a large backing array behind; give it back once the
-	// queue is down to a quarter of it.
+	q.heap = shrunk(items)
+	return top
+}
+
+// shrunk gives back the backing array a flood left behind, once the
+// entries are down to a quarter of it.
+func shrunk(items []readyEntry) []readyEntry {
 	if c := cap(items); c > 4096 && len(items) <= c/4 {
-		items = append(make([]readyEntry, 0, c/2), items...)
+		return append(make([]readyEntry, 0, c/2), items...)
 	}
-	q.items = items
-	return top, true
+	return items
 }
 
 // queueState is what the dispatcher knows of one named queue on this node.

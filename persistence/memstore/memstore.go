@@ -66,11 +66,10 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 // insert stores the jobs whose unique key is free; allOrNone stores
 // nothing when one is not.
 func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, allOrNone bool) ([]*domain.Job, error) {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	seen := make(map[uuid.UUID]struct{}, len(jobs))
 	for _, j := range jobs {
 		_, dup := seen[j.ID]
@@ -107,17 +106,16 @@ func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, a
 			existing[i] = existing[i].Clone()
 			continue
 		}
-		s.put(j)
+		s.put(nil, j)
 	}
 	return existing, nil
 }
 
-// put stores a copy of j and keeps the indexes in step. A job takes its
-// unique key when it is stored, or when an update changes its key: an
-// update of a finished job whose key another job has taken since leaves
-// the key with that other job.
-func (s *Store) put(j *domain.Job) {
-	old := s.jobs[j.ID]
+// put stores a copy of j in place of old (nil for a new job) and keeps the
+// indexes in step. A job takes its unique key when it is stored, or when an
+// update changes its key: an update of a finished job whose key another job
+// has taken since leaves the key with that other job.
+func (s *Store) put(old, j *domain.Job) {
 	s.jobs[j.ID] = j.Clone()
 	if old == nil || old.UniqueKey != j.UniqueKey {
 		if old != nil && old.UniqueKey != "" && s.unique[old.UniqueKey] == j.ID {
@@ -136,11 +134,10 @@ func (s *Store) put(j *domain.Job) {
 
 // Get implements domain.Store.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
-	unlock, err := s.rlock(ctx)
-	if err != nil {
+	if err := s.rlock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.RUnlock()
 	j, ok := s.jobs[id]
 	if !ok {
 		return nil, fmt.Errorf("get job %s: %w", id, domain.ErrNotFound)
@@ -150,29 +147,33 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
 
 // Update implements domain.Store.
 func (s *Store) Update(ctx context.Context, jobs ...*domain.Job) error {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
+	// The stored jobs are looked up once; an update is nearly always of
+	// one job, which the array holds without an allocation.
+	var buf [4]*domain.Job
+	olds := buf[:0]
 	for _, j := range jobs {
-		if _, ok := s.jobs[j.ID]; !ok {
+		old, ok := s.jobs[j.ID]
+		if !ok {
 			return fmt.Errorf("update job %s: %w", j.ID, domain.ErrNotFound)
 		}
+		olds = append(olds, old)
 	}
-	for _, j := range jobs {
-		s.put(j)
+	for i, j := range jobs {
+		s.put(olds[i], j)
 	}
 	return nil
 }
 
 // Delete implements domain.Store.
 func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	j, ok := s.jobs[id]
 	if !ok {
 		return fmt.Errorf("delete job %s: %w", id, domain.ErrNotFound)
@@ -219,11 +220,10 @@ func (s *Store) Scan(ctx context.Context, f domain.Filter, fn func(*domain.Job) 
 // matching returns the stored jobs that pass f, oldest first. The pointers
 // are the store's own: callers clone before handing them out.
 func (s *Store) matching(ctx context.Context, f domain.Filter) ([]*domain.Job, error) {
-	unlock, err := s.rlock(ctx)
-	if err != nil {
+	if err := s.rlock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.RUnlock()
 	var matched []*domain.Job
 	for _, j := range s.jobs {
 		if f.Matches(j) {
@@ -270,26 +270,30 @@ func (s *Store) Close() error {
 }
 
 // lock takes the write lock for a call under ctx, once ctx is live and the
-// store open; the caller defers unlock.
-func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
-	return s.acquire(ctx, s.mu.Lock, s.mu.Unlock)
-}
-
-// rlock is lock for a call that only reads.
-func (s *Store) rlock(ctx context.Context) (unlock func(), err error) {
-	return s.acquire(ctx, s.mu.RLock, s.mu.RUnlock)
-}
-
-func (s *Store) acquire(ctx context.Context, lock, unlock func()) (func(), error) {
+// store open; the caller defers s.mu.Unlock. On an error the lock is not held.
+func (s *Store) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	lock()
+	s.mu.Lock()
 	if err := s.usable(); err != nil {
-		unlock()
-		return nil, err
+		s.mu.Unlock()
+		return err
 	}
-	return unlock, nil
+	return nil
+}
+
+// rlock is lock for a call that only reads; the caller defers s.mu.RUnlock.
+func (s *Store) rlock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if err := s.usable(); err != nil {
+		s.mu.RUnlock()
+		return err
+	}
+	return nil
 }
 
 func (s *Store) usable() error {

@@ -11,11 +11,10 @@ type requestID struct{ scope, key string }
 
 // BeginRequest implements domain.RequestLog.
 func (s *Store) BeginRequest(ctx context.Context, now time.Time, rec domain.RequestRecord) (*domain.RequestRecord, error) {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	id := requestID{rec.Scope, rec.Key}
 	if old, ok := s.requests[id]; ok && old.ExpiresAt.After(now) {
 		old.Body = append([]byte(nil), old.Body...)
@@ -29,11 +28,10 @@ func (s *Store) BeginRequest(ctx context.Context, now time.Time, rec domain.Requ
 
 // FinishRequest implements domain.RequestLog.
 func (s *Store) FinishRequest(ctx context.Context, rec domain.RequestRecord) error {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	rec.Done = true
 	rec.Body = append([]byte(nil), rec.Body...)
 	s.requests[requestID{rec.Scope, rec.Key}] = rec
@@ -42,11 +40,10 @@ func (s *Store) FinishRequest(ctx context.Context, rec domain.RequestRecord) err
 
 // AbandonRequest implements domain.RequestLog.
 func (s *Store) AbandonRequest(ctx context.Context, scope, key string) error {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	id := requestID{scope, key}
 	if rec, ok := s.requests[id]; ok && !rec.Done {
 		delete(s.requests, id)
@@ -56,11 +53,10 @@ func (s *Store) AbandonRequest(ctx context.Context, scope, key string) error {
 
 // DeleteExpiredRequests implements domain.RequestLog.
 func (s *Store) DeleteExpiredRequests(ctx context.Context, now time.Time, limit int) (int, error) {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	n := 0
 	for id, rec := range s.requests {
 		if n >= limit {

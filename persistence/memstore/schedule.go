@@ -11,11 +11,10 @@ import (
 
 // PromoteDue implements domain.Store.
 func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*domain.Job, error) {
-	unlock, err := s.lock(ctx)
-	if err != nil {
+	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	var due []*domain.Job
 	for id := range s.scheduled {
 		if j := s.jobs[id]; !j.RunAt.After(now) {
@@ -32,7 +31,7 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*do
 		if err := next.Promote(now); err != nil {
 			return nil, err
 		}
-		s.put(next)
+		s.put(j, next)
 		out = append(out, next.Clone())
 	}
 	return out, nil
@@ -40,11 +39,10 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) ([]*do
 
 // NextRunAt implements domain.Store.
 func (s *Store) NextRunAt(ctx context.Context) (time.Time, error) {
-	unlock, err := s.rlock(ctx)
-	if err != nil {
+	if err := s.rlock(ctx); err != nil {
 		return time.Time{}, err
 	}
-	defer unlock()
+	defer s.mu.RUnlock()
 	var next time.Time
 	for id := range s.scheduled {
 		if at := s.jobs[id].RunAt; next.IsZero() || at.Before(next) {
@@ -64,11 +62,10 @@ func byRunAt(a, b *domain.Job) int {
 
 // Queues implements domain.Store.
 func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
-	unlock, err := s.rlock(ctx)
-	if err != nil {
+	if err := s.rlock(ctx); err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer s.mu.RUnlock()
 	byName := make(map[string]*domain.QueueInfo)
 	info := func(name string) *domain.QueueInfo {
 		q, ok := byName[name]
