@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/pgtest"
 )
 
@@ -54,28 +55,16 @@ func (c *apiClient) getScheduled(id string) scheduledJSON {
 	return job
 }
 
-// queueJSON is one queue of GET /queues.
-type queueJSON struct {
-	Name      string `json:"name"`
-	Paused    bool   `json:"paused"`
-	Limit     int    `json:"limit"`
-	Scheduled int    `json:"scheduled"`
-	Pending   int    `json:"pending"`
-	Running   int    `json:"running"`
-}
-
-func (c *apiClient) queue(name string) queueJSON {
+func (c *apiClient) queue(name string) http.QueueResponse {
 	c.t.Helper()
-	var out struct {
-		Queues []queueJSON `json:"queues"`
-	}
+	var out http.QueuesResponse
 	require.NoError(c.t, json.Unmarshal(c.mustCall(nethttp.MethodGet, "/queues", "", nethttp.StatusOK), &out))
 	for _, q := range out.Queues {
 		if q.Name == name {
 			return q
 		}
 	}
-	return queueJSON{Name: name}
+	return http.QueueResponse{Name: name}
 }
 
 // TestServeScheduledJobsRunOnTimeAfterAKill submits jobs for later, a paused queue's
