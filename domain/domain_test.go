@@ -386,3 +386,23 @@ func TestHandlerFunc(t *testing.T) {
 	require.NoError(t, h.Execute(context.Background(), []byte("x")))
 	require.Equal(t, "x", string(got))
 }
+
+// QueueTally lists a queue with unfinished jobs or a pause, counts only
+// unfinished jobs, and orders the queues by name.
+func TestQueueTally(t *testing.T) {
+	t.Parallel()
+	var tally domain.QueueTally
+	tally.Count("mail", domain.StatusPending, 2)
+	tally.Count("mail", domain.StatusRunning, 1)
+	tally.Count("bulk", domain.StatusScheduled, 3)
+	tally.Count("done", domain.StatusCompleted, 5)
+	tally.Count("empty", domain.StatusPending, 0)
+	tally.Pause("held")
+	tally.Pause("mail")
+	require.Equal(t, []domain.QueueInfo{
+		{Name: "bulk", Scheduled: 3},
+		{Name: "held", Paused: true},
+		{Name: "mail", Paused: true, Pending: 2, Running: 1},
+	}, tally.Queues())
+	require.Empty(t, (&domain.QueueTally{}).Queues())
+}

@@ -3,6 +3,8 @@ package domain
 import (
 	"bytes"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -156,4 +158,51 @@ type RequestLog interface {
 	// DeleteExpiredRequests forgets up to limit records that expired at or
 	// before now and returns how many it forgot.
 	DeleteExpiredRequests(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+// QueueTally gathers the answer of Store.Queues, so that every store
+// counts and orders it alike. The zero value is ready to use.
+type QueueTally struct {
+	byName map[string]*QueueInfo
+}
+
+func (t *QueueTally) queue(name string) *QueueInfo {
+	if t.byName == nil {
+		t.byName = make(map[string]*QueueInfo)
+	}
+	q, ok := t.byName[name]
+	if !ok {
+		q = &QueueInfo{Name: name}
+		t.byName[name] = q
+	}
+	return q
+}
+
+// Count adds n jobs in status to the named queue. Only unfinished jobs
+// count, and only they (or a pause) list a queue.
+func (t *QueueTally) Count(queue string, status Status, n int) {
+	if n <= 0 {
+		return
+	}
+	switch status {
+	case StatusScheduled:
+		t.queue(queue).Scheduled += n
+	case StatusPending:
+		t.queue(queue).Pending += n
+	case StatusRunning:
+		t.queue(queue).Running += n
+	}
+}
+
+// Pause marks the named queue paused, listing it even without jobs.
+func (t *QueueTally) Pause(queue string) { t.queue(queue).Paused = true }
+
+// Queues returns the queues counted, by name.
+func (t *QueueTally) Queues() []QueueInfo {
+	out := make([]QueueInfo, 0, len(t.byName))
+	for _, q := range t.byName {
+		out = append(out, *q)
+	}
+	slices.SortFunc(out, func(a, b QueueInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -125,35 +123,16 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 
 // queueInfos turns counts and paused marks into Queues' answer, by name.
 func queueInfos(counts map[countKey]int64, paused map[string]bool) []domain.QueueInfo {
-	byName := map[string]*domain.QueueInfo{}
-	info := func(name string) *domain.QueueInfo {
-		q, ok := byName[name]
-		if !ok {
-			q = &domain.QueueInfo{Name: name, Paused: paused[name]}
-			byName[name] = q
-		}
-		return q
-	}
+	var tally domain.QueueTally
 	for name := range paused {
-		info(name)
+		tally.Pause(name)
 	}
 	for k, n := range counts {
-		q := info(k.queue)
-		switch k.status {
-		case codeScheduled:
-			q.Scheduled += int(n)
-		case 1:
-			q.Pending += int(n)
-		case 2:
-			q.Running += int(n)
+		if status, ok := statusOf(k.status); ok {
+			tally.Count(k.queue, status, int(n))
 		}
 	}
-	out := make([]domain.QueueInfo, 0, len(byName))
-	for _, q := range byName {
-		out = append(out, *q)
-	}
-	sortQueues(out)
-	return out
+	return tally.Queues()
 }
 
 // SetQueuePaused implements domain.Store: a key per paused queue, written
@@ -207,8 +186,4 @@ func eachKey(txn *badger.Txn, prefix []byte, fn func(key []byte) error) error {
 		}
 	}
 	return nil
-}
-
-func sortQueues(qs []domain.QueueInfo) {
-	slices.SortFunc(qs, func(a, b domain.QueueInfo) int { return strings.Compare(a.Name, b.Name) })
 }

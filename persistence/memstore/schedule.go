@@ -3,7 +3,6 @@ package memstore
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/troupe-go/troupe/domain"
@@ -66,49 +65,25 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	byName := make(map[string]*domain.QueueInfo)
-	info := func(name string) *domain.QueueInfo {
-		q, ok := byName[name]
-		if !ok {
-			q = &domain.QueueInfo{Name: name, Paused: s.paused[name]}
-			byName[name] = q
-		}
-		return q
-	}
+	var tally domain.QueueTally
 	for name := range s.paused {
-		info(name)
+		tally.Pause(name)
 	}
 	for _, j := range s.jobs {
-		switch j.Status {
-		case domain.StatusScheduled:
-			info(j.Queue).Scheduled++
-		case domain.StatusPending:
-			info(j.Queue).Pending++
-		case domain.StatusRunning:
-			info(j.Queue).Running++
-		}
+		tally.Count(j.Queue, j.Status, 1)
 	}
-	out := make([]domain.QueueInfo, 0, len(byName))
-	for _, q := range byName {
-		out = append(out, *q)
-	}
-	slices.SortFunc(out, func(a, b domain.QueueInfo) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return tally.Queues(), nil
 }
 
 // SetQueuePaused implements domain.Store.
 func (s *Store) SetQueuePaused(ctx context.Context, name string, paused bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if err := domain.ValidateQueueName(name); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
+	if err := s.lock(ctx); err != nil {
 		return err
 	}
+	defer s.mu.Unlock()
 	if paused {
 		s.paused[name] = true
 	} else {

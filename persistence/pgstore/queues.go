@@ -3,8 +3,6 @@ package pgstore
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,16 +88,7 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
 	}
-	byName := make(map[string]*domain.QueueInfo)
-	info := func(name string) *domain.QueueInfo {
-		q, ok := byName[name]
-		if !ok {
-			q = &domain.QueueInfo{Name: name}
-			byName[name] = q
-		}
-		return q
-	}
-	paused := make(map[string]bool)
+	var tally domain.QueueTally
 	var b pgx.Batch
 	b.Queue(queueCountsSQL).Query(func(rows pgx.Rows) error {
 		var (
@@ -107,15 +96,7 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 			n            int
 		)
 		_, err := pgx.ForEachRow(rows, []any{&name, &status, &n}, func() error {
-			q := info(name)
-			switch domain.Status(status) {
-			case domain.StatusScheduled:
-				q.Scheduled = n
-			case domain.StatusPending:
-				q.Pending = n
-			case domain.StatusRunning:
-				q.Running = n
-			}
+			tally.Count(name, domain.Status(status), n)
 			return nil
 		})
 		return err
@@ -123,22 +104,14 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	b.Queue(`SELECT name FROM troupe_queues WHERE paused`).Query(func(rows pgx.Rows) error {
 		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, n := range names {
-			paused[n] = true
+			tally.Pause(n)
 		}
 		return err
 	})
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("list queues: %w", mapError(err))
 	}
-	for name := range paused {
-		info(name).Paused = true
-	}
-	out := make([]domain.QueueInfo, 0, len(byName))
-	for _, q := range byName {
-		out = append(out, *q)
-	}
-	slices.SortFunc(out, func(a, b domain.QueueInfo) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return tally.Queues(), nil
 }
 
 // SetQueuePaused implements domain.Store. The pause is a row of
