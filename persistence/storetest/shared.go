@@ -24,6 +24,15 @@ type SharedStore interface {
 // handle's cleanup with t.Cleanup.
 type OpenNode func(t *testing.T) SharedStore
 
+// nodes opens n handles, one a node.
+func (open OpenNode) nodes(t *testing.T, n int) []SharedStore {
+	handles := make([]SharedStore, n)
+	for i := range handles {
+		handles[i] = open(t)
+	}
+	return handles
+}
+
 // RunShared runs the conformance suite of domain.SharedQueue against the
 // backing stores made by newQueue.
 //

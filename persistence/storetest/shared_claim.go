@@ -96,10 +96,7 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		t.Parallel()
 		open := newQueue(t)
 		const nodes, claimersPerNode, total, batch = 4, 2, 10_000, 100
-		handles := make([]SharedStore, nodes)
-		for i := range handles {
-			handles[i] = open(t)
-		}
+		handles := open.nodes(t, nodes)
 		jobs := make([]*domain.Job, total)
 		for i := range jobs {
 			jobs[i] = queuedJob(t, "noop", 3, at(i%50))

@@ -86,10 +86,7 @@ func testSharedRescue(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.Len(t, claimed, jobs)
 
 		// Every rescuer rescues until no job is running any more.
-		handles := make([]SharedStore, nodes)
-		for i := range handles {
-			handles[i] = open(t)
-		}
+		handles := open.nodes(t, nodes)
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex

@@ -85,10 +85,7 @@ func testSharedSchedule(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		t.Parallel()
 		open := newQueue(t)
 		const jobs, nodes, promotersPerNode, batch = 1000, 2, 2, 25
-		handles := make([]SharedStore, nodes)
-		for i := range handles {
-			handles[i] = open(t)
-		}
+		handles := open.nodes(t, nodes)
 		scheduled := make([]*domain.Job, jobs)
 		for i := range scheduled {
 			scheduled[i] = sharedScheduledJob(t, at(0), at(i%100))
