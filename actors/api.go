@@ -74,6 +74,29 @@ func WithTimeout(d time.Duration) RegisterOption {
 	return func(o *typeOptions) { o.timeout = d }
 }
 
+// ScheduleParams describes a periodic schedule: see domain.Schedule for
+// the fields.
+type ScheduleParams struct {
+	Name     string
+	Cron     string
+	Timezone string
+	Job      domain.ScheduledJob
+	Paused   bool
+	CatchUp  domain.CatchUp
+}
+
+// ScheduleInfo is a schedule as the runtime sees it.
+type ScheduleInfo struct {
+	domain.Schedule
+	// NextRunAt is the next slot; zero while paused.
+	NextRunAt time.Time
+	// Description is the cron expression in words ("every 5 minutes").
+	Description string
+	// LastJobStatus is the status of the job LastJobID names; empty before
+	// the first job, or once that job was pruned.
+	LastJobStatus domain.Status
+}
+
 // WorkerStats describes the worker pool.
 type WorkerStats struct {
 	// Size is the number of workers.
@@ -128,6 +151,9 @@ type Metrics interface {
 	AttemptFinished(job *domain.Job, took time.Duration)
 	// AttemptTimedOut is called when an attempt's timeout passes.
 	AttemptTimedOut(job *domain.Job)
+	// JobsPruned is called when the pruner deleted n finished jobs of
+	// status.
+	JobsPruned(status domain.Status, n int)
 }
 
 // NopMetrics discards every event.
@@ -138,3 +164,4 @@ func (NopMetrics) JobRetried(*domain.Job)                     {}
 func (NopMetrics) JobFinished(*domain.Job)                    {}
 func (NopMetrics) AttemptFinished(*domain.Job, time.Duration) {}
 func (NopMetrics) AttemptTimedOut(*domain.Job)                {}
+func (NopMetrics) JobsPruned(domain.Status, int)              {}

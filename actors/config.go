@@ -29,7 +29,40 @@ const (
 	// API's default body limit, so that every path admits the same jobs.
 	MaxPayloadBytesDefault = 1 << 20
 	requestTimeoutDefault  = 30 * time.Second
+	// The retention defaults: a day for completed jobs, a week for failed
+	// and canceled ones, which people come back to inspect.
+	RetainCompletedDefault = 24 * time.Hour
+	RetainFailedDefault    = 7 * 24 * time.Hour
+	RetainCanceledDefault  = 7 * 24 * time.Hour
 )
+
+// KeepForever, as a Retention field, keeps finished jobs of that status
+// for ever.
+const KeepForever time.Duration = -1
+
+// Retention says how long finished jobs are kept, per terminal status,
+// counted from FinishedAt; the pruner deletes them after. A zero field
+// means its default; KeepForever means never.
+type Retention struct {
+	Completed time.Duration
+	Failed    time.Duration
+	Canceled  time.Duration
+}
+
+// For returns the retention of a terminal status, and false for a status
+// kept for ever or not terminal.
+func (r Retention) For(status domain.Status) (time.Duration, bool) {
+	var d time.Duration
+	switch status {
+	case domain.StatusCompleted:
+		d = r.Completed
+	case domain.StatusFailed:
+		d = r.Failed
+	case domain.StatusCanceled:
+		d = r.Canceled
+	}
+	return d, d > 0
+}
 
 // WorkersDefault is the pool size when none is configured: four workers a
 // CPU, because most handlers wait on I/O rather than burn CPU.
@@ -71,6 +104,9 @@ type Config struct {
 	// QueueLimits caps, per queue, how many of its jobs run at once on
 	// this node; queues without a cap share the pool.
 	QueueLimits map[string]int
+	// Retention says how long finished jobs are kept before the pruner
+	// deletes them. Defaults to 24h completed, 168h failed and canceled.
+	Retention Retention
 	// HandBackTimeout is how long Stop waits, after its context ends and
 	// running attempts are canceled, for their handlers to return so they
 	// can be handed back as pending. A handler still running after it is
@@ -109,6 +145,9 @@ func (c Config) WithDefaults() Config {
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
 	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
 	c.JobTimeout = cmp.Or(c.JobTimeout, JobTimeoutDefault)
+	c.Retention.Completed = cmp.Or(c.Retention.Completed, RetainCompletedDefault)
+	c.Retention.Failed = cmp.Or(c.Retention.Failed, RetainFailedDefault)
+	c.Retention.Canceled = cmp.Or(c.Retention.Canceled, RetainCanceledDefault)
 	c.HandBackTimeout = cmp.Or(c.HandBackTimeout, HandBackTimeoutDefault)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
 	c.Node = cmp.Or(c.Node, defaultNode())
@@ -151,6 +190,15 @@ func (c Config) Validate() error {
 	}
 	if c.JobTimeout < NoTimeout {
 		bad("JobTimeout", c.JobTimeout, "must not be negative")
+	}
+	for field, d := range map[string]time.Duration{
+		"Retention.Completed": c.Retention.Completed,
+		"Retention.Failed":    c.Retention.Failed,
+		"Retention.Canceled":  c.Retention.Canceled,
+	} {
+		if d < KeepForever {
+			bad(field, d, "must not be negative (KeepForever keeps for ever)")
+		}
 	}
 	for name, limit := range c.QueueLimits {
 		if err := domain.ValidateQueueName(name); err != nil {
@@ -202,12 +250,24 @@ type options struct {
 	metrics Metrics
 	random  func() float64
 	shared  domain.SharedQueue
+	// schedules are the configuration file's, applied at Start.
+	schedules []ScheduleParams
 }
 
 // WithConfig sets every tunable at once, zero fields meaning defaults. It
 // replaces what options before it set, so pass it first; options after it
 // override single fields.
 func WithConfig(cfg Config) Option { return func(o *options) { o.cfg = cfg } }
+
+// WithRetention sets how long finished jobs are kept.
+func WithRetention(r Retention) Option { return func(o *options) { o.cfg.Retention = r } }
+
+// WithConfigSchedules declares the schedules of a configuration file:
+// Start creates or replaces each (source "config", which the API may not
+// change) and deletes the config schedules no longer declared.
+func WithConfigSchedules(ps ...ScheduleParams) Option {
+	return func(o *options) { o.schedules = append(o.schedules, ps...) }
+}
 
 // WithWorkers sets the worker pool size.
 func WithWorkers(n int) Option { return func(o *options) { o.cfg.Workers = n } }

@@ -20,6 +20,10 @@ var (
 	// ErrDuplicate: a job with the same unique key is unfinished, or
 	// finished less than its UniqueFor ago; nothing new was stored.
 	ErrDuplicate = errors.New("a job with the same unique key exists")
+	// ErrConflict: the change is refused because of what is stored (a
+	// schedule declared in the configuration file, changed through the
+	// API); the same call will not succeed until that changes.
+	ErrConflict = errors.New("conflict with the stored state")
 	// ErrInvalidTransition: the state machine forbids the change of status.
 	ErrInvalidTransition = errors.New("invalid status transition")
 	// ErrNotCancelable: the job already completed or failed.

@@ -55,6 +55,9 @@ type Job struct {
 	UniqueFor time.Duration
 	// Timeout ends each attempt's context after this long; zero means none.
 	Timeout time.Duration
+	// Schedule names the schedule that submitted the job; empty for a job
+	// submitted otherwise.
+	Schedule string
 }
 
 // The defaults and bounds of a job's queue and priority.
@@ -148,6 +151,11 @@ func (j *Job) Validate() error {
 	}
 	if j.Timeout < 0 {
 		return fmt.Errorf("%w: timeout must not be negative", ErrInvalid)
+	}
+	if j.Schedule != "" {
+		if err := ValidateScheduleName(j.Schedule); err != nil {
+			return err
+		}
 	}
 	return nil
 }

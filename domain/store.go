@@ -53,6 +53,15 @@ type Store interface {
 	// SetQueuePaused pauses or resumes a queue, durably. A queue need not
 	// hold jobs to be paused; jobs submitted to it wait.
 	SetQueuePaused(ctx context.Context, name string, paused bool) error
+	// DeleteFinished deletes up to limit jobs in the terminal status that
+	// finished before before, oldest FinishedAt first, skipping those that
+	// still hold their unique key at now (Job.HoldsUniqueKey), and returns
+	// how many it deleted. It is one bounded write, cheap however many
+	// jobs the store holds (an index on status and FinishedAt), and safe
+	// to run on several nodes at once. A non-terminal status gives
+	// ErrInvalid.
+	DeleteFinished(ctx context.Context, now time.Time, status Status, before time.Time, limit int) (int, error)
+	ScheduleStore
 	// Ping reports whether the backend is reachable and writable.
 	Ping(ctx context.Context) error
 	// Flush makes every acknowledged write durable on stable storage.
@@ -69,6 +78,8 @@ type Filter struct {
 	Type JobType
 	// Queue keeps jobs of this queue; empty means any.
 	Queue string
+	// Schedule keeps jobs submitted by this schedule; empty means any.
+	Schedule string
 	// Limit caps how many jobs come back; 0 means no cap.
 	Limit int
 	// Offset skips this many matching jobs first.
@@ -81,6 +92,9 @@ func (f Filter) Matches(j *Job) bool {
 		return false
 	}
 	if f.Queue != "" && j.Queue != f.Queue {
+		return false
+	}
+	if f.Schedule != "" && j.Schedule != f.Schedule {
 		return false
 	}
 	if len(f.Statuses) == 0 {
