@@ -50,10 +50,63 @@ func (s *Store) DeleteFinished(ctx context.Context, now time.Time, status domain
 	return n, nil
 }
 
+// statusCodes bounds the status codes, to index arrays by them.
+const statusCodes = 8
+
+// finishedPos is a position in the finished index of one status: a
+// FinishedAt and an ID, the order of its keys. The writer keeps one per
+// status, a floor below which no key is stored, so that DeleteFinished
+// seeks past the keys it deleted before instead of walking over them:
+// Badger keeps a deleted key as a tombstone until compaction reaches the
+// bottom level, and a walk from the start of the range would step over
+// every job pruned since, making each prune slower than the last. A
+// DeleteFinished raises the floor to the first key it leaves (a held job,
+// or the last it deleted); any write of a finished key below the floor
+// lowers it. The floor is memory only: a new writer starts without one.
+type finishedPos struct {
+	set bool
+	at  int64
+	id  uuid.UUID
+}
+
+// less reports whether (at, id) sorts before p; an unset p is after all.
+func (p *finishedPos) less(at int64, id uuid.UUID) bool {
+	if !p.set {
+		return true
+	}
+	if at != p.at {
+		return at < p.at
+	}
+	return bytes.Compare(id[:], p.id[:]) < 0
+}
+
+// lower moves p down to (at, id) if that sorts before it.
+func (p *finishedPos) lower(at int64, id uuid.UUID) {
+	if p.less(at, id) {
+		*p = finishedPos{set: true, at: at, id: id}
+	}
+}
+
+// moveFloors applies what a committed plan learnt about the finished
+// index: the floors its DeleteFinished found, lowered by every finished
+// key it wrote.
+func (w *writer) moveFloors(p *plan) {
+	for code := range w.floors {
+		if p.newFloors[code].set {
+			w.floors[code] = p.newFloors[code]
+		}
+		if w.floors[code].set && p.finishedWritten[code].set {
+			w.floors[code].lower(p.finishedWritten[code].at, p.finishedWritten[code].id)
+		}
+	}
+}
+
 // finishedJob is a job DeleteFinished may take.
 type finishedJob struct {
 	finishedAt int64
 	id         uuid.UUID
+	// stored: found in the index, not among the jobs the batch changed.
+	stored bool
 }
 
 // deleteFinished deletes up to r.limit (and the batch's bounds) jobs of
@@ -73,11 +126,20 @@ func (p *plan) deleteFinished(r *request) error {
 	}
 	now := micros(r.now)
 	var found []finishedJob
+	// keep is the first key of the walk that stays: a held job's, one the
+	// batch changed, or the first past the cutoff.
+	var keep finishedPos
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = []byte{prefixFinished, x.status}
 	it := p.read.NewIterator(opts)
-	for it.Rewind(); it.Valid() && len(found) < limit; it.Next() {
+	if p.floors != nil && p.floors[x.status].set {
+		floor := p.floors[x.status]
+		it.Seek(appendFinishedKey(nil, floor.id, indexEntry{status: x.status, finishedAt: floor.at}))
+	} else {
+		it.Rewind()
+	}
+	for ; it.Valid() && len(found) < limit; it.Next() {
 		item := it.Item()
 		key := item.Key()
 		if len(key) != finishedKeyLen {
@@ -85,11 +147,13 @@ func (p *plan) deleteFinished(r *request) error {
 			return fmt.Errorf("%s: finished index key %x: %w", r.label(), key, errCorrupt)
 		}
 		finishedAt := timeOfKey(key[2:])
+		id := uuid.UUID(key[10:])
 		if finishedAt >= x.before {
+			keep.lower(finishedAt, id)
 			break
 		}
-		id := uuid.UUID(key[10:])
 		if i, ok := p.index[id]; ok && p.jobs[i].dirty {
+			keep.lower(finishedAt, id)
 			continue
 		}
 		held := false
@@ -107,9 +171,11 @@ func (p *plan) deleteFinished(r *request) error {
 			it.Close()
 			return fmt.Errorf("%s: %w", r.label(), err)
 		}
-		if !held {
-			found = append(found, finishedJob{finishedAt: finishedAt, id: id})
+		if held {
+			keep.lower(finishedAt, id)
+			continue
 		}
+		found = append(found, finishedJob{finishedAt: finishedAt, id: id, stored: true})
 	}
 	it.Close()
 	for i := range p.jobs {
@@ -119,7 +185,7 @@ func (p *plan) deleteFinished(r *request) error {
 		}
 		e := pj.snap.index
 		if e.status == x.status && e.finishedAt < x.before && (e.unique == "" || e.holdUntil <= now) {
-			found = append(found, finishedJob{finishedAt: e.finishedAt, id: pj.id})
+			found = append(found, finishedJob{finishedAt: e.finishedAt, id: pj.id, stored: false})
 		}
 	}
 	slices.SortFunc(found, func(a, b finishedJob) int {
@@ -128,7 +194,20 @@ func (p *plan) deleteFinished(r *request) error {
 		}
 		return bytes.Compare(a.id[:], b.id[:])
 	})
+	for _, f := range found[min(len(found), limit):] {
+		if f.stored {
+			keep.lower(f.finishedAt, f.id)
+		}
+	}
 	found = found[:min(len(found), limit)]
+	// The new floor: the first key that stays, or else the last one
+	// deleted (every key walked before it is deleted).
+	floor := keep
+	for _, f := range found {
+		if f.stored && !keep.set {
+			floor = finishedPos{set: true, at: f.finishedAt, id: f.id}
+		}
+	}
 	for _, f := range found {
 		i, err := p.lookup(f.id)
 		if err != nil {
@@ -147,5 +226,8 @@ func (p *plan) deleteFinished(r *request) error {
 		x.deleted++
 	}
 	p.written += x.deleted
+	if floor.set {
+		p.newFloors[x.status] = floor
+	}
 	return nil
 }

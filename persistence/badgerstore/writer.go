@@ -307,6 +307,11 @@ type writer struct {
 	// maxDeletes bounds the jobs one DeleteFinished deletes, so that its
 	// keys fit in one transaction: see deletesPerTxn.
 	maxDeletes int
+	// floors holds, per terminal status code, a position in the finished
+	// index below which no key of that status is stored: see
+	// finishedPos. Only the writer goroutine uses it, and it changes only
+	// after a commit succeeds.
+	floors [statusCodes]finishedPos
 }
 
 // rememberedEntry is an indexEntry with its type and queue interned. A
@@ -509,6 +514,7 @@ func (w *writer) apply(reqs []*request) {
 	p.deltas = w.deltas
 	p.countsAfter = w.countsAfter
 	p.maxDeletes = w.maxDeletes
+	p.floors = &w.floors
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -542,6 +548,7 @@ func (w *writer) apply(reqs []*request) {
 		w.batches.Add(1)
 		w.snapshots.Add(int64(p.written))
 		w.remember(p)
+		w.moveFloors(p)
 		for _, c := range p.countsAfter {
 			if c.n == 0 {
 				delete(w.counts, c.key)
@@ -648,6 +655,13 @@ type plan struct {
 	paused    map[string]bool // queue → paused, as the batch leaves it
 	records   map[string]*recordSlot
 	schedules map[string]*scheduleSlot
+
+	// floors are the writer's (nil: none); newFloors what DeleteFinished
+	// found they may become, and written the lowest finished key the
+	// batch writes (finishedWritten), per status code.
+	floors          *[statusCodes]finishedPos
+	newFloors       [statusCodes]finishedPos
+	finishedWritten [statusCodes]finishedPos
 }
 
 // planned is one job in a plan.
@@ -1221,6 +1235,9 @@ func (p *plan) write(txn *badger.Txn) error {
 		}
 		if err := reindex(txn, &keys, pj); err != nil {
 			return fmt.Errorf("index job %s: %w", pj.id, err)
+		}
+		if e := &pj.snap.index; terminalCode(e.status) {
+			p.finishedWritten[e.status].lower(e.finishedAt, pj.id)
 		}
 	}
 	if err := p.writeCounts(txn, &keys, deltas); err != nil {
