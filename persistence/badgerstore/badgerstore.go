@@ -2,8 +2,9 @@
 // snapshots in Badger, a key-value store on local disk, inside the
 // process. Nothing to install, nothing to run beside it.
 //
-// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused
-// and the request log's) goes through one group-commit writer: callers
+// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused,
+// DeleteFinished, the schedules' and the request log's) goes through one
+// group-commit writer: callers
 // from any number of goroutines queue their snapshots and wait, and the
 // writer stores everything that is waiting in one Badger transaction, then
 // tells each caller how its own request went. Durability then costs one
@@ -13,7 +14,8 @@
 // stores its job, and no two callers can both take it.
 //
 // Secondary index keys make listing by status or by type a range scan over
-// keys, oldest first, and finding due scheduled jobs a range scan in RunAt
+// keys, oldest first, finding due scheduled jobs a range scan in RunAt
+// order, and finding expired finished jobs a range scan in FinishedAt
 // order; see keys.go for the layout and codec.go for the snapshot
 // encoding.
 //
