@@ -61,8 +61,9 @@ const statusCodes = 8
 // bottom level, and a walk from the start of the range would step over
 // every job pruned since, making each prune slower than the last. A
 // DeleteFinished raises the floor to the first key it leaves (a held job,
-// or the last it deleted); any write of a finished key below the floor
-// lowers it. The floor is memory only: a new writer starts without one.
+// or the last it walked); any write of a finished key below the floor
+// lowers it. Held jobs it passes are remembered (heldJob) rather than
+// stopping it. The floor is memory only: a new writer starts without one.
 type finishedPos struct {
 	set bool
 	at  int64
@@ -89,7 +90,7 @@ func (p *finishedPos) lower(at int64, id uuid.UUID) {
 
 // moveFloors applies what a committed plan learnt about the finished
 // index: the floors its DeleteFinished found, lowered by every finished
-// key it wrote.
+// key it wrote, and the held jobs it passed or took.
 func (w *writer) moveFloors(p *plan) {
 	for code := range w.floors {
 		if p.newFloors[code].set {
@@ -98,22 +99,50 @@ func (w *writer) moveFloors(p *plan) {
 		if w.floors[code].set && p.finishedWritten[code].set {
 			w.floors[code].lower(p.finishedWritten[code].at, p.finishedWritten[code].id)
 		}
+		if len(p.heldAdd[code]) > 0 && w.held[code] == nil {
+			w.held[code] = make(map[uuid.UUID]heldJob)
+		}
+		for _, h := range p.heldAdd[code] {
+			w.held[code][h.id] = h
+		}
+		for _, id := range p.heldDrop[code] {
+			delete(w.held[code], id)
+		}
 	}
+}
+
+// maxHeldRemembered bounds, per status, the held jobs the writer
+// remembers below its floor (see heldJob).
+const maxHeldRemembered = 4096
+
+// heldJob is a finished job that DeleteFinished passed because it held
+// its unique key. The writer remembers up to maxHeldRemembered of them
+// per status, below its floor, so that the floor can move past them: a
+// schedule's slot job holds its key for an hour, and a floor stuck
+// behind it would have every prune walk over an hour of tombstones. Once
+// the hold ends, DeleteFinished takes the job from memory, after checking
+// that its stored snapshot still says so. The floor's rule becomes: no
+// key of the status is stored below it but those remembered.
+type heldJob struct {
+	at, until int64
+	id        uuid.UUID
 }
 
 // finishedJob is a job DeleteFinished may take.
 type finishedJob struct {
 	finishedAt int64
 	id         uuid.UUID
-	// stored: found in the index, not among the jobs the batch changed.
-	stored bool
+	// stored: found in the index, not among the jobs the batch changed;
+	// remembered: among the writer's held jobs.
+	stored, remembered bool
 }
 
 // deleteFinished deletes up to r.limit (and the batch's bounds) jobs of
 // r's status finished before its cutoff, oldest first, that do not hold
-// their unique key at r.now. It walks the finished index of the database,
-// skipping the jobs the batch changed, and adds those the batch left
-// finished and expired.
+// their unique key at r.now. It walks the finished index of the database
+// from the writer's floor, skipping the jobs the batch changed, adds the
+// remembered held jobs whose hold has ended and those the batch left
+// finished and expired, and works out where the floor may move.
 func (p *plan) deleteFinished(r *request) error {
 	x := r.extra
 	x.deleted = 0
@@ -125,10 +154,20 @@ func (p *plan) deleteFinished(r *request) error {
 		return nil
 	}
 	now := micros(r.now)
+	var remembered map[uuid.UUID]heldJob
+	if p.held != nil {
+		remembered = p.held[x.status]
+	}
+	room := maxHeldRemembered - len(remembered)
 	var found []finishedJob
-	// keep is the first key of the walk that stays: a held job's, one the
-	// batch changed, or the first past the cutoff.
-	var keep finishedPos
+	// keep is the first key of the walk that stays and is not remembered:
+	// a held job's beyond the room, one the batch changed, or the first
+	// past the cutoff. passed is the last key walked.
+	var keep, passed finishedPos
+	dirty := func(id uuid.UUID) bool {
+		i, ok := p.index[id]
+		return ok && p.jobs[i].dirty
+	}
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = []byte{prefixFinished, x.status}
@@ -152,16 +191,20 @@ func (p *plan) deleteFinished(r *request) error {
 			keep.lower(finishedAt, id)
 			break
 		}
-		if i, ok := p.index[id]; ok && p.jobs[i].dirty {
+		passed = finishedPos{set: true, at: finishedAt, id: id}
+		if _, ok := remembered[id]; ok {
+			continue // taken from memory below
+		}
+		if dirty(id) {
 			keep.lower(finishedAt, id)
 			continue
 		}
-		held := false
+		until, hasHold := int64(0), false
 		err := item.Value(func(v []byte) error {
 			switch len(v) {
 			case 0:
 			case 8:
-				held = timeOfKey(v) > now
+				until, hasHold = timeOfKey(v), true
 			default:
 				return fmt.Errorf("finished index key %x holds %x: %w", key, v, errCorrupt)
 			}
@@ -171,13 +214,23 @@ func (p *plan) deleteFinished(r *request) error {
 			it.Close()
 			return fmt.Errorf("%s: %w", r.label(), err)
 		}
-		if held {
+		if hasHold && until > now {
+			if room > 0 {
+				room--
+				p.heldAdd[x.status] = append(p.heldAdd[x.status], heldJob{at: finishedAt, until: until, id: id})
+				continue
+			}
 			keep.lower(finishedAt, id)
 			continue
 		}
 		found = append(found, finishedJob{finishedAt: finishedAt, id: id, stored: true})
 	}
 	it.Close()
+	for _, h := range remembered {
+		if h.until <= now && h.at < x.before && !dirty(h.id) {
+			found = append(found, finishedJob{finishedAt: h.at, id: h.id, remembered: true})
+		}
+	}
 	for i := range p.jobs {
 		pj := &p.jobs[i]
 		if !pj.dirty || !pj.exists {
@@ -185,7 +238,7 @@ func (p *plan) deleteFinished(r *request) error {
 		}
 		e := pj.snap.index
 		if e.status == x.status && e.finishedAt < x.before && (e.unique == "" || e.holdUntil <= now) {
-			found = append(found, finishedJob{finishedAt: e.finishedAt, id: pj.id, stored: false})
+			found = append(found, finishedJob{finishedAt: e.finishedAt, id: pj.id})
 		}
 	}
 	slices.SortFunc(found, func(a, b finishedJob) int {
@@ -200,21 +253,22 @@ func (p *plan) deleteFinished(r *request) error {
 		}
 	}
 	found = found[:min(len(found), limit)]
-	// The new floor: the first key that stays, or else the last one
-	// deleted (every key walked before it is deleted).
-	floor := keep
-	for _, f := range found {
-		if f.stored && !keep.set {
-			floor = finishedPos{set: true, at: f.finishedAt, id: f.id}
-		}
-	}
 	for _, f := range found {
 		i, err := p.lookup(f.id)
 		if err != nil {
 			return interpretError(r.label(), err)
 		}
 		pj := &p.jobs[i]
-		if !pj.exists {
+		if f.remembered {
+			// Deleted, updated or held longer since it was remembered: its
+			// stored state decides, and a finished key rewritten since
+			// lowered the floor, so the walk meets it again.
+			p.heldDrop[x.status] = append(p.heldDrop[x.status], f.id)
+			e := pj.old
+			if !pj.exists || pj.dirty || e.status != x.status || e.finishedAt != f.finishedAt || e.unique != "" && e.holdUntil > now {
+				continue
+			}
+		} else if !pj.exists {
 			return fmt.Errorf("%s: job %s is indexed but has no snapshot: %w", r.label(), f.id, errCorrupt)
 		}
 		if key := pj.current().unique; key != "" {
@@ -226,8 +280,13 @@ func (p *plan) deleteFinished(r *request) error {
 		x.deleted++
 	}
 	p.written += x.deleted
-	if floor.set {
-		p.newFloors[x.status] = floor
+	// The new floor: the first key walked that stays and is not
+	// remembered, or else the last key walked.
+	switch {
+	case keep.set:
+		p.newFloors[x.status] = keep
+	case passed.set:
+		p.newFloors[x.status] = passed
 	}
 	return nil
 }

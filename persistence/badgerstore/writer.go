@@ -312,6 +312,8 @@ type writer struct {
 	// finishedPos. Only the writer goroutine uses it, and it changes only
 	// after a commit succeeds.
 	floors [statusCodes]finishedPos
+	// held are the held jobs remembered below the floors (heldJob).
+	held [statusCodes]map[uuid.UUID]heldJob
 }
 
 // rememberedEntry is an indexEntry with its type and queue interned. A
@@ -515,6 +517,7 @@ func (w *writer) apply(reqs []*request) {
 	p.countsAfter = w.countsAfter
 	p.maxDeletes = w.maxDeletes
 	p.floors = &w.floors
+	p.held = &w.held
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -662,6 +665,11 @@ type plan struct {
 	floors          *[statusCodes]finishedPos
 	newFloors       [statusCodes]finishedPos
 	finishedWritten [statusCodes]finishedPos
+	// held are the writer's remembered held jobs (nil: none); heldAdd and
+	// heldDrop what DeleteFinished adds to and takes from them.
+	held     *[statusCodes]map[uuid.UUID]heldJob
+	heldAdd  [statusCodes][]heldJob
+	heldDrop [statusCodes][]uuid.UUID
 }
 
 // planned is one job in a plan.

@@ -665,9 +665,10 @@ func TestDeleteFinishedFindsKeysWrittenBelowItsFloor(t *testing.T) {
 	running.Status = domain.StatusRunning
 	require.NoError(t, s.Create(ctx, held, j50, running))
 	prune(41+30, 100, j30, j50)
-	require.Equal(t, finishedPos{set: true, at: micros(at(40)), id: held.ID}, floor(), "the held job")
+	require.Equal(t, finishedPos{set: true, at: micros(at(50)), id: j50.ID}, floor(), "past the held job, remembered")
+	require.Contains(t, s.w.held[completed], held.ID)
 	prune(1000, 45, held)
-	require.Equal(t, finishedPos{set: true, at: micros(at(40)), id: held.ID}, floor(), "the last deleted")
+	require.Empty(t, s.w.held[completed], "taken from memory")
 	held = finished(40, "slot")
 	require.NoError(t, s.Create(ctx, held))
 	running.Status, running.FinishedAt = domain.StatusCompleted, at(1)
@@ -675,4 +676,65 @@ func TestDeleteFinishedFindsKeysWrittenBelowItsFloor(t *testing.T) {
 	prune(41+30, 100, running)
 	prune(40+60, 100, held)
 	prune(1000, 1000)
+
+	// Remembered held jobs deleted or unfinished since are left alone.
+	gone, reopened := finished(200, "k1"), finished(201, "k2")
+	require.NoError(t, s.Create(ctx, gone, reopened))
+	prune(210, 300)
+	require.Len(t, s.w.held[completed], 2)
+	require.NoError(t, s.Delete(ctx, gone.ID))
+	reopened.Status, reopened.FinishedAt = domain.StatusRunning, time.Time{}
+	require.NoError(t, s.Update(ctx, reopened))
+	prune(1000, 300)
+	require.Empty(t, s.w.held[completed])
+	got, err := s.Get(ctx, reopened.ID)
+	require.NoError(t, err)
+	require.Equal(t, reopened, got)
+}
+
+// Held jobs beyond what the writer remembers stop its floor instead, and
+// every one is deleted once its hold has ended.
+func TestDeleteFinishedRemembersBoundedHeldJobs(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	at := func(sec int) time.Time { return testEpoch.Add(time.Duration(sec) * time.Second) }
+	var jobs []*domain.Job
+	for i := range maxHeldRemembered + 2 {
+		j := testJob(t, i)
+		j.Status, j.FinishedAt = domain.StatusCompleted, at(i)
+		j.UniqueKey, j.UniqueFor = fmt.Sprintf("slot-%d", i), 24*time.Hour
+		jobs = append(jobs, j)
+	}
+	plain := testJob(t, len(jobs))
+	plain.Status, plain.FinishedAt = domain.StatusCompleted, at(len(jobs))
+	jobs = append(jobs, plain)
+	for chunk := range slices.Chunk(jobs, 500) {
+		require.NoError(t, s.Create(ctx, chunk...))
+	}
+	completed, _ := statusCode(domain.StatusCompleted)
+	cutoff := at(len(jobs) + 1)
+
+	n, err := s.DeleteFinished(ctx, at(len(jobs)+60), domain.StatusCompleted, cutoff, 1000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the job without a key")
+	require.Len(t, s.w.held[completed], maxHeldRemembered)
+	over := jobs[maxHeldRemembered]
+	require.Equal(t, finishedPos{set: true, at: micros(over.FinishedAt), id: over.ID}, s.w.floors[completed],
+		"stopped at the first held job it could not remember")
+
+	total := 0
+	for {
+		n, err := s.DeleteFinished(ctx, at(len(jobs)).Add(25*time.Hour), domain.StatusCompleted, cutoff, 1000)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	require.Equal(t, maxHeldRemembered+2, total)
+	require.Empty(t, s.w.held[completed])
+	page, err := s.List(ctx, domain.Filter{})
+	require.NoError(t, err)
+	require.Zero(t, page.Total)
 }
