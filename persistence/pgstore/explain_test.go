@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/domain"
 )
 
 // seedJobsSQL runs the INSERT that replaces /*insert*/ on troupe_jobs. The
@@ -209,7 +211,8 @@ var seedFinishedSQL = strings.Replace(seedJobsSQL, "/*insert*/", `
 // TestDeleteFinishedPlanWithAMillionJobs checks that the pruner's
 // statement takes the oldest finished jobs of a status along the finished
 // index and stops at its limit: it neither scans the table nor sorts the
-// jobs, so its cost does not grow with the jobs kept. It checks the plan
+// jobs, so its cost does not grow with the jobs kept. On the same jobs, a
+// listing by schedule reads the schedule index. It checks the plan
 // PostgreSQL picks for the first executions (custom) and the one it may
 // cache (generic), before and after statistics.
 func TestDeleteFinishedPlanWithAMillionJobs(t *testing.T) {
@@ -241,7 +244,54 @@ func TestDeleteFinishedPlanWithAMillionJobs(t *testing.T) {
 					})
 				}
 			}
+			t.Run(fmt.Sprintf("%s/%s/ScheduleFilter", stats, mode), func(t *testing.T) {
+				explainScheduleFilter(t, s, mode)
+			})
 		}
+	}
+}
+
+// explainScheduleFilter checks that List's count and page of a schedule's
+// jobs (GET /jobs?schedule=) read the schedule index, not the table.
+func explainScheduleFilter(t *testing.T, s *Store, mode string) {
+	t.Helper()
+	ctx := t.Context()
+	where, _ := filterWhere(domain.Filter{Schedule: "nightly"})
+	for _, query := range []string{
+		`SELECT count(*) FROM troupe_jobs` + where,
+		`SELECT ` + jobColumns + ` FROM troupe_jobs` + where + ` ORDER BY created_at, id LIMIT 50`,
+	} {
+		func() {
+			tx, err := s.pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() {
+				_ = tx.Rollback(ctx)
+				_, _ = s.pool.Exec(ctx, `DEALLOCATE ALL`, pgx.QueryExecModeSimpleProtocol)
+			}()
+			for _, sql := range []string{`SET LOCAL plan_cache_mode = ` + mode, `PREPARE list(text) AS ` + query} {
+				_, err := tx.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+				require.NoError(t, err)
+			}
+			var plans []struct{ Plan planNode }
+			require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) EXECUTE list('nightly')`, pgx.QueryExecModeSimpleProtocol).Scan(&plans))
+			require.Len(t, plans, 1)
+			var walk func(n planNode) int
+			walk = func(n planNode) int {
+				scans := 0
+				if n.RelationName == "troupe_jobs" {
+					raw, _ := json.Marshal(n)
+					require.Contains(t, []string{"Index Scan", "Index Only Scan"}, n.NodeType, "%s: %s", query, raw)
+					require.Equal(t, "troupe_jobs_schedule_idx", n.IndexName, "%s: %s", query, raw)
+					scans++
+				}
+				require.NotEqual(t, "Sort", n.NodeType, "%s: the index gives the listing order", query)
+				for _, c := range n.Plans {
+					scans += walk(c)
+				}
+				return scans
+			}
+			require.NotZero(t, walk(plans[0].Plan), query)
+		}()
 	}
 }
 
