@@ -137,3 +137,62 @@ func TestPutScheduleRejectsWhatItCannotKeep(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, list)
 }
+
+// TestAJobKeepsItsScheduleThroughEveryWrite: the schedule a job was
+// submitted by comes back from every statement that returns jobs or
+// rewrites them: Insert (and the holder it reports), promotion, claim,
+// an owned update, a rescue and a cancel.
+func TestAJobKeepsItsScheduleThroughEveryWrite(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := t.Context()
+	slot := newJob(t, "noop", 2, past(0))
+	slot.Schedule, slot.UniqueKey, slot.UniqueFor = "every-minute", domain.ScheduleSlotKey("every-minute", past(0)), time.Hour
+	slot.Status, slot.RunAt = domain.StatusScheduled, past(1)
+	existing, err := s.Insert(ctx, time.Time{}, []*domain.Job{slot})
+	require.NoError(t, err)
+	require.Equal(t, []*domain.Job{nil}, existing)
+
+	again := newJob(t, "noop", 2, past(2))
+	again.Schedule, again.UniqueKey = "every-minute", slot.UniqueKey
+	existing, err = s.Insert(ctx, time.Time{}, []*domain.Job{again})
+	require.NoError(t, err)
+	require.Len(t, existing, 1)
+	require.Equal(t, slot.ID, existing[0].ID)
+	require.Equal(t, "every-minute", existing[0].Schedule, "the holder")
+
+	promoted, err := s.PromoteDue(ctx, time.Time{}, 10)
+	require.NoError(t, err)
+	require.Len(t, promoted, 1)
+	require.Equal(t, "every-minute", promoted[0].Schedule, "promoted")
+
+	claimed, err := s.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 1, Lease: -time.Second})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.Equal(t, "every-minute", claimed[0].Schedule, "claimed")
+
+	rescued, err := s.RescueExpired(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, rescued)
+	claimed, err = s.ClaimJobs(ctx, "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.Equal(t, "every-minute", claimed[0].Schedule, "claimed after a rescue")
+
+	j := claimed[0]
+	j.LastError = "try again"
+	require.NoError(t, s.UpdateOwned(ctx, "n1", j))
+	got, err := s.Get(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, "every-minute", got.Schedule, "after an owned update")
+
+	canceled, err := s.CancelJob(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, "every-minute", canceled.Schedule, "canceled")
+
+	got.Schedule = ""
+	require.NoError(t, s.Update(ctx, got))
+	page, err := s.List(ctx, domain.Filter{Schedule: "every-minute"})
+	require.NoError(t, err)
+	require.Zero(t, page.Total, "an update clears it like any field")
+}
