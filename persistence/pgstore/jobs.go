@@ -19,13 +19,13 @@ import (
 // jobColumns are the columns that make a domain.Job, in scanJob's order.
 const jobColumns = `id, status, type, payload, attempts, max_attempts, last_error,
 	created_at, updated_at, run_at, started_at, finished_at,
-	queue, priority, unique_key, unique_for_ns, timeout_ns`
+	queue, priority, unique_key, unique_for_ns, timeout_ns, schedule`
 
 // qualifiedJobColumns is jobColumns of the table aliased j, for RETURNING
 // lists of statements that join it.
 const qualifiedJobColumns = `j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts, j.last_error,
 	j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at,
-	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns`
+	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns, j.schedule`
 
 // scanChunk is how many jobs Scan reads per query: enough to amortise the
 // round trip, few enough that memory stays flat however many jobs match.
@@ -38,17 +38,18 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 		status, typ                                string
 		created, updated, runAt, started, finished pgtype.Timestamptz
 		priority                                   int16
-		uniqueKey                                  pgtype.Text
+		uniqueKey, schedule                        pgtype.Text
 		uniqueFor, timeout                         int64
 	)
 	err := row.Scan(&j.ID, &status, &typ, &j.Payload, &j.Attempts, &j.MaxAttempts, &j.LastError,
 		&created, &updated, &runAt, &started, &finished,
-		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout)
+		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout, &schedule)
 	if err != nil {
 		return nil, err
 	}
 	j.Priority = int(priority)
 	j.UniqueKey = uniqueKey.String
+	j.Schedule = schedule.String
 	j.UniqueFor = time.Duration(uniqueFor)
 	j.Timeout = time.Duration(timeout)
 	j.Status = domain.Status(status)
@@ -109,7 +110,7 @@ type jobArrays struct {
 	created, updated, runAt, started, finished []pgtype.Timestamptz
 	queues                                     []string
 	priorities                                 []int32
-	uniqueKeys                                 []pgtype.Text
+	uniqueKeys, schedules                      []pgtype.Text
 	uniqueFor, timeouts                        []int64
 	// keyed counts the jobs with a unique key.
 	keyed int
@@ -125,6 +126,7 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		runAt: make([]pgtype.Timestamptz, 0, n), started: make([]pgtype.Timestamptz, 0, n),
 		finished: make([]pgtype.Timestamptz, 0, n), queues: make([]string, 0, n), priorities: make([]int32, 0, n),
 		uniqueKeys: make([]pgtype.Text, 0, n), uniqueFor: make([]int64, 0, n), timeouts: make([]int64, 0, n),
+		schedules: make([]pgtype.Text, 0, n),
 	}
 	for _, j := range jobs {
 		attempts, err := toInt32(j.ID, "attempts", j.Attempts)
@@ -160,6 +162,8 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		}
 		a.uniqueFor = append(a.uniqueFor, int64(j.UniqueFor))
 		a.timeouts = append(a.timeouts, int64(j.Timeout))
+		// No schedule is NULL: the schedule index then never sees the row.
+		a.schedules = append(a.schedules, pgtype.Text{String: j.Schedule, Valid: j.Schedule != ""})
 	}
 	return a, nil
 }
@@ -168,20 +172,20 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 func (a *jobArrays) args() []any {
 	return []any{a.ids, a.statuses, a.types, a.payloads, a.attempts, a.maxAttempts, a.lastErrors,
 		a.created, a.updated, a.runAt, a.started, a.finished,
-		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts}
+		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts, a.schedules}
 }
 
 // jobArgs is how many parameters jobArrays.args fills: a statement's own
 // parameters are numbered after them.
-const jobArgs = 17
+const jobArgs = 18
 
 // unnestJobs turns the arrays of jobArrays.args into rows.
 const unnestJobs = `unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::text[],
 	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
-	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[])
+	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[], $18::text[])
 	AS u(id, status, type, payload, attempts, max_attempts, last_error,
 	     created_at, updated_at, run_at, started_at, finished_at,
-	     queue, priority, unique_key, unique_for_ns, timeout_ns)`
+	     queue, priority, unique_key, unique_for_ns, timeout_ns, schedule)`
 
 func toInt32(id uuid.UUID, field string, v int) (int32, error) {
 	if int64(v) != int64(int32(v)) {
@@ -233,7 +237,7 @@ const updateSet = `status = u.status, type = u.type, payload = u.payload,
 	created_at = u.created_at, updated_at = u.updated_at, run_at = u.run_at,
 	started_at = u.started_at, finished_at = u.finished_at,
 	queue = u.queue, priority = u.priority, unique_key = u.unique_key,
-	unique_for_ns = u.unique_for_ns, timeout_ns = u.timeout_ns,
+	unique_for_ns = u.unique_for_ns, timeout_ns = u.timeout_ns, schedule = u.schedule,
 	unique_held = j.unique_held AND u.unique_key IS NOT DISTINCT FROM j.unique_key,
 	owner_node = CASE WHEN u.status = 'running' THEN j.owner_node END,
 	lease_expires_at = CASE WHEN u.status = 'running' THEN j.lease_expires_at END,
@@ -339,7 +343,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// filterWhere turns a filter's statuses, type and queue into a WHERE clause (empty
+// filterWhere turns a filter's statuses, type, queue and schedule into a WHERE clause (empty
 // when they select everything) and its arguments, numbered from $1.
 func filterWhere(f domain.Filter) (string, []any) {
 	var (
@@ -361,6 +365,10 @@ func filterWhere(f domain.Filter) (string, []any) {
 	if f.Queue != "" {
 		args = append(args, f.Queue)
 		conds = append(conds, `queue = $`+strconv.Itoa(len(args)))
+	}
+	if f.Schedule != "" {
+		args = append(args, f.Schedule)
+		conds = append(conds, `schedule = $`+strconv.Itoa(len(args)))
 	}
 	if len(conds) == 0 {
 		return "", args

@@ -24,6 +24,13 @@
 // queue by the room the node has for it and takes turns across queues;
 // within one, jobs go by priority, run_at and ID.
 //
+// Retention: DeleteFinished deletes a bounded batch of the oldest jobs
+// finished in one status along an index on (status, finished_at), skipping
+// rows that other nodes hold, so every node may prune at once. Schedules
+// live in troupe_schedules; their slots' jobs meet on the unique key index,
+// so the table needs no coordination beyond RecordScheduleRun's
+// never-backwards update.
+//
 // The schema is created by golang-migrate migrations embedded in the binary,
 // run by Open unless Options.SkipMigrations is set.
 package pgstore

@@ -166,3 +166,61 @@ func TestAJobUpdatedIntoANewQueueIsClaimed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ids([]*domain.Job{j}), ids(claimed))
 }
+
+// TestMigrationToSchedules upgrades a schema of version 2 holding jobs,
+// which come out with no schedule and are pruned like any other, then goes
+// back down with a schedule and a scheduled job stored, and up again.
+func TestMigrationToSchedules(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, url, schema)
+	migrateToVersion(t, url, schema, 2)
+
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	_, err = conn.Exec(t.Context(), `SET search_path = `+pgx.Identifier{schema}.Sanitize())
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), `
+INSERT INTO troupe_jobs (id, status, type, max_attempts, created_at, run_at, finished_at) VALUES
+    ('00000000-0000-0000-0000-000000000001', 'pending',   'noop', 3, now() - interval '3 hours', now(), NULL),
+    ('00000000-0000-0000-0000-000000000002', 'completed', 'noop', 3, now() - interval '3 hours', now(), now() - interval '2 hours'),
+    ('00000000-0000-0000-0000-000000000003', 'failed',    'noop', 3, now() - interval '3 hours', now(), now() - interval '2 hours')`)
+	require.NoError(t, err)
+
+	s, err := Open(t.Context(), Options{URL: url, Schema: schema, MaxConns: 4})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	page, err := s.List(t.Context(), domain.Filter{})
+	require.NoError(t, err)
+	require.Len(t, page.Jobs, 3)
+	for _, j := range page.Jobs {
+		require.Empty(t, j.Schedule)
+	}
+	n, err := s.DeleteFinished(t.Context(), time.Time{}, domain.StatusCompleted, time.Now().Add(-time.Hour), 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the job version 2 left completed is pruned")
+
+	// Down again, with what only version 3 has.
+	j := newJob(t, "noop", 3, past(0))
+	j.Schedule = "nightly"
+	require.NoError(t, s.Create(t.Context(), j))
+	created, err := s.PutSchedule(t.Context(), &domain.Schedule{Name: "nightly", Cron: "@daily", Job: domain.ScheduledJob{Type: "noop"}})
+	require.NoError(t, err)
+	require.True(t, created)
+	migrateToVersion(t, url, schema, 2)
+	var jobs int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM troupe_jobs`).Scan(&jobs))
+	require.Equal(t, 3, jobs, "a schedule's job stays a job")
+	var schedules bool
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT to_regclass('troupe_schedules') IS NOT NULL`).Scan(&schedules))
+	require.False(t, schedules)
+
+	migrateToVersion(t, url, schema, 3)
+	got, err := s.Get(t.Context(), j.ID)
+	require.NoError(t, err)
+	require.Empty(t, got.Schedule, "version 2 forgot it")
+	list, err := s.ListSchedules(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, list)
+}
