@@ -32,16 +32,16 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 	}
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
-		return nil, fmt.Errorf("%w: cron: must not be empty", domain.ErrInvalid)
+		return nil, fmt.Errorf("cron: %w: must not be empty", domain.ErrInvalid)
 	}
 	// The library would read a zone prefix and override the timezone
 	// field; one place for the zone keeps the two from disagreeing.
 	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
-		return nil, fmt.Errorf("%w: cron: %q: set the time zone in the timezone field, not in the expression", domain.ErrInvalid, expr)
+		return nil, fmt.Errorf("cron: %w: %q: set the time zone in the timezone field, not in the expression", domain.ErrInvalid, expr)
 	}
 	sched, err := parseCronSafely(expr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cron: %q: %v", domain.ErrInvalid, expr, err)
+		return nil, fmt.Errorf("cron: %w: %q: %v", domain.ErrInvalid, expr, err)
 	}
 	var c cronSpec
 	switch s := sched.(type) {
@@ -50,16 +50,16 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 		c.spec = s
 	case cron.ConstantDelaySchedule:
 		if d, _ := strings.CutPrefix(expr, "@every"); mustParseDuration(d) < time.Second {
-			return nil, fmt.Errorf("%w: cron: %q: @every needs an interval of at least 1s", domain.ErrInvalid, expr)
+			return nil, fmt.Errorf("cron: %w: %q: @every needs an interval of at least 1s", domain.ErrInvalid, expr)
 		}
 		c.every = s.Delay
 	default:
-		return nil, fmt.Errorf("%w: cron: %q: unsupported schedule %T", domain.ErrInvalid, expr, sched)
+		return nil, fmt.Errorf("cron: %w: %q: unsupported schedule %T", domain.ErrInvalid, expr, sched)
 	}
 	// An expression such as "0 0 30 2 *" parses but never fires: the
 	// library finds no slot within five years.
 	if c.next(time.Now()).IsZero() {
-		return nil, fmt.Errorf("%w: cron: %q never fires", domain.ErrInvalid, expr)
+		return nil, fmt.Errorf("cron: %w: %q never fires", domain.ErrInvalid, expr)
 	}
 	return &c, nil
 }
@@ -86,11 +86,11 @@ func loadZone(tz string) (*time.Location, error) {
 		return time.UTC, nil
 	}
 	if tz == "Local" {
-		return nil, fmt.Errorf("%w: timezone: %q is not an IANA zone name; name the zone", domain.ErrInvalid, tz)
+		return nil, fmt.Errorf("timezone: %w: %q is not an IANA zone name; name the zone", domain.ErrInvalid, tz)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("%w: timezone: unknown time zone %q", domain.ErrInvalid, tz)
+		return nil, fmt.Errorf("timezone: %w: unknown time zone %q", domain.ErrInvalid, tz)
 	}
 	return loc, nil
 }

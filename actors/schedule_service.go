@@ -1,0 +1,187 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/troupe-go/troupe/domain"
+)
+
+// schedulePollLocal is how often the schedule service re-reads a local
+// store's schedules: every change goes through this node and wakes it, so
+// the poll is a safety net. On a shared store other nodes change
+// schedules too, and it is Config.PollInterval.
+const schedulePollLocal = time.Minute
+
+// scheduleRetryDelay is the pause before a slot whose submission or record
+// the store refused is tried again (it stays due for scheduleMissedAfter).
+const scheduleRetryDelay = time.Second
+
+// scheduleService submits the jobs of the schedules' slots. It runs on
+// every node, with no leader: each slot's job carries the unique key of
+// its slot, so however many nodes (or lives of one node) submit it, one
+// job is stored, and a node finding it stored records it as its own. It
+// keeps no state between rounds but one timer, for the earliest slot of
+// all the schedules: at each round it re-reads them from the store,
+// submits what is due and records it, and sets the timer again. API
+// changes on this node wake it at once (wake); those made on other nodes
+// are seen at the next poll.
+type scheduleService struct {
+	serviceLoop
+	store  domain.ScheduleStore
+	clock  Clock
+	logger *slog.Logger
+	poll   time.Duration
+	// submit is System.Submit.
+	submit func(ctx context.Context, p SubmitParams) (*domain.Job, error)
+	kick   chan struct{}
+
+	// mu guards warned.
+	mu sync.Mutex
+	// warned holds the schedules whose stored expression is unreadable and
+	// was logged, so that it is logged once, not at every round.
+	warned map[string]string
+}
+
+func newScheduleService(c *core, poll time.Duration, submit func(context.Context, SubmitParams) (*domain.Job, error)) *scheduleService {
+	return &scheduleService{
+		store: c.store, clock: c.clock, logger: c.logger, poll: poll, submit: submit,
+		kick: make(chan struct{}, 1), warned: make(map[string]string),
+	}
+}
+
+// Start implements service.
+func (s *scheduleService) Start(ctx context.Context) error {
+	if !s.run(ctx, s.loop) {
+		return errServiceRunning
+	}
+	return nil
+}
+
+// wake asks for a round now: a schedule changed.
+func (s *scheduleService) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // a round is already asked for
+	}
+}
+
+func (s *scheduleService) loop(ctx context.Context) {
+	for {
+		next := s.round(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := s.poll
+		if !next.IsZero() {
+			wait = min(wait, next.Sub(s.clock.Now()))
+		}
+		stop := func() bool { return false }
+		if wait <= 0 {
+			s.wake()
+		} else {
+			stop = s.clock.AfterFunc(wait, s.wake)
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-s.kick:
+		}
+		stop()
+	}
+}
+
+// round submits every schedule's due slot (and catch-up) and returns the
+// earliest time a round is needed again; zero when no schedule runs.
+func (s *scheduleService) round(ctx context.Context) time.Time {
+	now := s.clock.Now()
+	list, err := s.store.ListSchedules(ctx)
+	if err != nil {
+		s.failed(ctx, "reading the schedules failed; retrying", "", err)
+		return now.Add(scheduleRetryDelay)
+	}
+	var earliest time.Time
+	for _, sc := range list {
+		if sc.Paused {
+			continue
+		}
+		spec, err := parseCron(sc.Cron, sc.Timezone)
+		if err != nil {
+			s.unreadable(sc, err)
+			continue
+		}
+		next := spec.next(latest(now, scheduleLowerBound(sc)))
+		if !s.runSlots(ctx, sc, spec, now) {
+			next = now.Add(scheduleRetryDelay)
+		}
+		if !next.IsZero() && (earliest.IsZero() || next.Before(earliest)) {
+			earliest = next
+		}
+	}
+	return earliest
+}
+
+// runSlots submits and records what sc has due at now; it reports false
+// if the store refused something, to be tried again shortly.
+func (s *scheduleService) runSlots(ctx context.Context, sc *domain.Schedule, spec *cronSpec, now time.Time) bool {
+	catchUp, due := planSlots(spec, scheduleLowerBound(sc), now, sc.CatchUp)
+	ok := true
+	for _, slot := range []time.Time{catchUp, due} {
+		if !slot.IsZero() && !s.runSlot(ctx, sc, slot) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// runSlot submits the job of one slot, keyed by it, and records it. A job
+// already holding the key was submitted by another node or an earlier
+// life of this one: it is the slot's job, and recorded as such.
+func (s *scheduleService) runSlot(ctx context.Context, sc *domain.Schedule, slot time.Time) bool {
+	p := scheduleSubmitParams(sc)
+	p.UniqueKey, p.UniqueFor = domain.ScheduleSlotKey(sc.Name, slot), scheduleSlotHold
+	job, err := s.submit(ctx, p)
+	switch {
+	case errors.Is(err, domain.ErrDuplicate) && job != nil:
+	case err != nil:
+		s.failed(ctx, "submitting a schedule's job failed; retrying", sc.Name, err, slog.Time("slot", slot))
+		return false
+	}
+	run := domain.ScheduleRun{Slot: slot, At: job.CreatedAt, JobID: job.ID}
+	if err := s.store.RecordScheduleRun(ctx, sc.Name, run); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return true // deleted meanwhile; its job stays
+		}
+		s.failed(ctx, "recording a schedule's run failed; retrying", sc.Name, err,
+			slog.Time("slot", slot), slog.String("job_id", job.ID.String()))
+		return false
+	}
+	return true
+}
+
+func (s *scheduleService) failed(ctx context.Context, msg, name string, err error, attrs ...any) {
+	if ctx.Err() != nil || errors.Is(err, domain.ErrNotRunning) {
+		return // stopping
+	}
+	if name != "" {
+		attrs = append(attrs, slog.String("schedule", name))
+	}
+	s.logger.Warn(msg, append(attrs, slog.Any("error", err), slog.Duration("in", scheduleRetryDelay))...)
+}
+
+// unreadable logs, once per expression, a stored schedule this node cannot
+// read (written by another version, or with a zone this host lacks).
+func (s *scheduleService) unreadable(sc *domain.Schedule, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := sc.Cron + "\x00" + sc.Timezone
+	if s.warned[sc.Name] == key {
+		return
+	}
+	s.warned[sc.Name] = key
+	s.logger.Error("schedule cannot be read; it submits nothing on this node", slog.String("schedule", sc.Name), slog.Any("error", err))
+}
