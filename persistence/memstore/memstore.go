@@ -25,6 +25,7 @@ type Store struct {
 	scheduled map[uuid.UUID]struct{}
 	paused    map[string]bool
 	requests  map[requestID]domain.RequestRecord
+	schedules map[string]*domain.Schedule
 	closed    bool
 }
 
@@ -41,6 +42,7 @@ func New() *Store {
 		scheduled: make(map[uuid.UUID]struct{}),
 		paused:    make(map[string]bool),
 		requests:  make(map[requestID]domain.RequestRecord),
+		schedules: make(map[string]*domain.Schedule),
 	}
 }
 
@@ -178,11 +180,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	if !ok {
 		return fmt.Errorf("delete job %s: %w", id, domain.ErrNotFound)
 	}
-	delete(s.jobs, id)
-	delete(s.scheduled, id)
-	if j.UniqueKey != "" && s.unique[j.UniqueKey] == id {
-		delete(s.unique, j.UniqueKey)
-	}
+	s.remove(j)
 	return nil
 }
 

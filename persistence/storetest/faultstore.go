@@ -33,7 +33,8 @@ type FaultStore struct {
 type WriteOp int
 
 // The writes of a domain.Store. OpCreate covers Insert; OpUpdate covers
-// SharedQueue.UpdateOwned, PromoteDue and SetQueuePaused too.
+// SharedQueue.UpdateOwned, PromoteDue, SetQueuePaused, PutSchedule and
+// RecordScheduleRun too; OpDelete covers DeleteFinished and DeleteSchedule.
 const (
 	OpCreate WriteOp = 1 << iota
 	OpUpdate
@@ -190,6 +191,38 @@ func (s *FaultStore) Delete(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	return s.Store.Delete(ctx, id)
+}
+
+// DeleteFinished implements domain.Store.
+func (s *FaultStore) DeleteFinished(ctx context.Context, now time.Time, status domain.Status, before time.Time, limit int) (int, error) {
+	if err := s.check(OpDelete, nil); err != nil {
+		return 0, err
+	}
+	return s.Store.DeleteFinished(ctx, now, status, before, limit)
+}
+
+// PutSchedule implements domain.ScheduleStore.
+func (s *FaultStore) PutSchedule(ctx context.Context, sc *domain.Schedule) (bool, error) {
+	if err := s.check(OpUpdate, nil); err != nil {
+		return false, fmt.Errorf("schedule %q: %w", sc.Name, err)
+	}
+	return s.Store.PutSchedule(ctx, sc)
+}
+
+// DeleteSchedule implements domain.ScheduleStore.
+func (s *FaultStore) DeleteSchedule(ctx context.Context, name string) error {
+	if err := s.check(OpDelete, nil); err != nil {
+		return fmt.Errorf("schedule %q: %w", name, err)
+	}
+	return s.Store.DeleteSchedule(ctx, name)
+}
+
+// RecordScheduleRun implements domain.ScheduleStore.
+func (s *FaultStore) RecordScheduleRun(ctx context.Context, name string, run domain.ScheduleRun) error {
+	if err := s.check(OpUpdate, nil); err != nil {
+		return fmt.Errorf("schedule %q: %w", name, err)
+	}
+	return s.Store.RecordScheduleRun(ctx, name, run)
 }
 
 // check returns the refusal of a write, or nil to let it through.

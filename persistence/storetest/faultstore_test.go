@@ -178,3 +178,43 @@ func TestFaultStore_InsertAndTheSchedulingWritesAreRefusedToo(t *testing.T) {
 	s.Heal()
 	require.NoError(t, s.SetQueuePaused(t.Context(), "mail", true))
 }
+
+func TestFaultStore_RetentionAndScheduleWritesAreRefusedToo(t *testing.T) {
+	t.Parallel()
+	s := storetest.NewFaultStore(memstore.New())
+	now := time.Now()
+	done := storetest.NewJob(t, "noop", storetest.JobFinished(domain.StatusCompleted, now.Add(-time.Hour)))
+	require.NoError(t, s.Create(t.Context(), done))
+	sc := &domain.Schedule{Name: "nightly", Cron: "@daily", Job: domain.ScheduledJob{Type: "noop"}}
+	_, err := s.PutSchedule(t.Context(), sc)
+	require.NoError(t, err)
+
+	s.Fail(storetest.OpDelete, domain.ErrUnavailable)
+	_, err = s.DeleteFinished(t.Context(), now, domain.StatusCompleted, now, 10)
+	require.ErrorIs(t, err, domain.ErrUnavailable)
+	err = s.DeleteSchedule(t.Context(), "nightly")
+	require.ErrorIs(t, err, domain.ErrUnavailable)
+	require.ErrorContains(t, err, "nightly", "the refusal names the schedule")
+	_, err = s.Get(t.Context(), done.ID)
+	require.NoError(t, err, "a refused prune deletes nothing")
+	_, err = s.GetSchedule(t.Context(), "nightly")
+	require.NoError(t, err, "a refused delete deletes nothing")
+
+	s.Fail(storetest.OpUpdate, domain.ErrStorageFull)
+	_, err = s.PutSchedule(t.Context(), &domain.Schedule{Name: "hourly", Cron: "@hourly", Job: domain.ScheduledJob{Type: "noop"}})
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+	err = s.RecordScheduleRun(t.Context(), "nightly", domain.ScheduleRun{At: now, JobID: done.ID})
+	require.ErrorIs(t, err, domain.ErrStorageFull)
+	got, err := s.GetSchedule(t.Context(), "nightly")
+	require.NoError(t, err)
+	require.True(t, got.LastRunAt.IsZero(), "a refused record changes nothing")
+	_, err = s.GetSchedule(t.Context(), "hourly")
+	require.ErrorIs(t, err, domain.ErrNotFound, "a refused put stores nothing")
+	require.Equal(t, 2, s.Refused(storetest.OpDelete))
+	require.Equal(t, 2, s.Refused(storetest.OpUpdate))
+
+	s.Heal()
+	n, err := s.DeleteFinished(t.Context(), now, domain.StatusCompleted, now, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}

@@ -56,6 +56,9 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store, opts ...Option)
 		{"Schedule", func(t *testing.T, newStore factory) { testSchedule(t, newStore, cfg) }},
 		{"Queues", testQueues},
 		{"Requests", testRequests},
+		{"Retention", func(t *testing.T, newStore factory) { testRetention(t, newStore, cfg) }},
+		{"ScheduleField", testScheduleField},
+		{"Schedules", testSchedules},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
@@ -67,6 +70,10 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store, opts ...Option)
 		t.Run("Reopen", func(t *testing.T) {
 			t.Parallel()
 			testReopen(t, cfg.reopen, cfg)
+		})
+		t.Run("ReopenRetention", func(t *testing.T) {
+			t.Parallel()
+			testReopenRetention(t, cfg.reopen)
 		})
 	}
 }
@@ -101,7 +108,8 @@ type ReopenFactory func(t *testing.T) (store domain.Store, reopen func(t *testin
 
 // WithReopen makes Run check that what a durable store keeps survives a
 // close and an open: jobs in every status, scheduled jobs and their order,
-// held unique keys, paused queues and request records.
+// held unique keys, paused queues, request records, schedules and what
+// DeleteFinished reads.
 func WithReopen(open ReopenFactory) Option {
 	return func(c *config) { c.reopen = open }
 }
@@ -137,6 +145,7 @@ func fullJob(t *testing.T) *domain.Job {
 	j.UniqueKey = "report:q1:" + j.ID.String()
 	j.UniqueFor = 90*time.Minute + 1500*time.Microsecond
 	j.Timeout = 45 * time.Second
+	j.Schedule = "nightly-report"
 	return j
 }
 
