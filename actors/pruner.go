@@ -83,6 +83,9 @@ func (p *pruner) Start(ctx context.Context) error {
 }
 
 func (p *pruner) loop(ctx context.Context) {
+	if !p.hasWork() {
+		return // every status kept for ever, and no request records
+	}
 	failures := 0
 	for {
 		wait := p.interval
@@ -98,6 +101,19 @@ func (p *pruner) loop(ctx context.Context) {
 			failures++
 		}
 	}
+}
+
+// hasWork reports whether anything is ever pruned.
+func (p *pruner) hasWork() bool {
+	if _, ok := p.store.(domain.RequestLog); ok {
+		return true
+	}
+	for _, st := range prunedStatuses {
+		if _, finite := p.retention.For(st); finite {
+			return true
+		}
+	}
+	return false
 }
 
 // pass deletes, a batch at a time, every job past its retention and every

@@ -35,6 +35,10 @@ type scheduleService struct {
 	clock  Clock
 	logger *slog.Logger
 	poll   time.Duration
+	// pollIdle says to poll even with no schedule to run: on a shared
+	// store, where other nodes add them. On a local one every change wakes
+	// this service, and an idle one sets no timer.
+	pollIdle bool
 	// submit is System.Submit.
 	submit func(ctx context.Context, p SubmitParams) (*domain.Job, error)
 	kick   chan struct{}
@@ -46,9 +50,9 @@ type scheduleService struct {
 	warned map[string]string
 }
 
-func newScheduleService(c *core, poll time.Duration, submit func(context.Context, SubmitParams) (*domain.Job, error)) *scheduleService {
+func newScheduleService(c *core, poll time.Duration, pollIdle bool, submit func(context.Context, SubmitParams) (*domain.Job, error)) *scheduleService {
 	return &scheduleService{
-		store: c.store, clock: c.clock, logger: c.logger, poll: poll, submit: submit,
+		store: c.store, clock: c.clock, logger: c.logger, poll: poll, pollIdle: pollIdle, submit: submit,
 		kick: make(chan struct{}, 1), warned: make(map[string]string),
 	}
 }
@@ -80,9 +84,11 @@ func (s *scheduleService) loop(ctx context.Context) {
 			wait = min(wait, next.Sub(s.clock.Now()))
 		}
 		stop := func() bool { return false }
-		if wait <= 0 {
+		switch {
+		case next.IsZero() && !s.pollIdle:
+		case wait <= 0:
 			s.wake()
-		} else {
+		default:
 			stop = s.clock.AfterFunc(wait, s.wake)
 		}
 		select {

@@ -34,12 +34,12 @@ type core struct {
 	services serviceGroup
 	// configSchedules are the configuration file's, applied at Start.
 	configSchedules []ScheduleParams
-	logger    *slog.Logger
-	clock     Clock
-	metrics   Metrics
-	registry  *registry
-	backoff   Backoff
-	events    events
+	logger          *slog.Logger
+	clock           Clock
+	metrics         Metrics
+	registry        *registry
+	backoff         Backoff
+	events          events
 
 	actors     *actor.ActorSystem
 	pool       *goroutinePool
@@ -131,11 +131,11 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 	}
 	c.scheduler = newScheduler(c, poll)
 	sys := &System{core: c}
-	schedulePoll := schedulePollLocal
 	if o.shared != nil {
-		schedulePoll = cfg.PollInterval
+		c.schedules = newScheduleService(c, cfg.PollInterval, true, sys.Submit)
+	} else {
+		c.schedules = newScheduleService(c, schedulePollLocal, false, sys.Submit)
 	}
-	c.schedules = newScheduleService(c, schedulePoll, sys.Submit)
 	c.pruner = newPruner(c)
 	c.services = serviceGroup{c.scheduler, c.schedules, c.pruner}
 	c.configSchedules = o.schedules
