@@ -25,10 +25,10 @@ const scheduleRetryDelay = time.Second
 // its slot, so however many nodes (or lives of one node) submit it, one
 // job is stored, and a node finding it stored records it as its own. It
 // keeps no state between rounds but one timer, for the earliest slot of
-// all the schedules: at each round it re-reads them from the store,
-// submits what is due and records it, and sets the timer again. API
-// changes on this node wake it at once (wake); those made on other nodes
-// are seen at the next poll.
+// all the schedules, beside the poll: at each round it re-reads them from
+// the store, submits what is due and records it, and sets the timer
+// again. API changes on this node wake it at once (wake); those made on
+// other nodes are seen at the next poll.
 type scheduleService struct {
 	serviceLoop
 	store  domain.ScheduleStore
@@ -79,25 +79,29 @@ func (s *scheduleService) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := s.poll
+		// Two timers, as the scheduler's: one at the earliest slot, and
+		// the poll.
+		var stops []func() bool
 		if !next.IsZero() {
-			wait = min(wait, next.Sub(s.clock.Now()))
+			if d := next.Sub(s.clock.Now()); d > 0 {
+				stops = append(stops, s.clock.AfterFunc(d, s.wake))
+			} else {
+				s.wake()
+			}
 		}
-		stop := func() bool { return false }
-		switch {
-		case next.IsZero() && !s.pollIdle:
-		case wait <= 0:
-			s.wake()
-		default:
-			stop = s.clock.AfterFunc(wait, s.wake)
+		if !next.IsZero() || s.pollIdle {
+			stops = append(stops, s.clock.AfterFunc(s.poll, s.wake))
 		}
 		select {
 		case <-ctx.Done():
-			stop()
-			return
 		case <-s.kick:
 		}
-		stop()
+		for _, stop := range stops {
+			stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
