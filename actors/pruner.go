@@ -117,12 +117,17 @@ func (p *pruner) hasWork() bool {
 }
 
 // pass deletes, a batch at a time, every job past its retention and every
-// expired request record. It reports false if the store refused a batch;
-// the rest waits for the next pass.
+// expired request record. It reports false, and leaves the rest for the
+// next pass, as soon as the store refuses a batch: the same fault would
+// refuse the others.
 func (p *pruner) pass(ctx context.Context) bool {
 	now := p.clock.Now()
-	var attrs []any
-	ok := true
+	var deleted []any
+	defer func() {
+		if len(deleted) > 0 {
+			p.logger.Info("pruned finished jobs past their retention", deleted...)
+		}
+	}()
 	for _, st := range prunedStatuses {
 		d, finite := p.retention.For(st)
 		if !finite {
@@ -137,27 +142,24 @@ func (p *pruner) pass(ctx context.Context) bool {
 			return n, err
 		})
 		if n > 0 {
-			attrs = append(attrs, slog.Int(string(st), n))
+			deleted = append(deleted, slog.Int(string(st), n))
 		}
 		if err != nil {
-			ok = false
 			p.failed(ctx, "deleting finished jobs failed", err, slog.String("status", string(st)))
+			return false
 		}
 	}
 	if log, isLog := p.store.(domain.RequestLog); isLog {
 		n, err := p.drain(ctx, func() (int, error) { return log.DeleteExpiredRequests(ctx, now, p.batch) })
 		if n > 0 {
-			attrs = append(attrs, slog.Int("requests", n))
+			deleted = append(deleted, slog.Int("requests", n))
 		}
 		if err != nil {
-			ok = false
 			p.failed(ctx, "deleting expired idempotency records failed", err)
+			return false
 		}
 	}
-	if len(attrs) > 0 {
-		p.logger.Info("pruned finished jobs past their retention", attrs...)
-	}
-	return ok
+	return true
 }
 
 // drain calls batch until it deletes fewer than a full batch, pausing
