@@ -141,7 +141,9 @@ func TestPruner_DeletesEachStatusAfterItsRetention(t *testing.T) {
 	waitFor(t, func() bool { return clock.pendingAt(first) })
 	require.True(t, stored(t, store, oldCompleted.ID), "nothing is pruned before the first pass")
 	clock.advance(pruneInterval)
-	waitFor(t, func() bool { return metrics.pruned(domain.StatusCompleted) == 1 && metrics.pruned(domain.StatusFailed) == 1 })
+	waitFor(t, func() bool {
+		return metrics.pruned(domain.StatusCompleted) == 1 && metrics.pruned(domain.StatusFailed) == 1
+	})
 	waitFor(t, func() bool { return len(logs.matching("pruned finished jobs")) == 1 })
 	line := logs.matching("pruned finished jobs")[0]
 	require.Contains(t, line, "INFO")
@@ -232,7 +234,9 @@ func TestPruner_BacksOffWhileTheStoreRefuses(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		waitFor(t, func() bool { return slicesEqual(clock.waiting(), []time.Duration{delay}) })
 		clock.advance(delay)
-		waitFor(t, func() bool { return len(logs.matching("WARN", "deleting finished jobs failed", "out of disk space")) == i })
+		waitFor(t, func() bool {
+			return len(logs.matching("WARN", "deleting finished jobs failed", "out of disk space")) == i
+		})
 		delay *= 2
 	}
 	require.True(t, stored(t, inner, old.ID))
