@@ -190,9 +190,9 @@ func requireLayout(db *badger.DB) error {
 			return fmt.Errorf("read layout version: %w", err)
 		}
 		return item.Value(func(v []byte) error {
-			// Open upgrades a layout 1 store.
-			if len(v) != 1 || (v[0] != layoutV1 && v[0] != layoutV2) {
-				return fmt.Errorf("the backup is in key layout %v, this build reads layouts %d and %d", v, layoutV1, layoutV2)
+			// Open upgrades a layout 1 or 2 store.
+			if !knownLayout(v) {
+				return fmt.Errorf("the backup is in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutV3)
 			}
 			return nil
 		})

@@ -278,3 +278,49 @@ func TestBackupStopsWhenTheContextEnds(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, s.Backup(ctx, &bytes.Buffer{}), context.Canceled)
 }
+
+// Schedules, Job.Schedule and the finished index are part of a backup:
+// the restored store lists the same schedules and prunes the same jobs.
+func TestBackupRestoresSchedulesAndTheFinishedIndex(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := mustOpen(t, badgerstore.Options{Dir: t.TempDir()})
+	sc := &domain.Schedule{Name: "nightly", Cron: "0 3 * * *", Timezone: "Europe/Paris",
+		Job:       domain.ScheduledJob{Type: "report", Payload: []byte(`{"day":"yesterday"}`), Queue: "reports", Timeout: time.Minute},
+		CatchUp:   domain.CatchUpOne,
+		Source:    domain.SourceConfig,
+		CreatedAt: epoch, UpdatedAt: epoch}
+	created, err := s.PutSchedule(ctx, sc)
+	require.NoError(t, err)
+	require.True(t, created)
+	var done []*domain.Job
+	for i := range 3 {
+		j := newJobAt(t, "report", i)
+		j.Schedule = sc.Name
+		require.NoError(t, j.Start(epoch.Add(time.Minute)))
+		require.NoError(t, j.Complete(epoch.Add(time.Duration(2+i)*time.Minute)))
+		done = append(done, j)
+	}
+	require.NoError(t, s.Create(ctx, done...))
+	require.NoError(t, s.RecordScheduleRun(ctx, sc.Name, domain.ScheduleRun{Slot: epoch, At: epoch, JobID: done[2].ID}))
+	want, err := s.ListSchedules(ctx)
+	require.NoError(t, err)
+
+	dir := filepath.Join(t.TempDir(), "restored")
+	require.NoError(t, restore(t, backupOf(t, s), dir))
+	restored := mustOpen(t, badgerstore.Options{Dir: dir})
+	got, err := restored.ListSchedules(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	page, err := restored.List(ctx, domain.Filter{Schedule: sc.Name})
+	require.NoError(t, err)
+	require.Equal(t, 3, page.Total)
+	n, err := restored.DeleteFinished(ctx, epoch.Add(time.Hour), domain.StatusCompleted, epoch.Add(4*time.Minute), 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "the two finished before the cutoff")
+	require.NoError(t, restored.Close())
+
+	report, err := badgerstore.Verify(ctx, dir, quietLogger())
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
+}

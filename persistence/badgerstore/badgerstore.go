@@ -2,8 +2,9 @@
 // snapshots in Badger, a key-value store on local disk, inside the
 // process. Nothing to install, nothing to run beside it.
 //
-// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused
-// and the request log's) goes through one group-commit writer: callers
+// Every write (Create, Insert, Update, Delete, PromoteDue, SetQueuePaused,
+// DeleteFinished, the schedules' and the request log's) goes through one
+// group-commit writer: callers
 // from any number of goroutines queue their snapshots and wait, and the
 // writer stores everything that is waiting in one Badger transaction, then
 // tells each caller how its own request went. Durability then costs one
@@ -13,7 +14,8 @@
 // stores its job, and no two callers can both take it.
 //
 // Secondary index keys make listing by status or by type a range scan over
-// keys, oldest first, and finding due scheduled jobs a range scan in RunAt
+// keys, oldest first, finding due scheduled jobs a range scan in RunAt
+// order, and finding expired finished jobs a range scan in FinishedAt
 // order; see keys.go for the layout and codec.go for the snapshot
 // encoding.
 //
@@ -31,6 +33,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -222,6 +225,10 @@ type Store struct {
 
 	// gcStop ends the value-log collector; gcDone closes when it has.
 	gcStop, gcDone chan struct{}
+	// gcKick asks the collector to run now, after a large prune; pruned
+	// counts the jobs DeleteFinished deleted since the last kick.
+	gcKick chan struct{}
+	pruned atomic.Int64
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -273,7 +280,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, w: newWriter(db, opts.Logger, opts.MaxBatch, counts), space: space, log: opts.Logger,
 		integ:  &integrity{db: db, log: opts.Logger},
-		gcStop: make(chan struct{}), gcDone: make(chan struct{})}
+		gcStop: make(chan struct{}), gcDone: make(chan struct{}), gcKick: make(chan struct{}, 1)}
 	s.w.space = space
 	s.w.confirmMiss = s.integ.confirmMiss
 	go s.w.run()
@@ -307,30 +314,36 @@ func checkSpaceToOpen(opts Options) (*spaceGuard, error) {
 }
 
 // checkLayout records the key layout in a new store, upgrades a store of
-// layout 1 and refuses a store written in a layout this build does not
-// know.
+// layout 1 or 2 and refuses a store written in a layout this build does
+// not know.
 func checkLayout(db *badger.DB) error {
-	return db.Update(func(txn *badger.Txn) error {
+	var version byte
+	err := db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(layoutKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(layoutKey, []byte{layoutV2})
+			version = layoutV3
+			return txn.Set(layoutKey, []byte{layoutV3})
 		}
 		if err != nil {
 			return fmt.Errorf("read layout version: %w", err)
 		}
-		var version byte
 		err = item.Value(func(v []byte) error {
-			if len(v) != 1 || (v[0] != layoutV1 && v[0] != layoutV2) {
-				return fmt.Errorf("data written in key layout %v, this build reads layouts %d and %d", v, layoutV1, layoutV2)
+			if !knownLayout(v) {
+				return fmt.Errorf("data written in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutV3)
 			}
 			version = v[0]
 			return nil
 		})
-		if err != nil || version == layoutV2 {
+		if err != nil || version != layoutV1 {
 			return err
 		}
+		version = layoutV2
 		return upgradeLayout(txn)
 	})
+	if err != nil || version == layoutV3 {
+		return err
+	}
+	return upgradeFinished(db)
 }
 
 // upgradeLayout turns a layout 1 store into a layout 2 one, in txn: every
@@ -356,6 +369,53 @@ func upgradeLayout(txn *badger.Txn) error {
 		}
 	}
 	return txn.Set(layoutKey, []byte{layoutV2})
+}
+
+// upgradeFinished turns a layout 2 store into a layout 3 one: it writes
+// the finished key of every finished job, found through the status index,
+// then records the layout. The keys go in as many transactions as they
+// need (a store may hold millions of finished jobs), before the writer
+// starts; if the process dies halfway, the layout is still 2 and the next
+// Open writes them all again, which changes nothing for those written.
+func upgradeFinished(db *badger.DB) error {
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	err := db.View(func(txn *badger.Txn) (err error) {
+		defer recoverDamage(&err)
+		for _, st := range []domain.Status{domain.StatusCompleted, domain.StatusFailed, domain.StatusCanceled} {
+			code, _ := statusCode(st)
+			err := eachKey(txn, statusPrefix(code), func(key []byte) error {
+				id, ok := idOfIndexKey(key)
+				if !ok {
+					return fmt.Errorf("status index key %x: %w", key, errCorrupt)
+				}
+				item, err := txn.Get(jobKey(id))
+				if err != nil {
+					return fmt.Errorf("job %s: %w", id, err)
+				}
+				var e indexEntry
+				err = item.Value(func(v []byte) error {
+					_, e, err = decodeIndex(v)
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("job %s: %w", id, err)
+				}
+				return wb.Set(appendFinishedKey(nil, id, e), finishedValue(nil, e))
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade key layout: %w", err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("upgrade key layout: %w", err)
+	}
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutV3}) })
 }
 
 // loadCounts reads the queue counts for the writer.
@@ -596,7 +656,8 @@ func (s *Store) roomToClose() error {
 const valueLogGCInterval = 5 * time.Minute
 
 // collectValueLog rewrites value-log files that are at least half garbage,
-// on a timer, until Close. In-memory stores have no value log.
+// on a timer and after large prunes (gcKick), one collection at a time,
+// until Close. In-memory stores have no value log.
 func (s *Store) collectValueLog(opts Options) {
 	defer close(s.gcDone)
 	if opts.InMemory {
@@ -607,25 +668,37 @@ func (s *Store) collectValueLog(opts Options) {
 	for {
 		select {
 		case <-t.C:
-			if s.space != nil {
-				// A rewrite writes before it frees, outside the writer: only
-				// with the headroom above the floor that covers it (space.go).
-				if _, level, _ := s.space.measure(); level != spaceAmple {
-					continue
-				}
-			}
-			// Each successful call rewrites one file; go on while it finds more.
-			for s.db.RunValueLogGC(0.5) == nil {
-				select {
-				case <-s.gcStop:
-					return
-				default:
-				}
-			}
+		case <-s.gcKick:
 		case <-s.gcStop:
 			return
 		}
+		if !s.runValueLogGC() {
+			return
+		}
 	}
+}
+
+// runValueLogGC runs Badger's value-log collection until it finds no file
+// worth rewriting, and reports false if Close stopped it.
+func (s *Store) runValueLogGC() bool {
+	if s.space != nil {
+		// A rewrite writes before it frees, outside the writer: only
+		// with the headroom above the floor that covers it (space.go).
+		if _, level, _ := s.space.measure(); level != spaceAmple {
+			return true
+		}
+	}
+	// Each successful call rewrites one file; go on while it finds more.
+	// It returns ErrNoRewrite when none is worth it, and ErrRejected if a
+	// collection is already running or the database is closed.
+	for s.db.RunValueLogGC(0.5) == nil {
+		select {
+		case <-s.gcStop:
+			return false
+		default:
+		}
+	}
+	return true
 }
 
 // interpretError is the one place where Badger's errors become the

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/stretchr/testify/require"
@@ -229,4 +230,53 @@ func BenchmarkCreate(b *testing.B) {
 			report(b, s, batches0, snapshots0)
 		})
 	}
+}
+
+// BenchmarkDeleteFinished measures retention on disk: one op is one
+// DeleteFinished of 1,000 jobs (the pruner's batch) from a store that
+// holds up to 100,000 finished jobs, refilled, outside the timer, when
+// fewer than a batch remain. ns/job is the cost of deleting one job with
+// all its keys.
+func BenchmarkDeleteFinished(b *testing.B) {
+	const stored, batch = 100_000, 1000
+	s := benchStore(b, Options{})
+	ctx := b.Context()
+	finishedAt := testEpoch.Add(time.Hour)
+	now := finishedAt.Add(24 * time.Hour)
+	left := 0
+	fill := func() {
+		jobs := benchJobs(b, stored-left)
+		for i, j := range jobs {
+			require.NoError(b, j.Start(testEpoch))
+			// Finished over an hour, so the cutoff falls inside the index.
+			require.NoError(b, j.Complete(finishedAt.Add(time.Duration(i)*time.Millisecond)))
+		}
+		for start := 0; start < len(jobs); start += batch {
+			require.NoError(b, s.Create(ctx, jobs[start:min(start+batch, len(jobs))]...))
+		}
+		left = stored
+	}
+	fill()
+	deleted := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if left < batch {
+			b.StopTimer()
+			fill()
+			b.StartTimer()
+		}
+		n, err := s.DeleteFinished(ctx, now, domain.StatusCompleted, now, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != batch {
+			b.Fatalf("deleted %d jobs, want %d", n, batch)
+		}
+		left -= n
+		deleted += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deleted), "ns/job")
+	b.ReportMetric(float64(deleted)/b.Elapsed().Seconds(), "jobs/s")
 }

@@ -28,6 +28,7 @@ import (
 //	priority  varint, if flagPriority (else 5)
 //	uniqueFor varint ns, if flagUniqueFor
 //	timeout   varint ns, if flagTimeout
+//	schedule  uvarint length, bytes, if flagSchedule
 //	lastError uvarint length, bytes
 //	payload   uvarint length, bytes
 //
@@ -40,6 +41,11 @@ import (
 // flags byte and none of the optional fields: its jobs are in the default
 // queue at the default priority, and a zero RunAt (a version 1 job due at
 // once) reads as CreatedAt. decode keeps reading it; encode writes version 2.
+//
+// Fields added since (Schedule) take a flag of their own: a snapshot
+// written before reads them as zero, with no new version. An older build
+// refuses the flag as unknown, which is why the key layout that came with
+// it (layoutV3) is one that build refuses to open.
 const (
 	snapshotV1 byte = 1
 	snapshotV2 byte = 2
@@ -59,9 +65,10 @@ const (
 	flagPriority                      // Priority is not 5
 	flagUniqueFor                     // UniqueFor is set
 	flagTimeout                       // Timeout is set
+	flagSchedule                      // Schedule is set
 
 	flagsKnownV1 = flagFinishedAt<<1 - 1
-	flagsKnown   = flagTimeout<<1 - 1
+	flagsKnown   = flagSchedule<<1 - 1
 )
 
 // errCorrupt marks bytes that are not a snapshot this build can read.
@@ -121,6 +128,12 @@ type indexEntry struct {
 	runAt int64
 	// unique is the job's unique key, or empty.
 	unique string
+	// finishedAt orders the finished index (µs, see micros), and
+	// holdUntil (FinishedAt + UniqueFor, µs) is the finished key's value
+	// for a job with a unique key. Both are kept for every status; a
+	// remembered entry (writer.unfinished), never finished, has neither.
+	finishedAt int64
+	holdUntil  int64
 }
 
 // micros turns a time into the microseconds every store keeps. The zero
@@ -182,6 +195,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	if j.Timeout != 0 {
 		flags |= flagTimeout
 	}
+	if j.Schedule != "" {
+		flags |= flagSchedule
+	}
 	if dst == nil {
 		// One allocation of exactly the right size: values stay in memory
 		// until their batch commits, so slack would cost at every step.
@@ -206,6 +222,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 		}
 		if flags&flagTimeout != 0 {
 			size += varintLen(int64(j.Timeout))
+		}
+		if flags&flagSchedule != 0 {
+			size += fieldLen(len(j.Schedule))
 		}
 		dst = make([]byte, 0, size)
 	}
@@ -235,6 +254,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	}
 	if flags&flagTimeout != 0 {
 		dst = binary.AppendVarint(dst, int64(j.Timeout))
+	}
+	if flags&flagSchedule != 0 {
+		dst = appendField(dst, j.Schedule)
 	}
 	dst = appendField(dst, j.LastError)
 	dst = binary.AppendUvarint(dst, uint64(len(j.Payload)))
@@ -269,7 +291,14 @@ func fieldLen(n int) int { return uvarintLen(uint64(n)) + n }
 func indexOf(j *domain.Job) indexEntry {
 	code, _ := statusCode(j.Status)
 	return indexEntry{status: code, createdAt: micros(j.CreatedAt), typ: string(j.Type),
-		queue: j.Queue, runAt: micros(j.RunAt), unique: j.UniqueKey}
+		queue: j.Queue, runAt: micros(j.RunAt), unique: j.UniqueKey,
+		finishedAt: micros(j.FinishedAt), holdUntil: holdMicros(micros(j.FinishedAt), j.UniqueFor)}
+}
+
+// holdMicros is FinishedAt + UniqueFor in µs, from FinishedAt as stored,
+// so that an entry read back from a snapshot agrees with the one written.
+func holdMicros(finishedAt int64, uniqueFor time.Duration) int64 {
+	return micros(fromMicros(finishedAt).Add(uniqueFor))
 }
 
 // decode reads a snapshot of either version. It never panics, whatever b
@@ -304,6 +333,9 @@ func decode(b []byte) (*domain.Job, error) {
 	}
 	if flags&flagTimeout != 0 {
 		j.Timeout = time.Duration(r.varint())
+	}
+	if flags&flagSchedule != 0 {
+		j.Schedule = string(r.field())
 	}
 	j.LastError = string(r.field())
 	payload := r.field()
@@ -346,6 +378,24 @@ func decodeIndex(b []byte) (uuid.UUID, indexEntry, error) {
 	case r.version != snapshotV1:
 		e.runAt = micros(time.Time{})
 	}
+	if flags&flagStartedAt != 0 {
+		r.varint()
+	}
+	e.finishedAt = micros(time.Time{})
+	if flags&flagFinishedAt != 0 {
+		e.finishedAt = r.varint()
+	}
+	// The hold, for the finished index: past the counters to UniqueFor.
+	r.varint() // Attempts
+	r.varint() // MaxAttempts
+	if flags&flagPriority != 0 {
+		r.varint()
+	}
+	var uniqueFor int64
+	if flags&flagUniqueFor != 0 {
+		uniqueFor = r.varint()
+	}
+	e.holdUntil = holdMicros(e.finishedAt, time.Duration(uniqueFor))
 	if r.err != nil {
 		return uuid.UUID{}, indexEntry{}, r.err
 	}

@@ -73,6 +73,10 @@ func codecJobs(t testing.TB) map[string]*domain.Job {
 	odd.Queue, odd.Priority, odd.UniqueKey = "", 0, strings.Repeat("k", domain.MaxUniqueKeyLength)
 	odd.UniqueFor, odd.Timeout = -time.Second, -1
 	jobs["empty queue, zero priority, negative durations"] = odd
+	fromSchedule := full.Clone()
+	fromSchedule.Status, fromSchedule.Schedule = domain.StatusCompleted, "nightly-report.v2"
+	fromSchedule.UniqueKey, fromSchedule.UniqueFor = "schedule:nightly-report.v2:2025-06-01T03:00:00Z", time.Hour
+	jobs["submitted by a schedule"] = fromSchedule
 	noRunAt := fresh.Clone()
 	noRunAt.RunAt = time.Time{}
 	jobs["zero runAt"] = noRunAt

@@ -19,6 +19,10 @@ import (
 //	p <queue>                                  → nothing: the queue is paused
 //	i <len:uvarint> <scope> <key>              → request record (see requests.go)
 //	e <expiresAt:8> <len:uvarint> <scope> <key> → nothing: when that record expires
+//	f <status:1> <finishedAt:8> <id:16>        → FinishedAt+UniqueFor (8 bytes) if the
+//	                                             job has a unique key, else nothing;
+//	                                             terminal statuses only
+//	h <name>                                   → schedule (see schedules.go)
 //	m layout                                   → layout version, 1 byte
 //
 // createdAt is the creation time in µs, big-endian with the sign bit
@@ -43,6 +47,12 @@ import (
 // scan; the alternative, a (queue, status) index walked keys-only, costs
 // two more index writes on every transition and a walk of the whole
 // backlog on every call. Verify recounts them from the snapshots.
+//
+// The finished index (f) holds a key per finished job in FinishedAt order
+// within its status, so that DeleteFinished is a range scan from the
+// start of the status's range up to its cutoff, however many jobs are
+// stored. Its value, the end of the job's hold on its unique key, lets
+// the scan skip held jobs without reading their snapshots.
 const (
 	prefixJob       byte = 'j'
 	prefixStatus    byte = 's'
@@ -53,6 +63,8 @@ const (
 	prefixPaused    byte = 'p'
 	prefixRequest   byte = 'i'
 	prefixExpiry    byte = 'e'
+	prefixFinished  byte = 'f'
+	prefixSchedule  byte = 'h'
 	prefixMeta      byte = 'm'
 )
 
@@ -69,10 +81,22 @@ var layoutKey = []byte{prefixMeta, 'l', 'a', 'y', 'o', 'u', 't'}
 // paused queue, no request record and every job in the default queue, so
 // Open upgrades it by writing its queue counts (upgradeLayout). An older
 // build refuses version 2, whose snapshots it could not read.
+//
+// Version 3 added the finished index, schedules and Job.Schedule: a
+// version 2 store is a version 3 store with no schedule and no finished
+// key, so Open upgrades it by writing the finished key of every finished
+// job (upgradeFinished). An older build refuses version 3, whose
+// snapshots may carry a flag it does not know.
 const (
 	layoutV1 byte = 1
 	layoutV2 byte = 2
+	layoutV3 byte = 3
 )
+
+// knownLayout reports whether this build reads (or upgrades) layout v.
+func knownLayout(v []byte) bool {
+	return len(v) == 1 && v[0] >= layoutV1 && v[0] <= layoutV3
+}
 
 // appendJobKey appends the key of a job's snapshot.
 func appendJobKey(dst []byte, id uuid.UUID) []byte {
@@ -185,4 +209,28 @@ func splitRequestID(b []byte) (scope, key string, ok bool) {
 		return "", "", false
 	}
 	return string(b[w : w+int(n)]), string(b[w+int(n):]), true
+}
+
+// appendFinishedKey appends the finished index key of a job.
+func appendFinishedKey(dst []byte, id uuid.UUID, e indexEntry) []byte {
+	dst = append(dst, prefixFinished, e.status)
+	dst = appendTime(dst, e.finishedAt)
+	return append(dst, id[:]...)
+}
+
+// finishedKeyLen is the length of a finished index key.
+const finishedKeyLen = 1 + 1 + 8 + 16
+
+// finishedValue returns the value of a job's finished key: when its hold
+// on its unique key ends, or nothing when it has no key.
+func finishedValue(dst []byte, e indexEntry) []byte {
+	if e.unique == "" {
+		return dst
+	}
+	return appendTime(dst, e.holdUntil)
+}
+
+// scheduleKey returns the key of a schedule.
+func scheduleKey(name string) []byte {
+	return append([]byte{prefixSchedule}, name...)
 }

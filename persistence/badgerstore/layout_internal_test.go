@@ -77,14 +77,29 @@ func TestOpenUpgradesALayoutOneStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, report.Damage)
 
-	// The layout is 2 now: a second open does not count again.
+	// Upgraded on to layout 3: the old failed job is in the finished
+	// index, so retention finds it.
+	s, err = Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	n, err := s.DeleteFinished(ctx, time.Now(), domain.StatusFailed, time.Now(), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = s.Get(ctx, jobs[1].ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	require.NoError(t, s.Close())
+
+	report, err = Verify(ctx, dir, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
+
+	// The layout is 3 now: a second open does not count again.
 	db, err := badger.Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults().badgerOptions().WithReadOnly(true))
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(layoutKey)
 		require.NoError(t, err)
 		v, err := item.ValueCopy(nil)
-		require.Equal(t, []byte{layoutV2}, v)
+		require.Equal(t, []byte{layoutV3}, v)
 		return err
 	}))
 	require.NoError(t, db.Close())
@@ -96,10 +111,10 @@ func TestOpenRefusesAnUnknownLayout(t *testing.T) {
 	opts := Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults()
 	db, err := badger.Open(opts.badgerOptions())
 	require.NoError(t, err)
-	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{3}) }))
+	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{4}) }))
 	require.NoError(t, db.Close())
 	_, err = Open(opts)
-	require.ErrorContains(t, err, "key layout [3]")
+	require.ErrorContains(t, err, "key layout [4]")
 }
 
 // Verify recounts the queues and checks the scheduled index against the
@@ -135,4 +150,124 @@ func TestVerifyFindsAWrongCountAndAMissingScheduledKey(t *testing.T) {
 	require.Len(t, report.Damage, 2, "%q", report.Damage)
 	require.Contains(t, report.Damage, `queue "default" holds 1 jobs pending, its count says 5`)
 	require.Contains(t, report.Damage, "scheduled job "+later.ID.String()+" is missing from the scheduled index")
+}
+
+// requireLayoutVersion fails unless the store in dir records layout want.
+func requireLayoutVersion(t *testing.T, dir string, want byte) {
+	t.Helper()
+	db, err := badger.Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults().badgerOptions().WithReadOnly(true))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	require.NoError(t, db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(layoutKey)
+		require.NoError(t, err)
+		v, err := item.ValueCopy(nil)
+		require.Equal(t, []byte{want}, v)
+		return err
+	}))
+}
+
+// A layout 2 store is a layout 3 one without finished keys: this build
+// writes one, strips the finished keys and records layout 2, and Open
+// must write them back.
+func TestOpenUpgradesALayoutTwoStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	s, err := Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	finishedAt := testEpoch.Add(time.Hour)
+	completed := testJob(t, 0)
+	completed.Status, completed.FinishedAt = domain.StatusCompleted, finishedAt
+	canceled := testJob(t, 1)
+	canceled.Status, canceled.FinishedAt = domain.StatusCanceled, finishedAt.Add(time.Second)
+	held := testJob(t, 2)
+	held.Status, held.FinishedAt = domain.StatusCompleted, finishedAt.Add(2*time.Second)
+	held.UniqueKey, held.UniqueFor = "report:q1", 24*time.Hour
+	pending := testJob(t, 3)
+	require.NoError(t, s.Create(ctx, completed, canceled, held, pending))
+	require.NoError(t, s.Close())
+
+	db, err := badger.Open(Options{Dir: dir, Logger: logger}.WithDefaults().badgerOptions())
+	require.NoError(t, err)
+	stripped := 0
+	require.NoError(t, db.Update(func(txn *badger.Txn) error {
+		err := eachKey(txn, []byte{prefixFinished}, func(key []byte) error {
+			stripped++
+			return txn.Delete(append([]byte(nil), key...))
+		})
+		if err != nil {
+			return err
+		}
+		return txn.Set(layoutKey, []byte{layoutV2})
+	}))
+	require.NoError(t, db.Close())
+	require.Equal(t, 3, stripped, "fixture: one finished key per finished job")
+	report, err := Verify(ctx, dir, logger)
+	require.NoError(t, err)
+	require.Len(t, report.Damage, 3, "without its keys, a layout 3 store is damaged: %q", report.Damage)
+
+	s, err = Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	// Before the hold of held ends, and after it.
+	now := finishedAt.Add(time.Hour)
+	n, err := s.DeleteFinished(ctx, now, domain.StatusCompleted, now, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the completed job, not the one holding its key")
+	_, err = s.Get(ctx, completed.ID)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	n, err = s.DeleteFinished(ctx, now.Add(24*time.Hour), domain.StatusCompleted, now, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the held job, once its hold passed")
+	require.NoError(t, s.Close())
+
+	requireLayoutVersion(t, dir, layoutV3)
+	report, err = Verify(ctx, dir, logger)
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
+
+	s, err = Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	n, err = s.DeleteFinished(ctx, now, domain.StatusCanceled, now, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the canceled job's key was written too")
+	_, err = s.Get(ctx, pending.ID)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
+
+// Verify checks the finished index against the snapshots both ways.
+func TestVerifyFindsAMissingAndAStrayFinishedKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	s, err := Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	done := testJob(t, 0)
+	done.Status, done.FinishedAt = domain.StatusCompleted, testEpoch.Add(time.Minute)
+	running := testJob(t, 1)
+	running.Status = domain.StatusRunning
+	require.NoError(t, s.Create(ctx, done, running))
+	require.NoError(t, s.Close())
+
+	db, err := badger.Open(Options{Dir: dir, Logger: logger}.WithDefaults().badgerOptions())
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(txn *badger.Txn) error {
+		stray := indexOf(running)
+		stray.status, stray.finishedAt = 3, micros(testEpoch)
+		return errors.Join(
+			txn.Delete(appendFinishedKey(nil, done.ID, indexOf(done))),
+			txn.Set(appendFinishedKey(nil, running.ID, stray), nil),
+		)
+	}))
+	require.NoError(t, db.Close())
+
+	report, err := Verify(ctx, dir, logger)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{
+		"finished job " + done.ID.String() + " is missing from the finished index",
+		"job " + running.ID.String() + " is in the finished index but not finished",
+	}, report.Damage)
 }

@@ -79,7 +79,7 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 // index would read a snapshot per job (the index holds no queue). ok is
 // false for any other filter.
 func countedTotal(txn *badger.Txn, f domain.Filter) (total int, ok bool, err error) {
-	if f.Queue == "" || f.Type != "" || len(f.Statuses) == 0 {
+	if f.Queue == "" || f.Type != "" || f.Schedule != "" || len(f.Statuses) == 0 {
 		return 0, false, nil
 	}
 	var seen [256]bool
@@ -211,12 +211,15 @@ func indexedJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
 // With a queue set, each key that passes is checked against its job's
 // snapshot: the index holds no queue, so listing by queue reads the
 // header of every candidate's snapshot (a queue's jobs are counted by
-// Queues from the queue counts instead).
+// Queues from the queue counts instead). A schedule is checked the same
+// way, decoding the whole snapshot: listing a schedule's jobs is rare
+// enough (a page of the dashboard) not to earn an index of its own.
 type cursor struct {
-	ranges []*indexRange
-	typ    []byte // nil: any type
-	queue  string // "": any queue
-	txn    *badger.Txn
+	ranges   []*indexRange
+	typ      []byte // nil: any type
+	queue    string // "": any queue
+	schedule string // "": any schedule
+	txn      *badger.Txn
 }
 
 // indexRange is one range of index keys being walked.
@@ -228,7 +231,7 @@ type indexRange struct {
 }
 
 func newCursor(txn *badger.Txn, f domain.Filter) *cursor {
-	c := &cursor{queue: f.Queue, txn: txn}
+	c := &cursor{queue: f.Queue, schedule: f.Schedule, txn: txn}
 	if len(f.Statuses) == 0 && f.Type != "" {
 		c.open(txn, appendTypePrefix(nil, string(f.Type)))
 		return c
@@ -270,7 +273,7 @@ func (c *cursor) close() {
 
 // settle moves r past keys whose type or queue does not match.
 func (c *cursor) settle(r *indexRange) error {
-	if r.settled || (c.typ == nil && c.queue == "") {
+	if r.settled || (c.typ == nil && c.queue == "" && c.schedule == "") {
 		return nil
 	}
 	for ; r.it.Valid(); r.it.Next() {
@@ -299,7 +302,7 @@ func (c *cursor) matches(item *badger.Item) (bool, error) {
 			return false, err
 		}
 	}
-	if c.queue == "" {
+	if c.queue == "" && c.schedule == "" {
 		return true, nil
 	}
 	id, ok := idOfIndexKey(item.Key())
@@ -313,13 +316,22 @@ func (c *cursor) matches(item *badger.Item) (bool, error) {
 		}
 		return false, err
 	}
-	var queue string
+	match := false
 	err = snap.Value(func(v []byte) error {
+		if c.schedule != "" {
+			// The schedule sits past the index part of a snapshot.
+			j, err := decode(v)
+			if err != nil {
+				return err
+			}
+			match = j.Schedule == c.schedule && (c.queue == "" || j.Queue == c.queue)
+			return nil
+		}
 		_, e, err := decodeIndex(v)
-		queue = e.queue
+		match = e.queue == c.queue
 		return err
 	})
-	return queue == c.queue, err
+	return match, err
 }
 
 // advance moves r to its next key.

@@ -116,13 +116,18 @@ func Verify(ctx context.Context, dir string, log *slog.Logger) (VerifyReport, er
 
 // readEverything reads every key and value in one view, and checks the
 // keys that stand for something else against it: every index key has its
-// job, every scheduled job its scheduled key, and the queue counts are
-// the jobs' own.
+// job, every scheduled job its scheduled key, every finished job its
+// finished key (and nothing else one), and the queue counts are the
+// jobs' own.
 func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 	jobs := map[uuid.UUID]bool{}
 	var indexed []uuid.UUID
 	scheduledKeys := map[uuid.UUID]int64{}
 	scheduledJobs := map[uuid.UUID]int64{}
+	// The finished keys as found, and as the finished jobs' snapshots say
+	// they must be.
+	finishedKeys := map[uuid.UUID]string{}
+	finishedJobs := map[uuid.UUID]string{}
 	counted := map[countKey]int64{}  // from the snapshots
 	recorded := map[countKey]int64{} // the c keys
 	err := db.View(func(txn *badger.Txn) (err error) {
@@ -161,6 +166,9 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 					if e.status == codeScheduled {
 						scheduledJobs[id] = e.runAt
 					}
+					if terminalCode(e.status) {
+						finishedJobs[id] = string(appendFinishedKey(nil, id, e)) + string(finishedValue(nil, e))
+					}
 				case prefixStatus, prefixType:
 					id, ok := idOfIndexKey(key)
 					if !ok {
@@ -198,6 +206,20 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 					if _, _, ok := splitRequestID(key[min(len(key), 9):]); len(key) < 9 || !ok {
 						return fmt.Errorf("request expiry key %x: %w", key, errCorrupt)
 					}
+				case prefixFinished:
+					if len(key) != finishedKeyLen || !terminalCode(key[1]) {
+						return fmt.Errorf("finished index key %x is malformed: %w", key, errCorrupt)
+					}
+					if len(v) != 0 && len(v) != 8 {
+						return fmt.Errorf("finished index key %x holds %x: %w", key, v, errCorrupt)
+					}
+					id := uuid.UUID(key[10:])
+					indexed = append(indexed, id)
+					finishedKeys[id] = string(key) + string(v)
+				case prefixSchedule:
+					if _, err := decodeSchedule(string(key[1:]), v); err != nil {
+						return err
+					}
 				case prefixPaused, prefixMeta:
 				default:
 					return fmt.Errorf("key %x belongs to no known range: %w", key, errCorrupt)
@@ -229,6 +251,16 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 	for id := range scheduledKeys {
 		if _, ok := scheduledJobs[id]; !ok && jobs[id] {
 			r.damaged("job %s is in the scheduled index but not scheduled", id)
+		}
+	}
+	for id, want := range finishedJobs {
+		if got, ok := finishedKeys[id]; !ok || got != want {
+			r.damaged("finished job %s is missing from the finished index", id)
+		}
+	}
+	for id := range finishedKeys {
+		if _, ok := finishedJobs[id]; !ok && jobs[id] {
+			r.damaged("job %s is in the finished index but not finished", id)
 		}
 	}
 	for k, n := range counted {

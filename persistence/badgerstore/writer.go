@@ -34,6 +34,10 @@ const (
 	opFinishRequest
 	opAbandonRequest
 	opDeleteExpiredRequests
+	opDeleteFinished
+	opPutSchedule
+	opDeleteSchedule
+	opRecordScheduleRun
 )
 
 // String names the operation as errors read: "create job …".
@@ -59,15 +63,24 @@ func (o op) String() string {
 		return "abandon request"
 	case opDeleteExpiredRequests:
 		return "delete expired requests"
+	case opDeleteFinished:
+		return "delete finished jobs"
+	case opPutSchedule:
+		return "put schedule"
+	case opDeleteSchedule:
+		return "delete schedule"
+	case opRecordScheduleRun:
+		return "record run of schedule"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
 // addsData reports whether the op stores something new, which a nearly
-// full disk refuses first (space.go): new jobs and new request records.
-// Every other write changes what is stored, and goes on down to the floor.
+// full disk refuses first (space.go): new jobs, new request records and
+// schedules. Every other write changes what is stored (or frees it, as
+// DeleteFinished does), and goes on down to the floor.
 func (o op) addsData() bool {
-	return o == opCreate || o == opInsert || o == opBeginRequest
+	return o == opCreate || o == opInsert || o == opBeginRequest || o == opPutSchedule
 }
 
 // snapshot is one encoded job, ready to write.
@@ -128,8 +141,20 @@ type request struct {
 
 // requestExtra is what the ops beyond the writes of jobs carry.
 type requestExtra struct {
-	// limit bounds opPromote and opDeleteExpiredRequests.
+	// limit bounds opPromote, opDeleteExpiredRequests and
+	// opDeleteFinished.
 	limit int
+	// status and before are opDeleteFinished's: the status code and the
+	// cutoff (µs) of the jobs to delete.
+	status byte
+	before int64
+	// schedule is opPutSchedule's; name the schedule of the other
+	// schedule ops, and run opRecordScheduleRun's.
+	schedule *domain.Schedule
+	name     string
+	run      domain.ScheduleRun
+	// created (opPutSchedule) reports a new schedule.
+	created bool
 	// queue and paused are opSetPaused's.
 	queue  string
 	paused bool
@@ -141,7 +166,8 @@ type requestExtra struct {
 	promoted []*domain.Job
 	// found (opBeginRequest) is the live record that stopped the new one.
 	found *domain.RequestRecord
-	// deleted (opDeleteExpiredRequests) counts the records forgotten.
+	// deleted (opDeleteExpiredRequests, opDeleteFinished) counts the
+	// records or jobs deleted.
 	deleted int
 }
 
@@ -182,7 +208,7 @@ func (r *request) size() int {
 	switch r.op {
 	case opCreate, opInsert, opUpdate:
 		return len(r.snaps)
-	case opPromote, opDeleteExpiredRequests:
+	case opPromote, opDeleteExpiredRequests, opDeleteFinished:
 		return max(r.extra.limit, 1)
 	}
 	return 1
@@ -205,6 +231,13 @@ func (r *request) label() string {
 		return fmt.Sprintf("%s %q of %q", r.op, r.extra.record.Key, r.extra.record.Scope)
 	case opDeleteExpiredRequests:
 		return r.op.String()
+	case opDeleteFinished:
+		status, _ := statusOf(r.extra.status)
+		return fmt.Sprintf("delete %s jobs finished before %s", status, fromMicros(r.extra.before).Format(time.RFC3339Nano))
+	case opPutSchedule:
+		return fmt.Sprintf("%s %q", r.op, r.extra.schedule.Name)
+	case opDeleteSchedule, opRecordScheduleRun:
+		return fmt.Sprintf("%s %q", r.op, r.extra.name)
 	}
 	switch len(r.snaps) {
 	case 1:
@@ -271,6 +304,16 @@ type writer struct {
 	// confirmMiss, if set, vets a job that an update or delete did not
 	// find: a key in a damaged block reads as missing (see corrupt.go).
 	confirmMiss func(what string) error
+	// maxDeletes bounds the jobs one DeleteFinished deletes, so that its
+	// keys fit in one transaction: see deletesPerTxn.
+	maxDeletes int
+	// floors holds, per terminal status code, a position in the finished
+	// index below which no key of that status is stored: see
+	// finishedPos. Only the writer goroutine uses it, and it changes only
+	// after a commit succeeds.
+	floors [statusCodes]finishedPos
+	// held are the held jobs remembered below the floors (heldJob).
+	held [statusCodes]map[uuid.UUID]heldJob
 }
 
 // rememberedEntry is an indexEntry with its type and queue interned. A
@@ -318,7 +361,16 @@ func newWriter(db *badger.DB, log *slog.Logger, maxBatch int, counts map[countKe
 		stopped:    make(chan struct{}),
 		unfinished: make(map[uuid.UUID]rememberedEntry),
 		kindIDs:    make(map[kind]uint32),
+		maxDeletes: deletesPerTxn(db),
 	}
+}
+
+// deletesPerTxn is how many jobs one transaction can delete with room to
+// spare: a job has up to six keys (snapshot, status, type, scheduled,
+// unique and finished), a type key up to some 160 bytes, and Badger caps
+// a transaction's entries and bytes (15% of the memtable).
+func deletesPerTxn(db *badger.DB) int {
+	return max(1, int(min(db.MaxBatchCount()/8, db.MaxBatchSize()/1024)))
 }
 
 // submit queues req and waits for its answer or for ctx to end.
@@ -463,6 +515,9 @@ func (w *writer) apply(reqs []*request) {
 	p.maxBatch = w.maxBatch
 	p.deltas = w.deltas
 	p.countsAfter = w.countsAfter
+	p.maxDeletes = w.maxDeletes
+	p.floors = &w.floors
+	p.held = &w.held
 	accepted := make([]*request, 0, len(reqs))
 	for _, r := range reqs {
 		if err := p.add(r); err != nil {
@@ -496,6 +551,7 @@ func (w *writer) apply(reqs []*request) {
 		w.batches.Add(1)
 		w.snapshots.Add(int64(p.written))
 		w.remember(p)
+		w.moveFloors(p)
 		for _, c := range p.countsAfter {
 			if c.n == 0 {
 				delete(w.counts, c.key)
@@ -593,12 +649,27 @@ type plan struct {
 	countsAfter []countValue
 	deltas      map[countKey]int64
 	// maxBatch bounds what one promotion or one sweep of expired request
-	// records writes, so that it fits in a transaction.
-	maxBatch int
+	// records writes, so that it fits in a transaction; maxDeletes (0: no
+	// bound) bounds DeleteFinished further.
+	maxBatch   int
+	maxDeletes int
 
-	uniques map[string]*uniqueSlot
-	paused  map[string]bool // queue → paused, as the batch leaves it
-	records map[string]*recordSlot
+	uniques   map[string]*uniqueSlot
+	paused    map[string]bool // queue → paused, as the batch leaves it
+	records   map[string]*recordSlot
+	schedules map[string]*scheduleSlot
+
+	// floors are the writer's (nil: none); newFloors what DeleteFinished
+	// found they may become, and written the lowest finished key the
+	// batch writes (finishedWritten), per status code.
+	floors          *[statusCodes]finishedPos
+	newFloors       [statusCodes]finishedPos
+	finishedWritten [statusCodes]finishedPos
+	// held are the writer's remembered held jobs (nil: none); heldAdd and
+	// heldDrop what DeleteFinished adds to and takes from them.
+	held     *[statusCodes]map[uuid.UUID]heldJob
+	heldAdd  [statusCodes][]heldJob
+	heldDrop [statusCodes][]uuid.UUID
 }
 
 // planned is one job in a plan.
@@ -678,6 +749,10 @@ func (p *plan) add(r *request) (err error) {
 		return p.request(r)
 	case opDeleteExpiredRequests:
 		return p.deleteExpired(r)
+	case opDeleteFinished:
+		return p.deleteFinished(r)
+	case opPutSchedule, opDeleteSchedule, opRecordScheduleRun:
+		return p.scheduleOp(r)
 	}
 	return fmt.Errorf("%s: unknown operation", r.label())
 }
@@ -1154,6 +1229,9 @@ func (p *plan) write(txn *badger.Txn) error {
 			if err == nil && pj.old.status == codeScheduled {
 				err = txn.Delete(keys.scheduled(pj.id, pj.old.runAt))
 			}
+			if err == nil && terminalCode(pj.old.status) {
+				err = txn.Delete(keys.finished(pj.id, pj.old))
+			}
 			if err != nil {
 				return fmt.Errorf("delete job %s: %w", pj.id, err)
 			}
@@ -1165,6 +1243,9 @@ func (p *plan) write(txn *badger.Txn) error {
 		}
 		if err := reindex(txn, &keys, pj); err != nil {
 			return fmt.Errorf("index job %s: %w", pj.id, err)
+		}
+		if e := &pj.snap.index; terminalCode(e.status) {
+			p.finishedWritten[e.status].lower(e.finishedAt, pj.id)
 		}
 	}
 	if err := p.writeCounts(txn, &keys, deltas); err != nil {
@@ -1196,6 +1277,11 @@ func (p *plan) write(txn *badger.Txn) error {
 	for _, slot := range p.records {
 		if err := writeRecord(txn, slot); err != nil {
 			return fmt.Errorf("request record %q of %q: %w", slot.rec.Key, slot.rec.Scope, err)
+		}
+	}
+	for name, slot := range p.schedules {
+		if err := writeSchedule(txn, name, slot); err != nil {
+			return fmt.Errorf("schedule %q: %w", name, err)
 		}
 	}
 	return nil
@@ -1250,6 +1336,9 @@ func reindex(txn *badger.Txn, keys *keySlab, pj *planned) error {
 			return err
 		}
 	}
+	if err := reindexFinished(txn, keys, pj); err != nil {
+		return err
+	}
 	wasScheduled := pj.stored && old.status == codeScheduled
 	isScheduled := cur.status == codeScheduled
 	if wasScheduled && isScheduled && old.runAt == cur.runAt {
@@ -1266,6 +1355,35 @@ func reindex(txn *badger.Txn, keys *keySlab, pj *planned) error {
 		}
 	}
 	return nil
+}
+
+// reindexFinished moves pj's finished key: a job gets one when it reaches
+// a terminal status and loses it if it leaves it (or is deleted); a
+// finished job's key moves if its FinishedAt or its hold changes.
+func reindexFinished(txn *badger.Txn, keys *keySlab, pj *planned) error {
+	old, cur := pj.old, pj.snap.index
+	was := pj.stored && terminalCode(old.status)
+	is := terminalCode(cur.status)
+	sameKey := was && is && old.status == cur.status && old.finishedAt == cur.finishedAt
+	if sameKey && (old.unique == "") == (cur.unique == "") && (cur.unique == "" || old.holdUntil == cur.holdUntil) {
+		return nil
+	}
+	if was && !sameKey {
+		if err := txn.Delete(keys.finished(pj.id, old)); err != nil {
+			return err
+		}
+	}
+	if is {
+		return txn.Set(keys.finished(pj.id, cur), keys.finishedValue(cur))
+	}
+	return nil
+}
+
+// terminalCode reports whether a status code is that of a known terminal
+// status: the statuses the finished index holds.
+func terminalCode(code byte) bool {
+	s, ok := statusOf(code)
+	return ok && s.IsTerminal()
 }
 
 // keySlabPerJob is room for a job key, two status keys and two type keys
@@ -1301,6 +1419,22 @@ func (s *keySlab) typ(id uuid.UUID, e indexEntry) []byte {
 func (s *keySlab) scheduled(id uuid.UUID, runAt int64) []byte {
 	start := len(s.b)
 	s.b = appendScheduledKey(s.b, id, runAt)
+	return s.cut(start)
+}
+
+func (s *keySlab) finished(id uuid.UUID, e indexEntry) []byte {
+	start := len(s.b)
+	s.b = appendFinishedKey(s.b, id, e)
+	return s.cut(start)
+}
+
+// finishedValue cuts a finished key's value; nil when it has none.
+func (s *keySlab) finishedValue(e indexEntry) []byte {
+	if e.unique == "" {
+		return nil
+	}
+	start := len(s.b)
+	s.b = finishedValue(s.b, e)
 	return s.cut(start)
 }
 

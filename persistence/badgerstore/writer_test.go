@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,7 +81,7 @@ func indexKeysOf(t testing.TB, s *Store, id uuid.UUID) [][]byte {
 	t.Helper()
 	var keys [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		for _, prefix := range []byte{prefixStatus, prefixType, prefixScheduled} {
+		for _, prefix := range []byte{prefixStatus, prefixType, prefixScheduled, prefixFinished} {
 			opts := badger.DefaultIteratorOptions
 			opts.PrefetchValues = false
 			opts.Prefix = []byte{prefix}
@@ -104,6 +106,9 @@ func requireIndexedAs(t testing.TB, s *Store, j *domain.Job) {
 	want := [][]byte{appendStatusKey(nil, j.ID, e), appendTypeKey(nil, j.ID, e)}
 	if j.Status == domain.StatusScheduled {
 		want = append(want, appendScheduledKey(nil, j.ID, e.runAt))
+	}
+	if j.Status.IsTerminal() {
+		want = append(want, appendFinishedKey(nil, j.ID, e))
 	}
 	got, err := s.Get(t.Context(), j.ID)
 	require.NoError(t, err)
@@ -505,4 +510,231 @@ func TestWriterPromotesAsTheBatchLeftTheJobs(t *testing.T) {
 	require.Equal(t, at(60), next)
 	require.NotContains(t, s.w.unfinished, moved.ID, "a scheduled job is not remembered")
 	require.Contains(t, s.w.unfinished, kept.ID, "a promoted one is")
+}
+
+// A DeleteFinished in a batch sees the jobs the batch finished before it,
+// and the requests after it see the jobs it deleted gone and their unique
+// keys free.
+func TestWriterDeletesFinishedJobsAsTheBatchLeftThem(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	at := func(m int) time.Time { return testEpoch.Add(time.Duration(m) * time.Minute) }
+	done, running, keyed, recent := testJob(t, 0), testJob(t, 1), testJob(t, 2), testJob(t, 3)
+	done.Status, done.FinishedAt = domain.StatusCompleted, at(1)
+	running.Status = domain.StatusRunning
+	keyed.Status, keyed.FinishedAt, keyed.UniqueKey = domain.StatusCompleted, at(2), "report:q1"
+	recent.Status, recent.FinishedAt = domain.StatusCompleted, at(60)
+	require.NoError(t, s.Create(ctx, done, running, keyed, recent))
+	requireIndexedAs(t, s, done)
+	requireIndexedAs(t, s, running)
+
+	require.NoError(t, running.Complete(at(3)))
+	again := testJob(t, 4)
+	again.UniqueKey = keyed.UniqueKey
+	completed, _ := statusCode(domain.StatusCompleted)
+	prune := newRequest(ctx, opDeleteFinished, at(100), requestExtra{limit: 10, status: completed, before: micros(at(50))})
+	late := req(t, ctx, opUpdate, done)
+	batch := []*request{req(t, ctx, opUpdate, running), prune, req(t, ctx, opCreate, again), late}
+	s.w.commit(batch)
+	require.NoError(t, answer(t, batch[0]))
+	require.NoError(t, answer(t, prune))
+	require.NoError(t, answer(t, batch[2]), "the deleted job's unique key is free")
+	require.ErrorIs(t, answer(t, late), domain.ErrNotFound, "the deleted job is gone")
+	require.Equal(t, 3, prune.extra.deleted)
+
+	for _, j := range []*domain.Job{done, running, keyed} {
+		_, err := s.Get(ctx, j.ID)
+		require.ErrorIs(t, err, domain.ErrNotFound)
+		require.Empty(t, indexKeysOf(t, s, j.ID), "job %s keeps no index key", j.ID)
+	}
+	requireIndexedAs(t, s, recent)
+	requireIndexedAs(t, s, again)
+}
+
+// Large prunes ask the value-log collector to run; an in-memory store has
+// no collector, so the request stays queued where the test can see it.
+func TestDeleteFinishedKicksTheValueLogCollector(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{MemTableSize: 64 << 20})
+	ctx := t.Context()
+	finishedAt := testEpoch.Add(time.Minute)
+	create := func(n int) {
+		jobs := make([]*domain.Job, n)
+		for i := range jobs {
+			jobs[i] = testJob(t, i)
+			jobs[i].Status, jobs[i].FinishedAt = domain.StatusCompleted, finishedAt
+		}
+		require.NoError(t, s.Create(ctx, jobs...))
+	}
+	prune := func(limit int) int {
+		n, err := s.DeleteFinished(ctx, finishedAt.Add(time.Hour), domain.StatusCompleted, finishedAt.Add(time.Second), limit)
+		require.NoError(t, err)
+		return n
+	}
+	for range gcAfterDeletes / 1000 {
+		create(1000)
+	}
+	for range gcAfterDeletes/1000 - 1 {
+		require.Equal(t, 1000, prune(1000))
+	}
+	require.Empty(t, s.gcKick, "not yet %d deletes", gcAfterDeletes)
+	require.Equal(t, 999, prune(999))
+	require.Empty(t, s.gcKick, "one short of %d deletes", gcAfterDeletes)
+	require.Equal(t, 1, prune(1000))
+	require.Len(t, s.gcKick, 1)
+	require.Zero(t, s.pruned.Load(), "counting starts again")
+}
+
+// One DeleteFinished stays within one transaction however large its
+// limit: a small memtable bounds it below its limit.
+func TestDeleteFinishedFitsInOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{MemTableSize: MemTableSizeMin})
+	ctx := t.Context()
+	finishedAt := testEpoch.Add(time.Minute)
+	var jobs []*domain.Job
+	for i := range 3 * s.w.maxDeletes {
+		j := testJob(t, i)
+		j.Status, j.FinishedAt = domain.StatusCompleted, finishedAt
+		j.Type = domain.JobType(strings.Repeat("t", domain.MaxJobTypeLength))
+		j.UniqueKey = fmt.Sprintf("%0200d", i)
+		jobs = append(jobs, j)
+	}
+	for chunk := range slices.Chunk(jobs, 50) {
+		require.NoError(t, s.Create(ctx, chunk...))
+	}
+	total := 0
+	for {
+		n, err := s.DeleteFinished(ctx, finishedAt.Add(time.Hour), domain.StatusCompleted, finishedAt.Add(time.Second), 1_000_000)
+		require.NoError(t, err)
+		require.LessOrEqual(t, n, s.w.maxDeletes)
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	require.Equal(t, len(jobs), total)
+}
+
+// DeleteFinished seeks past the keys it deleted before (the writer's
+// floor), and a finished key written below the floor since, by a create
+// or an update, is still found.
+func TestDeleteFinishedFindsKeysWrittenBelowItsFloor(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	at := func(m int) time.Time { return testEpoch.Add(time.Duration(m) * time.Minute) }
+	n := 0
+	finished := func(m int, key string) *domain.Job {
+		n++
+		j := testJob(t, n)
+		j.Status, j.FinishedAt = domain.StatusCompleted, at(m)
+		if key != "" {
+			j.UniqueKey, j.UniqueFor = key, time.Hour
+		}
+		return j
+	}
+	prune := func(now, before int, want ...*domain.Job) {
+		t.Helper()
+		got, err := s.DeleteFinished(ctx, at(now), domain.StatusCompleted, at(before), 100)
+		require.NoError(t, err)
+		require.Equal(t, len(want), got)
+		for _, j := range want {
+			_, err := s.Get(ctx, j.ID)
+			require.ErrorIs(t, err, domain.ErrNotFound, "job finished at %s", j.FinishedAt)
+		}
+	}
+	completed, _ := statusCode(domain.StatusCompleted)
+	floor := func() finishedPos { return s.w.floors[completed] }
+
+	j10, j20, j30 := finished(10, ""), finished(20, ""), finished(30, "")
+	require.NoError(t, s.Create(ctx, j10, j20, j30))
+	prune(1000, 25, j10, j20)
+	require.Equal(t, finishedPos{set: true, at: micros(at(30)), id: j30.ID}, floor(), "the first past the cutoff")
+
+	// Created below the floor.
+	j5 := finished(5, "")
+	require.NoError(t, s.Create(ctx, j5))
+	require.Equal(t, micros(at(5)), floor().at, "lowered by the write")
+	prune(1000, 25, j5)
+
+	// A held job stops the floor; a job updated to finish below it is found.
+	held, j50 := finished(40, "slot"), finished(50, "")
+	running := testJob(t, 100)
+	running.Status = domain.StatusRunning
+	require.NoError(t, s.Create(ctx, held, j50, running))
+	prune(41+30, 100, j30, j50)
+	require.Equal(t, finishedPos{set: true, at: micros(at(50)), id: j50.ID}, floor(), "past the held job, remembered")
+	require.Contains(t, s.w.held[completed], held.ID)
+	prune(1000, 45, held)
+	require.Empty(t, s.w.held[completed], "taken from memory")
+	held = finished(40, "slot")
+	require.NoError(t, s.Create(ctx, held))
+	running.Status, running.FinishedAt = domain.StatusCompleted, at(1)
+	require.NoError(t, s.Update(ctx, running))
+	prune(41+30, 100, running)
+	prune(40+60, 100, held)
+	prune(1000, 1000)
+
+	// Remembered held jobs deleted or unfinished since are left alone.
+	gone, reopened := finished(200, "k1"), finished(201, "k2")
+	require.NoError(t, s.Create(ctx, gone, reopened))
+	prune(210, 300)
+	require.Len(t, s.w.held[completed], 2)
+	require.NoError(t, s.Delete(ctx, gone.ID))
+	reopened.Status, reopened.FinishedAt = domain.StatusRunning, time.Time{}
+	require.NoError(t, s.Update(ctx, reopened))
+	prune(1000, 300)
+	require.Empty(t, s.w.held[completed])
+	got, err := s.Get(ctx, reopened.ID)
+	require.NoError(t, err)
+	require.Equal(t, reopened, got)
+}
+
+// Held jobs beyond what the writer remembers stop its floor instead, and
+// every one is deleted once its hold has ended.
+func TestDeleteFinishedRemembersBoundedHeldJobs(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	at := func(sec int) time.Time { return testEpoch.Add(time.Duration(sec) * time.Second) }
+	var jobs []*domain.Job
+	for i := range maxHeldRemembered + 2 {
+		j := testJob(t, i)
+		j.Status, j.FinishedAt = domain.StatusCompleted, at(i)
+		j.UniqueKey, j.UniqueFor = fmt.Sprintf("slot-%d", i), 24*time.Hour
+		jobs = append(jobs, j)
+	}
+	plain := testJob(t, len(jobs))
+	plain.Status, plain.FinishedAt = domain.StatusCompleted, at(len(jobs))
+	jobs = append(jobs, plain)
+	for chunk := range slices.Chunk(jobs, 500) {
+		require.NoError(t, s.Create(ctx, chunk...))
+	}
+	completed, _ := statusCode(domain.StatusCompleted)
+	cutoff := at(len(jobs) + 1)
+
+	n, err := s.DeleteFinished(ctx, at(len(jobs)+60), domain.StatusCompleted, cutoff, 1000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the job without a key")
+	require.Len(t, s.w.held[completed], maxHeldRemembered)
+	over := jobs[maxHeldRemembered]
+	require.Equal(t, finishedPos{set: true, at: micros(over.FinishedAt), id: over.ID}, s.w.floors[completed],
+		"stopped at the first held job it could not remember")
+
+	total := 0
+	for {
+		n, err := s.DeleteFinished(ctx, at(len(jobs)).Add(25*time.Hour), domain.StatusCompleted, cutoff, 1000)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	require.Equal(t, maxHeldRemembered+2, total)
+	require.Empty(t, s.w.held[completed])
+	page, err := s.List(ctx, domain.Filter{})
+	require.NoError(t, err)
+	require.Zero(t, page.Total)
 }
