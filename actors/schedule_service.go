@@ -39,21 +39,28 @@ type scheduleService struct {
 	// store, where other nodes add them. On a local one every change wakes
 	// this service, and an idle one sets no timer.
 	pollIdle bool
-	// submit is System.Submit.
-	submit func(ctx context.Context, p SubmitParams) (*domain.Job, error)
-	kick   chan struct{}
+	// submit is System.Submit; handles reports whether a job type is
+	// registered here.
+	submit  func(ctx context.Context, p SubmitParams) (*domain.Job, error)
+	handles func(domain.JobType) bool
+	kick    chan struct{}
 
-	// mu guards warned.
+	// mu guards the fields below, which keep a fault that retrying will
+	// not mend from being logged at every round.
 	mu sync.Mutex
-	// warned holds the schedules whose stored expression is unreadable and
-	// was logged, so that it is logged once, not at every round.
+	// warned holds, by schedule, what was logged of it: an unreadable
+	// expression or a job type this node lacks.
 	warned map[string]string
+	// refused holds, by schedule, the slot whose job Submit refused as
+	// invalid: it is not submitted again.
+	refused map[string]time.Time
 }
 
 func newScheduleService(c *core, poll time.Duration, pollIdle bool, submit func(context.Context, SubmitParams) (*domain.Job, error)) *scheduleService {
 	return &scheduleService{
 		store: c.store, clock: c.clock, logger: c.logger, poll: poll, pollIdle: pollIdle, submit: submit,
-		kick: make(chan struct{}, 1), warned: make(map[string]string),
+		handles: func(typ domain.JobType) bool { _, ok := c.registry.lookup(typ); return ok },
+		kick:    make(chan struct{}, 1), warned: make(map[string]string), refused: make(map[string]time.Time),
 	}
 }
 
@@ -121,7 +128,16 @@ func (s *scheduleService) round(ctx context.Context) time.Time {
 		}
 		spec, err := parseCron(sc.Cron, sc.Timezone)
 		if err != nil {
-			s.unreadable(sc, err)
+			s.warnOnce(sc, "unreadable:"+sc.Cron+"\x00"+sc.Timezone, slog.LevelError,
+				"schedule cannot be read; it submits nothing on this node", slog.Any("error", err))
+			continue
+		}
+		// Nodes may handle different types: those that handle this one
+		// submit its slots.
+		if !s.handles(sc.Job.Type) {
+			s.warnOnce(sc, "type:"+string(sc.Job.Type), slog.LevelInfo,
+				"schedule's job type is not registered on this node; other nodes submit its slots",
+				slog.String("type", string(sc.Job.Type)))
 			continue
 		}
 		next := spec.next(latest(now, scheduleLowerBound(sc)))
@@ -152,11 +168,21 @@ func (s *scheduleService) runSlots(ctx context.Context, sc *domain.Schedule, spe
 // already holding the key was submitted by another node or an earlier
 // life of this one: it is the slot's job, and recorded as such.
 func (s *scheduleService) runSlot(ctx context.Context, sc *domain.Schedule, slot time.Time) bool {
+	if s.wasRefused(sc.Name, slot) {
+		return true
+	}
 	p := scheduleSubmitParams(sc)
 	p.UniqueKey, p.UniqueFor = domain.ScheduleSlotKey(sc.Name, slot), scheduleSlotHold
 	job, err := s.submit(ctx, p)
 	switch {
 	case errors.Is(err, domain.ErrDuplicate) && job != nil:
+	case errors.Is(err, domain.ErrInvalid) || errors.Is(err, domain.ErrUnknownJobType):
+		// The job breaks a rule of this node's (a payload over a limit
+		// lowered since): trying again would not mend it.
+		s.refuse(sc.Name, slot)
+		s.logger.Error("schedule's job refused; its slot submits nothing", slog.String("schedule", sc.Name),
+			slog.Time("slot", slot), slog.Any("error", err))
+		return true
 	case err != nil:
 		s.failed(ctx, "submitting a schedule's job failed; retrying", sc.Name, err, slog.Time("slot", slot))
 		return false
@@ -183,15 +209,26 @@ func (s *scheduleService) failed(ctx context.Context, msg, name string, err erro
 	s.logger.Warn(msg, append(attrs, slog.Any("error", err), slog.Duration("in", scheduleRetryDelay))...)
 }
 
-// unreadable logs, once per expression, a stored schedule this node cannot
-// read (written by another version, or with a zone this host lacks).
-func (s *scheduleService) unreadable(sc *domain.Schedule, err error) {
+// warnOnce logs msg about sc at level unless the same fault (what) was
+// logged of it last.
+func (s *scheduleService) warnOnce(sc *domain.Schedule, what string, level slog.Level, msg string, attrs ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := sc.Cron + "\x00" + sc.Timezone
-	if s.warned[sc.Name] == key {
+	if s.warned[sc.Name] == what {
 		return
 	}
-	s.warned[sc.Name] = key
-	s.logger.Error("schedule cannot be read; it submits nothing on this node", slog.String("schedule", sc.Name), slog.Any("error", err))
+	s.warned[sc.Name] = what
+	s.logger.Log(context.Background(), level, msg, append(attrs, slog.String("schedule", sc.Name))...)
+}
+
+func (s *scheduleService) refuse(name string, slot time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused[name] = slot
+}
+
+func (s *scheduleService) wasRefused(name string, slot time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[name].Equal(slot)
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -644,4 +645,29 @@ func (s *refusingInserts) Insert(ctx context.Context, now time.Time, jobs []*dom
 		return nil, domain.ErrUnavailable
 	}
 	return s.Store.Insert(ctx, now, jobs)
+}
+
+// A node that does not handle a schedule's job type leaves its slots to
+// the nodes that do: no timer, no submission, one line in the log.
+func TestSchedules_AnUnhandledTypeIsLeftToOtherNodes(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := scheduleClock(t0)
+	store := memstore.New()
+	_, err := store.PutSchedule(context.Background(), &domain.Schedule{
+		Name: "elsewhere", Cron: "*/5 * * * *", Timezone: "UTC", CatchUp: domain.CatchUpSkip, Source: domain.SourceAPI,
+		Job: domain.ScheduledJob{Type: "ghost"}, CreatedAt: t0, UpdatedAt: t0,
+	})
+	require.NoError(t, err)
+	logs := &logLines{}
+	sys := startScheduling(t, store, clock, WithLogger(slog.New(logs)))
+	// Another schedule, created twice, wakes the service twice.
+	for range 2 {
+		_, _, err = sys.Schedule(context.Background(), reportEvery("here", "*/5 * * * *"))
+		require.NoError(t, err)
+	}
+	reachSlot(t, clock, t0.Add(5*time.Minute), 1)
+	waitKeys(t, store, "here", t0.Add(5*time.Minute))
+	require.Empty(t, slotKeys(t, store, "elsewhere"))
+	require.Len(t, logs.matching("INFO", "not registered on this node", "schedule=elsewhere", "type=ghost"), 1)
 }
