@@ -17,6 +17,11 @@ const (
 	pruneIntervalMin = time.Second
 	pruneBatch       = 1000
 	pruneBatchPause  = 20 * time.Millisecond
+	// pruneDuty bounds the share of time a pass spends deleting while a
+	// backlog is worked off: the pause after a batch is at least
+	// pruneBatchPause, and pruneDuty-1 times as long as the batch took, so
+	// that a store slow to delete (and busy with jobs) is given more room.
+	pruneDuty = 4
 	// pruneBackoffMax bounds the wait after passes the store refused.
 	pruneBackoffMax = 5 * time.Minute
 )
@@ -163,16 +168,19 @@ func (p *pruner) pass(ctx context.Context) bool {
 }
 
 // drain calls batch until it deletes fewer than a full batch, pausing
-// between calls, and returns how many it deleted in all.
+// between calls, and returns how many it deleted in all. The batch's
+// duration is wall-clock time, as the pause is.
 func (p *pruner) drain(ctx context.Context, batch func() (int, error)) (int, error) {
 	total := 0
 	for {
+		start := time.Now()
 		n, err := batch()
+		took := time.Since(start)
 		total += n
 		if err != nil || n < p.batch {
 			return total, err
 		}
-		if !p.pause(ctx, pruneBatchPause) {
+		if !p.pause(ctx, max(pruneBatchPause, (pruneDuty-1)*took)) {
 			return total, ctx.Err()
 		}
 	}
