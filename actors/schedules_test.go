@@ -671,3 +671,28 @@ func TestSchedules_AnUnhandledTypeIsLeftToOtherNodes(t *testing.T) {
 	require.Empty(t, slotKeys(t, store, "elsewhere"))
 	require.Len(t, logs.matching("INFO", "not registered on this node", "schedule=elsewhere", "type=ghost"), 1)
 }
+
+// Stop ends the schedule service and the pruner with their timers; a
+// schedule changed while the System is stopped is read at the next start.
+func TestSchedules_StopLeavesNoTimer(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := scheduleClock(t0)
+	store := memstore.New()
+	sys := startScheduling(t, store, clock)
+	_, _, err := sys.Schedule(context.Background(), reportEvery("reports", "*/5 * * * *"))
+	require.NoError(t, err)
+	waitFor(t, func() bool {
+		return timersAt(clock, t0.Add(5*time.Minute)) == 1 && clock.pendingAt(t0.Add(pruneInterval))
+	})
+	require.NoError(t, sys.Stop(context.Background()))
+	require.Zero(t, clock.pending(), "no timer outlives Stop")
+
+	_, err = sys.PauseSchedule(context.Background(), "reports")
+	require.NoError(t, err, "schedules are data: they change while stopped")
+	clock.advance(10 * time.Minute)
+	startScheduling(t, store, clock)
+	waitFor(t, func() bool { return clock.pendingAt(clock.Now().Add(pruneInterval)) })
+	require.Empty(t, slotKeys(t, store, "reports"))
+	require.Zero(t, timersAt(clock, t0.Add(15*time.Minute)), "paused: no slot timer")
+}
