@@ -41,7 +41,7 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 	}
 	sched, err := parseCronSafely(expr)
 	if err != nil {
-		return nil, fmt.Errorf("cron: %w: %q: %v", domain.ErrInvalid, expr, err)
+		return nil, fmt.Errorf("cron: %w: %q: %w", domain.ErrInvalid, expr, err)
 	}
 	var c cronSpec
 	switch s := sched.(type) {
