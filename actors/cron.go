@@ -56,12 +56,21 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 	default:
 		return nil, fmt.Errorf("cron: %w: %q: unsupported schedule %T", domain.ErrInvalid, expr, sched)
 	}
-	// An expression such as "0 0 30 2 *" parses but never fires: the
-	// library finds no slot within five years.
-	if c.next(time.Now()).IsZero() {
-		return nil, fmt.Errorf("cron: %w: %q never fires", domain.ErrInvalid, expr)
-	}
 	return &c, nil
+}
+
+// checkCron is parseCron for a new schedule at now: it also refuses an
+// expression such as "0 0 30 2 *", which parses but never fires (the
+// library finds no slot within five years).
+func checkCron(expr, tz string, now time.Time) error {
+	c, err := parseCron(expr, tz)
+	if err != nil {
+		return err
+	}
+	if c.next(now).IsZero() {
+		return fmt.Errorf("cron: %w: %q never fires", domain.ErrInvalid, strings.TrimSpace(expr))
+	}
+	return nil
 }
 
 // parseCronSafely turns a panic of the parser on odd input into an error.

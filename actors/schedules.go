@@ -194,7 +194,7 @@ func (s *System) scheduleFrom(p ScheduleParams, source domain.ScheduleSource, no
 	if err := domain.ValidateScheduleName(p.Name); err != nil {
 		return nil, fmt.Errorf("name: %w", err)
 	}
-	if _, err := parseCron(p.Cron, p.Timezone); err != nil {
+	if err := checkCron(p.Cron, p.Timezone, now); err != nil {
 		return nil, err
 	}
 	catchUp := p.CatchUp
