@@ -78,8 +78,8 @@ func testRetention(t *testing.T, newStore factory, cfg config) {
 		// deleting oldest created first fails.
 		finished := []int{500, 100, 400, 200, 300}
 		var jobs []*domain.Job
-		for i, fin := range finished {
-			jobs = append(jobs, NewJob(t, "a", JobCreatedAt(at(fin/10-i)), JobFinished(domain.StatusCompleted, at(fin))))
+		for _, fin := range finished {
+			jobs = append(jobs, NewJob(t, "a", JobCreatedAt(at(1000-fin/10)), JobFinished(domain.StatusCompleted, at(fin))))
 		}
 		mustCreate(t, store, jobs...)
 		deleteFinished(t, store, at(10_000), domain.StatusCompleted, at(1000), 2, 2)
