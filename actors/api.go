@@ -33,6 +33,10 @@ type SubmitParams struct {
 	// type's default (WithTimeout) or else Config.JobTimeout; NoTimeout
 	// means none.
 	Timeout time.Duration
+
+	// schedule names the schedule submitting the job (Job.Schedule); only
+	// the schedule service and TriggerSchedule set it.
+	schedule string
 }
 
 // NoTimeout, as SubmitParams.Timeout, WithTimeout or Config.JobTimeout,

@@ -39,13 +39,14 @@ func TestShared_NoticeOfLaterJobsWakesOnTheClock(t *testing.T) {
 	queue.notices <- domain.QueueNotice{Kind: domain.NoticeJobsAvailable, RunAt: runAt}
 	require.Eventually(t, func() bool { return clock.pendingAt(runAt) }, 5*time.Second, time.Millisecond,
 		"the wake-up is a timer of the System's clock")
-	before := queue.claimCount()
 
 	clock.advance(time.Hour - time.Microsecond)
 	time.Sleep(20 * time.Millisecond)
 	got, err := store.Get(context.Background(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, domain.StatusScheduled, got.Status, "not promoted before its RunAt")
+	// Counted once the claims of the start and of the notice are over.
+	before := queue.claimCount()
 
 	clock.advance(time.Microsecond)
 	require.Eventually(t, func() bool { return queue.claimCount() > before }, 5*time.Second, time.Millisecond,

@@ -11,4 +11,12 @@
 // later, or a retry's backoff) costs the runtime nothing: it is scheduled
 // in the store, and the scheduler keeps only the earliest RunAt and one
 // timer.
+//
+// Beside the actors run two services that only call the store and Submit.
+// The schedule service submits the jobs of periodic schedules (Schedule):
+// each slot's job carries the slot's unique key, so any number of nodes,
+// or a node restarted between submitting and recording, store one job per
+// slot, with no leader. The pruner deletes finished jobs once their
+// status's retention (Config.Retention) has passed, and expired
+// idempotency records, in bounded batches with pauses between them.
 package actors

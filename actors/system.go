@@ -25,12 +25,21 @@ type core struct {
 	source jobSource
 	// scheduler promotes scheduled jobs when they fall due, in both modes.
 	scheduler *scheduler
-	logger    *slog.Logger
-	clock     Clock
-	metrics   Metrics
-	registry  *registry
-	backoff   Backoff
-	events    events
+	// schedules submits the jobs of periodic schedules; pruner deletes
+	// finished jobs past their retention.
+	schedules *scheduleService
+	pruner    *pruner
+	// services are the background loops beside the actors, in the order
+	// they start: the scheduler, the schedules and the pruner.
+	services serviceGroup
+	// configSchedules are the configuration file's, applied at Start.
+	configSchedules []ScheduleParams
+	logger          *slog.Logger
+	clock           Clock
+	metrics         Metrics
+	registry        *registry
+	backoff         Backoff
+	events          events
 
 	actors     *actor.ActorSystem
 	pool       *goroutinePool
@@ -121,7 +130,16 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 		poll = cfg.PollInterval
 	}
 	c.scheduler = newScheduler(c, poll)
-	return &System{core: c}, nil
+	sys := &System{core: c}
+	if o.shared != nil {
+		c.schedules = newScheduleService(c, cfg.PollInterval, true, sys.Submit)
+	} else {
+		c.schedules = newScheduleService(c, schedulePollLocal, false, sys.Submit)
+	}
+	c.pruner = newPruner(c)
+	c.services = serviceGroup{c.scheduler, c.schedules, c.pruner}
+	c.configSchedules = o.schedules
+	return sys, nil
 }
 
 // Config returns the configuration in force, defaults filled in.
@@ -151,6 +169,11 @@ func (s *System) Start(ctx context.Context) error {
 		return errors.New("start job system: already started")
 	}
 	c := s.core
+	// Before anything runs, so that a bad declaration fails Start cleanly.
+	if err := s.applyConfigSchedules(ctx, c.configSchedules); err != nil {
+		s.state = stateStopped
+		return fmt.Errorf("start job system: %w", err)
+	}
 	c.storeCtx = context.WithoutCancel(ctx)
 	c.runCtx, c.stopRun = context.WithCancelCause(c.storeCtx)
 	c.actors = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -189,11 +212,13 @@ func (s *System) Start(ctx context.Context) error {
 	if err := c.source.start(c.storeCtx); err != nil {
 		return s.abortStart(fmt.Errorf("start job system: %w", err))
 	}
-	// Started last: it reads only the store's earliest RunAt, so a million
-	// scheduled jobs cost a restart nothing.
-	if err := c.scheduler.Start(c.storeCtx); err != nil {
+	// Started last: the scheduler reads only the store's earliest RunAt,
+	// so a million scheduled jobs cost a restart nothing; the schedules'
+	// first round submits what fell due while the System was stopped once
+	// Start returns and submissions are open.
+	if err := c.services.start(c.storeCtx); err != nil {
 		c.source.stop()
-		return s.abortStart(fmt.Errorf("start job system: scheduler: %w", err))
+		return s.abortStart(fmt.Errorf("start job system: %w", err))
 	}
 	s.state = stateRunning
 	c.startedLog(n)
@@ -308,6 +333,7 @@ func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	job.Queue = cmp.Or(p.Queue, domain.DefaultQueue)
 	job.Priority = cmp.Or(p.Priority, domain.DefaultPriority)
 	job.UniqueKey, job.UniqueFor = p.UniqueKey, p.UniqueFor
+	job.Schedule = p.schedule
 	job.Timeout = max(cmp.Or(p.Timeout, opts.timeout, s.core.cfg.JobTimeout), 0)
 	if err := job.Validate(); err != nil {
 		return nil, err
@@ -416,8 +442,9 @@ func (s *System) Stop(ctx context.Context) error {
 
 	c := s.core
 	c.logger.Info("job system stopping: intake closed")
-	// Jobs falling due from now on stay in the store for the next start.
-	c.scheduler.Stop()
+	// Jobs and slots falling due from now on stay in the store for the
+	// next start.
+	c.services.stop()
 	if _, err := c.actors.Root.RequestFuture(c.dispatcher, &drainDispatcher{}, requestTimeoutDefault).Result(); err != nil {
 		c.logger.Error("dispatcher did not drain", slog.Any("error", err))
 	}

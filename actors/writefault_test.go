@@ -107,7 +107,10 @@ func startFaulty(t *testing.T, h domain.Handler, clock Clock, base, maxDelay tim
 	t.Helper()
 	store := storetest.NewFaultStore(memstore.New())
 	rec, logs := newFinishRecorder(), newErrorLines()
-	sys, err := New(store, WithLogger(slog.New(logs)), WithMetrics(rec), WithClock(clock), WithRetryBackoff(base, maxDelay, NoJitter))
+	// Jobs kept for ever leave the pruner idle, with no timer beside the
+	// job's own (the fault store keeps no request records either).
+	sys, err := New(store, WithLogger(slog.New(logs)), WithMetrics(rec), WithClock(clock), WithRetryBackoff(base, maxDelay, NoJitter),
+		WithRetention(Retention{Completed: KeepForever, Failed: KeepForever, Canceled: KeepForever}))
 	require.NoError(t, err)
 	require.NoError(t, sys.Register("noop", h))
 	require.NoError(t, sys.Start(t.Context()))
