@@ -21,7 +21,7 @@ const (
 	// backlog is worked off: the pause after a batch is at least
 	// pruneBatchPause, and pruneDuty-1 times as long as the batch took, so
 	// that a store slow to delete (and busy with jobs) is given more room.
-	pruneDuty = 4
+	pruneDuty = 6
 	// pruneBackoffMax bounds the wait after passes the store refused.
 	pruneBackoffMax = 5 * time.Minute
 )
