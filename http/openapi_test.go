@@ -566,6 +566,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "BackupStoreClosed", arrange: backupWith(func(context.Context, io.Writer) error { return domain.ErrClosed }),
 			requestValid: true, status: 503, req: request{method: "GET", target: BackupPath}},
 	}
+	cases = append(cases, scheduleConformanceCases()...)
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
