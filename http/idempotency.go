@@ -216,7 +216,7 @@ func (s *Server) replay(c *gin.Context, rec *domain.RequestRecord) {
 		h.Set("Content-Type", ProblemContentType)
 	} else {
 		h.Set("Content-Type", "application/json; charset=utf-8")
-		if c.FullPath() == "/jobs" {
+		if route := c.FullPath(); route == "/jobs" || route == triggerRoute {
 			var job struct {
 				ID string `json:"id"`
 			}

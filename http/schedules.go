@@ -16,6 +16,10 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
+// triggerRoute is the route of POST /schedules/{name}/trigger, whose
+// answer, a new job, has a Location.
+const triggerRoute = "/schedules/:name/trigger"
+
 // scheduleNameRule is the message of a schedule name that breaks the rule.
 const scheduleNameRule = "must match ^[a-z0-9][a-z0-9_.-]{0,127}$"
 
@@ -171,7 +175,9 @@ func (s *Server) registerScheduleRoutes(r gin.IRoutes) {
 	r.DELETE("/schedules/:name", s.handleScheduleDelete)
 	r.POST("/schedules/:name/pause", s.handleSchedulePause(true))
 	r.POST("/schedules/:name/resume", s.handleSchedulePause(false))
-	r.POST("/schedules/:name/trigger", s.handleScheduleTrigger)
+	// A trigger creates a job: like a submission, it takes an
+	// Idempotency-Key, so that a retried trigger makes one job.
+	r.POST(triggerRoute, s.idempotent, s.handleScheduleTrigger)
 }
 
 // scheduleName reads the schedule's name from the path; a name no

@@ -411,6 +411,32 @@ func TestScheduleChange(t *testing.T) {
 		requireProblem(t, b.do(t, request{method: "POST", target: "/schedules/" + strings.Repeat("x", 129) + "/trigger"}), 400, ProblemTypeValidation)
 	})
 
+	t.Run("TriggerWithAnIdempotencyKeyRunsOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		calls := 0
+		b.svc.TriggerScheduleFunc = func(_ context.Context, name string) (*domain.Job, error) {
+			calls++
+			j := newTestJob(t, domain.StatusPending)
+			j.ID, j.Schedule = uuid.Must(uuid.NewV7()), name
+			return j, nil
+		}
+		trigger := request{method: "POST", target: "/schedules/digest/trigger", header: map[string]string{HeaderIdempotencyKey: "k-1"}}
+
+		first := b.do(t, trigger)
+		again := b.do(t, trigger)
+
+		require.Equal(t, nethttp.StatusCreated, first.Code, first.Body.String())
+		require.Equal(t, nethttp.StatusCreated, again.Code, again.Body.String())
+		require.Equal(t, 1, calls, "a retry submits nothing")
+		require.Equal(t, "true", again.Header().Get(HeaderIdempotentReplayed))
+		require.Equal(t, first.Body.String(), again.Body.String())
+		require.Equal(t, first.Header().Get("Location"), again.Header().Get("Location"))
+		require.NotEmpty(t, again.Header().Get("Location"))
+		other := b.do(t, request{method: "POST", target: "/schedules/other/trigger", header: map[string]string{HeaderIdempotencyKey: "k-1"}})
+		requireProblem(t, other, 422, ProblemTypeIdempotencyKeyReused)
+	})
+
 	t.Run("TriggerFails", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
