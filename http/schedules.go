@@ -367,11 +367,12 @@ func (s *Server) decodeScheduledJob(raw json.RawMessage) (job domain.ScheduledJo
 	return job, fields, tooLarge
 }
 
-// scheduleFields are the members the runtime may name when it refuses a
-// schedule ("invalid input: cron: ..."), so that its refusal comes back
-// as a validation error of that field.
-var scheduleFields = []string{"cron", "timezone", "catchUp", "name",
-	"job.type", "job.payload", "job.queue", "job.priority", "job.maxAttempts", "job.timeout"}
+// scheduleFields are the members the runtime names when it refuses a
+// schedule, so that its refusal comes back as a validation error of that
+// field: "schedule \"a\": invalid input: cron: ..." or
+// "schedule \"a\": job.priority: invalid input: ...".
+var scheduleFields = map[string]bool{"name": true, "cron": true, "timezone": true, "catchUp": true, "job": true,
+	"job.type": true, "job.payload": true, "job.queue": true, "job.priority": true, "job.maxAttempts": true, "job.timeout": true}
 
 // scheduleError turns the runtime's refusal of a schedule into the
 // client's error: an unknown job type names the registered ones, and a
@@ -383,14 +384,16 @@ func (s *Server) scheduleError(p actors.ScheduleParams, err error) error {
 	case errors.Is(err, domain.ErrPayloadTooLarge):
 		return err
 	case errors.Is(err, domain.ErrInvalid):
-		msg := err.Error()
-		for _, field := range scheduleFields {
-			marker := domain.ErrInvalid.Error() + ": " + field + ": "
-			if _, rest, ok := strings.Cut(msg, marker); ok {
-				ve := newValidationError(FieldError{Field: field, Message: rest})
-				ve.cause = err
-				return ve
+		parts := strings.Split(err.Error(), ": ")
+		for i, part := range parts {
+			if !scheduleFields[part] || i == len(parts)-1 {
+				continue
 			}
+			rest := strings.Join(parts[i+1:], ": ")
+			rest = strings.TrimPrefix(rest, domain.ErrInvalid.Error()+": ")
+			ve := newValidationError(FieldError{Field: part, Message: rest})
+			ve.cause = err
+			return ve
 		}
 	}
 	return err

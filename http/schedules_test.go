@@ -176,9 +176,12 @@ func TestSchedulePut(t *testing.T) {
 
 	t.Run("RuntimeRefusalNamesTheField", func(t *testing.T) {
 		t.Parallel()
+		// The runtime says the field before or after the kind of error.
 		for field, err := range map[string]error{
-			"cron":     fmt.Errorf("schedule %q: %w: cron: %q: expected 5 to 6 fields, found 3", "a", domain.ErrInvalid, "* * *"),
-			"timezone": fmt.Errorf("%w: timezone: unknown time zone %q", domain.ErrInvalid, "X/Y"),
+			"cron":         fmt.Errorf("schedule %q: %w: cron: %q: expected 5 to 6 fields, found 3", "a", domain.ErrInvalid, "* * *"),
+			"timezone":     fmt.Errorf("%w: timezone: unknown time zone %q", domain.ErrInvalid, "X/Y"),
+			"catchUp":      fmt.Errorf("schedule %q: catchUp: %w: must be %q or %q", "a", domain.ErrInvalid, "skip", "one"),
+			"job.priority": fmt.Errorf("schedule %q: job.priority: %w: priority must be from 1 to 9", "a", domain.ErrInvalid),
 		} {
 			t.Run(field, func(t *testing.T) {
 				t.Parallel()
@@ -193,6 +196,7 @@ func TestSchedulePut(t *testing.T) {
 				require.Len(t, p.Errors, 1)
 				require.Equal(t, field, p.Errors[0].Field)
 				require.NotContains(t, p.Errors[0].Message, "invalid input", "the message follows the field's name")
+				require.NotContains(t, p.Errors[0].Message, field+":")
 			})
 		}
 	})
