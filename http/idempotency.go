@@ -102,8 +102,8 @@ func requestFingerprint(method, path string, body []byte) string {
 // after a 5xx (or a client that left) the key is free at once. Without a
 // request log (WithRequestLog) the header is ignored, as the draft allows
 // a server that does not support it. Expired records are deleted by the
-// runtime's pruner service (actors), beside the finished jobs it prunes,
-// so that every node sharing the store runs one sweep, not two.
+// runtime's pruner service (actors), beside the finished jobs it prunes:
+// one service, in bounded batches, forgets whatever has expired.
 func (s *Server) idempotent(c *gin.Context) {
 	if s.requestLog == nil {
 		c.Next()
