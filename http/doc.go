@@ -19,9 +19,15 @@
 //	POST   /jobs/{id}/retry re-run a failed or canceled    201 {job…, retryOf}
 //	GET    /jobs/{id}/events  the job's changes (SSE), until it ends
 //	GET    /events          every job change and stats (SSE)
-//	GET    /stats           counts by status, workers, queue depth, queues
+//	GET    /stats           counts by status, workers, queue depth, queues, retention
 //	GET    /queues          the queues and their counts    200 {queues}
 //	POST   /queues/{name}/pause, /resume                  200 queue
+//	GET    /schedules       the periodic jobs, by name     200 {schedules}
+//	PUT    /schedules/{name}  create or replace one        201 (created) or 200 schedule
+//	GET    /schedules/{name}  get one                      200 schedule
+//	DELETE /schedules/{name}  delete one; its jobs stay    204
+//	POST   /schedules/{name}/pause, /resume               200 schedule
+//	POST   /schedules/{name}/trigger  its job, now         201 job
 //	GET    /job-types       the registered job types
 //	GET    /, /ui/…         the dashboard
 //	GET    /health          liveness and readiness         200 or 503
@@ -32,7 +38,7 @@
 //
 // The submission routes take an Idempotency-Key header (idempotency.go):
 // the first answer to a key is kept in the store's RequestLog and given
-// again to a retry.
+// again to a retry. The runtime's pruner deletes the expired answers.
 //
 // When API tokens are configured every route except /health, /openapi.yaml
 // and /docs requires "Authorization: Bearer <token>". A server without

@@ -120,6 +120,9 @@ type JobResponse struct {
 	// UniqueFor is how long the key stays held after the job finished, as
 	// a Go duration; absent when zero.
 	UniqueFor string `json:"uniqueFor,omitempty"`
+	// Schedule names the schedule that submitted the job; absent for a
+	// job submitted otherwise.
+	Schedule string `json:"schedule,omitempty"`
 	// StartedAt is when the latest attempt started; absent before the first.
 	StartedAt Timestamp `json:"startedAt,omitzero"`
 	// FinishedAt is when the job became terminal; absent until then.
@@ -143,6 +146,7 @@ func newJobResponse(j *domain.Job) JobResponse {
 		Queue:       j.Queue,
 		Priority:    j.Priority,
 		UniqueKey:   j.UniqueKey,
+		Schedule:    j.Schedule,
 	}
 	if j.Timeout > 0 {
 		r.Timeout = j.Timeout.String()
@@ -190,8 +194,10 @@ type listQuery struct {
 	Status []string `form:"status" binding:"dive,oneof=scheduled pending running completed failed canceled"`
 	Type   string   `form:"type" binding:"max=128"`
 	Queue  string   `form:"queue"`
-	Limit  int      `form:"limit,default=50" binding:"min=1,max=1000"`
-	Offset int      `form:"offset" binding:"min=0"`
+	// Schedule keeps the jobs of one schedule.
+	Schedule string `form:"schedule"`
+	Limit    int    `form:"limit,default=50" binding:"min=1,max=1000"`
+	Offset   int    `form:"offset" binding:"min=0"`
 }
 
 // filter turns the validated query into the service's filter.
@@ -200,14 +206,21 @@ func (q listQuery) filter() domain.Filter {
 	for _, s := range q.Status {
 		statuses = append(statuses, domain.Status(s))
 	}
-	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Queue: q.Queue, Limit: q.Limit, Offset: q.Offset}
+	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Queue: q.Queue, Schedule: q.Schedule, Limit: q.Limit, Offset: q.Offset}
 }
 
-// check reports what the binding tags cannot say: a queue name that no
-// queue can have.
+// check reports what the binding tags cannot say: a queue or schedule
+// name that no queue or schedule can have.
 func (q listQuery) check() error {
+	var fields []FieldError
 	if q.Queue != "" && domain.ValidateQueueName(q.Queue) != nil {
-		return validationFailed(FieldError{Field: "queue", Message: queueNameRule})
+		fields = append(fields, FieldError{Field: "queue", Message: queueNameRule})
+	}
+	if q.Schedule != "" && domain.ValidateScheduleName(q.Schedule) != nil {
+		fields = append(fields, FieldError{Field: "schedule", Message: scheduleNameRule})
+	}
+	if len(fields) > 0 {
+		return validationFailed(fields...)
 	}
 	return nil
 }

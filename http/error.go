@@ -36,7 +36,8 @@ const (
 	ProblemTypeMethodNotAllowed = "urn:troupe:problem:method-not-allowed"
 	// ProblemTypeNotCancelable: the job already completed or failed.
 	ProblemTypeNotCancelable = "urn:troupe:problem:not-cancelable"
-	// ProblemTypeConflict: the change conflicts with the job's state.
+	// ProblemTypeConflict: the change conflicts with the job's state, or
+	// changes a schedule declared in the configuration file.
 	ProblemTypeConflict = "urn:troupe:problem:conflict"
 	// ProblemTypePayloadTooLarge: the body, or a job's payload, is over
 	// the configured limit.
@@ -176,7 +177,8 @@ func kindOf(err error) problemKind {
 		return kindInvalidRequest
 	case errors.Is(err, domain.ErrNotCancelable):
 		return kindNotCancelable
-	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition), errors.Is(err, domain.ErrDuplicate):
+	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrInvalidTransition), errors.Is(err, domain.ErrDuplicate),
+		errors.Is(err, domain.ErrConflict):
 		return kindConflict
 	case errors.Is(err, domain.ErrQueueFull):
 		return kindQueueFull

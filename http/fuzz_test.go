@@ -341,5 +341,8 @@ func generatedFuzzSeeds() []fuzzSeed {
 		{"POST", "/jobs/batch", jsonHeader, []byte(`{"jobs":[{"type":"noop","payload":` + bigPayload + `},{"type":"noop"}]}`)},
 		{"POST", "/jobs/batch", jsonHeader, []byte(`{"jobs":[` + strings.Join(jobs, ",") + `]}`)},
 		{"POST", "/jobs", jsonHeader, []byte(`{"type":"noop","payload":"` + strings.Repeat("x", 1<<20) + `"}`)},
+		{"PUT", "/schedules/deep", jsonHeader, []byte(`{"cron":"@daily","job":{"type":"noop","payload":` + deep + `}}`)},
+		{"PUT", "/schedules/huge", jsonHeader, []byte(`{"cron":"@daily","job":{"type":"noop","payload":{"n":` + hugeNumber + `}}}`)},
+		{"PUT", "/schedules/big", jsonHeader, []byte(`{"cron":"@daily","job":{"type":"noop","payload":` + bigPayload + `}}`)},
 	}
 }

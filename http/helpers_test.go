@@ -42,6 +42,20 @@ type fakeService struct {
 	QueuesFunc func(ctx context.Context) ([]actors.QueueInfo, error)
 	// PauseFunc answers PauseQueue (pause true) and ResumeQueue.
 	PauseFunc func(ctx context.Context, name string, pause bool) (actors.QueueInfo, error)
+	// ScheduleFunc answers Schedule.
+	ScheduleFunc func(ctx context.Context, p actors.ScheduleParams) (actors.ScheduleInfo, bool, error)
+	// SchedulesFunc answers Schedules; without it there are none.
+	SchedulesFunc func(ctx context.Context) ([]actors.ScheduleInfo, error)
+	// GetScheduleFunc answers GetSchedule.
+	GetScheduleFunc func(ctx context.Context, name string) (actors.ScheduleInfo, error)
+	// DeleteScheduleFunc answers DeleteSchedule.
+	DeleteScheduleFunc func(ctx context.Context, name string) error
+	// PauseScheduleFunc answers PauseSchedule (pause true) and ResumeSchedule.
+	PauseScheduleFunc func(ctx context.Context, name string, pause bool) (actors.ScheduleInfo, error)
+	// TriggerScheduleFunc answers TriggerSchedule.
+	TriggerScheduleFunc func(ctx context.Context, name string) (*domain.Job, error)
+	// RetentionValue answers Retention; zero fields read as kept for ever.
+	RetentionValue actors.Retention
 	// requests is the store's request log, for Idempotency-Key.
 	requests *memstore.Store
 	// BackupFunc answers Backup; without it the store cannot back up.
@@ -99,6 +113,45 @@ func (f *fakeService) ResumeQueue(ctx context.Context, name string) (actors.Queu
 	require.NotNil(f.t, f.PauseFunc, "unexpected call to ResumeQueue")
 	return f.PauseFunc(ctx, name, false)
 }
+
+func (f *fakeService) Schedule(ctx context.Context, p actors.ScheduleParams) (actors.ScheduleInfo, bool, error) {
+	require.NotNil(f.t, f.ScheduleFunc, "unexpected call to Schedule")
+	return f.ScheduleFunc(ctx, p)
+}
+
+func (f *fakeService) Schedules(ctx context.Context) ([]actors.ScheduleInfo, error) {
+	if f.SchedulesFunc == nil {
+		return nil, nil
+	}
+	return f.SchedulesFunc(ctx)
+}
+
+func (f *fakeService) GetSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error) {
+	require.NotNil(f.t, f.GetScheduleFunc, "unexpected call to GetSchedule")
+	return f.GetScheduleFunc(ctx, name)
+}
+
+func (f *fakeService) DeleteSchedule(ctx context.Context, name string) error {
+	require.NotNil(f.t, f.DeleteScheduleFunc, "unexpected call to DeleteSchedule")
+	return f.DeleteScheduleFunc(ctx, name)
+}
+
+func (f *fakeService) PauseSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error) {
+	require.NotNil(f.t, f.PauseScheduleFunc, "unexpected call to PauseSchedule")
+	return f.PauseScheduleFunc(ctx, name, true)
+}
+
+func (f *fakeService) ResumeSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error) {
+	require.NotNil(f.t, f.PauseScheduleFunc, "unexpected call to ResumeSchedule")
+	return f.PauseScheduleFunc(ctx, name, false)
+}
+
+func (f *fakeService) TriggerSchedule(ctx context.Context, name string) (*domain.Job, error) {
+	require.NotNil(f.t, f.TriggerScheduleFunc, "unexpected call to TriggerSchedule")
+	return f.TriggerScheduleFunc(ctx, name)
+}
+
+func (f *fakeService) Retention() actors.Retention { return f.RetentionValue }
 
 func (f *fakeService) JobTypes() []domain.JobType {
 	if f.JobTypesFunc == nil {

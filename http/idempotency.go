@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	nethttp "net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -103,7 +101,9 @@ func requestFingerprint(method, path string, body []byte) string {
 // again; 2xx and 4xx answers are kept for Config.IdempotencyTTL, while
 // after a 5xx (or a client that left) the key is free at once. Without a
 // request log (WithRequestLog) the header is ignored, as the draft allows
-// a server that does not support it.
+// a server that does not support it. Expired records are deleted by the
+// runtime's pruner service (actors), beside the finished jobs it prunes:
+// one service, in bounded batches, forgets whatever has expired.
 func (s *Server) idempotent(c *gin.Context) {
 	if s.requestLog == nil {
 		c.Next()
@@ -216,7 +216,7 @@ func (s *Server) replay(c *gin.Context, rec *domain.RequestRecord) {
 		h.Set("Content-Type", ProblemContentType)
 	} else {
 		h.Set("Content-Type", "application/json; charset=utf-8")
-		if c.FullPath() == "/jobs" {
+		if route := c.FullPath(); route == "/jobs" || route == triggerRoute {
 			var job struct {
 				ID string `json:"id"`
 			}
@@ -274,96 +274,4 @@ func (w *bufferedWriter) Flush() {}
 func (w *bufferedWriter) flush() {
 	w.ResponseWriter.WriteHeader(w.Status())
 	_, _ = w.ResponseWriter.Write(w.body.Bytes())
-}
-
-// Sweep of expired records.
-const (
-	// requestSweepInterval is how often expired records are deleted.
-	requestSweepInterval = 5 * time.Minute
-	// requestSweepBatch bounds the records one call deletes, so that a
-	// backlog is worked off in short writes.
-	requestSweepBatch = 1000
-)
-
-// requestSweeper deletes expired idempotency records.
-type requestSweeper struct {
-	log      domain.RequestLog
-	logger   *slog.Logger
-	interval time.Duration
-	now      func() time.Time
-
-	stop    context.CancelFunc
-	stopped chan struct{}
-	mu      sync.Mutex
-}
-
-func newRequestSweeper(log domain.RequestLog, logger *slog.Logger) *requestSweeper {
-	return &requestSweeper{log: log, logger: logger, interval: requestSweepInterval, now: time.Now}
-}
-
-// sweep deletes every record expired by now, a batch at a time, and
-// returns how many it deleted.
-func (w *requestSweeper) sweep(ctx context.Context) (int, error) {
-	now := w.now()
-	total := 0
-	for {
-		n, err := w.log.DeleteExpiredRequests(ctx, now, requestSweepBatch)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("delete expired idempotency records: %w", err)
-		}
-		if n < requestSweepBatch {
-			return total, nil
-		}
-	}
-}
-
-// Start sweeps every interval in the background until Stop.
-func (w *requestSweeper) Start(context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stop != nil {
-		return errors.New("http: request sweeper already started")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	w.stop, w.stopped = cancel, stopped
-	go func() {
-		defer close(stopped)
-		ticker := time.NewTicker(w.interval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-			n, err := w.sweep(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				w.logger.WarnContext(ctx, "http: sweep idempotency records", slog.Any("error", err))
-			case n > 0:
-				w.logger.DebugContext(ctx, "http: swept idempotency records", slog.Int("deleted", n))
-			}
-		}
-	}()
-	return nil
-}
-
-// Stop ends the sweeping and waits for a sweep in progress.
-func (w *requestSweeper) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	stop, stopped := w.stop, w.stopped
-	w.stop, w.stopped = nil, nil
-	w.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
-	stop()
-	select {
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -2,9 +2,6 @@ package http
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	nethttp "net/http"
 	"strings"
 	"sync/atomic"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
-	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 // countingSubmit makes the fake create a new job per call, and counts them.
@@ -280,78 +276,4 @@ func TestIdempotencyKey(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
 	})
-}
-
-func TestRequestSweeper(t *testing.T) {
-	t.Parallel()
-
-	t.Run("DeletesEveryExpiredRecordInBatches", func(t *testing.T) {
-		t.Parallel()
-		log := memstore.New()
-		now := time.Now()
-		expired := requestSweepBatch*2 + 5
-		for i := range expired {
-			_, err := log.BeginRequest(t.Context(), now.Add(-time.Hour), domain.RequestRecord{
-				Scope: openScope, Key: fmt.Sprint("old-", i), ExpiresAt: now.Add(-time.Minute)})
-			require.NoError(t, err)
-		}
-		_, err := log.BeginRequest(t.Context(), now, domain.RequestRecord{Scope: openScope, Key: "live", ExpiresAt: now.Add(time.Hour)})
-		require.NoError(t, err)
-		w := newRequestSweeper(log, slog.New(slog.DiscardHandler))
-		w.now = func() time.Time { return now }
-
-		n, err := w.sweep(t.Context())
-
-		require.NoError(t, err)
-		require.Equal(t, expired, n)
-		live, err := log.BeginRequest(t.Context(), now, domain.RequestRecord{Scope: openScope, Key: "live"})
-		require.NoError(t, err)
-		require.NotNil(t, live, "the live record stays")
-	})
-
-	t.Run("RunsUntilStopped", func(t *testing.T) {
-		t.Parallel()
-		log := &countingLog{RequestLog: memstore.New()}
-		w := newRequestSweeper(log, slog.New(slog.DiscardHandler))
-		w.interval = time.Millisecond
-
-		require.NoError(t, w.Start(t.Context()))
-		require.Eventually(t, func() bool { return log.sweeps.Load() >= 2 }, 5*time.Second, time.Millisecond)
-		require.NoError(t, w.Stop(t.Context()))
-		after := log.sweeps.Load()
-		time.Sleep(20 * time.Millisecond)
-		require.Equal(t, after, log.sweeps.Load(), "no sweep after Stop")
-		require.NoError(t, w.Stop(t.Context()), "a second Stop does nothing")
-	})
-
-	t.Run("StopRightAfterStart", func(t *testing.T) {
-		t.Parallel()
-		w := newRequestSweeper(memstore.New(), slog.New(slog.DiscardHandler))
-		for range 20 {
-			require.NoError(t, w.Start(t.Context()))
-			require.NoError(t, w.Stop(t.Context()))
-		}
-	})
-
-	t.Run("AFailedSweepIsLogged", func(t *testing.T) {
-		t.Parallel()
-		log := memstore.New()
-		require.NoError(t, log.Close())
-		w := newRequestSweeper(log, slog.New(slog.DiscardHandler))
-
-		_, err := w.sweep(t.Context())
-
-		require.True(t, errors.Is(err, domain.ErrClosed), "%v", err)
-	})
-}
-
-// countingLog counts the sweeps.
-type countingLog struct {
-	domain.RequestLog
-	sweeps atomic.Int32
-}
-
-func (l *countingLog) DeleteExpiredRequests(ctx context.Context, now time.Time, limit int) (int, error) {
-	l.sweeps.Add(1)
-	return l.RequestLog.DeleteExpiredRequests(ctx, now, limit)
 }

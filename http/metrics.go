@@ -46,6 +46,9 @@ type Metrics struct {
 	canceled  *prometheus.CounterVec
 	timedOut  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+	// pruned is labelled by status alone: the pruner deletes by status
+	// and age, without reading the jobs' types or queues.
+	pruned *prometheus.CounterVec
 }
 
 // jobLabels are the labels of every job series.
@@ -79,9 +82,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			// 5 ms to about 20 minutes: jobs range from no-ops to reports.
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
 		}, jobLabels),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "troupe",
+			Name:      "jobs_pruned_total",
+			Help:      "Finished jobs deleted by the pruner once their retention passed, by status.",
+		}, []string{"status"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.created, m.completed, m.failed, m.retried, m.canceled, m.timedOut, m.duration)
+		reg.MustRegister(m.created, m.completed, m.failed, m.retried, m.canceled, m.timedOut, m.duration, m.pruned)
 	}
 	return m
 }
@@ -245,6 +253,11 @@ func (m *requestMetrics) observe(c *gin.Context) {
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
-// JobsPruned counts finished jobs the pruner deleted.
-// TODO(schedules): troupe_jobs_pruned_total{status}.
-func (m *Metrics) JobsPruned(status domain.Status, n int) {}
+// JobsPruned counts finished jobs the pruner deleted, by their status.
+// The pruner reports a batch at a time; an empty batch adds nothing.
+func (m *Metrics) JobsPruned(status domain.Status, n int) {
+	if n <= 0 {
+		return
+	}
+	m.pruned.WithLabelValues(string(status)).Add(float64(n))
+}

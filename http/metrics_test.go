@@ -63,6 +63,23 @@ func TestMetrics(t *testing.T) {
 		require.Contains(t, body, "process_")
 	})
 
+	t.Run("JobsPrunedByStatus", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		m := NewMetrics(b.registry)
+		m.JobsPruned(domain.StatusCompleted, 1000)
+		m.JobsPruned(domain.StatusCompleted, 37)
+		m.JobsPruned(domain.StatusFailed, 2)
+		m.JobsPruned(domain.StatusCanceled, 0) // an empty batch: no series
+
+		body := b.do(t, request{method: "GET", target: "/metrics"}).Body.String()
+
+		require.Contains(t, body, `troupe_jobs_pruned_total{status="completed"} 1037`+"\n")
+		require.Contains(t, body, `troupe_jobs_pruned_total{status="failed"} 2`+"\n")
+		require.Contains(t, body, "# TYPE troupe_jobs_pruned_total counter\n")
+		require.NotContains(t, body, `troupe_jobs_pruned_total{status="canceled"}`)
+	})
+
 	t.Run("GaugesAreReadAtScrapeTime", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})

@@ -44,7 +44,8 @@ type moduleParams struct {
 	// Backup is what GET /admin/backup streams, when the store can.
 	Backup Backuper `optional:"true"`
 	// Requests keeps the answers to requests with an Idempotency-Key;
-	// without it the header is ignored.
+	// without it the header is ignored. The runtime's pruner deletes the
+	// expired ones.
 	Requests domain.RequestLog `optional:"true"`
 }
 
@@ -60,11 +61,6 @@ func newModuleServer(p moduleParams) (*Server, error) {
 	s, err := NewServer(p.Config, p.Service, opts...)
 	if err != nil {
 		return nil, err
-	}
-	if p.Requests != nil {
-		// Expired idempotency records are deleted while the server runs.
-		sweeper := newRequestSweeper(p.Requests, p.Logger)
-		p.Lifecycle.Append(fx.StartStopHook(sweeper.Start, sweeper.Stop))
 	}
 	p.Lifecycle.Append(fx.StartStopHook(s.Start, s.Stop))
 	return s, nil

@@ -279,6 +279,13 @@ func TestOpenAPIConformance(t *testing.T) {
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
 		{name: "SubmitIdempotencyKeyReused", arrange: keyTaken("/jobs", `{"type":"noop"}`, true), requestValid: true, status: 422,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: withKey}},
+		{name: "TriggerReplayed", requestValid: true, status: 201,
+			arrange: answered("/schedules/digest/trigger", "", 201, func(t *testing.T) any { return newJobResponse(jobAs(t, domain.StatusPending)) }),
+			req:     request{method: "POST", target: "/schedules/digest/trigger", header: withKey}},
+		{name: "TriggerIdempotencyKeyInUse", arrange: keyTaken("/schedules/digest/trigger", "", false), requestValid: true, status: 409,
+			req: request{method: "POST", target: "/schedules/digest/trigger", header: withKey}},
+		{name: "TriggerIdempotencyKeyReused", arrange: keyTaken("/schedules/digest/trigger", "", true), requestValid: true, status: 422,
+			req: request{method: "POST", target: "/schedules/digest/trigger", header: withKey}},
 		{name: "SubmitIdempotencyKeyNotASCII", requestValid: false, status: 400,
 			req: request{method: "POST", target: "/jobs", body: `{"type":"noop"}`, header: map[string]string{HeaderIdempotencyKey: "clé"}}},
 		{name: "SubmitPriorityZero", requestValid: false, status: 400,
@@ -566,6 +573,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "BackupStoreClosed", arrange: backupWith(func(context.Context, io.Writer) error { return domain.ErrClosed }),
 			requestValid: true, status: 503, req: request{method: "GET", target: BackupPath}},
 	}
+	cases = append(cases, scheduleConformanceCases()...)
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

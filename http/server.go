@@ -183,6 +183,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerRetryRoutes(api)
 	s.registerStatsRoutes(api)
 	s.registerQueueRoutes(api)
+	s.registerScheduleRoutes(api)
 	s.registerBackupRoutes(api)
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.

@@ -21,6 +21,8 @@ import (
 //   - domain.ErrNotCancelable: the job already completed or failed.
 //   - domain.ErrQueueFull: the ready queue is at its bound; retry later.
 //   - domain.ErrNotRunning: the system is not started, or is stopping.
+//   - domain.ErrConflict: a schedule of the configuration file changed
+//     through the API.
 type JobService interface {
 	// Submit stores a new pending job and queues it.
 	Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
@@ -46,6 +48,25 @@ type JobService interface {
 	PauseQueue(ctx context.Context, name string) (actors.QueueInfo, error)
 	// ResumeQueue lets a paused queue's jobs start again.
 	ResumeQueue(ctx context.Context, name string) (actors.QueueInfo, error)
+	// Schedule creates or replaces a schedule (source "api") and reports
+	// whether it created it; a rule broken wraps domain.ErrInvalid and
+	// names the field ("cron: ..."), a config schedule domain.ErrConflict.
+	Schedule(ctx context.Context, p actors.ScheduleParams) (actors.ScheduleInfo, bool, error)
+	// Schedules lists every schedule, by name.
+	Schedules(ctx context.Context) ([]actors.ScheduleInfo, error)
+	// GetSchedule returns the named schedule.
+	GetSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error)
+	// DeleteSchedule removes a schedule; the jobs it submitted stay.
+	DeleteSchedule(ctx context.Context, name string) error
+	// PauseSchedule stops a schedule's slots, on every node.
+	PauseSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error)
+	// ResumeSchedule lets a paused schedule submit again.
+	ResumeSchedule(ctx context.Context, name string) (actors.ScheduleInfo, error)
+	// TriggerSchedule submits the schedule's job now, outside its slots.
+	TriggerSchedule(ctx context.Context, name string) (*domain.Job, error)
+	// Retention says how long finished jobs are kept before the pruner
+	// deletes them.
+	Retention() actors.Retention
 	// JobTypes lists the registered job types, sorted.
 	JobTypes() []domain.JobType
 	// Stats is a cheap snapshot of the runtime, read at every metrics scrape.
@@ -77,6 +98,10 @@ func Runtime(sys *actors.System) JobService {
 
 type runtimeService struct {
 	*actors.System
+}
+
+func (r runtimeService) Retention() actors.Retention {
+	return r.System.Config().Retention
 }
 
 func (r runtimeService) Subscribe(buffer int) Subscription {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
 )
 
@@ -78,9 +79,35 @@ type StatsResponse struct {
 	Stuck int `json:"stuck"`
 	// Queues is the state of each queue, as GET /queues has it.
 	Queues []QueueResponse `json:"queues"`
+	// Retention says how long finished jobs are kept.
+	Retention RetentionResponse `json:"retention"`
 	// SampledAt is when the figures were read; they may be up to a second
 	// old, since one sample serves every caller for that long.
 	SampledAt Timestamp `json:"sampledAt"`
+}
+
+// RetentionResponse says how long finished jobs are kept, per status, as
+// Go durations counted from finishedAt; null for a status kept for ever.
+type RetentionResponse struct {
+	Completed *string `json:"completed"`
+	Failed    *string `json:"failed"`
+	Canceled  *string `json:"canceled"`
+}
+
+func newRetentionResponse(r actors.Retention) RetentionResponse {
+	keep := func(status domain.Status) *string {
+		d, ok := r.For(status)
+		if !ok {
+			return nil
+		}
+		s := d.String()
+		return &s
+	}
+	return RetentionResponse{
+		Completed: keep(domain.StatusCompleted),
+		Failed:    keep(domain.StatusFailed),
+		Canceled:  keep(domain.StatusCanceled),
+	}
 }
 
 // statsCache holds the latest stats sample.
@@ -140,6 +167,7 @@ func (s *Server) readStats(ctx context.Context) (StatsResponse, error) {
 		Workers:    WorkersResponse{Size: rt.Workers.Size, Busy: rt.Workers.Busy},
 		QueueDepth: rt.QueueDepth,
 		Stuck:      rt.Stuck,
+		Retention:  newRetentionResponse(s.svc.Retention()),
 		SampledAt:  Timestamp{time.Now().UTC()},
 	}
 	for _, status := range domain.Statuses() {
@@ -166,7 +194,7 @@ func (s *Server) readStats(ctx context.Context) (StatsResponse, error) {
 }
 
 // handleStats handles GET /stats: jobs by status, the worker pool, the
-// queue depth, the stuck attempts and the queues.
+// queue depth, the stuck attempts, the queues and the retention.
 func (s *Server) handleStats(c *gin.Context) {
 	st, err := s.stats(c.Request.Context())
 	if err != nil {

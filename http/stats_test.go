@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	nethttp "net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/persistence/memstore"
 )
 
 func TestStats(t *testing.T) {
@@ -157,3 +160,19 @@ func TestJobTypes(t *testing.T) {
 		requireProblem(t, b.do(t, request{method: "GET", target: "/job-types"}), nethttp.StatusUnauthorized, ProblemTypeUnauthorized)
 	})
 }
+
+// TestRuntimeRetention checks that the runtime's adapter reads the
+// retention the System was configured with, defaults filled.
+func TestRuntimeRetention(t *testing.T) {
+	t.Parallel()
+	sys, err := actors.New(memstore.New(), actors.WithRetention(actors.Retention{Completed: time.Hour, Failed: actors.KeepForever}),
+		actors.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+
+	r := Runtime(sys).Retention()
+
+	require.Equal(t, actors.Retention{Completed: time.Hour, Failed: actors.KeepForever, Canceled: actors.RetainCanceledDefault}, r)
+	require.Equal(t, RetentionResponse{Completed: ptr("1h0m0s"), Canceled: ptr("168h0m0s")}, newRetentionResponse(r))
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -13,7 +13,7 @@ import (
 func TestDashboardRoutes(t *testing.T) {
 	t.Parallel()
 
-	pages := []string{"/", "/ui", "/ui/", "/ui/jobs/0195a3c4-7b1e-7c3a-9f1d-2b8e4a6c0d11", "/ui/anything/else"}
+	pages := []string{"/", "/ui", "/ui/", "/ui/jobs/0195a3c4-7b1e-7c3a-9f1d-2b8e4a6c0d11", "/ui/schedules", "/ui/anything/else"}
 	for _, target := range pages {
 		t.Run("Page"+target, func(t *testing.T) {
 			t.Parallel()

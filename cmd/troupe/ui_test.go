@@ -438,6 +438,93 @@ func TestDashboardQueuesAndScheduling(t *testing.T) {
 	require.False(t, eval[bool](b, `document.querySelector('#job-cancel').hidden`), "a scheduled job can be canceled")
 }
 
+// TestDashboardSchedules drives the schedules page against the real
+// runtime: a schedule is listed with its expression in words, its zone and
+// its next run; pausing it from the page pauses it on the server; running
+// it now submits a job that the page links to, whose page links back to
+// the schedule; its jobs are one click away, filtered; and the dashboard
+// says how long finished jobs are kept.
+func TestDashboardSchedules(t *testing.T) {
+	t.Parallel()
+	base, api := startDashboardServer(t)
+	api.mustCall(nethttp.MethodPut, "/schedules/nightly-digest",
+		`{"cron":"30 3 * * *","timezone":"Europe/Paris","job":{"type":"noop","payload":{"digest":true}}}`, nethttp.StatusCreated)
+	b := newBrowser(t, 1280, 900)
+
+	// The retention is on the dashboard, with the defaults of a day and a week.
+	b.do(chromedp.Navigate(base + "/"))
+	b.waitVisible(`#connection[data-state="live"]`)
+	b.waitVisible("#retention")
+	require.Equal(t, "Finished jobs are kept: completed 24 h, failed 7 days, canceled 7 days.", b.text("#retention"))
+
+	// The nav leads to the schedules page, which lists the schedule.
+	b.do(chromedp.Click(chromedp.CSS(`.nav a[href="/ui/schedules"]`)))
+	digest := `#schedules-body tr[data-schedule="nightly-digest"]`
+	b.waitVisible(digest)
+	require.Equal(t, "/ui/schedules", eval[string](b, `location.pathname`))
+	require.Equal(t, "30 3 * * *", b.text(digest+" .cron"))
+	require.NotEmpty(t, b.text(digest+" .schedule-description"))
+	require.NotEqual(t, "30 3 * * *", b.text(digest+" .schedule-description"), "the expression is put in words")
+	require.Equal(t, "Europe/Paris", b.text(digest+" .col-tz"))
+	require.NotEmpty(t, eval[string](b, `document.querySelector('`+digest+` .schedule-next time').getAttribute('datetime')`))
+	require.Equal(t, "never", b.text(digest+" .col-last"))
+	require.Equal(t, "api", b.text(digest+" .col-source"))
+
+	// Pause from the page: the server has it paused, and no next run shows.
+	b.do(chromedp.Click(chromedp.CSS(digest + ` button[data-action="pause-schedule"]`)))
+	b.waitVisible(digest + `[data-paused="true"] button[data-action="resume-schedule"]`)
+	var sched struct {
+		Paused    bool   `json:"paused"`
+		NextRunAt string `json:"nextRunAt"`
+		LastJobID string `json:"lastJobId"`
+	}
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/schedules/nightly-digest", "", nethttp.StatusOK), &sched))
+	require.True(t, sched.Paused)
+	require.Empty(t, sched.NextRunAt)
+	require.Equal(t, "paused", b.text(digest+" .schedule-next"))
+
+	// Run it now, paused as it is: the page links to the new job, and the
+	// row shows it as the last run once it completed.
+	b.do(chromedp.Click(chromedp.CSS(digest + ` button[data-action="trigger-schedule"]`)))
+	b.waitVisible(`#schedules-result a[data-job-id]`)
+	jobID := eval[string](b, `document.querySelector('#schedules-result a').dataset.jobId`)
+	api.waitStatus(jobID, "completed")
+	b.poll("the last run to be the triggered job, completed", fmt.Sprintf(
+		`document.querySelector('%s .col-last a[data-job-id="%s"]') !== null && document.querySelector('%s .col-last .badge').dataset.status === 'completed'`,
+		digest, jobID, digest))
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/schedules/nightly-digest", "", nethttp.StatusOK), &sched))
+	require.Equal(t, jobID, sched.LastJobID)
+
+	// The job's page names its schedule, linked back to the page.
+	b.do(chromedp.Click(chromedp.CSS(`#schedules-result a[data-job-id]`)))
+	b.waitVisible(`#job-status[data-status="completed"]`)
+	require.Equal(t, "nightly-digest", b.text("#job-schedule"))
+	b.do(chromedp.Click(chromedp.CSS("#job-schedule")))
+	b.waitVisible(digest + "[data-target]")
+
+	// Its jobs, one click away: the list filtered by the schedule.
+	other := api.submit("noop", `{}`, 0)
+	api.waitStatus(other.ID, "completed")
+	b.do(chromedp.Click(chromedp.CSS(digest + " a.schedule-jobs")))
+	b.waitVisible(row(jobID, "completed"))
+	b.poll("only the schedule's jobs", `[...document.querySelectorAll('#jobs-body tr')].length === 1`)
+	require.Equal(t, "?schedule=nightly-digest", eval[string](b, `location.search`))
+	require.Equal(t, "nightly-digest", eval[string](b, `document.querySelector('#filter-schedule').value`))
+
+	// Resume it from the page.
+	b.do(chromedp.Navigate(base + "/ui/schedules"))
+	b.waitVisible(digest + ` button[data-action="resume-schedule"]`)
+	b.do(chromedp.Click(chromedp.CSS(digest + ` button[data-action="resume-schedule"]`)))
+	b.waitVisible(digest + `[data-paused="false"] button[data-action="pause-schedule"]`)
+	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/schedules/nightly-digest", "", nethttp.StatusOK), &sched))
+	require.False(t, sched.Paused)
+
+	// A narrow window: nothing sticks out of the schedules page.
+	b.do(chromedp.EmulateViewport(420, 800))
+	b.waitVisible(digest)
+	b.requireNoOverflow("the schedules page at 420 px")
+}
+
 // TestDashboardAsksForAToken checks the dashboard of a server with API
 // tokens: it asks for one in a dialog, says when one is wrong, keeps it out
 // of the page and the address bar, and goes live with it.

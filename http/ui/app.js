@@ -11,6 +11,7 @@
   // UNFINISHED are the statuses a job can be canceled in.
   const UNFINISHED = new Set(['scheduled', 'pending', 'running']);
   const QUEUE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+  const SCHEDULE_NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
   const TERMINAL = new Set(['completed', 'failed', 'canceled']);
   // The chart spans the time since the page opened, in steps of 30 s, up
   // to 5 minutes.
@@ -107,6 +108,29 @@
     if (ms < 60000) return `${rateFormat.format(ms / 1000)} s`;
     const minutes = Math.floor(ms / 60000);
     return `${minutes} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+
+  // humanDuration says a retention in words: "24 h", "7 days", "30 s".
+  function humanDuration(ms) {
+    if (!Number.isFinite(ms)) return '?';
+    const day = 86400e3;
+    if (ms >= 2 * day && ms % day === 0) return `${ms / day} days`;
+    const parts = [];
+    for (const [unit, size] of [['h', 3600e3], ['min', 60e3], ['s', 1e3]]) {
+      const n = Math.floor(ms / size);
+      if (n) parts.push(`${n} ${unit}`);
+      ms -= n * size;
+    }
+    if (ms) parts.push(`${Math.round(ms)} ms`);
+    return parts.join(' ') || '0 s';
+  }
+
+  function schedulePath(name) {
+    return '/ui/schedules#schedule-' + encodeURIComponent(name);
+  }
+
+  function scheduleJobsPath(name) {
+    return '/?schedule=' + encodeURIComponent(name);
   }
 
   function statusLabel(status) {
@@ -349,6 +373,7 @@
 
   function refreshAll() {
     loadTypes();
+    loadSchedules();
     if (view.name === 'dashboard') loadJobs();
     if (view.name === 'job') loadJob(view.jobId);
     api('/stats').then(onStats, () => {});
@@ -357,6 +382,7 @@
   function onJob(job) {
     if (TERMINAL.has(job.status)) cancels.delete(job.id);
     if (view.name === 'job' && view.jobId === job.id) renderJob(job);
+    if (view.name === 'schedules' && job.schedule) scheduleSchedulesRefresh();
     if (view.name === 'dashboard') {
       const row = findRow(job.id);
       if (row && job.updatedAt >= row.dataset.updatedAt) preservingFocus(() => fillRow(row, job));
@@ -386,7 +412,11 @@
     $('stuck-value').textContent = numberFormat.format(stuck);
     $('stuck-gauge').dataset.stuck = String(stuck);
     renderQueues(stats.queues || []);
+    renderRetention(stats.retention);
     markStuckRows();
+    // Next runs move on and slots submit jobs: the schedules page follows
+    // at the pace of the stats.
+    if (view.name === 'schedules') loadSchedules();
 
     const c = stats.counts;
     const sample = { t: Date.parse(stats.sampledAt), finished: c.completed + c.failed + c.canceled, failed: c.failed };
@@ -394,6 +424,19 @@
     if (!samples.length || sample.t > samples[samples.length - 1].t) samples.push(sample);
     while (samples.length > 2 && samples[1].t < sample.t - CHART_WINDOW_MS) samples.shift();
     drawChart();
+  }
+
+  // renderRetention says how long finished jobs are kept; null is for ever.
+  function renderRetention(retention) {
+    const node = $('retention');
+    if (!retention) {
+      node.hidden = true;
+      return;
+    }
+    const keep = (d) => (d === null || d === undefined ? 'for ever' : humanDuration(parseDuration(d)));
+    node.textContent = `Finished jobs are kept: completed ${keep(retention.completed)}, ` +
+      `failed ${keep(retention.failed)}, canceled ${keep(retention.canceled)}.`;
+    node.hidden = false;
   }
 
   // niceCeil rounds up to 1, 2 or 5 times a power of ten, for axis labels.
@@ -479,7 +522,7 @@
 
   // ---- the jobs table ------------------------------------------------------------------------
 
-  const list = { status: '', type: '', queue: '', order: 'desc', page: 0, total: null, seq: 0, refreshTimer: 0 };
+  const list = { status: '', type: '', queue: '', schedule: '', order: 'desc', page: 0, total: null, seq: 0, refreshTimer: 0 };
   const cancels = new Set(); // jobs whose cancel is on its way
 
   function readListState() {
@@ -487,12 +530,14 @@
     list.status = STATUSES.includes(q.get('status')) ? q.get('status') : '';
     list.type = q.get('type') || '';
     list.queue = QUEUE_NAME.test(q.get('queue') || '') ? q.get('queue') : '';
+    list.schedule = SCHEDULE_NAME.test(q.get('schedule') || '') ? q.get('schedule') : '';
     list.order = q.get('order') === 'asc' ? 'asc' : 'desc';
     list.page = Math.max(0, (parseInt(q.get('page'), 10) || 1) - 1);
     $('filter-status').value = list.status;
     $('filter-order').value = list.order;
     setTypeFilter(list.type);
     setQueueFilter(list.queue);
+    setScheduleFilter(list.schedule);
   }
 
   function writeListState() {
@@ -500,6 +545,7 @@
     if (list.status) q.set('status', list.status);
     if (list.type) q.set('type', list.type);
     if (list.queue) q.set('queue', list.queue);
+    if (list.schedule) q.set('schedule', list.schedule);
     if (list.order !== 'desc') q.set('order', list.order);
     if (list.page) q.set('page', String(list.page + 1));
     const query = q.toString();
@@ -525,11 +571,25 @@
     select.value = chosen;
   }
 
+  // setScheduleFilter shows the schedules in the filter, as setQueueFilter
+  // does the queues; the filter is shown only when there are some.
+  function setScheduleFilter(chosen, names) {
+    const select = $('filter-schedule');
+    const have = [...select.options].slice(1).map((o) => o.value);
+    const want = [...new Set([...(names || have), ...(chosen ? [chosen] : [])])].sort();
+    if (want.join('\n') !== have.join('\n')) {
+      select.replaceChildren(el('option', { value: '' }, 'Any schedule'), ...want.map((n) => el('option', { value: n }, n)));
+    }
+    select.value = chosen;
+    $('filter-schedule-field').hidden = want.length === 0;
+  }
+
   function listQuery(limit, offset) {
     const q = new URLSearchParams();
     if (list.status) q.append('status', list.status);
     if (list.type) q.set('type', list.type);
     if (list.queue) q.set('queue', list.queue);
+    if (list.schedule) q.set('schedule', list.schedule);
     q.set('limit', String(limit));
     q.set('offset', String(offset));
     return '/jobs?' + q.toString();
@@ -700,6 +760,7 @@
       list.status = $('filter-status').value;
       list.type = $('filter-type').value;
       list.queue = $('filter-queue').value;
+      list.schedule = $('filter-schedule').value;
       list.order = $('filter-order').value;
       list.page = 0;
       list.total = null;
@@ -869,6 +930,9 @@
       if (button.dataset.action === 'rerun') rerunJob(id, button);
       if (button.dataset.action === 'pause-queue') pauseQueue(button.dataset.queue, true, button);
       if (button.dataset.action === 'resume-queue') pauseQueue(button.dataset.queue, false, button);
+      if (button.dataset.action === 'pause-schedule') pauseSchedule(button.dataset.schedule, true, button);
+      if (button.dataset.action === 'resume-schedule') pauseSchedule(button.dataset.schedule, false, button);
+      if (button.dataset.action === 'trigger-schedule') triggerSchedule(button.dataset.schedule, button);
     });
   }
 
@@ -1036,6 +1100,9 @@
     const stuck = isStuck(job);
     const rows = [
       ['Status', statusLabel(job.status) + (stuck ? ` — stuck: running past its timeout of ${job.timeout}, ignoring it` : '')],
+      ['Schedule', job.schedule ? el('span', null,
+        el('a', { href: schedulePath(job.schedule), 'data-link': true, id: 'job-schedule' }, job.schedule), ' · ',
+        el('a', { href: scheduleJobsPath(job.schedule), 'data-link': true }, 'its jobs')) : ''],
       ['Queue', job.queue],
       ['Priority', job.priority ? `${job.priority} (1 runs first, 9 last)` : ''],
       ['Attempts', `${job.attempts} of ${job.maxAttempts}`],
@@ -1054,8 +1121,8 @@
     const fields = [];
     for (const [label, value] of rows) {
       if (!value) continue;
-      const isTime = /^\d{4}-\d\d-\d\dT/.test(value);
-      const content = isTime ? el('time', { datetime: value, title: value }, dateTimeFormat.format(new Date(value))) : value;
+      const isTime = typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value);
+      const content = typeof value !== 'string' ? value : isTime ? el('time', { datetime: value, title: value }, dateTimeFormat.format(new Date(value))) : value;
       fields.push(el('dt', null, label), el('dd', null, content));
     }
     $('job-fields').replaceChildren(...fields);
@@ -1163,12 +1230,185 @@
     box.textContent = text;
   }
 
+  // ---- schedules ------------------------------------------------------------------------------
+
+  const schedules = { seq: 0, refreshTimer: 0 };
+
+  function showSchedules() {
+    view.name = 'schedules';
+    view.jobId = null;
+    view.job = null;
+    document.title = 'Schedules · Troupe';
+    showView('schedules');
+    $('schedules-result').textContent = '';
+    loadSchedules();
+  }
+
+  // loadSchedules reads the schedules for the schedules page and the jobs
+  // filter. A server without the schedules API leaves both as they are.
+  async function loadSchedules() {
+    const seq = ++schedules.seq;
+    let items;
+    try {
+      items = (await api('/schedules')).schedules;
+    } catch (err) {
+      if (seq === schedules.seq && view.name === 'schedules' && err.status !== 401) {
+        showNotice(`The schedules could not be loaded: ${err.message}`);
+      }
+      return;
+    }
+    if (seq !== schedules.seq) return;
+    setScheduleFilter(list.schedule, items.map((s) => s.name));
+    if (view.name === 'schedules') renderSchedules(items);
+  }
+
+  function scheduleSchedulesRefresh() {
+    if (schedules.refreshTimer) return;
+    schedules.refreshTimer = setTimeout(() => {
+      schedules.refreshTimer = 0;
+      if (view.name === 'schedules') loadSchedules();
+    }, LIST_REFRESH_MS);
+  }
+
+  function scheduleRow(name) {
+    return $('schedules-body').querySelector(`tr[data-schedule="${CSS.escape(name)}"]`);
+  }
+
+  // renderSchedules shows the schedules, keeping rows in place, as
+  // renderQueues does, and brings the one the address names into view.
+  function renderSchedules(items) {
+    const body = $('schedules-body');
+    const names = new Set(items.map((s) => s.name));
+    for (const row of [...body.children]) {
+      if (!names.has(row.dataset.schedule)) row.remove();
+    }
+    items.forEach((s, i) => {
+      const row = scheduleRow(s.name) || el('tr');
+      fillScheduleRow(row, s);
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    $('schedules-empty').hidden = items.length > 0;
+    let wanted = '';
+    try { wanted = decodeURIComponent(location.hash.replace(/^#schedule-/, '')); } catch { /* no such row */ }
+    for (const row of body.children) {
+      const target = location.hash.startsWith('#schedule-') && row.dataset.schedule === wanted;
+      if (target && !row.hasAttribute('data-target')) row.scrollIntoView({ block: 'nearest' });
+      row.toggleAttribute('data-target', target);
+    }
+  }
+
+  function timeNode(iso) {
+    return el('time', { datetime: iso, title: iso }, formatTime(iso));
+  }
+
+  function fillScheduleRow(row, s) {
+    const key = JSON.stringify([s.cron, s.description, s.timezone, s.paused, s.source, s.nextRunAt, s.lastRunAt, s.lastJobId, s.lastJobStatus]);
+    // A row whose pause, resume or trigger is on its way is left as it is
+    // until the answer comes; the same state is drawn already.
+    if (row.dataset.schedule === s.name && (row.dataset.key === key || row.querySelector('button[data-busy]'))) return;
+    row.dataset.schedule = s.name;
+    row.dataset.key = key;
+    row.dataset.paused = String(s.paused);
+    row.dataset.source = s.source;
+    const fromFile = s.source === 'config';
+    const why = 'Declared in the configuration file: change it there and restart';
+    const verb = s.paused ? 'Resume' : 'Pause';
+    const next = s.paused
+      ? el('span', { class: 'badge', 'data-queue-state': 'paused' }, 'paused')
+      : (s.nextRunAt ? timeNode(s.nextRunAt) : el('span', { class: 'muted' }, '–'));
+    let last = el('span', { class: 'muted' }, 'never');
+    if (s.lastJobId) {
+      last = el('span', { class: 'last-run' },
+        s.lastRunAt ? timeNode(s.lastRunAt) : null, ' ',
+        el('a', { class: 'job-link', href: jobPath(s.lastJobId), 'data-link': true, 'data-job-id': s.lastJobId, title: s.lastJobId,
+          'aria-label': `Job ${s.lastJobId}` }, shortId(s.lastJobId)), ' ',
+        s.lastJobStatus ? badge(s.lastJobStatus) : el('span', { class: 'muted', title: 'The job was deleted by retention' }, 'pruned'));
+    }
+    const focusedAction = row.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+    row.replaceChildren(
+      el('th', { scope: 'row' },
+        el('span', { class: 'queue-name schedule-name' }, s.name),
+        el('a', { class: 'schedule-jobs', href: scheduleJobsPath(s.name), 'data-link': true, 'aria-label': `Jobs of schedule ${s.name}` }, 'jobs')),
+      el('td', { class: 'schedule-when', 'data-label': 'When' }, el('span', null,
+        el('span', { class: 'schedule-description' }, s.description || s.cron),
+        el('code', { class: 'cron' }, s.cron))),
+      el('td', { class: 'col-tz', 'data-label': 'Time zone' }, s.timezone),
+      el('td', { class: 'schedule-next', 'data-label': 'Next run' }, next),
+      el('td', { class: 'col-last', 'data-label': 'Last run' }, last),
+      el('td', { class: 'col-source', 'data-label': 'Source' }, el('span', { class: 'badge', 'data-source': s.source, title: fromFile ? why : 'Created through the API' }, s.source)),
+      el('td', { class: 'col-actions' }, el('span', { class: 'row-actions' },
+        el('button', {
+          type: 'button', class: 'button small' + (s.paused ? ' primary' : ''), 'data-action': s.paused ? 'resume-schedule' : 'pause-schedule',
+          'data-schedule': s.name, 'aria-label': `${verb} schedule ${s.name}`, disabled: fromFile, title: fromFile ? why : null,
+        }, verb),
+        el('button', {
+          type: 'button', class: 'button small', 'data-action': 'trigger-schedule', 'data-schedule': s.name,
+          'aria-label': `Run schedule ${s.name} now`, title: 'Submit its job now, outside its slots',
+        }, 'Run now'))),
+    );
+    if (focusedAction) {
+      const button = row.querySelector(`[data-action="${focusedAction}"]`) || row.querySelector('button:not([disabled])');
+      if (button) button.focus({ preventScroll: true });
+    }
+  }
+
+  function scheduleResult(...parts) {
+    const result = $('schedules-result');
+    delete result.dataset.kind;
+    result.replaceChildren(...parts);
+  }
+
+  function scheduleError(text) {
+    const result = $('schedules-result');
+    result.dataset.kind = 'error';
+    result.textContent = text;
+  }
+
+  async function pauseSchedule(name, pause, button) {
+    button.disabled = true;
+    button.dataset.busy = '';
+    button.textContent = pause ? 'Pausing…' : 'Resuming…';
+    try {
+      const s = await api(`/schedules/${encodeURIComponent(name)}/${pause ? 'pause' : 'resume'}`, { method: 'POST' });
+      delete button.dataset.busy;
+      const row = scheduleRow(s.name);
+      if (row) {
+        row.dataset.key = '';
+        fillScheduleRow(row, s);
+      }
+      announce(`Schedule ${s.name} is ${s.paused ? 'paused: its slots submit nothing until it is resumed' : 'running again'}.`);
+    } catch (err) {
+      delete button.dataset.busy;
+      button.disabled = false;
+      button.textContent = pause ? 'Pause' : 'Resume';
+      scheduleError(`The schedule could not be ${pause ? 'paused' : 'resumed'}: ${err.message}`);
+    }
+  }
+
+  async function triggerSchedule(name, button) {
+    button.disabled = true;
+    button.dataset.busy = '';
+    try {
+      const job = await api(`/schedules/${encodeURIComponent(name)}/trigger`, { method: 'POST' });
+      scheduleResult('Submitted ', el('a', { href: jobPath(job.id), 'data-link': true, 'data-job-id': job.id }, `${job.type} ${shortId(job.id)}`),
+        ` for ${name}.`);
+      announce(`Schedule ${name} submitted job ${shortId(job.id)}.`);
+    } catch (err) {
+      scheduleError(`The schedule could not run now: ${err.message}`);
+    } finally {
+      delete button.dataset.busy;
+      button.disabled = false;
+    }
+    if (view.name === 'schedules') loadSchedules();
+  }
+
   // ---- views and routing ------------------------------------------------------------------------
 
   function showView(name) {
-    for (const id of ['view-dashboard', 'view-job', 'view-missing']) $(id).hidden = id !== `view-${name}`;
+    for (const id of ['view-dashboard', 'view-job', 'view-schedules', 'view-missing']) $(id).hidden = id !== `view-${name}`;
+    const current = { dashboard: '/', schedules: '/ui/schedules' }[name];
     for (const a of document.querySelectorAll('.nav a[data-link]')) {
-      if (name === 'dashboard' && a.getAttribute('href') === '/') a.setAttribute('aria-current', 'page');
+      if (a.getAttribute('href') === current) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
   }
@@ -1216,6 +1456,7 @@
     const path = location.pathname.replace(/\/+$/, '') || '/';
     const match = /^\/ui\/jobs\/([^/]+)$/.exec(path);
     if (path === '/' || path === '/ui') showDashboard();
+    else if (path === '/ui/schedules') showSchedules();
     else if (match) {
       let id;
       try { id = decodeURIComponent(match[1]); } catch (e) { id = null; }
@@ -1256,6 +1497,7 @@
 
     route();
     loadTypes();
+    loadSchedules();
     try {
       onStats(await api('/stats'));
     } catch (err) {
