@@ -117,7 +117,7 @@ func TestReadmeConfigReference(t *testing.T) {
 			require.True(t, strings.HasPrefix(r.env, "`"+envName(f.key)+"`"), "environment cell %q", r.env)
 			require.NotEmpty(t, r.meaning)
 
-			want := defaults.Field(i).Interface()
+			want := defaults.Field(f.index).Interface()
 			if special, ok := machineDefaults()[f.key]; ok {
 				require.Equal(t, special.text, r.def)
 				require.Equal(t, special.value, want)
@@ -129,7 +129,7 @@ func TestReadmeConfigReference(t *testing.T) {
 			m := codeSpan.FindStringSubmatch(r.def)
 			if m == nil {
 				require.True(t, strings.HasPrefix(r.def, "none"), "default cell %q: want `value` or none", r.def)
-				require.True(t, defaults.Field(i).IsZero(), "the README says none, but the default is %v", want)
+				require.True(t, defaults.Field(f.index).IsZero(), "the README says none, but the default is %v", want)
 				return
 			}
 			// The default is read as the environment variable would be.
