@@ -19,6 +19,7 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe cancel    cancels a job
   troupe retry     submits a copy of a failed or canceled job
   troupe queues    lists the queues; troupe queues pause|resume NAME
+  troupe schedules lists the periodic jobs; get|put|delete|pause|resume|trigger
   troupe bench     measures the runtime, its store and the HTTP API
   troupe backup    writes a backup of a Badger store, online or from a data dir
   troupe restore   restores a backup into a new data directory
@@ -44,6 +45,7 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newCancelCommand(env),
 		newRetryCommand(env),
 		newQueuesCommand(env),
+		newSchedulesCommand(env),
 		newBenchCommand(env),
 		newBackupCommand(env),
 		newRestoreCommand(env),
