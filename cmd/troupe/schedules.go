@@ -19,12 +19,13 @@ import (
 )
 
 // scheduleJSON is the part of a schedule on the wire that the list's
-// table shows.
+// table shows (and the tests read).
 type scheduleJSON struct {
 	Name          string    `json:"name"`
 	Cron          string    `json:"cron"`
 	Description   string    `json:"description"`
 	Timezone      string    `json:"timezone"`
+	CatchUp       string    `json:"catchUp"`
 	Paused        bool      `json:"paused"`
 	Source        string    `json:"source"`
 	NextRunAt     time.Time `json:"nextRunAt"`
