@@ -182,6 +182,8 @@ func TestReadmeMetricsExist(t *testing.T) {
 	// Make every series exist: a vector shows up only after its first event.
 	cfg := memoryConfig()
 	cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Millisecond, time.Millisecond
+	// Completed jobs are pruned at once, so that the pruner's series exist.
+	cfg.RetentionCompleted = time.Millisecond
 	m := startMain(t, cfg)
 	events := m.System().Subscribe(256)
 	defer events.Close()
@@ -200,7 +202,12 @@ func TestReadmeMetricsExist(t *testing.T) {
 	waitEvent(t, events, timedOut.ID, domain.StatusFailed)
 	api.mustCall(nethttp.MethodPost, "/queues/readme/pause", "", nethttp.StatusOK)
 
-	families := scrapeFamilies(t, "http://"+m.Addr()+"/metrics")
+	var families map[string]string
+	waitFor(t, waitTimeout, "the pruner to delete the completed jobs", func() (bool, error) {
+		families = scrapeFamilies(t, "http://"+m.Addr()+"/metrics")
+		_, ok := families["troupe_jobs_pruned_total"]
+		return ok, errNotYet
+	})
 	tables := pgTables(t)
 	for _, name := range documented {
 		if slices.Contains(tables, name) {
