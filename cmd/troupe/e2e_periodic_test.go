@@ -210,10 +210,12 @@ func TestServePeriodicSurvivesAKillOnBadger(t *testing.T) {
 	api.mustCall(nethttp.MethodPut, "/schedules/"+name, `{"cron":"@every 1s","job":{"type":"noop"}}`, nethttp.StatusCreated)
 	api.waitScheduleJobs(name, 4, waitTimeout)
 
-	// The kill lands somewhere within a slot.
+	// The kill lands somewhere within a slot, and the node stays down for a
+	// few slots.
 	killedAt := time.Now()
 	srv.signal(syscall.SIGKILL)
 	srv.waitExit()
+	time.Sleep(3 * time.Second)
 	srv = startServer(t, env)
 	api = newAPIClient(t, srv.waitReady())
 	backAt := time.Now()
