@@ -46,6 +46,9 @@ type SoakSample struct {
 	// Submitted and Completed count the jobs so far.
 	Submitted int64 `json:"submitted"`
 	Completed int64 `json:"completed"`
+	// Finished counts the finished jobs the store still holds: about the
+	// completion rate times the retention while the pruner keeps up.
+	Finished int64 `json:"finished"`
 	// DirBytes is the disk space Badger's data directory takes, as du
 	// counts it; DirFileBytes the lengths of its files, which count
 	// preallocated (sparse) space too.
@@ -59,7 +62,7 @@ type SoakSample struct {
 
 // String is the sample as one line.
 func (s SoakSample) String() string {
-	line := fmt.Sprintf("soak: %6.0fs  submitted %d  completed %d", s.ElapsedSeconds, s.Submitted, s.Completed)
+	line := fmt.Sprintf("soak: %6.0fs  submitted %d  completed %d  kept %d", s.ElapsedSeconds, s.Submitted, s.Completed, s.Finished)
 	if s.DirBytes != nil {
 		line += fmt.Sprintf("  data dir %s on disk (%d bytes)", humanBytes(*s.DirBytes), *s.DirBytes)
 	}
@@ -195,6 +198,11 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 			Submitted:      submitted.Load(),
 			Completed:      rec.completed.Load(),
 		}
+		page, err := sys.List(ctx, domain.Filter{Statuses: []domain.Status{domain.StatusCompleted, domain.StatusFailed, domain.StatusCanceled}, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("count the finished jobs: %w", err)
+		}
+		s.Finished = int64(page.Total)
 		if err := take(ctx, &s); err != nil {
 			return err
 		}

@@ -42,11 +42,11 @@ func TestSoakSampleText(t *testing.T) {
 	require.Equal(t, "2.0 GiB", humanBytes(2<<30))
 
 	n, m := int64(3<<20), int64(256<<20)
-	line := SoakSample{ElapsedSeconds: 30, Submitted: 60_000, Completed: 59_990, DirBytes: &n, DirFileBytes: &m}.String()
-	require.Equal(t, "soak:     30s  submitted 60000  completed 59990  data dir 3.0 MiB on disk (3145728 bytes), files 256.0 MiB", line)
+	line := SoakSample{ElapsedSeconds: 30, Submitted: 60_000, Completed: 59_990, Finished: 10_000, DirBytes: &n, DirFileBytes: &m}.String()
+	require.Equal(t, "soak:     30s  submitted 60000  completed 59990  kept 10000  data dir 3.0 MiB on disk (3145728 bytes), files 256.0 MiB", line)
 	rows, size := int64(42), int64(8192)
 	line = SoakSample{ElapsedSeconds: 60, Completed: 7, Rows: &rows, TableBytes: &size}.String()
-	require.True(t, strings.HasSuffix(line, "completed 7  troupe_jobs 42 rows, 8.0 KiB (8192 bytes)"), line)
+	require.True(t, strings.HasSuffix(line, "completed 7  kept 0  troupe_jobs 42 rows, 8.0 KiB (8192 bytes)"), line)
 
 	ptr := func(v int64) *int64 { return &v }
 	samples := []SoakSample{{DirBytes: ptr(100)}, {DirBytes: ptr(4000)}, {DirBytes: ptr(50)}, {}, {DirBytes: ptr(3000)}}

@@ -185,6 +185,7 @@ func (s *Summary) rows() [][2]string {
 			get  func(SoakSample) *int64
 			show func(int64) string
 		}{
+			{"finished kept", func(x SoakSample) *int64 { return &x.Finished }, count},
 			{"data dir", func(x SoakSample) *int64 { return x.DirBytes }, humanBytes},
 			{"troupe_jobs rows", func(x SoakSample) *int64 { return x.Rows }, count},
 			{"troupe_jobs size", func(x SoakSample) *int64 { return x.TableBytes }, humanBytes},
