@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -154,13 +155,16 @@ func toScheduledJob(raw any) (domain.ScheduledJob, error) {
 			return j, fmt.Errorf("job.queue: %w", err)
 		}
 	}
-	for key, dst := range map[string]*int{"priority": &j.Priority, "maxAttempts": &j.MaxAttempts} {
-		if v, ok := m[key]; ok {
+	for _, f := range []struct {
+		key string
+		dst *int
+	}{{"priority", &j.Priority}, {"maxAttempts", &j.MaxAttempts}} {
+		if v, ok := m[f.key]; ok {
 			n, err := toInt(v)
-			if err != nil || n < -1<<31 || n > 1<<31-1 {
-				return j, fmt.Errorf("job.%s %v: want a whole number", key, v)
+			if err != nil || n < math.MinInt32 || n > math.MaxInt32 {
+				return j, fmt.Errorf("job.%s %v: want a whole number", f.key, v)
 			}
-			*dst = int(n)
+			*f.dst = int(n)
 		}
 	}
 	if v, ok := m["timeout"]; ok {

@@ -29,7 +29,8 @@ func newRootCommand(env *environment) *cobra.Command {
 The client commands talk to the server at --server (default: the address in
 TROUPE_HTTP_ADDR, or 127.0.0.1:8080) with the bearer token --token (default:
 TROUPE_API_TOKEN, or the first of TROUPE_API_TOKENS). They print the server's
-JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
+JSON answer on stdout (troupe schedules prints a table unless --json); on an
+error they print its detail on stderr and exit 1.`,
 		// Errors are printed once, on one line, by run; usage on every
 		// mistake would bury them.
 		SilenceErrors: true,
