@@ -375,7 +375,7 @@ func TestServeRetention(t *testing.T) {
 	require.Equal(t, failed.ID, copied.RetryOf)
 	waitFor(t, 2*waitTimeout, "the failed original to be pruned", func() (bool, error) {
 		status, _, err := api.call(nethttp.MethodGet, "/jobs/"+failed.ID, "")
-		return err == nil && status == nethttp.StatusNotFound, fmt.Errorf("status %d, error %v", status, err)
+		return err == nil && status == nethttp.StatusNotFound, fmt.Errorf("status %d, error %w", status, err)
 	})
 	got, err := api.get(copied.ID)
 	require.NoError(t, err)
