@@ -176,6 +176,63 @@ job: {type: generate_report, payload: {day: yesterday}, queue: reports, priority
 		require.Equal(t, "no schedules\n", out)
 	})
 
+	t.Run("every command against the real API", func(t *testing.T) {
+		t.Parallel()
+		m := startMain(t, memoryConfig())
+		server := "--server=" + m.Addr()
+		file := filepath.Join(t.TempDir(), "cli-demo.yaml")
+		require.NoError(t, os.WriteFile(file, []byte("name: cli-demo\ncron: '0 3 * * *'\ntimezone: Europe/Paris\njob: {type: noop, payload: {from: cli}}\n"), 0o600))
+
+		code, out, errOut := runClient(t, nil, "schedules", "put", "--file", file, server)
+		require.Equal(t, 0, code, errOut)
+		var put scheduleJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &put), out)
+		require.Equal(t, "cli-demo", put.Name)
+		require.Equal(t, "api", put.Source)
+		require.Equal(t, "Europe/Paris", put.Timezone)
+		require.NotEmpty(t, put.Description)
+		require.False(t, put.NextRunAt.IsZero())
+
+		code, out, errOut = runClient(t, nil, "schedules", "pause", "cli-demo", server)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, `"paused": true`)
+		code, out, errOut = runClient(t, nil, "schedules", server)
+		require.Equal(t, 0, code, errOut)
+		row := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])
+		require.Equal(t, "cli-demo", row[0])
+		require.Equal(t, []string{"true", "api"}, row[len(row)-2:], "paused, source: %s", out)
+
+		code, out, errOut = runClient(t, nil, "schedules", "trigger", "cli-demo", server)
+		require.Equal(t, 0, code, errOut)
+		var job slotJobJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &job), out)
+		require.Equal(t, "cli-demo", job.Schedule, "a paused schedule can be triggered")
+		require.JSONEq(t, `{"from":"cli"}`, string(job.Payload))
+		newAPIClient(t, "http://"+m.Addr()).waitStatus(job.ID, "completed")
+
+		code, out, errOut = runClient(t, nil, "schedules", "resume", "cli-demo", server)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, `"paused": false`)
+		code, out, errOut = runClient(t, nil, "schedules", "get", "cli-demo", server)
+		require.Equal(t, 0, code, errOut)
+		var got scheduleJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+		require.Equal(t, job.ID, got.LastJobID)
+		require.Equal(t, "completed", got.LastJobStatus)
+		code, out, errOut = runClient(t, nil, "schedules", "list", "--json", server)
+		require.Equal(t, 0, code, errOut)
+		var list schedulesJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &list), out)
+		require.Len(t, list.Schedules, 1)
+
+		code, out, errOut = runClient(t, nil, "schedules", "delete", "cli-demo", server)
+		require.Equal(t, 0, code, errOut)
+		require.Empty(t, out)
+		code, _, errOut = runClient(t, nil, "schedules", "get", "cli-demo", server)
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "(404 ")
+	})
+
 	t.Run("an error answer is reported", func(t *testing.T) {
 		t.Parallel()
 		srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, _ *nethttp.Request) {
