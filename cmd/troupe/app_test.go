@@ -12,11 +12,13 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 
+	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/examples/handlers"
 )
@@ -265,4 +267,29 @@ func TestOneLine(t *testing.T) {
 	require.Equal(t, "a; b", oneLine("a\nb\n"))
 	require.Equal(t, "connect: 10.0.0.1: refused; 10.0.0.2: refused", oneLine("connect:\n\t10.0.0.1: refused\n\t10.0.0.2: refused"))
 	require.Equal(t, "one", oneLine("one"))
+}
+
+// TestServeGivesTheRuntimeItsSchedulesAndRetention checks serve's wiring
+// of the config file's schedules and the retention options: the runtime
+// lists the file's schedules as source config and keeps finished jobs as
+// configured, and refuses to start on a schedule it cannot run, naming it.
+func TestServeGivesTheRuntimeItsSchedulesAndRetention(t *testing.T) {
+	t.Parallel()
+	cfg := memoryConfig()
+	cfg.RetentionCompleted, cfg.RetentionFailed, cfg.RetentionCanceled = time.Hour, 0, 2*time.Hour
+	cfg.Schedules = []actors.ScheduleParams{{Name: "from-file", Cron: "@daily", Job: domain.ScheduledJob{Type: "noop"}}}
+	m := startMain(t, cfg)
+	require.Equal(t, actors.Retention{Completed: time.Hour, Failed: actors.KeepForever, Canceled: 2 * time.Hour}, m.System().Config().Retention)
+	infos, err := m.System().Schedules(t.Context())
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	require.Equal(t, "from-file", infos[0].Name)
+	require.Equal(t, domain.SourceConfig, infos[0].Source)
+
+	cfg = memoryConfig()
+	cfg.Schedules = []actors.ScheduleParams{{Name: "unknown-type", Cron: "@daily", Job: domain.ScheduledJob{Type: "nope"}}}
+	bad := NewMain(cfg, slog.New(slog.DiscardHandler))
+	err = bad.Run(t.Context())
+	require.ErrorContains(t, err, `"unknown-type"`)
+	require.NoError(t, bad.Close(t.Context()))
 }

@@ -29,6 +29,10 @@ const (
 	benchConcurrencyDefault  = 16
 	benchScheduledJobs       = 10_000
 	benchWindowDefault       = 10 * time.Second
+	benchSoakDurationDefault = 10 * time.Minute
+	benchSoakRateDefault     = 2000.0
+	benchSoakRetention       = 30 * time.Second
+	benchSoakSampleDefault   = 30 * time.Second
 )
 
 // benchFlags are the flags every bench mode shares.
@@ -84,6 +88,7 @@ a no-op handler (the demo handlers are not registered):
   troupe bench steady     submit at a fixed rate; enqueue-to-start and -done latency
   troupe bench scheduled  submit jobs to run later; how late each one starts
   troupe bench http       load the HTTP API (an in-process server, or --server)
+  troupe bench soak       submit for minutes with a short retention; the store's size over time
 
 Progress goes to stderr every second (a one-line bar on a terminal); the
 summary goes to stdout as a table, or as JSON with --json.
@@ -100,7 +105,8 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
   troupe bench steady --rate 1000 --duration 10s --store badger
   troupe bench scheduled --jobs 10000 --window 10s --store badger
   troupe bench http --concurrency 32 --duration 10s --batch 100
-  troupe bench burndown --store postgres --database-url postgres://localhost/troupe --json`,
+  troupe bench burndown --store postgres --database-url postgres://localhost/troupe --json
+  troupe bench soak --duration 10m --rate 2000 --retention-completed 30s`,
 		Args: cobra.NoArgs,
 	}
 	pf := cmd.PersistentFlags()
@@ -118,6 +124,7 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 		newBenchSteadyCommand(env, f),
 		newBenchScheduledCommand(env, f),
 		newBenchHTTPCommand(env, f),
+		newBenchSoakCommand(env, f),
 	)
 	return cmd
 }
@@ -307,6 +314,58 @@ handler (troupe serve registers one unless --demo=false).`,
 	cmd.Flags().StringVar(&h.server, "server", "", "URL or host:port of a running server; default: start one in this process")
 	cmd.Flags().StringVar(&h.token, "token", token, "bearer token for --server (env TROUPE_API_TOKEN, or the first of TROUPE_API_TOKENS)")
 	cmd.Flags().Lookup("token").DefValue = ""
+	return cmd
+}
+
+func newBenchSoakCommand(env *environment, f *benchFlags) *cobra.Command {
+	var (
+		p   bench.SoakParams
+		cmd *cobra.Command
+	)
+	cmd = benchCommand(env, f, &cobra.Command{
+		Use:   "soak [--duration D] [--rate R] [--retention-completed D] [--sample D]",
+		Short: "Submit for minutes with a short retention and watch the store's size",
+		Long: `Submit no-op jobs at a fixed rate (in batches) for a duration, with completed
+jobs kept only --retention-completed, and measure the store every --sample:
+on Badger the size of the data directory (every file under it), on PostgreSQL
+the row count of troupe_jobs and its pg_total_relation_size. Each sample is a
+line, with the time elapsed and the jobs completed so far (on stderr with
+--json, whose summary holds them as samples). The runtime and its pruner are
+troupe serve's: with a working pruner the size stays within a band instead of
+growing with every job.
+
+The store is badger unless --store says postgres; the memory store has no
+size to measure.`,
+	}, func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error) {
+		if !cmd.Flags().Changed("store") {
+			b.Store = StoreBadger
+		}
+		if p.Rate <= 0 || math.IsInf(p.Rate, 0) || math.IsNaN(p.Rate) {
+			return nil, fmt.Errorf("invalid --rate %v: must be a positive number of jobs per second", p.Rate)
+		}
+		if p.Duration <= 0 {
+			return nil, fmt.Errorf("invalid --duration %s: must be positive", p.Duration)
+		}
+		if p.RetentionCompleted <= 0 {
+			return nil, fmt.Errorf("invalid --retention-completed %s: must be positive (the soak measures pruning)", p.RetentionCompleted)
+		}
+		if p.Sample <= 0 {
+			return nil, fmt.Errorf("invalid --sample %s: must be positive", p.Sample)
+		}
+		if b.Store == StoreMemory {
+			return nil, errors.New("the soak measures a store on disk: use --store badger or --store postgres")
+		}
+		p.Out = env.stdout
+		if f.json {
+			p.Out = env.stderr
+		}
+		return b.Soak(ctx, p)
+	})
+	fs := cmd.Flags()
+	fs.DurationVar(&p.Duration, "duration", benchSoakDurationDefault, "how long to submit")
+	fs.Float64Var(&p.Rate, "rate", benchSoakRateDefault, "jobs submitted per second")
+	fs.DurationVar(&p.RetentionCompleted, "retention-completed", benchSoakRetention, "how long completed jobs are kept before the pruner deletes them")
+	fs.DurationVar(&p.Sample, "sample", benchSoakSampleDefault, "how often the store's size is measured")
 	return cmd
 }
 

@@ -166,6 +166,68 @@ func TestBenchSteady(t *testing.T) {
 	requireLatency(t, s, "doneLatency")
 }
 
+func TestBenchSoak(t *testing.T) {
+	t.Parallel()
+
+	t.Run("badger by default, a sample a period, on stderr with --json", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, stderr := runBench(t, nil, "soak", "--duration", "1s", "--rate", "300", "--sample", "300ms",
+			"--retention-completed", "1s", "--workers", "2", "--json")
+		require.Equal(t, 0, code, stderr)
+		var s struct {
+			Mode, Store, RetentionCompleted string
+			Jobs                            int64
+			Samples                         []bench.SoakSample
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &s), stdout)
+		require.Equal(t, "soak", s.Mode)
+		require.Equal(t, "badger", s.Store)
+		require.Equal(t, "1s", s.RetentionCompleted)
+		require.EqualValues(t, 300, s.Jobs)
+		require.GreaterOrEqual(t, len(s.Samples), 2, "one before the first job and one after the last")
+		require.Zero(t, s.Samples[0].Submitted)
+		last := s.Samples[len(s.Samples)-1]
+		require.EqualValues(t, 300, last.Submitted)
+		require.LessOrEqual(t, last.Finished, last.Completed, "the store keeps no more finished jobs than completed")
+		for i, sample := range s.Samples {
+			require.NotNil(t, sample.DirBytes, "sample %d measures the data directory", i)
+			require.Nil(t, sample.Rows)
+			if i > 0 {
+				require.GreaterOrEqual(t, sample.ElapsedSeconds, s.Samples[i-1].ElapsedSeconds)
+				require.GreaterOrEqual(t, sample.Completed, s.Samples[i-1].Completed)
+			}
+		}
+		require.Equal(t, len(s.Samples), strings.Count(stderr, "soak: "), "a line a sample: %s", stderr)
+	})
+
+	t.Run("the lines and the table on stdout without --json", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, stderr := runBench(t, nil, "soak", "--duration", "300ms", "--rate", "100", "--sample", "1h", "--workers", "2")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, 2, strings.Count(stdout, "soak: "), stdout)
+		for _, row := range []string{`mode\s+soak\n`, `retention\s+30s \(completed\)\n`, `samples\s+2\n`, `finished kept\s+first 0, `, `data dir\s+first `} {
+			require.Regexp(t, row, stdout)
+		}
+	})
+
+	t.Run("mistakes", func(t *testing.T) {
+		t.Parallel()
+		for args, want := range map[string]string{
+			"--store memory":              "--store badger or --store postgres",
+			"--rate 0":                    "invalid --rate 0",
+			"--duration 0s":               "invalid --duration 0s",
+			"--retention-completed 0s":    "invalid --retention-completed 0s",
+			"--sample 0s":                 "invalid --sample 0s",
+			"--store postgres --schema x": "--database-url",
+		} {
+			code, stdout, stderr := runBench(t, nil, append([]string{"soak"}, strings.Fields(args)...)...)
+			require.Equal(t, 1, code, args)
+			require.Empty(t, stdout)
+			require.Contains(t, stderr, want, args)
+		}
+	})
+}
+
 func TestBenchHTTP(t *testing.T) {
 	t.Parallel()
 

@@ -120,8 +120,31 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	return c.doWith(ctx, method, path, query, body, nil)
 }
 
-// doWith is do with extra request headers.
+// doWith is do with extra request headers. An answer without a body
+// (204) prints nothing.
 func (c *client) doWith(ctx context.Context, method, path string, query url.Values, body any, header nethttp.Header) error {
+	data, err := c.fetch(ctx, method, path, query, body, header)
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, data, "", "  "); err != nil {
+		out.Reset()
+		out.Write(data)
+	}
+	out.WriteByte('\n')
+	if _, err := c.stdout.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// fetch sends one request and returns the body of a successful answer. An
+// error answer becomes an error carrying the problem's detail.
+func (c *client) fetch(ctx context.Context, method, path string, query url.Values, body any, header nethttp.Header) ([]byte, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -129,13 +152,13 @@ func (c *client) doWith(ctx context.Context, method, path string, query url.Valu
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		reader = bytes.NewReader(b)
 	}
 	req, err := nethttp.NewRequestWithContext(ctx, method, u.String(), reader)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json, "+http.ProblemContentType)
 	if body != nil {
@@ -153,26 +176,17 @@ func (c *client) doWith(ctx context.Context, method, path string, query url.Valu
 		if errors.As(err, &urlErr) {
 			err = urlErr.Err
 		}
-		return fmt.Errorf("cannot reach the server at %s (set --server or TROUPE_HTTP_ADDR): %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach the server at %s (set --server or TROUPE_HTTP_ADDR): %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("read the answer to %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("read the answer to %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return answerError(resp, data)
+		return nil, answerError(resp, data)
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, data, "", "  "); err != nil {
-		out.Reset()
-		out.Write(data)
-	}
-	out.WriteByte('\n')
-	if _, err := c.stdout.Write(out.Bytes()); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
+	return data, nil
 }
 
 // answerError describes an error answer by its problem detail, or by its

@@ -123,6 +123,15 @@ type Config struct {
 	// JobTimeout ends each attempt of a job whose submission and type set
 	// no timeout after this long; 0 means none. Defaults to 30m.
 	JobTimeout time.Duration `koanf:"job_timeout" usage:"timeout of each attempt of a job whose submission and type set none; 0 means none"`
+	// RetentionCompleted is how long a completed job is kept after it
+	// finished; the pruner deletes it then. 0 keeps completed jobs for
+	// ever. In the YAML file also retention.completed. Defaults to 24h.
+	RetentionCompleted time.Duration `koanf:"retention_completed" usage:"how long a completed job is kept after it finished, then deleted; 0 keeps completed jobs for ever"`
+	// RetentionFailed is the same for failed jobs, which people come back
+	// to inspect. Defaults to 168h.
+	RetentionFailed time.Duration `koanf:"retention_failed" usage:"how long a failed job is kept after it finished, then deleted; 0 keeps failed jobs for ever"`
+	// RetentionCanceled is the same for canceled jobs. Defaults to 168h.
+	RetentionCanceled time.Duration `koanf:"retention_canceled" usage:"how long a canceled job is kept after it finished, then deleted; 0 keeps canceled jobs for ever"`
 	// ShutdownTimeout is how long running jobs get to finish on SIGINT or
 	// SIGTERM before they are handed back to the queue. Defaults to 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" usage:"on SIGINT/SIGTERM, how long running jobs get to finish before they are handed back"`
@@ -152,33 +161,43 @@ type Config struct {
 	// generate_report, process_file, noop, sleep, flaky, panic). Defaults
 	// to true.
 	Demo bool `koanf:"demo" usage:"register the sample and demo job handlers"`
+
+	// Schedules are the periodic jobs declared under schedules: in the
+	// YAML file, the only place they can be declared (a list has no
+	// sensible flag or variable). Start creates or replaces each, owned by
+	// the file: the API may not change them. It has no koanf tag, so it is
+	// no option of its own.
+	Schedules []actors.ScheduleParams
 }
 
 // DefaultConfig returns the configuration used when nothing is set: an
 // embedded server on loopback that needs no configuration at all.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:        http.AddrDefault,
-		Store:           StoreBadger,
-		DataDir:         "./data",
-		DatabaseSchema:  pgstore.SchemaDefault,
-		LeaseDuration:   actors.LeaseDurationDefault,
-		RescueInterval:  actors.RescueIntervalDefault,
-		PollInterval:    actors.PollIntervalDefault,
-		Workers:         actors.WorkersDefault(),
-		QueueSize:       actors.QueueSizeDefault,
-		MaxAttempts:     actors.MaxAttemptsDefault,
-		RetryBaseDelay:  actors.RetryBaseDelayDefault,
-		RetryMaxDelay:   actors.RetryMaxDelayDefault,
-		RetryJitter:     true,
-		JobTimeout:      actors.JobTimeoutDefault,
-		ShutdownTimeout: actors.ShutdownTimeoutDefault,
-		LogLevel:        "info",
-		LogFormat:       LogFormatJSON,
-		MaxBodyBytes:    http.MaxBodyBytesDefault,
-		MaxPayloadBytes: actors.MaxPayloadBytesDefault,
-		IdempotencyTTL:  http.IdempotencyTTLDefault,
-		Demo:            true,
+		HTTPAddr:           http.AddrDefault,
+		Store:              StoreBadger,
+		DataDir:            "./data",
+		DatabaseSchema:     pgstore.SchemaDefault,
+		LeaseDuration:      actors.LeaseDurationDefault,
+		RescueInterval:     actors.RescueIntervalDefault,
+		PollInterval:       actors.PollIntervalDefault,
+		Workers:            actors.WorkersDefault(),
+		QueueSize:          actors.QueueSizeDefault,
+		MaxAttempts:        actors.MaxAttemptsDefault,
+		RetryBaseDelay:     actors.RetryBaseDelayDefault,
+		RetryMaxDelay:      actors.RetryMaxDelayDefault,
+		RetryJitter:        true,
+		JobTimeout:         actors.JobTimeoutDefault,
+		RetentionCompleted: actors.RetainCompletedDefault,
+		RetentionFailed:    actors.RetainFailedDefault,
+		RetentionCanceled:  actors.RetainCanceledDefault,
+		ShutdownTimeout:    actors.ShutdownTimeoutDefault,
+		LogLevel:           "info",
+		LogFormat:          LogFormatJSON,
+		MaxBodyBytes:       http.MaxBodyBytesDefault,
+		MaxPayloadBytes:    actors.MaxPayloadBytesDefault,
+		IdempotencyTTL:     http.IdempotencyTTLDefault,
+		Demo:               true,
 	}
 }
 
@@ -196,8 +215,8 @@ func (c Config) SlogLevel() slog.Level {
 func (c Config) LogValue() slog.Value {
 	var attrs []slog.Attr
 	v := reflect.ValueOf(c)
-	for i, f := range configFields() {
-		val := v.Field(i).Interface()
+	for _, f := range configFields() {
+		val := v.Field(f.index).Interface()
 		switch typed := val.(type) {
 		case time.Duration:
 			val = typed.String()
@@ -206,12 +225,17 @@ func (c Config) LogValue() slog.Value {
 		}
 		if f.secret {
 			val = "(none)"
-			if v.Field(i).Len() > 0 {
+			if v.Field(f.index).Len() > 0 {
 				val = "(set)"
 			}
 		}
 		attrs = append(attrs, slog.Any(f.key, val))
 	}
+	names := make([]string, len(c.Schedules))
+	for i, s := range c.Schedules {
+		names[i] = s.Name
+	}
+	attrs = append(attrs, slog.Any("schedules", names))
 	return slog.GroupValue(attrs...)
 }
 
@@ -232,24 +256,32 @@ func keyOfFlag(name string) string {
 
 // configField describes one option of Config.
 type configField struct {
+	// index is the option's field in Config.
+	index  int
 	key    string
 	usage  string
 	secret bool
 	typ    reflect.Type
 }
 
-// configFields lists Config's options in field order.
+// configFields lists Config's options in field order: the fields with a
+// koanf tag (Schedules, which only the file sets, has none).
 func configFields() []configField {
 	t := reflect.TypeFor[Config]()
-	fields := make([]configField, t.NumField())
+	fields := make([]configField, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		fields[i] = configField{
-			key:    f.Tag.Get("koanf"),
+		key := f.Tag.Get("koanf")
+		if key == "" {
+			continue
+		}
+		fields = append(fields, configField{
+			index:  i,
+			key:    key,
 			usage:  f.Tag.Get("usage"),
 			secret: f.Tag.Get("secret") == "true",
 			typ:    f.Type,
-		}
+		})
 	}
 	return fields
 }

@@ -30,7 +30,21 @@ func (c Config) actorsOptions() actors.Config {
 		MaxPayloadBytes: c.MaxPayloadBytes,
 		JobTimeout:      jobTimeout(c.JobTimeout),
 		QueueLimits:     maps.Clone(map[string]int(c.QueueLimits)),
+		Retention: actors.Retention{
+			Completed: retention(c.RetentionCompleted),
+			Failed:    retention(c.RetentionFailed),
+			Canceled:  retention(c.RetentionCanceled),
+		},
 	}
+}
+
+// retention maps a retention option, where 0 keeps for ever, to the
+// runtime's setting, where 0 means the default.
+func retention(d time.Duration) time.Duration {
+	if d == 0 {
+		return actors.KeepForever
+	}
+	return d
 }
 
 // jobTimeout maps job_timeout, where 0 means none, to the runtime's
@@ -77,6 +91,10 @@ var actorsOptionKeys = map[string]string{
 	"MaxPayloadBytes": "max_payload_bytes",
 	"JobTimeout":      "job_timeout",
 	"QueueLimits":     "queue_limits",
+	// The runtime names a retention by its path in Config.
+	"Retention.Completed": "retention_completed",
+	"Retention.Failed":    "retention_failed",
+	"Retention.Canceled":  "retention_canceled",
 }
 
 // httpOptionKeys names the option behind each field of http.Config, so

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +18,8 @@ import (
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/troupe-go/troupe/actors"
 )
 
 // AddServeFlags defines a flag for every option of Config, with the
@@ -25,9 +28,9 @@ import (
 func AddServeFlags(fs *pflag.FlagSet, defaults Config) {
 	fs.String(flagConfig, "", "YAML config file; its keys are the options' names in snake_case, such as http_addr (env "+envConfigFile+")")
 	v := reflect.ValueOf(defaults)
-	for i, f := range configFields() {
+	for _, f := range configFields() {
 		name, usage := flagName(f.key), f.usage+" (env "+envName(f.key)+")"
-		switch def := v.Field(i).Interface().(type) {
+		switch def := v.Field(f.index).Interface().(type) {
 		case string:
 			fs.String(name, def, usage)
 		case int:
@@ -102,9 +105,23 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 		path = lookupEnv(environ, envConfigFile)
 	}
 	fileK := koanf.New(".")
+	var (
+		schedules []actors.ScheduleParams
+		// nested spells, by option, a key the file wrote as a mapping.
+		nested map[string]string
+	)
 	if path != "" {
 		if err := fileK.Load(file.Provider(path), yaml.Parser()); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if nested, err = flattenRetention(fileK); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if fileK.Exists(fileScheduleKey) {
+			if schedules, err = toSchedules(fileK.Get(fileScheduleKey)); err != nil {
+				return Config{}, fmt.Errorf("config file %s: %w", path, err)
+			}
+			fileK.Delete(fileScheduleKey)
 		}
 		for _, key := range fileK.Keys() {
 			// A mapping's entries are keys of their own: queue_limits.email.
@@ -144,13 +161,13 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 		case envK.Exists(key):
 			return envName(key)
 		case fileK.Exists(key):
-			return fmt.Sprintf("%s (in %s)", key, path)
+			return fmt.Sprintf("%s (in %s)", cmp.Or(nested[key], key), path)
 		}
 		return envName(key)
 	}
 	var cfg Config
 	v := reflect.ValueOf(&cfg).Elem()
-	for i, f := range configFields() {
+	for _, f := range configFields() {
 		raw := k.Get(f.key)
 		val, err := convert(raw, f.typ)
 		if err != nil {
@@ -163,12 +180,39 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("invalid %s %s: %w", name(f.key), shown, err)
 		}
-		v.Field(i).Set(val)
+		v.Field(f.index).Set(val)
 	}
+	cfg.Schedules = schedules
 	if err := cfg.validate(name); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// retentionStatuses are the keys of the retention mapping of the YAML
+// file: retention.completed is the option retention_completed.
+var retentionStatuses = []string{"completed", "failed", "canceled"}
+
+// flattenRetention turns the file's retention mapping into the options
+// retention_completed and so on, and returns how the file spelled each.
+// Its other keys are left for the check of unknown keys.
+func flattenRetention(k *koanf.Koanf) (map[string]string, error) {
+	nested := map[string]string{}
+	for _, status := range retentionStatuses {
+		from, to := "retention."+status, "retention_"+status
+		if !k.Exists(from) {
+			continue
+		}
+		if k.Exists(to) {
+			return nil, fmt.Errorf("both %s and %s are set; keep one", from, to)
+		}
+		if err := k.Set(to, k.Get(from)); err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		k.Delete(from)
+		nested[to] = from
+	}
+	return nested, nil
 }
 
 // lookupEnv returns the value of the variable key in environ, or "".
@@ -279,6 +323,12 @@ func toDuration(raw any) (time.Duration, error) {
 			return 0, errors.New("want a duration with a unit, such as 500ms, 30s or 5m")
 		}
 		return d, nil
+	case int, int64, uint64, float64:
+		// A bare 0 is no ambiguity: YAML reads "0" as a number, and it
+		// means none or for ever where it is allowed.
+		if fmt.Sprint(v) == "0" {
+			return 0, nil
+		}
 	}
 	// A bare number is ambiguous (seconds? nanoseconds?), so it is refused.
 	return 0, errors.New("want a duration with a unit, such as 500ms, 30s or 5m")

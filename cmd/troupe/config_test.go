@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
 )
 
@@ -69,6 +70,10 @@ func TestConfigDefaults(t *testing.T) {
 		require.Empty(t, cfg.QueueLimits)
 		require.Equal(t, 30*time.Minute, cfg.JobTimeout)
 		require.Equal(t, 24*time.Hour, cfg.IdempotencyTTL)
+		require.Equal(t, 24*time.Hour, cfg.RetentionCompleted)
+		require.Equal(t, 168*time.Hour, cfg.RetentionFailed)
+		require.Equal(t, 168*time.Hour, cfg.RetentionCanceled)
+		require.Empty(t, cfg.Schedules)
 		require.NoError(t, cfg.Validate())
 	})
 
@@ -100,7 +105,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 29)
+	require.Len(t, fields, 32)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
@@ -115,35 +120,38 @@ func TestConfigSources(t *testing.T) {
 
 	// every sets each option away from its default, in each source's syntax.
 	want := Config{
-		HTTPAddr:         "127.0.0.1:9999",
-		Store:            StorePostgres,
-		DataDir:          "/var/lib/troupe",
-		DatabaseURL:      "postgres://troupe@db/troupe",
-		DatabaseSchema:   "jobs",
-		DatabaseMaxConns: 12,
-		Node:             "node-a",
-		LeaseDuration:    20 * time.Second,
-		RescueInterval:   5 * time.Second,
-		PollInterval:     500 * time.Millisecond,
-		SyncWrites:       true,
-		MinFreeBytes:     64 << 20,
-		Workers:          7,
-		QueueSize:        42,
-		QueueLimits:      QueueLimits{"email": 2, "reports": 1},
-		MaxAttempts:      9,
-		RetryBaseDelay:   250 * time.Millisecond,
-		RetryMaxDelay:    time.Minute,
-		RetryJitter:      false,
-		JobTimeout:       5 * time.Minute,
-		ShutdownTimeout:  90 * time.Second,
-		LogLevel:         "debug",
-		LogFormat:        "text",
-		APITokens:        []string{"alpha", "beta"},
-		Insecure:         true,
-		MaxBodyBytes:     2048,
-		MaxPayloadBytes:  512,
-		IdempotencyTTL:   time.Hour,
-		Demo:             false,
+		HTTPAddr:           "127.0.0.1:9999",
+		Store:              StorePostgres,
+		DataDir:            "/var/lib/troupe",
+		DatabaseURL:        "postgres://troupe@db/troupe",
+		DatabaseSchema:     "jobs",
+		DatabaseMaxConns:   12,
+		Node:               "node-a",
+		LeaseDuration:      20 * time.Second,
+		RescueInterval:     5 * time.Second,
+		PollInterval:       500 * time.Millisecond,
+		SyncWrites:         true,
+		MinFreeBytes:       64 << 20,
+		Workers:            7,
+		QueueSize:          42,
+		QueueLimits:        QueueLimits{"email": 2, "reports": 1},
+		MaxAttempts:        9,
+		RetryBaseDelay:     250 * time.Millisecond,
+		RetryMaxDelay:      time.Minute,
+		RetryJitter:        false,
+		JobTimeout:         5 * time.Minute,
+		RetentionCompleted: 30 * time.Second,
+		RetentionFailed:    0,
+		RetentionCanceled:  72 * time.Hour,
+		ShutdownTimeout:    90 * time.Second,
+		LogLevel:           "debug",
+		LogFormat:          "text",
+		APITokens:          []string{"alpha", "beta"},
+		Insecure:           true,
+		MaxBodyBytes:       2048,
+		MaxPayloadBytes:    512,
+		IdempotencyTTL:     time.Hour,
+		Demo:               false,
 	}
 
 	t.Run("file", func(t *testing.T) {
@@ -171,6 +179,10 @@ retry_base_delay: 250ms
 retry_max_delay: 1m
 retry_jitter: false
 job_timeout: 5m
+retention:
+  completed: 30s
+  failed: 0
+  canceled: 72h
 shutdown_timeout: 90s
 log_level: debug
 log_format: text
@@ -227,6 +239,9 @@ demo: false
 			"TROUPE_RETRY_MAX_DELAY=1m",
 			"TROUPE_RETRY_JITTER=false",
 			"TROUPE_JOB_TIMEOUT=5m",
+			"TROUPE_RETENTION_COMPLETED=30s",
+			"TROUPE_RETENTION_FAILED=0",
+			"TROUPE_RETENTION_CANCELED=72h",
 			"TROUPE_SHUTDOWN_TIMEOUT=90s",
 			"TROUPE_LOG_LEVEL=debug",
 			"TROUPE_LOG_FORMAT=text",
@@ -264,6 +279,9 @@ demo: false
 			"--retry-max-delay", "1m",
 			"--retry-jitter=false",
 			"--job-timeout", "5m",
+			"--retention-completed", "30s",
+			"--retention-failed", "0",
+			"--retention-canceled", "72h",
 			"--shutdown-timeout", "90s",
 			"--log-level", "debug",
 			"--log-format", "text",
@@ -364,6 +382,11 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{name: "job timeout negative", env: []string{"TROUPE_JOB_TIMEOUT=-1s"}, wantErr: `invalid TROUPE_JOB_TIMEOUT -1s: must be 0 (none) or more`},
 		{name: "job timeout without a unit", env: []string{"TROUPE_JOB_TIMEOUT=30"}, wantErr: `invalid TROUPE_JOB_TIMEOUT "30": want a duration with a unit`},
 		{name: "idempotency TTL too short", env: []string{"TROUPE_IDEMPOTENCY_TTL=1s"}, wantErr: `invalid TROUPE_IDEMPOTENCY_TTL 1s: must be at least 1m`},
+		{name: "retention negative", env: []string{"TROUPE_RETENTION_FAILED=-1h"}, wantErr: `invalid TROUPE_RETENTION_FAILED -1h0m0s: must be 0 (keep for ever) or more`},
+		{name: "retention without a unit", env: []string{"TROUPE_RETENTION_COMPLETED=30"}, wantErr: `invalid TROUPE_RETENTION_COMPLETED "30": want a duration with a unit`},
+		{name: "retention in the file, nested", file: "retention:\n  canceled: -1s\n", wantErr: `invalid retention.canceled (in `},
+		{name: "retention twice in the file", file: "retention:\n  failed: 1h\nretention_failed: 2h\n", wantErr: `both retention.failed and retention_failed are set`},
+		{name: "retention of an unknown status", file: "retention:\n  running: 1h\n", wantErr: `unknown key "retention.running"`},
 		{name: "unknown key in the file", file: "workers: 2\nworkerz: 3\n", wantErr: `unknown key "workerz"`},
 		{name: "nested key in the file", file: "http:\n  addr: 127.0.0.1:1\n", wantErr: `unknown key "http.addr"`},
 		{name: "malformed file", file: "workers: [\n", wantErr: "config file "},
@@ -409,6 +432,91 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 	})
 }
 
+func TestConfigSchedules(t *testing.T) {
+	t.Parallel()
+
+	t.Run("the file's schedules become the runtime's", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, `
+workers: 2
+schedules:
+  - name: nightly-report
+    cron: "0 3 * * *"
+    timezone: Europe/Paris
+    catchUp: one
+    job: {type: report, payload: {day: yesterday, n: 3}, queue: reports, priority: 3, maxAttempts: 5, timeout: 10m}
+  - name: heartbeat
+    cron: "@every 30s"
+    paused: true
+    job:
+      type: noop
+`)
+		cfg, err := loadConfig(t, []string{"--config", path})
+		require.NoError(t, err)
+		require.Equal(t, 2, cfg.Workers, "the other options are read as before")
+		require.Len(t, cfg.Schedules, 2)
+		nightly := cfg.Schedules[0]
+		require.JSONEq(t, `{"day":"yesterday","n":3}`, string(nightly.Job.Payload))
+		nightly.Job.Payload = nil
+		require.Equal(t, actors.ScheduleParams{
+			Name: "nightly-report", Cron: "0 3 * * *", Timezone: "Europe/Paris", CatchUp: domain.CatchUpOne,
+			Job: domain.ScheduledJob{Type: "report", Queue: "reports", Priority: 3, MaxAttempts: 5, Timeout: 10 * time.Minute},
+		}, nightly)
+		require.Equal(t, actors.ScheduleParams{
+			Name: "heartbeat", Cron: "@every 30s", Paused: true, Job: domain.ScheduledJob{Type: "noop"},
+		}, cfg.Schedules[1], "unset fields are left to the runtime's defaults; no payload is none")
+
+		params := cfg.scheduleParams()
+		require.Equal(t, cfg.Schedules[1], params[1])
+		params[0].Job.Payload[0] = '['
+		require.Equal(t, byte('{'), cfg.Schedules[0].Job.Payload[0], "the copies share no payload")
+	})
+
+	t.Run("none in the file, or no file, is none", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := loadConfig(t, []string{"--config", writeFile(t, "workers: 2\nschedules: []\n")})
+		require.NoError(t, err)
+		require.Empty(t, cfg.Schedules)
+		cfg, err = loadConfig(t, nil, "TROUPE_SCHEDULES=whatever")
+		require.NoError(t, err)
+		require.Empty(t, cfg.Schedules, "schedules have no environment variable")
+	})
+
+	for _, tt := range []struct {
+		name, file, wantErr string
+	}{
+		{"not a list", "schedules: nightly\n", "schedules: want a list of schedules"},
+		{"an entry that is no mapping", "schedules: [nightly]\n", "schedules[0]: want a mapping"},
+		{"no name", "schedules:\n  - cron: '@daily'\n    job: {type: noop}\n", "schedules[0]: name is required"},
+		{"a bad name", "schedules:\n  - name: Nightly\n    cron: '@daily'\n    job: {type: noop}\n", `schedules[0] ("Nightly"): name "Nightly" must match`},
+		{"no cron", "schedules:\n  - name: a\n    job: {type: noop}\n", `schedules[0] ("a"): cron is required`},
+		{"no job", "schedules:\n  - name: a\n    cron: '@daily'\n", `schedules[0] ("a"): job is required`},
+		{"no job type", "schedules:\n  - name: a\n    cron: '@daily'\n    job: {queue: q}\n", `schedules[0] ("a"): job.type is required`},
+		{"a bad catch-up", "schedules:\n  - name: a\n    cron: '@daily'\n    catchUp: all\n    job: {type: noop}\n", `schedules[0] ("a"): catchUp "all" must be skip or one`},
+		{"a timeout without a unit", "schedules:\n  - name: a\n    cron: '@daily'\n    job: {type: noop, timeout: 30}\n", `schedules[0] ("a"): job.timeout 30: want a duration with a unit`},
+		{"a priority that is no number", "schedules:\n  - name: a\n    cron: '@daily'\n    job: {type: noop, priority: high}\n", `schedules[0] ("a"): job.priority high: want a whole number`},
+		{"paused that is no bool", "schedules:\n  - name: a\n    cron: '@daily'\n    paused: maybe\n    job: {type: noop}\n", `schedules[0] ("a"): paused: want true or false`},
+		{"an unknown key", "schedules:\n  - name: a\n    cron: '@daily'\n    every: 5m\n    job: {type: noop}\n", `schedules[0] ("a"): unknown key "every"`},
+		{"an unknown job key", "schedules:\n  - name: a\n    cron: '@daily'\n    job: {type: noop, retries: 3}\n", `schedules[0] ("a"): job: unknown key "retries"`},
+		{"a name twice", "schedules:\n  - name: a\n    cron: '@daily'\n    job: {type: noop}\n  - name: a\n    cron: '@hourly'\n    job: {type: noop}\n", `schedules[1] ("a"): name "a" is already the name of schedules[0]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, tt.file)
+			_, err := loadConfig(t, []string{"--config", path})
+			require.ErrorContains(t, err, "config file "+path+": ")
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+
+	t.Run("every bad entry is reported", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(t, []string{"--config", writeFile(t, "schedules:\n  - name: a\n  - name: b\n    cron: '@daily'\n")})
+		require.ErrorContains(t, err, `schedules[0] ("a"): cron is required`)
+		require.ErrorContains(t, err, `schedules[1] ("b"): job is required`)
+	})
+}
+
 func TestConfigMapping(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
@@ -419,7 +527,13 @@ func TestConfigMapping(t *testing.T) {
 	cfg.MaxPayloadBytes = 77
 	cfg.QueueLimits, cfg.JobTimeout, cfg.IdempotencyTTL = QueueLimits{"email": 2}, time.Minute, 2*time.Hour
 
+	cfg.RetentionCompleted, cfg.RetentionFailed, cfg.RetentionCanceled = time.Minute, 0, time.Hour
+
 	a := cfg.ActorsConfig()
+	require.Equal(t, actors.Retention{Completed: time.Minute, Failed: actors.KeepForever, Canceled: time.Hour}, a.Retention,
+		"0 keeps for ever, not the runtime's default")
+	require.Equal(t, actors.Retention{Completed: actors.RetainCompletedDefault, Failed: actors.RetainFailedDefault, Canceled: actors.RetainCanceledDefault},
+		DefaultConfig().ActorsConfig().Retention)
 	require.Equal(t, map[string]int{"email": 2}, a.QueueLimits)
 	require.Equal(t, time.Minute, a.JobTimeout)
 	cfg.JobTimeout = 0

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
@@ -40,6 +41,18 @@ func (c Config) validate(name func(key string) string) error {
 	}
 	if c.JobTimeout < 0 {
 		bad("job_timeout", c.JobTimeout, "must be 0 (none) or more")
+	}
+	for _, r := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"retention_completed", c.RetentionCompleted},
+		{"retention_failed", c.RetentionFailed},
+		{"retention_canceled", c.RetentionCanceled},
+	} {
+		if r.d < 0 {
+			bad(r.key, r.d, "must be 0 (keep for ever) or more")
+		}
 	}
 	if !slices.Contains(LogLevels(), c.LogLevel) {
 		bad("log_level", c.LogLevel, "must be one of %s", strings.Join(LogLevels(), ", "))

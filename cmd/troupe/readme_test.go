@@ -117,7 +117,7 @@ func TestReadmeConfigReference(t *testing.T) {
 			require.True(t, strings.HasPrefix(r.env, "`"+envName(f.key)+"`"), "environment cell %q", r.env)
 			require.NotEmpty(t, r.meaning)
 
-			want := defaults.Field(i).Interface()
+			want := defaults.Field(f.index).Interface()
 			if special, ok := machineDefaults()[f.key]; ok {
 				require.Equal(t, special.text, r.def)
 				require.Equal(t, special.value, want)
@@ -129,7 +129,7 @@ func TestReadmeConfigReference(t *testing.T) {
 			m := codeSpan.FindStringSubmatch(r.def)
 			if m == nil {
 				require.True(t, strings.HasPrefix(r.def, "none"), "default cell %q: want `value` or none", r.def)
-				require.True(t, defaults.Field(i).IsZero(), "the README says none, but the default is %v", want)
+				require.True(t, defaults.Field(f.index).IsZero(), "the README says none, but the default is %v", want)
 				return
 			}
 			// The default is read as the environment variable would be.
@@ -182,6 +182,8 @@ func TestReadmeMetricsExist(t *testing.T) {
 	// Make every series exist: a vector shows up only after its first event.
 	cfg := memoryConfig()
 	cfg.RetryBaseDelay, cfg.RetryMaxDelay = time.Millisecond, time.Millisecond
+	// Completed jobs are pruned at once, so that the pruner's series exist.
+	cfg.RetentionCompleted = time.Millisecond
 	m := startMain(t, cfg)
 	events := m.System().Subscribe(256)
 	defer events.Close()
@@ -200,7 +202,12 @@ func TestReadmeMetricsExist(t *testing.T) {
 	waitEvent(t, events, timedOut.ID, domain.StatusFailed)
 	api.mustCall(nethttp.MethodPost, "/queues/readme/pause", "", nethttp.StatusOK)
 
-	families := scrapeFamilies(t, "http://"+m.Addr()+"/metrics")
+	var families map[string]string
+	waitFor(t, waitTimeout, "the pruner to delete the completed jobs", func() (bool, error) {
+		families = scrapeFamilies(t, "http://"+m.Addr()+"/metrics")
+		_, ok := families["troupe_jobs_pruned_total"]
+		return ok, errNotYet
+	})
 	tables := pgTables(t)
 	for _, name := range documented {
 		if slices.Contains(tables, name) {

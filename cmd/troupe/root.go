@@ -19,6 +19,7 @@ func newRootCommand(env *environment) *cobra.Command {
   troupe cancel    cancels a job
   troupe retry     submits a copy of a failed or canceled job
   troupe queues    lists the queues; troupe queues pause|resume NAME
+  troupe schedules lists the periodic jobs; get|put|delete|pause|resume|trigger
   troupe bench     measures the runtime, its store and the HTTP API
   troupe backup    writes a backup of a Badger store, online or from a data dir
   troupe restore   restores a backup into a new data directory
@@ -28,7 +29,8 @@ func newRootCommand(env *environment) *cobra.Command {
 The client commands talk to the server at --server (default: the address in
 TROUPE_HTTP_ADDR, or 127.0.0.1:8080) with the bearer token --token (default:
 TROUPE_API_TOKEN, or the first of TROUPE_API_TOKENS). They print the server's
-JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
+JSON answer on stdout (troupe schedules prints a table unless --json); on an
+error they print its detail on stderr and exit 1.`,
 		// Errors are printed once, on one line, by run; usage on every
 		// mistake would bury them.
 		SilenceErrors: true,
@@ -44,6 +46,7 @@ JSON answer on stdout; on an error they print its detail on stderr and exit 1.`,
 		newCancelCommand(env),
 		newRetryCommand(env),
 		newQueuesCommand(env),
+		newSchedulesCommand(env),
 		newBenchCommand(env),
 		newBackupCommand(env),
 		newRestoreCommand(env),

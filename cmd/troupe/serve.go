@@ -30,6 +30,12 @@ A flag given on the command line wins over the environment, which wins over
 the file, which wins over the defaults shown below. Durations take a unit
 (500ms, 30s, 5m).
 
+Finished jobs are deleted once older than --retention-completed,
+--retention-failed or --retention-canceled (0 keeps them for ever). Periodic
+jobs are declared only in the YAML file, under schedules: (see the README);
+the file owns them, so the API refuses to change them, and a schedule removed
+from the file is deleted at the next start.
+
 On SIGINT or SIGTERM the server stops taking requests, lets running jobs
 finish for up to --shutdown-timeout, hands the others back to the queue for
 the next start, closes the store and exits 0. A second signal exits at once

@@ -13,10 +13,11 @@ import (
 )
 
 // openStore opens the store b names and returns it with the function that
-// closes it and removes what the bench made. A store that holds unfinished
-// jobs is refused: the runtime would run them as bench jobs, with the
-// wrong handler.
-func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, error) {
+// closes it and removes what the bench made, and Badger's data directory
+// (empty for the other stores), which the soak measures. A store that
+// holds unfinished jobs is refused: the runtime would run them as bench
+// jobs, with the wrong handler.
+func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, string, error) {
 	var (
 		cleanup func() error
 		where   string
@@ -30,7 +31,7 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, er
 		if !reused {
 			tmp, err := os.MkdirTemp("", "troupe-bench-")
 			if err != nil {
-				return nil, nil, fmt.Errorf("bench data directory: %w", err)
+				return nil, nil, "", fmt.Errorf("bench data directory: %w", err)
 			}
 			opts.DataDir = tmp
 		}
@@ -47,9 +48,9 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, er
 			if !reused {
 				_ = os.RemoveAll(opts.DataDir)
 			}
-			return nil, nil, fmt.Errorf("open badger store in %s: %w", opts.DataDir, err)
+			return nil, nil, "", fmt.Errorf("open badger store in %s: %w", opts.DataDir, err)
 		}
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	store := opened.Store
 	cleanup = store.Close
@@ -81,23 +82,36 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, er
 			err = fmt.Errorf("the %s holds %d unfinished jobs, which the bench would run with its no-op handler; use an empty one", where, page.Total)
 		}
 		if err != nil {
-			return nil, nil, errors.Join(err, cleanup())
+			return nil, nil, "", errors.Join(err, cleanup())
 		}
 	}
-	return store, cleanup, nil
+	dir := ""
+	if b.Store == storeopen.Badger {
+		dir = opts.DataDir
+	}
+	return store, cleanup, dir, nil
 }
 
 // startSystem opens the store and starts a System on it with the bench's
 // handler, and returns the function that stops both.
 func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int) (*actors.System, func() error, error) {
-	store, closeStore, err := b.openStore(ctx)
+	sys, stop, _, err := b.startSystemIn(ctx, rec, queueSize)
+	return sys, stop, err
+}
+
+// startSystemIn is startSystem with more options for the runtime, and
+// Badger's data directory (see openStore).
+func (b *Bencher) startSystemIn(ctx context.Context, rec *recorder, queueSize int, more ...actors.Option) (*actors.System, func() error, string, error) {
+	store, closeStore, dir, err := b.openStore(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	sys, err := actors.New(recordingStore{Store: store, rec: rec},
+	opts := append([]actors.Option{
 		actors.WithWorkers(b.Workers),
 		actors.WithQueueSize(queueSize),
-		actors.WithLogger(b.Logger))
+		actors.WithLogger(b.Logger),
+	}, more...)
+	sys, err := actors.New(recordingStore{Store: store, rec: rec}, opts...)
 	if err == nil {
 		err = sys.Register(JobType, rec)
 	}
@@ -105,7 +119,7 @@ func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int)
 		err = sys.Start(ctx)
 	}
 	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("start job system: %w", err), closeStore())
+		return nil, nil, "", errors.Join(fmt.Errorf("start job system: %w", err), closeStore())
 	}
 	stop := func() error {
 		// Held handlers would keep the stop waiting.
@@ -114,5 +128,5 @@ func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int)
 		defer cancel()
 		return errors.Join(sys.Stop(sctx), closeStore())
 	}
-	return sys, stop, nil
+	return sys, stop, dir, nil
 }

@@ -17,7 +17,7 @@ import (
 // Summary is a mode's result. Its JSON member names are stable, for
 // scripts; fields of other modes are left out.
 type Summary struct {
-	// Mode is burndown, steady, scheduled or http.
+	// Mode is burndown, steady, scheduled, soak or http.
 	Mode string `json:"mode"`
 	// Store is memory, badger or postgres, or remote for bench http
 	// --server.
@@ -53,9 +53,9 @@ type Summary struct {
 	// (http; 0 for POST /jobs).
 	Batch int `json:"batch,omitempty"`
 
-	// Rate is the submission rate asked for, jobs/s (steady).
+	// Rate is the submission rate asked for, jobs/s (steady, soak).
 	Rate float64 `json:"rate,omitempty"`
-	// SubmitRate is the submission rate achieved, jobs/s (steady).
+	// SubmitRate is the submission rate achieved, jobs/s (steady, soak).
 	SubmitRate float64 `json:"submitRate,omitempty"`
 	// DoneLatency is the enqueue-to-done latency (steady).
 	DoneLatency *Latency `json:"doneLatency,omitempty"`
@@ -63,6 +63,11 @@ type Summary struct {
 	// Lateness is how long after its RunAt each job's handler started:
 	// start time − RunAt (scheduled).
 	Lateness *Latency `json:"lateness,omitempty"`
+
+	// RetentionCompleted is how long completed jobs were kept (soak).
+	RetentionCompleted string `json:"retentionCompleted,omitempty"`
+	// Samples are the store's measurements over time (soak).
+	Samples []SoakSample `json:"samples,omitempty"`
 
 	// Concurrency is the number of submitting goroutines (http).
 	Concurrency int `json:"concurrency,omitempty"`
@@ -168,6 +173,27 @@ func (s *Summary) rows() [][2]string {
 			[2]string{"jobs", fmt.Sprintf("%d, RunAt spread over %s", s.Jobs, secs(s.Seconds))},
 			[2]string{"insert", fmt.Sprintf("%s  (%s jobs/s, %d per batch)", secs(s.InsertSeconds), num(s.InsertsPerSecond), s.Batch)},
 			[2]string{"lateness", lat(s.Lateness)})
+	case "soak":
+		rows = append(rows,
+			[2]string{"rate", fmt.Sprintf("%s jobs/s asked, %s achieved", num(s.Rate), num(s.SubmitRate))},
+			[2]string{"jobs", fmt.Sprintf("%d over %s", s.Jobs, secs(s.Seconds))},
+			[2]string{"retention", s.RetentionCompleted + " (completed)"},
+			[2]string{"samples", strconv.Itoa(len(s.Samples))})
+		count := func(n int64) string { return strconv.FormatInt(n, 10) }
+		for _, m := range []struct {
+			name string
+			get  func(SoakSample) *int64
+			show func(int64) string
+		}{
+			{"finished kept", func(x SoakSample) *int64 { return &x.Finished }, count},
+			{"data dir", func(x SoakSample) *int64 { return x.DirBytes }, humanBytes},
+			{"troupe_jobs rows", func(x SoakSample) *int64 { return x.Rows }, count},
+			{"troupe_jobs size", func(x SoakSample) *int64 { return x.TableBytes }, humanBytes},
+		} {
+			if b := band(s.Samples, m.get, m.show); b != "" {
+				rows = append(rows, [2]string{m.name, b})
+			}
+		}
 	case "http":
 		batch := "1 per POST /jobs"
 		if s.Batch > 0 {
