@@ -53,7 +53,7 @@ func encodeSchedule(sc *domain.Schedule) ([]byte, error) {
 func decodeSchedule(name string, v []byte) (*domain.Schedule, error) {
 	var rec scheduleRecord
 	if err := json.Unmarshal(v, &rec); err != nil {
-		return nil, fmt.Errorf("schedule %q: %w: %v", name, errCorrupt, err)
+		return nil, fmt.Errorf("schedule %q: %w: %w", name, errCorrupt, err)
 	}
 	return &domain.Schedule{
 		Name: name, Cron: rec.Cron, Timezone: rec.Timezone,
