@@ -193,16 +193,18 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 	begin := time.Now()
 	var samples []SoakSample
 	sample := func() error {
-		s := SoakSample{
-			ElapsedSeconds: math.Round(time.Since(begin).Seconds()*10) / 10,
-			Submitted:      submitted.Load(),
-			Completed:      rec.completed.Load(),
-		}
+		// The store is counted first: a job it holds finished was
+		// submitted before, so Finished never passes Submitted.
 		page, err := sys.List(ctx, domain.Filter{Statuses: []domain.Status{domain.StatusCompleted, domain.StatusFailed, domain.StatusCanceled}, Limit: 1})
 		if err != nil {
 			return fmt.Errorf("count the finished jobs: %w", err)
 		}
-		s.Finished = int64(page.Total)
+		s := SoakSample{
+			ElapsedSeconds: math.Round(time.Since(begin).Seconds()*10) / 10,
+			Submitted:      submitted.Load(),
+			Completed:      rec.completed.Load(),
+			Finished:       int64(page.Total),
+		}
 		if err := take(ctx, &s); err != nil {
 			return err
 		}
