@@ -37,7 +37,14 @@ type ModuleParams struct {
 	Handlers  []Registration `group:"troupe.handlers"`
 	// Shared, when provided, makes this System a node of a shared store.
 	Shared domain.SharedQueue `optional:"true"`
+	// Schedules, when provided, are a configuration file's: see
+	// WithConfigSchedules.
+	Schedules ConfigSchedules `optional:"true"`
 }
+
+// ConfigSchedules are the schedules a configuration file declares, for
+// Module (fx tells values apart by type).
+type ConfigSchedules []ScheduleParams
 
 // Module provides the *System, with its handlers registered, started by
 // the fx lifecycle and stopped within Config.ShutdownTimeout. Since stop
@@ -47,7 +54,7 @@ var Module = fx.Module("actors", fx.Provide(NewForFx))
 // NewForFx builds the System for Module. It is exported for apps that wire
 // fx by hand.
 func NewForFx(p ModuleParams) (*System, error) {
-	opts := []Option{WithConfig(p.Config), WithLogger(p.Logger)}
+	opts := []Option{WithConfig(p.Config), WithLogger(p.Logger), WithConfigSchedules(p.Schedules...)}
 	if p.Metrics != nil {
 		opts = append(opts, WithMetrics(p.Metrics))
 	}

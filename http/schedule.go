@@ -48,20 +48,8 @@ func (r *SubmitRequest) checkSchedule() []FieldError {
 			p.Delay = d
 		}
 	}
-	if r.Priority != nil {
-		if *r.Priority < domain.MinPriority || *r.Priority > domain.MaxPriority {
-			bad("priority", "must be from %d (first) to %d (last)", domain.MinPriority, domain.MaxPriority)
-		} else {
-			p.Priority = *r.Priority
-		}
-	}
-	if r.Queue != nil {
-		if domain.ValidateQueueName(*r.Queue) != nil {
-			bad("queue", queueNameRule)
-		} else {
-			p.Queue = *r.Queue
-		}
-	}
+	p.Priority = checkPriority(r.Priority, bad)
+	p.Queue = checkQueue(r.Queue, bad)
 	if r.UniqueKey != nil {
 		switch n := len(*r.UniqueKey); {
 		case n == 0:
@@ -85,18 +73,51 @@ func (r *SubmitRequest) checkSchedule() []FieldError {
 			p.UniqueFor = d
 		}
 	}
-	if r.Timeout != nil {
-		d, err := time.ParseDuration(*r.Timeout)
-		switch {
-		case err != nil:
-			bad("timeout", durationExample+`, or "0s" for none`)
-		case d < 0:
-			bad("timeout", "must not be negative")
-		case d == 0:
-			p.Timeout = actors.NoTimeout
-		default:
-			p.Timeout = d
-		}
-	}
+	p.Timeout = checkTimeout(r.Timeout, bad)
 	return fields
+}
+
+// The checks of the members a submission and a schedule's job share. Each
+// reports a member that breaks its rule to bad, by its name, and returns
+// its value: the zero value when absent or refused.
+
+func checkPriority(v *int, bad func(field, msg string, args ...any)) int {
+	if v == nil {
+		return 0
+	}
+	if *v < domain.MinPriority || *v > domain.MaxPriority {
+		bad("priority", "must be from %d (first) to %d (last)", domain.MinPriority, domain.MaxPriority)
+		return 0
+	}
+	return *v
+}
+
+func checkQueue(v *string, bad func(field, msg string, args ...any)) string {
+	if v == nil {
+		return ""
+	}
+	if domain.ValidateQueueName(*v) != nil {
+		bad("queue", queueNameRule)
+		return ""
+	}
+	return *v
+}
+
+// checkTimeout reads an attempt timeout; "0s" means none (NoTimeout).
+func checkTimeout(v *string, bad func(field, msg string, args ...any)) time.Duration {
+	if v == nil {
+		return 0
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		bad("timeout", durationExample+`, or "0s" for none`)
+	case d < 0:
+		bad("timeout", "must not be negative")
+	case d == 0:
+		return actors.NoTimeout
+	default:
+		return d
+	}
+	return 0
 }

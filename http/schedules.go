@@ -332,38 +332,14 @@ func (s *Server) decodeScheduledJob(raw json.RawMessage) (job domain.ScheduledJo
 	if fe, large := payloadError("job.payload", job.Payload, s.cfg.MaxPayloadBytes); fe != nil {
 		fields, tooLarge = append(fields, *fe), large
 	}
-	if req.Queue != nil {
-		if domain.ValidateQueueName(*req.Queue) != nil {
-			bad("queue", queueNameRule)
-		} else {
-			job.Queue = *req.Queue
-		}
-	}
-	if req.Priority != nil {
-		if *req.Priority < domain.MinPriority || *req.Priority > domain.MaxPriority {
-			bad("priority", "must be from %d (first) to %d (last)", domain.MinPriority, domain.MaxPriority)
-		} else {
-			job.Priority = *req.Priority
-		}
-	}
+	job.Queue = checkQueue(req.Queue, bad)
+	job.Priority = checkPriority(req.Priority, bad)
 	if req.MaxAttempts < 0 || req.MaxAttempts > MaxAttemptsLimit {
 		bad("maxAttempts", "must be from 1 to %d, or 0 for the server's default", MaxAttemptsLimit)
 	} else {
 		job.MaxAttempts = req.MaxAttempts
 	}
-	if req.Timeout != nil {
-		d, err := time.ParseDuration(*req.Timeout)
-		switch {
-		case err != nil:
-			bad("timeout", durationExample+`, or "0s" for none`)
-		case d < 0:
-			bad("timeout", "must not be negative")
-		case d == 0:
-			job.Timeout = actors.NoTimeout
-		default:
-			job.Timeout = d
-		}
-	}
+	job.Timeout = checkTimeout(req.Timeout, bad)
 	return job, fields, tooLarge
 }
 

@@ -161,7 +161,10 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		m.storeOption(ctx),
 		// GET /admin/backup streams the store's backup, or says why not.
 		fx.Provide(m.backupSource),
-		m.systemOption(),
+		// The config file's schedules, which Start applies (and deletes
+		// those of the file no longer declared).
+		fx.Supply(actors.ConfigSchedules(cfg.scheduleParams())),
+		actors.Module,
 		// The API sees the runtime only through its JobService port.
 		fx.Provide(http.Runtime),
 		http.Module,
@@ -173,47 +176,6 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		)))
 	}
 	return fx.Options(opts...)
-}
-
-// systemOption provides the runtime as actors.Module does, plus what
-// Module has no parameter for: the schedules of the config file, which
-// Start applies (and the file's schedules no longer declared, which it
-// deletes), and the retention, given explicitly.
-func (m *Main) systemOption() fx.Option {
-	schedules := m.Config.scheduleParams()
-	retention := m.Config.ActorsConfig().Retention
-	return fx.Module("actors", fx.Provide(func(p actors.ModuleParams) (*actors.System, error) {
-		opts := []actors.Option{
-			actors.WithConfig(p.Config),
-			actors.WithRetention(retention),
-			actors.WithConfigSchedules(schedules...),
-			actors.WithLogger(p.Logger),
-		}
-		if p.Metrics != nil {
-			opts = append(opts, actors.WithMetrics(p.Metrics))
-		}
-		if p.Shared != nil {
-			opts = append(opts, actors.WithSharedQueue(p.Shared))
-		}
-		sys, err := actors.New(p.Store, opts...)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range p.Handlers {
-			if err := sys.Register(r.Type, r.Handler); err != nil {
-				return nil, fmt.Errorf("register handlers: %w", err)
-			}
-		}
-		p.Lifecycle.Append(fx.Hook{
-			OnStart: sys.Start,
-			OnStop: func(ctx context.Context) error {
-				ctx, cancel := context.WithTimeout(ctx, sys.Config().ShutdownTimeout)
-				defer cancel()
-				return sys.Stop(ctx)
-			},
-		})
-		return sys, nil
-	}))
 }
 
 // demoHandlers registers the sample and demo handlers of examples/handlers.
