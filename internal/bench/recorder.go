@@ -130,6 +130,23 @@ type recordingStore struct {
 	rec *recorder
 }
 
+// recordingShared is the shared queue under test, noting completed
+// outcomes as recordingStore does: a node of a shared store stores an
+// attempt's outcome through UpdateOwned.
+type recordingShared struct {
+	domain.SharedQueue
+	rec *recorder
+}
+
+// UpdateOwned stores the snapshot and notes it if completed.
+func (s recordingShared) UpdateOwned(ctx context.Context, node string, job *domain.Job) error {
+	if err := s.SharedQueue.UpdateOwned(ctx, node, job); err != nil {
+		return err
+	}
+	s.rec.storedCompleted([]*domain.Job{job})
+	return nil
+}
+
 // Update stores the snapshots and notes the completed ones.
 func (s recordingStore) Update(ctx context.Context, jobs ...*domain.Job) error {
 	if err := s.Store.Update(ctx, jobs...); err != nil {

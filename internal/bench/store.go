@@ -12,12 +12,13 @@ import (
 	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
-// openStore opens the store b names and returns it with the function that
+// openStore opens the store b names and returns it (with its shared queue
+// on PostgreSQL, which troupe serve runs on) with the function that
 // closes it and removes what the bench made, and Badger's data directory
 // (empty for the other stores), which the soak measures. A store that
 // holds unfinished jobs is refused: the runtime would run them as bench
 // jobs, with the wrong handler.
-func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, string, error) {
+func (b *Bencher) openStore(ctx context.Context) (storeopen.Store, func() error, string, error) {
 	var (
 		cleanup func() error
 		where   string
@@ -31,7 +32,7 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, st
 		if !reused {
 			tmp, err := os.MkdirTemp("", "troupe-bench-")
 			if err != nil {
-				return nil, nil, "", fmt.Errorf("bench data directory: %w", err)
+				return storeopen.Store{}, nil, "", fmt.Errorf("bench data directory: %w", err)
 			}
 			opts.DataDir = tmp
 		}
@@ -48,9 +49,9 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, st
 			if !reused {
 				_ = os.RemoveAll(opts.DataDir)
 			}
-			return nil, nil, "", fmt.Errorf("open badger store in %s: %w", opts.DataDir, err)
+			return storeopen.Store{}, nil, "", fmt.Errorf("open badger store in %s: %w", opts.DataDir, err)
 		}
-		return nil, nil, "", err
+		return storeopen.Store{}, nil, "", err
 	}
 	store := opened.Store
 	cleanup = store.Close
@@ -82,14 +83,14 @@ func (b *Bencher) openStore(ctx context.Context) (domain.Store, func() error, st
 			err = fmt.Errorf("the %s holds %d unfinished jobs, which the bench would run with its no-op handler; use an empty one", where, page.Total)
 		}
 		if err != nil {
-			return nil, nil, "", errors.Join(err, cleanup())
+			return storeopen.Store{}, nil, "", errors.Join(err, cleanup())
 		}
 	}
 	dir := ""
 	if b.Store == storeopen.Badger {
 		dir = opts.DataDir
 	}
-	return store, cleanup, dir, nil
+	return opened, cleanup, dir, nil
 }
 
 // startSystem opens the store and starts a System on it with the bench's
@@ -102,16 +103,19 @@ func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int)
 // startSystemIn is startSystem with more options for the runtime, and
 // Badger's data directory (see openStore).
 func (b *Bencher) startSystemIn(ctx context.Context, rec *recorder, queueSize int, more ...actors.Option) (*actors.System, func() error, string, error) {
-	store, closeStore, dir, err := b.openStore(ctx)
+	opened, closeStore, dir, err := b.openStore(ctx)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	opts := append([]actors.Option{
+	opts := []actors.Option{
 		actors.WithWorkers(b.Workers),
 		actors.WithQueueSize(queueSize),
 		actors.WithLogger(b.Logger),
-	}, more...)
-	sys, err := actors.New(recordingStore{Store: store, rec: rec}, opts...)
+	}
+	if opened.Shared != nil {
+		opts = append(opts, actors.WithSharedQueue(recordingShared{SharedQueue: opened.Shared, rec: rec}))
+	}
+	sys, err := actors.New(recordingStore{Store: opened.Store, rec: rec}, append(opts, more...)...)
 	if err == nil {
 		err = sys.Register(JobType, rec)
 	}
