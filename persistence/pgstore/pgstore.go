@@ -216,7 +216,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	s.warnWithoutAutovacuum(ctx)
 	return s, nil
+}
+
+// warnWithoutAutovacuum warns when the server runs without autovacuum:
+// every attempt updates its job twice and the pruner deletes finished
+// ones, so without vacuuming the dead rows pile up in the claim index and
+// each claim walks further over them; throughput falls by an order of
+// magnitude within minutes under steady load.
+func (s *Store) warnWithoutAutovacuum(ctx context.Context) {
+	var on bool
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::boolean`).Scan(&on); err != nil || on {
+		return
+	}
+	s.logger.Warn("PostgreSQL runs with autovacuum off: dead rows will slow claims down more and more; turn it on (its default) or vacuum troupe_jobs often")
 }
 
 // poolConfig turns options into a pgxpool configuration whose connections

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/internal/pgtest"
+	"github.com/troupe-go/troupe/internal/syncbuf"
 	"github.com/troupe-go/troupe/persistence/storetest"
 )
 
@@ -161,4 +163,24 @@ func TestClosedStore(t *testing.T) {
 	_, err = s.RescueExpired(ctx)
 	require.ErrorIs(t, err, domain.ErrClosed)
 	require.ErrorIs(t, s.Watch(ctx, func(domain.QueueNotice) {}), domain.ErrClosed)
+}
+
+// TestOpenWarnsWithoutAutovacuum: a server without autovacuum gets a
+// warning at Open, and one with it none.
+func TestOpenWarnsWithoutAutovacuum(t *testing.T) {
+	url := pgtest.URL(t)
+	schema := pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, url, schema)
+	var logs syncbuf.Buffer
+	s, err := Open(t.Context(), Options{URL: url, Schema: schema, MaxConns: 2,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	var on bool
+	require.NoError(t, s.pool.QueryRow(t.Context(), `SELECT current_setting('autovacuum')::boolean`).Scan(&on))
+	if on {
+		require.NotContains(t, logs.String(), "autovacuum off")
+	} else {
+		require.Contains(t, logs.String(), "autovacuum off")
+	}
 }
