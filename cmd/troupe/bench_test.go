@@ -188,7 +188,6 @@ func TestBenchSoak(t *testing.T) {
 		require.Zero(t, s.Samples[0].Submitted)
 		last := s.Samples[len(s.Samples)-1]
 		require.EqualValues(t, 300, last.Submitted)
-		require.LessOrEqual(t, last.Finished, last.Completed, "the store keeps no more finished jobs than completed")
 		for i, sample := range s.Samples {
 			require.NotNil(t, sample.DirBytes, "sample %d measures the data directory", i)
 			require.Nil(t, sample.Rows)
