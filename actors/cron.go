@@ -11,9 +11,10 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-// cronParser reads the standard five fields, an optional leading seconds
-// field, and descriptors (@hourly, @daily, @every 30s).
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// cronFields are what an expression may hold: the standard five fields,
+// an optional leading seconds field, and descriptors (@hourly, @daily,
+// @every 30s).
+const cronFields = cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor
 
 // cronSpec is a schedule's expression read in its time zone: the slots
 // it fires at.
@@ -80,7 +81,7 @@ func parseCronSafely(expr string) (s cron.Schedule, err error) {
 			s, err = nil, fmt.Errorf("unreadable expression: %v", r)
 		}
 	}()
-	return cronParser.Parse(expr)
+	return cron.NewParser(cronFields).Parse(expr)
 }
 
 func mustParseDuration(s string) time.Duration {
