@@ -146,3 +146,28 @@ type ScheduleStore interface {
 	// deleted meanwhile.
 	RecordScheduleRun(ctx context.Context, name string, run ScheduleRun) error
 }
+
+// Replacing returns the schedule to store when s is put over old (nil
+// when none is stored): a copy of s with its times normalised (Timestamp),
+// keeping old's CreatedAt and run fields, as PutSchedule promises.
+func (s *Schedule) Replacing(old *Schedule) *Schedule {
+	c := s.Clone()
+	c.CreatedAt, c.UpdatedAt = Timestamp(c.CreatedAt), Timestamp(c.UpdatedAt)
+	c.LastSlot, c.LastRunAt = Timestamp(c.LastSlot), Timestamp(c.LastRunAt)
+	if old != nil {
+		c.CreatedAt = old.CreatedAt
+		c.LastSlot, c.LastRunAt, c.LastJobID = old.LastSlot, old.LastRunAt, old.LastJobID
+	}
+	return c
+}
+
+// Record applies run to s as RecordScheduleRun promises: nodes may record
+// out of order, so neither the last slot nor the latest job moves back.
+func (s *Schedule) Record(run ScheduleRun) {
+	if slot := Timestamp(run.Slot); slot.After(s.LastSlot) {
+		s.LastSlot = slot
+	}
+	if at := Timestamp(run.At); !at.Before(s.LastRunAt) {
+		s.LastRunAt, s.LastJobID = at, run.JobID
+	}
+}

@@ -65,16 +65,6 @@ func decodeSchedule(name string, v []byte) (*domain.Schedule, error) {
 	}, nil
 }
 
-// normalSchedule returns a copy of sc with its times as stores keep them.
-func normalSchedule(sc *domain.Schedule) *domain.Schedule {
-	c := sc.Clone()
-	c.CreatedAt = domain.Timestamp(c.CreatedAt)
-	c.UpdatedAt = domain.Timestamp(c.UpdatedAt)
-	c.LastSlot = domain.Timestamp(c.LastSlot)
-	c.LastRunAt = domain.Timestamp(c.LastRunAt)
-	return c
-}
-
 // scheduleSlot is one schedule in a plan.
 type scheduleSlot struct {
 	stored bool // it was stored before the batch
@@ -129,26 +119,17 @@ func (p *plan) scheduleOp(r *request) error {
 	}
 	switch r.op {
 	case opPutSchedule:
-		next := normalSchedule(x.schedule)
-		x.created = !slot.exists
+		var old *domain.Schedule
 		if slot.exists {
-			old := slot.sc
-			next.CreatedAt = old.CreatedAt
-			next.LastSlot, next.LastRunAt, next.LastJobID = old.LastSlot, old.LastRunAt, old.LastJobID
+			old = slot.sc
 		}
-		slot.exists, slot.sc = true, next
+		x.created = !slot.exists
+		slot.exists, slot.sc = true, x.schedule.Replacing(old)
 	case opDeleteSchedule:
 		slot.exists, slot.sc = false, nil
 	case opRecordScheduleRun:
 		next := slot.sc.Clone()
-		// Nodes may record out of order: neither the slot nor the latest
-		// job ever moves back.
-		if slot := domain.Timestamp(x.run.Slot); slot.After(next.LastSlot) {
-			next.LastSlot = slot
-		}
-		if at := domain.Timestamp(x.run.At); !at.Before(next.LastRunAt) {
-			next.LastRunAt, next.LastJobID = at, x.run.JobID
-		}
+		next.Record(x.run)
 		slot.sc = next
 	}
 	slot.dirty = true

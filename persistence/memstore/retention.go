@@ -67,24 +67,9 @@ func (s *Store) PutSchedule(ctx context.Context, sc *domain.Schedule) (bool, err
 		return false, err
 	}
 	defer s.mu.Unlock()
-	next := normalSchedule(sc)
 	old, ok := s.schedules[sc.Name]
-	if ok {
-		next.CreatedAt = old.CreatedAt
-		next.LastSlot, next.LastRunAt, next.LastJobID = old.LastSlot, old.LastRunAt, old.LastJobID
-	}
-	s.schedules[sc.Name] = next
+	s.schedules[sc.Name] = sc.Replacing(old)
 	return !ok, nil
-}
-
-// normalSchedule returns a copy of sc with its times as stores keep them.
-func normalSchedule(sc *domain.Schedule) *domain.Schedule {
-	c := sc.Clone()
-	c.CreatedAt = domain.Timestamp(c.CreatedAt)
-	c.UpdatedAt = domain.Timestamp(c.UpdatedAt)
-	c.LastSlot = domain.Timestamp(c.LastSlot)
-	c.LastRunAt = domain.Timestamp(c.LastRunAt)
-	return c
 }
 
 // GetSchedule implements domain.ScheduleStore.
@@ -137,13 +122,6 @@ func (s *Store) RecordScheduleRun(ctx context.Context, name string, run domain.S
 	if !ok {
 		return fmt.Errorf("record run of schedule %q: %w", name, domain.ErrNotFound)
 	}
-	// Nodes may record out of order: neither the slot nor the latest
-	// job ever moves back.
-	if slot := domain.Timestamp(run.Slot); slot.After(sc.LastSlot) {
-		sc.LastSlot = slot
-	}
-	if at := domain.Timestamp(run.At); !at.Before(sc.LastRunAt) {
-		sc.LastRunAt, sc.LastJobID = at, run.JobID
-	}
+	sc.Record(run)
 	return nil
 }
