@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/troupe-go/troupe/domain"
@@ -87,6 +88,25 @@ type ScheduleParams struct {
 	Job      domain.ScheduledJob
 	Paused   bool
 	CatchUp  domain.CatchUp
+}
+
+// ScheduleFieldError is a schedule refused for one of its fields: "name",
+// "cron", "timezone", "catchUp", "job" or "job.<member>". It wraps the
+// reason, so errors.Is still sees ErrInvalid or ErrUnknownJobType; its
+// text is "<field>: <reason>".
+type ScheduleFieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *ScheduleFieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the reason.
+func (e *ScheduleFieldError) Unwrap() error { return e.Err }
+
+// invalidField is a ScheduleFieldError of a broken rule (ErrInvalid).
+func invalidField(field, format string, args ...any) error {
+	return &ScheduleFieldError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{domain.ErrInvalid}, args...)...)}
 }
 
 // ScheduleInfo is a schedule as the runtime sees it.

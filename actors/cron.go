@@ -33,16 +33,16 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 	}
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
-		return nil, fmt.Errorf("cron: %w: must not be empty", domain.ErrInvalid)
+		return nil, invalidField("cron", "must not be empty")
 	}
 	// The library would read a zone prefix and override the timezone
 	// field; one place for the zone keeps the two from disagreeing.
 	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
-		return nil, fmt.Errorf("cron: %w: %q: set the time zone in the timezone field, not in the expression", domain.ErrInvalid, expr)
+		return nil, invalidField("cron", "%q: set the time zone in the timezone field, not in the expression", expr)
 	}
 	sched, err := parseCronSafely(expr)
 	if err != nil {
-		return nil, fmt.Errorf("cron: %w: %q: %w", domain.ErrInvalid, expr, err)
+		return nil, invalidField("cron", "%q: %w", expr, err)
 	}
 	var c cronSpec
 	switch s := sched.(type) {
@@ -51,11 +51,11 @@ func parseCron(expr, tz string) (*cronSpec, error) {
 		c.spec = s
 	case cron.ConstantDelaySchedule:
 		if d, _ := strings.CutPrefix(expr, "@every"); mustParseDuration(d) < time.Second {
-			return nil, fmt.Errorf("cron: %w: %q: @every needs an interval of at least 1s", domain.ErrInvalid, expr)
+			return nil, invalidField("cron", "%q: @every needs an interval of at least 1s", expr)
 		}
 		c.every = s.Delay
 	default:
-		return nil, fmt.Errorf("cron: %w: %q: unsupported schedule %T", domain.ErrInvalid, expr, sched)
+		return nil, invalidField("cron", "%q: unsupported schedule %T", expr, sched)
 	}
 	return &c, nil
 }
@@ -69,7 +69,7 @@ func checkCron(expr, tz string, now time.Time) error {
 		return err
 	}
 	if c.next(now).IsZero() {
-		return fmt.Errorf("cron: %w: %q never fires", domain.ErrInvalid, strings.TrimSpace(expr))
+		return invalidField("cron", "%q never fires", strings.TrimSpace(expr))
 	}
 	return nil
 }
@@ -96,11 +96,11 @@ func loadZone(tz string) (*time.Location, error) {
 		return time.UTC, nil
 	}
 	if tz == "Local" {
-		return nil, fmt.Errorf("timezone: %w: %q is not an IANA zone name; name the zone", domain.ErrInvalid, tz)
+		return nil, invalidField("timezone", "%q is not an IANA zone name; name the zone", tz)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("timezone: %w: unknown time zone %q", domain.ErrInvalid, tz)
+		return nil, invalidField("timezone", "unknown time zone %q", tz)
 	}
 	return loc, nil
 }

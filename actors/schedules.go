@@ -192,7 +192,7 @@ func scheduleSubmitParams(sc *domain.Schedule) SubmitParams {
 // defaults written out (timezone UTC, catch-up skip).
 func (s *System) scheduleFrom(p ScheduleParams, source domain.ScheduleSource, now time.Time) (*domain.Schedule, error) {
 	if err := domain.ValidateScheduleName(p.Name); err != nil {
-		return nil, fmt.Errorf("name: %w", err)
+		return nil, &ScheduleFieldError{Field: "name", Err: err}
 	}
 	if err := checkCron(p.Cron, p.Timezone, now); err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func (s *System) scheduleFrom(p ScheduleParams, source domain.ScheduleSource, no
 		catchUp = domain.CatchUpSkip
 	case domain.CatchUpSkip, domain.CatchUpOne:
 	default:
-		return nil, fmt.Errorf("catchUp: %w: must be %q or %q, got %q", domain.ErrInvalid, domain.CatchUpSkip, domain.CatchUpOne, p.CatchUp)
+		return nil, invalidField("catchUp", "must be %q or %q, got %q", domain.CatchUpSkip, domain.CatchUpOne, p.CatchUp)
 	}
 	sc := &domain.Schedule{
 		Name: p.Name, Cron: strings.TrimSpace(p.Cron), Timezone: p.Timezone, Job: p.Job,
@@ -224,7 +224,7 @@ func (s *System) scheduleFrom(p ScheduleParams, source domain.ScheduleSource, no
 func (s *System) checkScheduledJob(sc *domain.Schedule, now time.Time) error {
 	j := sc.Job
 	if j.Type == "" {
-		return fmt.Errorf("job.type: %w: must not be empty", domain.ErrInvalid)
+		return invalidField("job.type", "must not be empty")
 	}
 	base := SubmitParams{Type: j.Type}
 	with := func(f func(*SubmitParams)) SubmitParams {
@@ -245,7 +245,7 @@ func (s *System) checkScheduledJob(sc *domain.Schedule, now time.Time) error {
 		{"job", scheduleSubmitParams(sc)},
 	} {
 		if _, err := s.newJob(c.p, now); err != nil {
-			return fmt.Errorf("%s: %w", c.field, err)
+			return &ScheduleFieldError{Field: c.field, Err: err}
 		}
 	}
 	return nil

@@ -343,16 +343,9 @@ func (s *Server) decodeScheduledJob(raw json.RawMessage) (job domain.ScheduledJo
 	return job, fields, tooLarge
 }
 
-// scheduleFields are the members the runtime names when it refuses a
-// schedule, so that its refusal comes back as a validation error of that
-// field: "schedule \"a\": invalid input: cron: ..." or
-// "schedule \"a\": job.priority: invalid input: ...".
-var scheduleFields = map[string]bool{"name": true, "cron": true, "timezone": true, "catchUp": true, "job": true,
-	"job.type": true, "job.payload": true, "job.queue": true, "job.priority": true, "job.maxAttempts": true, "job.timeout": true}
-
 // scheduleError turns the runtime's refusal of a schedule into the
 // client's error: an unknown job type names the registered ones, and a
-// rule broken names its field when the runtime's message does.
+// rule broken names its field (actors.ScheduleFieldError).
 func (s *Server) scheduleError(p actors.ScheduleParams, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrUnknownJobType):
@@ -360,14 +353,9 @@ func (s *Server) scheduleError(p actors.ScheduleParams, err error) error {
 	case errors.Is(err, domain.ErrPayloadTooLarge):
 		return err
 	case errors.Is(err, domain.ErrInvalid):
-		parts := strings.Split(err.Error(), ": ")
-		for i, part := range parts {
-			if !scheduleFields[part] || i == len(parts)-1 {
-				continue
-			}
-			rest := strings.Join(parts[i+1:], ": ")
-			rest = strings.TrimPrefix(rest, domain.ErrInvalid.Error()+": ")
-			ve := newValidationError(FieldError{Field: part, Message: rest})
+		var fe *actors.ScheduleFieldError
+		if errors.As(err, &fe) {
+			ve := newValidationError(FieldError{Field: fe.Field, Message: strings.TrimPrefix(fe.Err.Error(), domain.ErrInvalid.Error()+": ")})
 			ve.cause = err
 			return ve
 		}
