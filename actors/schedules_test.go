@@ -693,9 +693,14 @@ func TestSchedules_StopLeavesNoTimer(t *testing.T) {
 
 	_, err = sys.PauseSchedule(context.Background(), "reports")
 	require.NoError(t, err, "schedules are data: they change while stopped")
+	// A second schedule, running, due after the paused one's next slot:
+	// its slot timer shows that the restarted service has made its first
+	// round, and is the one timer only if the paused schedule was skipped.
+	_, _, err = sys.Schedule(context.Background(), reportEvery("other", "*/20 * * * *"))
+	require.NoError(t, err)
 	clock.advance(10 * time.Minute)
 	startScheduling(t, store, clock)
-	waitFor(t, func() bool { return clock.pendingAt(clock.Now().Add(pruneInterval)) })
+	waitFor(t, func() bool { return timersAt(clock, t0.Add(20*time.Minute)) == 1 })
 	require.Empty(t, slotKeys(t, store, "reports"))
 	require.Zero(t, timersAt(clock, t0.Add(15*time.Minute)), "paused: no slot timer")
 }
