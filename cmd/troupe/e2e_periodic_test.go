@@ -396,3 +396,51 @@ func TestServeRetention(t *testing.T) {
 	srv.signal(syscall.SIGTERM)
 	require.Equal(t, 0, srv.waitExit())
 }
+
+// TestServeRetentionOnNodesAcrossAKill runs two nodes on PostgreSQL that
+// both prune completed jobs a second after they finish, and kills one
+// with SIGKILL while it runs jobs: its jobs are rescued by the other,
+// and in the end every job is gone from the store. Failed and canceled
+// jobs are kept for ever, so a job can only leave the store by completing
+// and then being pruned: none was lost on the way, and the two pruners
+// sharing the table did not stop each other.
+func TestServeRetentionOnNodesAcrossAKill(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	schema := pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, dbURL, schema)
+	envOf := func(name string) []string {
+		return childEnv(
+			"TROUPE_STORE=postgres", "TROUPE_DATABASE_URL="+dbURL, "TROUPE_DATABASE_SCHEMA="+schema,
+			"TROUPE_NODE="+name, "TROUPE_HTTP_ADDR=127.0.0.1:0", "TROUPE_WORKERS=4",
+			"TROUPE_LEASE_DURATION=2s", "TROUPE_RESCUE_INTERVAL=200ms", "TROUPE_POLL_INTERVAL=200ms",
+			"TROUPE_RETENTION_COMPLETED=1s", "TROUPE_RETENTION_FAILED=0", "TROUPE_RETENTION_CANCELED=0",
+		)
+	}
+	a, b := startServer(t, envOf("node-a")), startServer(t, envOf("node-b"))
+	apiA, apiB := newAPIClient(t, a.waitReady()), newAPIClient(t, b.waitReady())
+
+	for range 20 {
+		apiA.submit("sleep", `{"ms":1000}`, 3)
+	}
+	for range 100 {
+		apiB.submit("noop", `{}`, 3)
+	}
+	// Node A dies holding sleep jobs; B rescues them once their leases
+	// expire.
+	apiA.waitTotal(url.Values{"status": {"running"}}, 8, waitTimeout)
+	a.signal(syscall.SIGKILL)
+	a.waitExit()
+	a = startServer(t, envOf("node-a"))
+	apiA = newAPIClient(t, a.waitReady())
+
+	apiB.waitTotal(url.Values{}, 0, 3*waitTimeout)
+	metrics := string(apiB.mustCall(nethttp.MethodGet, "/metrics", "", nethttp.StatusOK)) +
+		string(apiA.mustCall(nethttp.MethodGet, "/metrics", "", nethttp.StatusOK))
+	require.Contains(t, metrics, `troupe_jobs_pruned_total{status="completed"}`)
+
+	for _, p := range []*serverProcess{a, b} {
+		p.signal(syscall.SIGTERM)
+		require.Equal(t, 0, p.waitExit())
+	}
+}
