@@ -131,22 +131,15 @@ func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (su
 		case <-ticker.C:
 		}
 		due := min(total, int64(rate*time.Since(begin).Seconds()))
-		for sent < due {
-			k := min(due-sent, int64(len(params)))
-			at := time.Now()
-			jobs, err := sys.SubmitBatch(ctx, params[:k])
-			sent += k
-			switch {
-			case errors.Is(err, domain.ErrQueueFull):
-				errs["queue full"] += k
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("submit: %w", err)
-			}
+		var err error
+		sent, err = submitUpTo(ctx, sys, params, sent, due, errs, func(at time.Time, jobs []actors.SubmitResult) {
 			for _, j := range jobs {
 				submitAt[j.Job.ID] = at
 			}
-			accepted.Add(k)
+			accepted.Add(int64(len(jobs)))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	submitTook := time.Since(begin)
@@ -188,4 +181,28 @@ func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (su
 		SubmitRate:    perSecond(accepted.Load(), submitTook),
 		DoneLatency:   summarizeLatency(toDone),
 	}, nil
+}
+
+// submitUpTo submits the bench's jobs in batches of params until sent
+// reaches due, as a paced load does at each tick: a batch the full queue
+// refuses counts in errs, and each accepted batch goes to accepted with
+// when it was submitted. It returns the new count sent.
+func submitUpTo(ctx context.Context, sys *actors.System, params []actors.SubmitParams, sent, due int64,
+	errs map[string]int64, accepted func(at time.Time, jobs []actors.SubmitResult),
+) (int64, error) {
+	for sent < due {
+		k := min(due-sent, int64(len(params)))
+		at := time.Now()
+		jobs, err := sys.SubmitBatch(ctx, params[:k])
+		sent += k
+		switch {
+		case errors.Is(err, domain.ErrQueueFull):
+			errs["queue full"] += k
+			continue
+		case err != nil:
+			return sent, fmt.Errorf("submit: %w", err)
+		}
+		accepted(at, jobs)
+	}
+	return sent, nil
 }

@@ -241,18 +241,12 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 		case <-tick.C:
 		}
 		due := min(total, int64(p.Rate*time.Since(begin).Seconds()))
-		for sent < due {
-			k := min(due-sent, int64(len(params)))
-			_, err := sys.SubmitBatch(ctx, params[:k])
-			sent += k
-			switch {
-			case errors.Is(err, domain.ErrQueueFull):
-				errs["queue full"] += k
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("submit: %w", err)
-			}
-			submitted.Add(k)
+		var err error
+		sent, err = submitUpTo(ctx, sys, params, sent, due, errs, func(_ time.Time, jobs []actors.SubmitResult) {
+			submitted.Add(int64(len(jobs)))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	took := time.Since(begin)
