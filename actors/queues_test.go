@@ -75,7 +75,7 @@ func TestQueues_FloodDoesNotStallAnotherQueue(t *testing.T) {
 	const flood = 100_000
 	var bulkStarted atomic.Int64
 	var mu sync.Mutex
-	lastDefaultAfter := int64(-1)
+	firstDefaultAfter, lastDefaultAfter := int64(-1), int64(-1)
 	defaults := 0
 	handlers := map[domain.JobType]domain.Handler{
 		"bulk": domain.HandlerFunc(func(context.Context, []byte) error {
@@ -85,6 +85,9 @@ func TestQueues_FloodDoesNotStallAnotherQueue(t *testing.T) {
 		"default": domain.HandlerFunc(func(context.Context, []byte) error {
 			mu.Lock()
 			defaults++
+			if defaults == 1 {
+				firstDefaultAfter = bulkStarted.Load()
+			}
 			if defaults == 10 {
 				lastDefaultAfter = bulkStarted.Load()
 			}
@@ -102,24 +105,30 @@ func TestQueues_FloodDoesNotStallAnotherQueue(t *testing.T) {
 		_, err := b.sys.SubmitBatch(ctx, batch)
 		require.NoError(t, err)
 	}
-	before := bulkStarted.Load()
 	batch = batch[:10]
 	for i := range batch {
 		batch[i] = SubmitParams{Type: "default"}
 	}
 	_, err := b.sys.SubmitBatch(ctx, batch)
 	require.NoError(t, err)
+	// Counted once the 10 are queued: bulk jobs starting while their
+	// write is on its way (longer on a busy machine) are not behind them.
+	before := bulkStarted.Load()
 	waitFor(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return defaults == 10
 	})
 	mu.Lock()
-	behind := lastDefaultAfter - before
+	wait, between := firstDefaultAfter-before, lastDefaultAfter-firstDefaultAfter
 	mu.Unlock()
 	require.Less(t, before, int64(flood/2), "the flood was still queued when the others came")
-	require.LessOrEqual(t, behind, int64(30), "bulk jobs started between the others' submission and the last one's start")
-	t.Logf("%d bulk jobs started before the last of 10 default ones (%d before they were submitted)", behind, before)
+	// The first default job waits at most for the jobs already handed to
+	// the dispatcher (how many depends on the machine's load, not on the
+	// flood); then the queues take turns.
+	require.LessOrEqual(t, wait, int64(1000), "bulk jobs started after the others were queued and before the first of them")
+	require.LessOrEqual(t, between, int64(30), "bulk jobs started between the first and the last of the others")
+	t.Logf("%d bulk jobs before the first of 10 default ones, %d between the first and the last (%d before they were submitted)", wait, between, before)
 }
 
 // A paused queue keeps taking jobs but starts none; a job of it already
