@@ -71,6 +71,7 @@ type RegisterOption func(*typeOptions)
 
 type typeOptions struct {
 	timeout time.Duration
+	runBy   RunBy
 }
 
 // WithTimeout sets the attempt timeout of the type's jobs submitted

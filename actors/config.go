@@ -25,6 +25,9 @@ const (
 	PollIntervalDefault    = time.Second
 	MaxAttemptsLimit       = 1000
 	JobTimeoutDefault      = 30 * time.Minute
+	// MaxResultBytesDefault bounds a job's result to 64 KiB: results are
+	// kept on the job and sent with every read of it.
+	MaxResultBytesDefault = 64 << 10
 	// MaxPayloadBytesDefault bounds a job's payload to 1 MiB, the HTTP
 	// API's default body limit, so that every path admits the same jobs.
 	MaxPayloadBytesDefault = 1 << 20
@@ -102,8 +105,16 @@ type Config struct {
 	// to 30m.
 	JobTimeout time.Duration
 	// QueueLimits caps, per queue, how many of its jobs run at once on
-	// this node; queues without a cap share the pool.
+	// this node; queues without a cap share the pool. Jobs claimed through
+	// this node by external workers count.
 	QueueLimits map[string]int
+	// ExternalTypes are the job types run by external workers (the worker
+	// protocol): they are submitted like any other and no handler of this
+	// process runs them.
+	ExternalTypes []domain.JobType
+	// MaxResultBytes bounds a job's result (JSON); a larger one fails the
+	// attempt with domain.ErrResultTooLarge. Defaults to 64 KiB.
+	MaxResultBytes int
 	// Retention says how long finished jobs are kept before the pruner
 	// deletes them. Defaults to 24h completed, 168h failed and canceled.
 	Retention Retention
@@ -145,6 +156,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, RetryMaxDelayDefault)
 	c.MaxPayloadBytes = cmp.Or(c.MaxPayloadBytes, MaxPayloadBytesDefault)
 	c.JobTimeout = cmp.Or(c.JobTimeout, JobTimeoutDefault)
+	c.MaxResultBytes = cmp.Or(c.MaxResultBytes, MaxResultBytesDefault)
 	c.Retention.Completed = cmp.Or(c.Retention.Completed, RetainCompletedDefault)
 	c.Retention.Failed = cmp.Or(c.Retention.Failed, RetainFailedDefault)
 	c.Retention.Canceled = cmp.Or(c.Retention.Canceled, RetainCanceledDefault)
@@ -187,6 +199,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPayloadBytes < 1 {
 		bad("MaxPayloadBytes", c.MaxPayloadBytes, "must be at least 1")
+	}
+	if c.MaxResultBytes < 1 {
+		bad("MaxResultBytes", c.MaxResultBytes, "must be at least 1")
+	}
+	for _, t := range c.ExternalTypes {
+		if t == "" || len(t) > domain.MaxJobTypeLength {
+			bad("ExternalTypes", t, "must be 1 to %d bytes", domain.MaxJobTypeLength)
+		}
 	}
 	if c.JobTimeout < NoTimeout {
 		bad("JobTimeout", c.JobTimeout, "must not be negative")
@@ -268,6 +288,15 @@ func WithRetention(r Retention) Option { return func(o *options) { o.cfg.Retenti
 func WithConfigSchedules(ps ...ScheduleParams) Option {
 	return func(o *options) { o.schedules = append(o.schedules, ps...) }
 }
+
+// WithExternalTypes declares job types run by external workers; see
+// Config.ExternalTypes.
+func WithExternalTypes(types ...domain.JobType) Option {
+	return func(o *options) { o.cfg.ExternalTypes = append(o.cfg.ExternalTypes, types...) }
+}
+
+// WithMaxResultBytes bounds a job's result; see Config.MaxResultBytes.
+func WithMaxResultBytes(n int) Option { return func(o *options) { o.cfg.MaxResultBytes = n } }
 
 // WithWorkers sets the worker pool size.
 func WithWorkers(n int) Option { return func(o *options) { o.cfg.Workers = n } }

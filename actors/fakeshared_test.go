@@ -143,6 +143,10 @@ func (q *fakeSharedQueue) RenewLeases(context.Context, string, []uuid.UUID, time
 	return nil, nil
 }
 
+func (q *fakeSharedQueue) Heartbeat(context.Context, string, uuid.UUID, time.Duration, *domain.Progress) (domain.LeaseState, error) {
+	return domain.LeaseState{}, domain.ErrLeaseLost
+}
+
 func (q *fakeSharedQueue) UpdateOwned(context.Context, string, *domain.Job) error {
 	return domain.ErrLeaseLost
 }

@@ -58,6 +58,13 @@ type Job struct {
 	// Schedule names the schedule that submitted the job; empty for a job
 	// submitted otherwise.
 	Schedule string
+	// Result is the JSON value the job's last attempt ended with
+	// (SetResult, an external worker's complete, a webhook's answer), at
+	// most the runtime's MaxResultBytes; nil when none.
+	Result []byte
+	// Progress is what the running (or last) attempt last reported; nil
+	// when it reported nothing.
+	Progress *Progress
 }
 
 // The defaults and bounds of a job's queue and priority.
@@ -192,6 +199,13 @@ func (j *Job) Clone() *Job {
 	c := *j
 	if j.Payload != nil {
 		c.Payload = append(make([]byte, 0, len(j.Payload)), j.Payload...)
+	}
+	if j.Result != nil {
+		c.Result = append(make([]byte, 0, len(j.Result)), j.Result...)
+	}
+	if j.Progress != nil {
+		p := *j.Progress
+		c.Progress = &p
 	}
 	return &c
 }

@@ -19,7 +19,10 @@ var ErrLeaseLost = errors.New("job lease lost: the job no longer runs on this no
 // the job. Jobs whose lease expired (their node died) are rescued by any node.
 // Times that decide readiness and leases come from the store's clock, so
 // nodes agree whatever their own clocks say. A node is named by a non-empty
-// string; an empty one is refused with ErrInvalid. storetest.RunShared
+// string; an empty one is refused with ErrInvalid. The owner of a lease
+// need not be a node: a job claimed for an external worker is leased to
+// the claim's token (ExternalOwner), and that worker's heartbeats and
+// outcomes, through whichever node they reach, act as that owner. storetest.RunShared
 // checks every implementation against these promises.
 type SharedQueue interface {
 	// ClaimJobs marks up to r.Limit pending jobs running on node, counts
@@ -50,7 +53,31 @@ type SharedQueue interface {
 	// Watch calls fn with the store's notices until ctx ends, reconnecting
 	// on failure; it blocks, and returns nil when ctx ends.
 	Watch(ctx context.Context, fn func(QueueNotice)) error
+	// Heartbeat extends the lease of owner's running job id to lease from
+	// now (the store's clock) and, when progress is not nil, stores it on
+	// the job, in one write. It returns the new end of the lease and
+	// whether a cancel of the job was requested. A job that owner no
+	// longer runs gives an error wrapping ErrLeaseLost (ErrNotFound if
+	// the job is gone).
+	Heartbeat(ctx context.Context, owner string, id uuid.UUID, lease time.Duration, progress *Progress) (LeaseState, error)
 }
+
+// LeaseState is what a Heartbeat tells the lease's owner.
+type LeaseState struct {
+	// ExpiresAt is when the lease now ends, by the store's clock.
+	ExpiresAt time.Time
+	// CancelRequested says a user canceled the job: the owner should stop
+	// and report the attempt's end.
+	CancelRequested bool
+}
+
+// ExternalOwnerPrefix starts the owner name of a lease held by an external
+// worker, so that it never names a node.
+const ExternalOwnerPrefix = "worker:"
+
+// ExternalOwner is the lease owner of the jobs claimed with an external
+// worker's lease token.
+func ExternalOwner(token string) string { return ExternalOwnerPrefix + token }
 
 // ClaimRequest says what a node asks ClaimJobs for.
 type ClaimRequest struct {
@@ -62,6 +89,9 @@ type ClaimRequest struct {
 	// node claims only what it has handlers for, so nodes may run
 	// different handler sets.
 	Types []JobType
+	// Queues, when given, restricts the claim to jobs of those queues (an
+	// external worker's choice).
+	Queues []string
 	// Room caps, per queue, how many of its jobs this claim may take (a
 	// queue's per-node limit minus what runs there now); a queue at 0 is
 	// skipped. Queues not named are capped only by Limit.

@@ -297,6 +297,14 @@ func (s *SharedFaultStore) RenewLeases(ctx context.Context, node string, ids []u
 	return s.queue.RenewLeases(ctx, node, ids, lease)
 }
 
+// Heartbeat implements domain.SharedQueue; it is refused as an OpUpdate.
+func (s *SharedFaultStore) Heartbeat(ctx context.Context, owner string, id uuid.UUID, lease time.Duration, progress *domain.Progress) (domain.LeaseState, error) {
+	if err := s.check(OpUpdate, []*domain.Job{{ID: id}}); err != nil {
+		return domain.LeaseState{}, err
+	}
+	return s.queue.Heartbeat(ctx, owner, id, lease, progress)
+}
+
 // UpdateOwned implements domain.SharedQueue; it is refused as an OpUpdate.
 func (s *SharedFaultStore) UpdateOwned(ctx context.Context, node string, job *domain.Job) error {
 	if err := s.check(OpUpdate, []*domain.Job{job}); err != nil {
