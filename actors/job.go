@@ -101,6 +101,11 @@ type jobActor struct {
 	timerSeq  int
 	stopTimer func() bool
 
+	// The running attempt's reporter (a Go handler's) and progress, the
+	// latter allocated at the first report (progress.go).
+	reporter *attemptReporter
+	progress *progressState
+
 	// unsaved is an outcome whose write failed and is being retried.
 	unsaved        *domain.Job
 	unsavedFailure int
@@ -137,6 +142,8 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		a.timedOut(ctx)
 	case *progressReport:
 		a.reportProgress(ctx, msg.progress)
+	case *progressDue:
+		a.progressDue(msg)
 	case *stuckCheck:
 		a.reportStuck(ctx)
 	case *persistDue:
@@ -227,10 +234,13 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 	a.attemptCtx = attemptCtx
 	a.attemptRunning = true
 	a.debug("attempt started", slog.Int("attempt", next.Attempts))
+	reporter, handlerCtx := newAttemptReporter(a.rt, attemptCtx, next, ctx.Self())
+	a.startProgress(reporter)
 	ctx.Send(worker, &executeJob{
-		job:   next,
-		ctx:   withAttempt(attemptCtx, next.ID, next.Attempts),
-		owner: ctx.Self(),
+		job:      next,
+		ctx:      handlerCtx,
+		owner:    ctx.Self(),
+		reporter: reporter,
 	})
 }
 
@@ -341,6 +351,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	timedOut := a.timeout != nil && errors.Is(context.Cause(a.attemptCtx), a.timeout)
 	a.attemptCtx = nil
 	a.endTimeout()
+	job := a.endProgress()
 	if a.leaseLost {
 		a.cancelAttempt(nil)
 		a.attemptsDone()
@@ -358,7 +369,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	a.rt.metrics.AttemptFinished(a.job, msg.took)
 
 	a.handingBack = shutdown && msg.err != nil && !a.cancelRequested
-	next, err := a.rt.attemptOutcome(a.job, attemptEnd{err: msg.err, result: msg.result,
+	next, err := a.rt.attemptOutcome(job, attemptEnd{err: msg.err, result: msg.result,
 		canceled: a.cancelRequested, shutdown: shutdown}, a.rt.clock.Now())
 	if err != nil {
 		// Only a bug gets here: every branch above is a legal edge from running.
@@ -599,6 +610,7 @@ func (a *jobActor) receivePassivating(ctx actor.Context) {
 func (a *jobActor) stopping(ctx actor.Context) {
 	a.cancelTimer()
 	a.endTimeout()
+	a.stopProgressTimer()
 	if a.attemptRunning {
 		// Stopped with a handler still running (a supervision stop): the
 		// job stays running in the store and is recovered at the next start.
@@ -611,10 +623,4 @@ func (a *jobActor) stopping(ctx actor.Context) {
 		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(),
 			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled})
 	}
-}
-
-// reportProgress records a running attempt's progress on the job, written
-// at most every progressInterval (coalesced), and published once written.
-func (a *jobActor) reportProgress(ctx actor.Context, p domain.Progress) {
-	// Built with issue 14's results and progress.
 }
