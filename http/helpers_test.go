@@ -60,6 +60,9 @@ type fakeService struct {
 	requests *memstore.Store
 	// BackupFunc answers Backup; without it the store cannot back up.
 	BackupFunc func(ctx context.Context, w io.Writer) error
+	// SubscribeFunc answers Subscribe; without it a subscription that
+	// receives nothing.
+	SubscribeFunc func(buffer int) Subscription
 	// JobTypeInfoFunc answers JobTypeInfo; without it every type of
 	// JobTypes runs by Go.
 	JobTypeInfoFunc func() []actors.JobTypeInfo
@@ -222,7 +225,10 @@ func (f *fakeService) Health(ctx context.Context) actors.Health {
 
 // Subscribe returns a subscription that receives nothing. Tests of events
 // that must arrive use the real runtime (events_test.go).
-func (f *fakeService) Subscribe(int) Subscription {
+func (f *fakeService) Subscribe(buffer int) Subscription {
+	if f.SubscribeFunc != nil {
+		return f.SubscribeFunc(buffer)
+	}
 	return newQuietSubscription()
 }
 
