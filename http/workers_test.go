@@ -548,7 +548,9 @@ func TestOutcomes(t *testing.T) {
 	t.Run("NotRunning", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
-		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) { return nil, domain.ErrNotRunning }
+		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+			return nil, domain.ErrNotRunning
+		}
 		requireProblem(t, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[{"id":"` + uuid.NewString() + `","leaseToken":"t"}]}`}),
 			nethttp.StatusServiceUnavailable, ProblemTypeUnavailable)
 	})
@@ -1073,4 +1075,47 @@ func forbiddenConformanceCases(cases []conformanceCase) []conformanceCase {
 		out = append(out, tc)
 	}
 	return out
+}
+
+// TestWorkerMetrics counts claimed jobs and outcomes by what became of
+// them.
+func TestWorkerMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		return []actors.ClaimedJob{claimedJob(t, "a"), claimedJob(t, "a"), claimedJob(t, "a")}, nil
+	}
+	b.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) {
+		return newTestJob(t, domain.StatusCompleted), nil
+	}
+	b.svc.FailFunc = func(context.Context, uuid.UUID, string, actors.FailParams) (*domain.Job, error) {
+		return nil, domain.ErrLeaseLost
+	}
+	b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+		return []actors.OutcomeResult{
+			{Job: newTestJob(t, domain.StatusScheduled)},
+			{Job: newTestJob(t, domain.StatusFailed)},
+			{Job: newTestJob(t, domain.StatusCanceled)},
+			{Err: domain.ErrNotFound},
+		}, nil
+	}
+	id := uuid.NewString()
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/jobs/" + id + "/complete", body: `{"leaseToken":"a"}`}).Code)
+	require.Equal(t, 409, b.do(t, request{method: "POST", target: "/jobs/" + id + "/fail", body: `{"leaseToken":"a","error":"x"}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[` +
+		strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"a"},`, 4), ",") + `]}`}).Code)
+
+	body := b.do(t, request{method: "GET", target: "/metrics"}).Body.String()
+	for _, line := range []string{
+		`troupe_worker_claimed_jobs_total 3`,
+		`troupe_worker_outcomes_total{result="completed"} 1`,
+		`troupe_worker_outcomes_total{result="lease_lost"} 1`,
+		`troupe_worker_outcomes_total{result="retry"} 1`,
+		`troupe_worker_outcomes_total{result="failed"} 1`,
+		`troupe_worker_outcomes_total{result="canceled"} 1`,
+		`troupe_worker_outcomes_total{result="rejected"} 1`,
+	} {
+		require.Contains(t, body, line+"\n")
+	}
 }
