@@ -1119,3 +1119,33 @@ func TestWorkerMetrics(t *testing.T) {
 		require.Contains(t, body, line+"\n")
 	}
 }
+
+// TestWorkerTokensConfig checks that worker tokens are validated like API
+// tokens, and do not stand in for them.
+func TestWorkerTokensConfig(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cfg    Config
+		reason string
+	}{
+		"Empty":        {Config{WorkerTokens: []string{"w", ""}}, "is empty"},
+		"WhiteSpace":   {Config{WorkerTokens: []string{"w x"}}, "white space"},
+		"Control":      {Config{WorkerTokens: []string{"w\x00"}}, "control characters"},
+		"AlsoAnAPIOne": {Config{APITokens: []string{"same"}, WorkerTokens: []string{"same"}}, "also an API token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.WithDefaults().Validate()
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, "WorkerTokens", ce.Field)
+			require.Contains(t, err.Error(), tc.reason)
+			require.NotContains(t, err.Error(), "same", "a token stays out of the error")
+		})
+	}
+	// Worker tokens alone leave the rest of the API open, so it must stay
+	// on loopback.
+	err := Config{Addr: "0.0.0.0:8080", WorkerTokens: []string{"w"}}.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInsecureAddr)
+	require.NoError(t, Config{Addr: "0.0.0.0:8080", APITokens: []string{"a"}, WorkerTokens: []string{"w"}}.WithDefaults().Validate())
+}
