@@ -33,6 +33,8 @@ type liveJob struct {
 	mu   sync.Mutex
 	job  *domain.Job
 	subs map[*scriptedSubscription]bool
+	// opened counts the subscriptions ever opened.
+	opened int
 }
 
 // set stores j as the job's state and publishes it.
@@ -54,11 +56,12 @@ func (l *liveJob) get() *domain.Job {
 	return l.job.Clone()
 }
 
-// subscribers counts the open subscriptions: the page's event stream.
-func (l *liveJob) subscribers() int {
+// openedSubscriptions counts the subscriptions ever opened: one per
+// event stream a page opened.
+func (l *liveJob) openedSubscriptions() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.subs)
+	return l.opened
 }
 
 // serve makes svc hold the job and publish its changes.
@@ -81,6 +84,7 @@ func (l *liveJob) serve(svc *fakeService) {
 		defer l.mu.Unlock()
 		sub := &closingSubscription{scriptedSubscription: &scriptedSubscription{ch: make(chan actors.Event, 16)}, l: l}
 		l.subs[sub.scriptedSubscription] = true
+		l.opened++
 		return sub
 	}
 }
@@ -164,12 +168,13 @@ func pageEval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-// waitSubscribed waits until the page's event stream is open, so that
-// the next change published reaches it.
-func waitSubscribed(t *testing.T, l *liveJob) {
+// waitSubscribed waits until a page loaded after before subscriptions
+// were opened has opened its event stream, so that the next change
+// published reaches it. The stream of the page before may still be open.
+func waitSubscribed(t *testing.T, l *liveJob, before int) {
 	t.Helper()
 	deadline := time.Now().Add(uiStepTimeout)
-	for l.subscribers() == 0 {
+	for l.openedSubscriptions() <= before {
 		require.True(t, time.Now().Before(deadline), "the page never opened its event stream")
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -212,17 +217,18 @@ func TestDashboardProgressAndResult(t *testing.T) {
 	require.Contains(t, pageEval[string](t, ctx, `document.querySelector('#submit-type option[value="resize_image"]').textContent`), "(external)")
 
 	// A progress report on the stream moves it, without a reload.
-	waitSubscribed(t, live)
+	waitSubscribed(t, live, 0)
 	live.set(report(60, "frame 240 of 400"))
 	pagePoll(t, ctx, "the row's bar at 60%", bar+` !== null && `+bar+`.value === 60 && `+bar+`.title === "60% — frame 240 of 400"`)
 
 	// The job's page: the bar and the message.
+	opened := live.openedSubscriptions()
 	navigate(t, ctx, srv.URL+"/ui/jobs/"+job.ID.String())
 	pagePoll(t, ctx, "the job page's progress", `!document.querySelector('#job-progress-panel').hidden && document.querySelector('#job-progress').value === 60`)
 	require.Equal(t, "60% — frame 240 of 400", pageEval[string](t, ctx, `document.querySelector('#job-progress-text').textContent`))
 	require.True(t, pageEval[bool](t, ctx, `document.querySelector('#job-output-panel').hidden`), "no result before the job completes")
 
-	waitSubscribed(t, live)
+	waitSubscribed(t, live, opened)
 	live.set(report(90, "uploading"))
 	pagePoll(t, ctx, "the job page's progress at 90%", `document.querySelector('#job-progress').value === 90 && document.querySelector('#job-progress-text').textContent === "90% — uploading"`)
 

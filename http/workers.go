@@ -210,7 +210,7 @@ type ClaimedJobResponse struct {
 func (s *Server) handleClaim(c *gin.Context) {
 	var req ClaimRequest
 	if err := c.ShouldBindWith(&req, s.bodyBinding); err != nil {
-		s.writeError(c, err)
+		s.writeError(c, emptyBodyExample(err, `{"types": ["resize_image"]}`))
 		return
 	}
 	p, err := req.params()
@@ -350,9 +350,18 @@ func (s *Server) bindWorkerBody(c *gin.Context, req any) (uuid.UUID, error) {
 		return uuid.Nil, err
 	}
 	if err := c.ShouldBindWith(req, s.bodyBinding); err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, emptyBodyExample(err, `{"leaseToken": "<the claim's leaseToken>"}`)
 	}
 	return id, nil
+}
+
+// emptyBodyExample gives an empty body's error an example of this route's
+// body instead of a submission's.
+func emptyBodyExample(err error, example string) error {
+	if err.Error() == errEmptyBody().Error() {
+		return invalidRequest("the request body is empty; send a JSON object such as %s", example)
+	}
+	return err
 }
 
 // collect returns a validation error of the non-nil field errors, or nil.
@@ -487,7 +496,7 @@ func (s *Server) bindOutcomes(c *gin.Context) ([]actors.Outcome, error) {
 		Outcomes boundedJobs `json:"outcomes"`
 	}
 	if err := c.ShouldBindWith(&raw, s.bodyBinding); err != nil {
-		return nil, err
+		return nil, emptyBodyExample(err, `{"outcomes": [{"id": "<job ID>", "leaseToken": "<its leaseToken>", "result": {}}]}`)
 	}
 	switch items := raw.Outcomes; {
 	case items.jobs == nil:

@@ -105,6 +105,17 @@ func TestClaim(t *testing.T) {
 		}
 	})
 
+	t.Run("EmptyBody", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		for _, target := range []string{"/workers/claim", "/workers/outcomes", jobsPath(uuid.New()) + "/heartbeat"} {
+			rec := b.do(t, request{method: "POST", target: target, header: map[string]string{"Content-Type": "application/json"}})
+			p := requireProblem(t, rec, nethttp.StatusBadRequest, ProblemTypeInvalidRequest)
+			require.Contains(t, p.Detail, "the request body is empty", target)
+			require.NotContains(t, p.Detail, `"type"`, "%s: the example is this route's", target)
+		}
+	})
+
 	t.Run("TypeNotExternal", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
