@@ -31,6 +31,16 @@ const (
 	failPath      = "/jobs/:id/fail"
 )
 
+// workerRoute reports whether route (a gin route pattern) is one of the
+// worker protocol's.
+func workerRoute(route string) bool {
+	switch route {
+	case claimPath, outcomesPath, heartbeatPath, completePath, failPath:
+		return true
+	}
+	return false
+}
+
 // Bounds of the worker protocol's inputs, beyond the runtime's.
 const (
 	// MaxClaimTypes bounds ClaimRequest.Types and Queues.

@@ -1160,3 +1160,21 @@ func TestWorkerTokensConfig(t *testing.T) {
 	require.ErrorIs(t, err, ErrInsecureAddr)
 	require.NoError(t, Config{Addr: "0.0.0.0:8080", APITokens: []string{"a"}, WorkerTokens: []string{"w"}}.WithDefaults().Validate())
 }
+
+// TestWorkerRequestLog logs the worker protocol's successful calls at
+// debug level, and its refusals at info.
+func TestWorkerRequestLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) { return nil, nil }
+	b.svc.HeartbeatFunc = func(context.Context, uuid.UUID, string, *domain.Progress) (actors.LeaseState, error) {
+		return actors.LeaseState{}, domain.ErrLeaseLost
+	}
+	b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`})
+	b.do(t, request{method: "POST", target: jobsPath(uuid.New()) + "/heartbeat", body: `{"leaseToken":"t"}`})
+
+	lines := logLines(t, b.logs.String(), "http request")
+	require.Len(t, lines, 2)
+	require.Equal(t, "DEBUG", lines[0]["level"], lines[0]["path"])
+	require.Equal(t, "INFO", lines[1]["level"], lines[1]["path"])
+}
