@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -1177,4 +1178,48 @@ func TestWorkerRequestLog(t *testing.T) {
 	require.Len(t, lines, 2)
 	require.Equal(t, "DEBUG", lines[0]["level"], lines[0]["path"])
 	require.Equal(t, "INFO", lines[1]["level"], lines[1]["path"])
+}
+
+// BenchmarkWorkerRoutes measures the HTTP layer's own cost of the worker
+// protocol's calls (a fake runtime that answers at once), through the
+// handler without a network.
+func BenchmarkWorkerRoutes(b *testing.B) {
+	bundle := setup(b, Config{})
+	job := newTestJob(b, domain.StatusRunning)
+	done := newTestJob(b, domain.StatusCompleted)
+	bundle.svc.ClaimFunc = func(_ context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		out := make([]actors.ClaimedJob, p.Max)
+		for i := range out {
+			out[i] = actors.ClaimedJob{Job: job, LeaseToken: "q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000", LeaseExpiresAt: testTime}
+		}
+		return out, nil
+	}
+	bundle.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) { return done, nil }
+	bundle.svc.OutcomesFunc = func(_ context.Context, os []actors.Outcome) ([]actors.OutcomeResult, error) {
+		rs := make([]actors.OutcomeResult, len(os))
+		for i := range rs {
+			rs[i].Job = done
+		}
+		return rs, nil
+	}
+	h := bundle.server.Handler()
+	serve := func(b *testing.B, method, target, body string) {
+		for b.Loop() {
+			req := httptest.NewRequest(method, target, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != nethttp.StatusOK {
+				b.Fatalf("%s %s: %d %s", method, target, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	id := uuid.NewString()
+	b.Run("Claim1", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"]}`) })
+	b.Run("Claim50", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"],"max":50}`) })
+	b.Run("Complete", func(b *testing.B) {
+		serve(b, "POST", "/jobs/"+id+"/complete", `{"leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}}`)
+	})
+	outcomes := `{"outcomes":[` + strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}},`, 50), ",") + `]}`
+	b.Run("Outcomes50", func(b *testing.B) { serve(b, "POST", "/workers/outcomes", outcomes) })
 }
