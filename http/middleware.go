@@ -64,14 +64,15 @@ func requestID(c *gin.Context) string {
 }
 
 // logRequests writes one line per request once it is answered: at debug
-// level for the probes and scrapes that arrive every few seconds, at info
-// for the rest.
+// level for the probes and scrapes that arrive every few seconds and for
+// the worker protocol's successful calls, which arrive hundreds of times a
+// second under load (troupe_worker_* counts them); at info for the rest.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	level := slog.LevelInfo
 	path := c.Request.URL.Path
-	if path == "/health" || path == "/metrics" {
+	if path == "/health" || path == "/metrics" || (workerRoute(c.FullPath()) && c.Writer.Status() < nethttp.StatusBadRequest) {
 		level = slog.LevelDebug
 	}
 	ctx := c.Request.Context()
@@ -186,14 +187,48 @@ func (s *Server) authorized(r *nethttp.Request) bool {
 }
 
 // authenticate guards the protected routes when tokens are configured,
-// answering 401 with a Bearer challenge (RFC 6750) otherwise.
+// answering 401 with a Bearer challenge (RFC 6750) otherwise. A worker
+// token gets 403, also on an open API: it names a worker, which may only
+// claim and report jobs.
 func (s *Server) authenticate(c *gin.Context) {
+	if token, ok := bearerToken(c.GetHeader("Authorization")); ok && s.workerTokens.contains(token) {
+		forbidWorker(c)
+		return
+	}
 	if s.authorized(c.Request) {
 		c.Next()
 		return
 	}
 	challenge, detail := bearerRealm, "this route needs an API token: send Authorization: Bearer <token>"
 	if _, ok := bearerToken(c.GetHeader("Authorization")); ok {
+		challenge, detail = bearerRealm+`, error="invalid_token"`, "the bearer token is not valid"
+	}
+	c.Header("WWW-Authenticate", challenge)
+	writeProblem(c, kindUnauthorized.problem(detail, nil))
+}
+
+// forbidWorker answers 403 to a worker token on a route that is not the
+// worker protocol's.
+func forbidWorker(c *gin.Context) {
+	writeProblem(c, kindForbidden.problem("a worker token may only claim and report jobs (POST /workers/claim, /workers/outcomes, "+
+		"/jobs/{id}/heartbeat, /jobs/{id}/complete, /jobs/{id}/fail); this route needs an API token", nil))
+}
+
+// authenticateWorker guards the worker protocol's routes: an API token or
+// a worker token. They are open only when no token of either kind is
+// configured.
+func (s *Server) authenticateWorker(c *gin.Context) {
+	if !s.tokens.enabled() && !s.workerTokens.enabled() {
+		c.Next()
+		return
+	}
+	token, ok := bearerToken(c.GetHeader("Authorization"))
+	if ok && (s.tokens.contains(token) || s.workerTokens.contains(token)) {
+		c.Next()
+		return
+	}
+	challenge, detail := bearerRealm, "this route needs an API or worker token: send Authorization: Bearer <token>"
+	if ok {
 		challenge, detail = bearerRealm+`, error="invalid_token"`, "the bearer token is not valid"
 	}
 	c.Header("WWW-Authenticate", challenge)
