@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -40,13 +39,16 @@ type (
 	// claimStarted is a claimed job's actor reporting its start: ok false
 	// when the store refused it (the job goes back to the queue).
 	claimStarted struct {
-		job ClaimedJob
-		ok  bool
+		job   ClaimedJob
+		ok    bool
+		index int // the job's place in the claim
 	}
 	// claimWaitEnded is a claim's wait running out; claimGone its caller
 	// leaving. Either answers it empty if it still waits.
 	claimWaitEnded struct{ req *claimRequest }
 	claimGone      struct{ req *claimRequest }
+	// countWaiters asks how many claims wait (an int), for tests.
+	countWaiters struct{}
 )
 
 // externalReady holds the dispatcher's ready jobs of external types: per
@@ -169,7 +171,7 @@ func (d *dispatcher) takeExternal(ctx actor.Context, req *claimRequest) int {
 				delete(d.canceled, job.ID)
 				continue
 			}
-			d.runExternal(ctx, job, req)
+			d.runExternal(ctx, job, req, n)
 			n++
 		}
 		x.prune()
@@ -182,14 +184,14 @@ func (d *dispatcher) takeExternal(ctx actor.Context, req *claimRequest) int {
 
 // runExternal starts job's attempt for a claim: counted here, as run
 // counts a Go worker's, and holding its queue's running count.
-func (d *dispatcher) runExternal(ctx actor.Context, job *domain.Job, req *claimRequest) {
+func (d *dispatcher) runExternal(ctx actor.Context, job *domain.Job, req *claimRequest, index int) {
 	d.rt.attempts.Add(1)
 	q := d.queue(job.Queue)
 	q.running++
 	if q.limit > 0 && q.listed {
 		d.refresh(q)
 	}
-	claim := &externalClaim{token: req.spec.token, lease: req.spec.lease, worker: req.spec.worker, started: req.started}
+	claim := &externalClaim{token: req.spec.token, lease: req.spec.lease, worker: req.spec.worker, started: req.started, index: index}
 	d.activate(ctx, &activateJob{job: job, mode: activateRun, external: claim}, q)
 	l := d.live[job.ID]
 	l.external = true
@@ -275,6 +277,8 @@ func (l *localSource) receiveExternal(d *dispatcher, ctx actor.Context) {
 		d.endClaimWait(msg.req)
 	case *claimGone:
 		d.endClaimWait(msg.req)
+	case *countWaiters:
+		ctx.Respond(len(d.ext.waiters))
 	}
 }
 
@@ -299,20 +303,25 @@ func (l *localSource) claimExternal(spec *claimSpec) func(ctx context.Context) (
 		if ans.n == 0 {
 			return nil, ctx.Err()
 		}
-		jobs := make([]ClaimedJob, 0, ans.n)
+		// In the claim's order, whichever actor reports first.
+		slots := make([]claimStarted, ans.n)
 		timeout := time.NewTimer(requestTimeoutDefault)
 		defer timeout.Stop()
 	collect:
 		for range ans.n {
 			select {
 			case s := <-req.started:
-				if s.ok {
-					jobs = append(jobs, s.job)
-				}
+				slots[s.index] = s
 			case <-timeout.C:
 				// Not seen: a job actor that never reported. Its lease ends it.
-				c.logger.Error("claimed jobs did not start in time", slog.Int("missing", ans.n-len(jobs)))
+				c.logger.Error("claimed jobs did not start in time")
 				break collect
+			}
+		}
+		jobs := make([]ClaimedJob, 0, ans.n)
+		for _, s := range slots {
+			if s.ok {
+				jobs = append(jobs, s.job)
 			}
 		}
 		if err := ctx.Err(); err != nil {

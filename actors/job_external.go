@@ -43,8 +43,10 @@ type externalClaim struct {
 	token  string
 	lease  time.Duration
 	worker string
-	// started receives the attempt's start, once.
+	// started receives the attempt's start, once; index is the job's
+	// place in the claim.
 	started chan<- claimStarted
+	index   int
 	// expiresAt is when the lease ends unless a heartbeat extends it.
 	expiresAt time.Time
 }
@@ -61,7 +63,7 @@ func (a *jobActor) startExternal(ctx actor.Context) {
 	if err := next.Start(now); err != nil {
 		a.logger().Error("job cannot start", slog.Any("error", err))
 		a.attemptsDone()
-		ext.started <- claimStarted{}
+		ext.started <- claimStarted{index: ext.index}
 		a.passivate(ctx, nil)
 		return
 	}
@@ -70,7 +72,7 @@ func (a *jobActor) startExternal(ctx actor.Context) {
 		// worker's refused start.
 		a.logger().Error("store refused the start of an attempt; retrying later", slog.Any("error", err))
 		a.attemptsDone()
-		ext.started <- claimStarted{}
+		ext.started <- claimStarted{index: ext.index}
 		a.waitUntil(ctx, now.Add(a.rt.cfg.RetryBaseDelay))
 		return
 	}
@@ -86,7 +88,7 @@ func (a *jobActor) startExternal(ctx actor.Context) {
 	}
 	a.extendLease(ctx, now)
 	a.debug("external attempt started", slog.Int("attempt", next.Attempts), slog.String("worker", ext.worker))
-	ext.started <- claimStarted{ok: true, job: ClaimedJob{Job: next.Clone(), LeaseToken: ext.token, LeaseExpiresAt: ext.expiresAt}}
+	ext.started <- claimStarted{ok: true, index: ext.index, job: ClaimedJob{Job: next.Clone(), LeaseToken: ext.token, LeaseExpiresAt: ext.expiresAt}}
 }
 
 // extendLease moves the lease's end to now plus the claim's lease.
