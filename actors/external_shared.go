@@ -204,7 +204,7 @@ func (s *sharedSource) claimOnce(ctx context.Context, spec *claimSpec) ([]Claime
 			s.ext.tally.add(j.ID, j.Queue, expiresAt)
 		}
 		c.events.publish(j)
-		out[i] = ClaimedJob{Job: j, LeaseToken: spec.token, LeaseExpiresAt: expiresAt}
+		out[i] = ClaimedJob{Job: j.Clone(), LeaseToken: spec.token, LeaseExpiresAt: expiresAt}
 	}
 	if len(jobs) > 0 {
 		c.logger.Debug("external worker claimed jobs", slog.Int("jobs", len(jobs)), slog.String("worker", spec.worker))
