@@ -151,9 +151,6 @@ func (c *claimSpec) allowsQueue(name string) bool {
 	return len(c.queues) == 0 || slices.Contains(c.queues, name)
 }
 
-// allowsType reports whether the claim takes jobs of typ.
-func (c *claimSpec) allowsType(typ domain.JobType) bool { return slices.Contains(c.types, typ) }
-
 // maxClaimFilter bounds ClaimParams.Types and ClaimParams.Queues.
 const maxClaimFilter = 100
 
