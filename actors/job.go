@@ -87,6 +87,9 @@ type jobActor struct {
 	leaseLost       bool
 	attemptCounted  bool // rt.attempts holds one for this attempt
 	handingBack     bool // the outcome is a hand-back at a stop
+	// ext is the claim of an attempt an external worker runs (local
+	// source; job_external.go), nil for a Go worker's.
+	ext *externalClaim
 
 	// The attempt's timeout: its context's cause when it passes, its
 	// timer, when the attempt started, and whether it was reported and
@@ -123,6 +126,9 @@ func newJobActor(rt *core, a *activateJob) *jobActor {
 func (a *jobActor) Receive(ctx actor.Context) {
 	if a.passivating {
 		a.receivePassivating(ctx)
+		return
+	}
+	if a.receiveExternal(ctx) {
 		return
 	}
 	switch msg := ctx.Message().(type) {
@@ -196,6 +202,10 @@ func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
 func (a *jobActor) write(next *domain.Job) error { return a.rt.source.write(next) }
 
 func (a *jobActor) startAttempt(ctx actor.Context) {
+	if a.activation.external != nil {
+		a.startExternal(ctx)
+		return
+	}
 	worker := a.activation.worker
 	// The dispatcher counted the attempt in rt.attempts.
 	a.attemptCounted = true
@@ -401,6 +411,11 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 		return
 	}
 	a.unsaved, a.unsavedFailure = nil, 0
+	a.outcomeStored(ctx, next)
+}
+
+// outcomeStored acts on the stored outcome of an attempt.
+func (a *jobActor) outcomeStored(ctx actor.Context, next *domain.Job) {
 	a.job = next
 	a.rt.events.publish(next)
 	a.attemptsDone()
@@ -594,7 +609,9 @@ func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
 
 // receivePassivating answers what reaches the actor after passivate.
 func (a *jobActor) receivePassivating(ctx actor.Context) {
-	switch ctx.Message().(type) {
+	switch msg := ctx.Message().(type) {
+	case *externalCall:
+		msg.reply <- externalReply{err: leaseLostError(msg.id)}
 	case *cancelJob:
 		if a.job != nil && a.job.Status.IsTerminal() {
 			respond(ctx, a.cancelReplyFor(a.job))

@@ -93,7 +93,7 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 func (w *worker) execute(msg *executeJob) (err error) {
 	job := msg.job
 	entry, ok := w.rt.registry.lookup(job.Type)
-	if !ok {
+	if !ok || entry.handler == nil {
 		// Possible for a job stored before its handler was removed: no
 		// attempt can ever succeed.
 		return domain.Permanent(w.rt.registry.unknownTypeError(job.Type))
