@@ -103,7 +103,9 @@ func TestOutageAnswers(t *testing.T) {
 		WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	require.NoError(t, err)
 
-	stored, err := sys.Submit(t.Context(), actors.SubmitParams{Type: "noop", MaxAttempts: 1})
+	// Due later, so that it waits in the store: a job that ran before the
+	// store went down would be answered by its actor without the store.
+	stored, err := sys.Submit(t.Context(), actors.SubmitParams{Type: "noop", MaxAttempts: 1, Delay: time.Hour})
 	require.NoError(t, err)
 	store.down.Store(true)
 
