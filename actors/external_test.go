@@ -724,3 +724,32 @@ func TestExternal_RetryFallsDueToAWaitingClaim(t *testing.T) {
 	require.Equal(t, []uuid.UUID{job.ID}, claimedIDs(again))
 	require.Equal(t, 2, again[0].Job.Attempts)
 }
+
+// A heartbeat's progress is stored, coalesced like a Go handler's, and the
+// outcome carries the latest even when the coalescing held it back.
+func TestExternal_HeartbeatProgressIsStoredAndCarriedByTheOutcome(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	e := startExternal(t, nil, nil, WithClock(clock))
+	ctx := context.Background()
+	job := e.submit(t, SubmitParams{})
+	c := e.claim(t, ClaimParams{})[0]
+
+	_, err := e.sys.Heartbeat(ctx, job.ID, c.LeaseToken, &domain.Progress{Percent: 10, Message: "first", UpdatedAt: clock.Now()})
+	require.NoError(t, err)
+	got := e.get(t, job.ID)
+	require.NotNil(t, got.Progress, "the first report is written at once")
+	require.Equal(t, "first", got.Progress.Message)
+
+	// Within the interval: held back, not written.
+	_, err = e.sys.Heartbeat(ctx, job.ID, c.LeaseToken, &domain.Progress{Percent: 70, Message: "later", UpdatedAt: clock.Now()})
+	require.NoError(t, err)
+	require.Equal(t, "first", e.get(t, job.ID).Progress.Message)
+
+	done, err := e.sys.CompleteJob(ctx, job.ID, c.LeaseToken, nil)
+	require.NoError(t, err)
+	require.NotNil(t, done.Progress)
+	require.Equal(t, "later", done.Progress.Message)
+	require.InDelta(t, 70, done.Progress.Percent, 0)
+	require.Equal(t, "later", e.get(t, job.ID).Progress.Message)
+}

@@ -151,7 +151,9 @@ func (a *jobActor) externalCall(ctx actor.Context, msg *externalCall) {
 	}
 	end := msg.end
 	end.canceled = a.cancelRequested
-	next, err := a.rt.attemptOutcome(a.job, end, now)
+	// The outcome carries progress a heartbeat reported and the coalescing
+	// has not written yet.
+	next, err := a.rt.attemptOutcome(a.withLatestProgress(), end, now)
 	if err != nil {
 		msg.reply <- externalReply{err: fmt.Errorf("job %s: %w", msg.id, err)}
 		return
@@ -169,6 +171,7 @@ func (a *jobActor) externalCall(ctx actor.Context, msg *externalCall) {
 // endExternal ends the running external attempt: its lease, timeout and
 // context.
 func (a *jobActor) endExternal(now time.Time) {
+	a.endProgress()
 	a.attemptRunning = false
 	a.cancelAttempt(nil)
 	a.attemptCtx = nil
@@ -182,7 +185,7 @@ func (a *jobActor) endExternal(now time.Time) {
 // is, retried while the store refuses it.
 func (a *jobActor) endExternalHere(ctx actor.Context, end attemptEnd) {
 	now := a.rt.clock.Now()
-	next, err := a.rt.attemptOutcome(a.job, end, now)
+	next, err := a.rt.attemptOutcome(a.withLatestProgress(), end, now)
 	if err != nil {
 		a.logger().Error("job outcome breaks the state machine", slog.Any("error", err))
 		return

@@ -162,8 +162,15 @@ func (a *jobActor) writeProgress() {
 // written.
 func (a *jobActor) endProgress() *domain.Job {
 	a.stopProgressTimer()
-	a.takeReported()
 	a.reporter = nil
+	return a.withLatestProgress()
+}
+
+// withLatestProgress returns the last snapshot written, or a copy of it
+// carrying the attempt's latest progress if that was not written: the
+// job an outcome starts from.
+func (a *jobActor) withLatestProgress() *domain.Job {
+	a.takeReported()
 	s := a.progress
 	if s == nil || s.latest.UpdatedAt.IsZero() || a.job == nil || (a.job.Progress != nil && *a.job.Progress == s.latest) {
 		return a.job
