@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -146,17 +145,13 @@ func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
 	return out, nil
 }
 
-// Backup streams a backup of the server's store into w and returns its
-// size. Only a server on Badger serves one.
-func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	resp, err := c.open(ctx, call{method: http.MethodGet, path: "/admin/backup", accept: "application/octet-stream"})
+// Backup opens a backup of the server's store, streamed as the server
+// takes it; the caller reads it to the end and closes it. Only a server
+// on Badger serves one.
+func (c *Client) Backup(ctx context.Context) (io.ReadCloser, error) {
+	resp, err := c.open(ctx, call{method: http.MethodGet, path: "/admin/backup", accept: "application/octet-stream, application/problem+json"})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return n, fmt.Errorf("client: read the backup: %w", err)
-	}
-	return n, nil
+	return resp.Body, nil
 }
