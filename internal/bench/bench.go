@@ -67,4 +67,6 @@ type Bencher struct {
 	// StartServer starts an API server in this process for HTTP without a
 	// server of its own (see ServerStarter).
 	StartServer ServerStarter
+	// StartExternalServer starts the API server of External.
+	StartExternalServer ExternalServerStarter
 }
