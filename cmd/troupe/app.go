@@ -169,6 +169,10 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		fx.Provide(http.Runtime),
 		http.Module,
 	}
+	if len(cfg.Webhooks) > 0 {
+		// Registered before the runtime starts, like the Go handlers.
+		opts = append(opts, fx.Invoke(m.registerWebhooks))
+	}
 	if cfg.Demo {
 		opts = append(opts, fx.Provide(fx.Annotate(
 			demoHandlers,
@@ -186,6 +190,16 @@ func demoHandlers(logger *slog.Logger) []actors.Registration {
 		regs = append(regs, actors.Registration{Type: typ, Handler: all[typ]})
 	}
 	return regs
+}
+
+// registerWebhooks registers the config file's webhooks with the runtime.
+func (m *Main) registerWebhooks(sys *actors.System) error {
+	return errors.New("webhooks: this build has no webhook handler yet")
+}
+
+// demoTypes lists the job types of the demo handlers, sorted.
+func demoTypes() []domain.JobType {
+	return slices.Sorted(maps.Keys(handlers.All(nil, actors.AttemptFromContext)))
 }
 
 // storeOption provides the configured store as domain.Store and
