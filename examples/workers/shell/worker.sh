@@ -15,6 +15,10 @@
 # (default 10). On SIGTERM or SIGINT it claims no more jobs, finishes the one
 # it holds, reports it and exits 0.
 set -euo pipefail
+# Job control puts the work in a process group of its own, so that a signal
+# to the whole group (Ctrl-C, a supervisor stopping the group) reaches the
+# worker, which then finishes the job, and not the job itself.
+set -m
 
 url=${TROUPE_URL:-http://127.0.0.1:8080}
 lease=${TROUPE_WORKER_LEASE:-30}
