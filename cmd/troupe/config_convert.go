@@ -108,6 +108,7 @@ var actorsOptionKeys = map[string]string{
 var httpOptionKeys = map[string]string{
 	"Addr":              "http_addr",
 	"APITokens":         "api_tokens",
+	"WorkerTokens":      "worker_tokens",
 	"Insecure":          "insecure",
 	"MaxBodyBytes":      "max_body_bytes",
 	"BatchMaxBodyBytes": "max_body_bytes",
