@@ -83,6 +83,9 @@ type dispatcher struct {
 	// they leave canceled at the next promotionRound.
 	canceledScheduled []uuid.UUID
 	draining          bool
+	// ext holds the ready jobs of external types and the claims waiting
+	// for them (local source; external_local.go).
+	ext externalReady
 }
 
 // liveJob is a job with an actor: the number of its activation, and the
@@ -90,6 +93,8 @@ type dispatcher struct {
 type liveJob struct {
 	activation uint64
 	queue      *queueState
+	// external says an external worker runs the attempt.
+	external bool
 }
 
 func newDispatcher(rt *core) *dispatcher {
@@ -116,6 +121,7 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		q.paused = msg.paused
 		d.refresh(q)
 		d.assign(ctx)
+		d.serveClaims(ctx)
 	case *requestWork:
 		d.idle = append(d.idle, msg.worker)
 		d.assign(ctx)
@@ -138,10 +144,18 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 // is due: one that waits for a later RunAt is scheduled, in the store.
 func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
 	var last *queueState
+	external := false
 	for _, job := range jobs {
 		if _, ok := d.canceled[job.ID]; ok {
 			delete(d.canceled, job.ID)
 			d.rt.queued.Add(-1)
+			continue
+		}
+		if d.rt.registry.isExternal(job.Type) {
+			// Go workers never take these: claims do.
+			d.arrivals++
+			d.ext.push(job, d.arrivals)
+			external = true
 			continue
 		}
 		q := last
@@ -156,6 +170,9 @@ func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
 		}
 	}
 	d.assign(ctx)
+	if external {
+		d.serveClaims(ctx)
+	}
 }
 
 // queue returns the state of the named queue, made on first use.
@@ -270,6 +287,7 @@ func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
 		d.refresh(q)
 		if q.limit > 0 && msg.requeue == nil {
 			d.assign(ctx)
+			d.serveClaims(ctx)
 		}
 	}
 	delete(d.live, msg.id)

@@ -87,6 +87,9 @@ type jobActor struct {
 	leaseLost       bool
 	attemptCounted  bool // rt.attempts holds one for this attempt
 	handingBack     bool // the outcome is a hand-back at a stop
+	// ext is the claim of an attempt an external worker runs (local
+	// source; job_external.go), nil for a Go worker's.
+	ext *externalClaim
 
 	// The attempt's timeout: its context's cause when it passes, its
 	// timer, when the attempt started, and whether it was reported and
@@ -100,6 +103,9 @@ type jobActor struct {
 
 	timerSeq  int
 	stopTimer func() bool
+
+	// progress is the running attempt's progress (progress.go).
+	progress progressState
 
 	// unsaved is an outcome whose write failed and is being retried.
 	unsaved        *domain.Job
@@ -120,6 +126,9 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		a.receivePassivating(ctx)
 		return
 	}
+	if a.receiveExternal(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.started(ctx)
@@ -137,6 +146,8 @@ func (a *jobActor) Receive(ctx actor.Context) {
 		a.timedOut(ctx)
 	case *progressReport:
 		a.reportProgress(ctx, msg.progress)
+	case *progressDue:
+		a.progressDue(msg)
 	case *stuckCheck:
 		a.reportStuck(ctx)
 	case *persistDue:
@@ -189,6 +200,10 @@ func (a *jobActor) debug(msg string, attrs ...slog.Attr) {
 func (a *jobActor) write(next *domain.Job) error { return a.rt.source.write(next) }
 
 func (a *jobActor) startAttempt(ctx actor.Context) {
+	if a.activation.external != nil {
+		a.startExternal(ctx)
+		return
+	}
 	worker := a.activation.worker
 	// The dispatcher counted the attempt in rt.attempts.
 	a.attemptCounted = true
@@ -227,10 +242,13 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 	a.attemptCtx = attemptCtx
 	a.attemptRunning = true
 	a.debug("attempt started", slog.Int("attempt", next.Attempts))
+	reporter, handlerCtx := newAttemptReporter(a.rt, attemptCtx, next, ctx.Self())
+	a.startProgress(reporter)
 	ctx.Send(worker, &executeJob{
-		job:   next,
-		ctx:   withAttempt(attemptCtx, next.ID, next.Attempts),
-		owner: ctx.Self(),
+		job:      next,
+		ctx:      handlerCtx,
+		owner:    ctx.Self(),
+		reporter: reporter,
 	})
 }
 
@@ -341,6 +359,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	timedOut := a.timeout != nil && errors.Is(context.Cause(a.attemptCtx), a.timeout)
 	a.attemptCtx = nil
 	a.endTimeout()
+	job := a.endProgress()
 	if a.leaseLost {
 		a.cancelAttempt(nil)
 		a.attemptsDone()
@@ -358,7 +377,7 @@ func (a *jobActor) attemptDone(ctx actor.Context, msg *attemptDone) {
 	a.rt.metrics.AttemptFinished(a.job, msg.took)
 
 	a.handingBack = shutdown && msg.err != nil && !a.cancelRequested
-	next, err := a.rt.attemptOutcome(a.job, attemptEnd{err: msg.err, result: msg.result,
+	next, err := a.rt.attemptOutcome(job, attemptEnd{err: msg.err, result: msg.result,
 		canceled: a.cancelRequested, shutdown: shutdown}, a.rt.clock.Now())
 	if err != nil {
 		// Only a bug gets here: every branch above is a legal edge from running.
@@ -390,6 +409,11 @@ func (a *jobActor) saveOutcome(ctx actor.Context, next *domain.Job) {
 		return
 	}
 	a.unsaved, a.unsavedFailure = nil, 0
+	a.outcomeStored(ctx, next)
+}
+
+// outcomeStored acts on the stored outcome of an attempt.
+func (a *jobActor) outcomeStored(ctx actor.Context, next *domain.Job) {
 	a.job = next
 	a.rt.events.publish(next)
 	a.attemptsDone()
@@ -583,7 +607,9 @@ func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
 
 // receivePassivating answers what reaches the actor after passivate.
 func (a *jobActor) receivePassivating(ctx actor.Context) {
-	switch ctx.Message().(type) {
+	switch msg := ctx.Message().(type) {
+	case *externalCall:
+		msg.reply <- externalReply{err: leaseLostError(msg.id)}
 	case *cancelJob:
 		if a.job != nil && a.job.Status.IsTerminal() {
 			respond(ctx, a.cancelReplyFor(a.job))
@@ -599,6 +625,7 @@ func (a *jobActor) receivePassivating(ctx actor.Context) {
 func (a *jobActor) stopping(ctx actor.Context) {
 	a.cancelTimer()
 	a.endTimeout()
+	a.stopProgressTimer()
 	if a.attemptRunning {
 		// Stopped with a handler still running (a supervision stop): the
 		// job stays running in the store and is recovered at the next start.
@@ -611,10 +638,4 @@ func (a *jobActor) stopping(ctx actor.Context) {
 		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(),
 			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled})
 	}
-}
-
-// reportProgress records a running attempt's progress on the job, written
-// at most every progressInterval (coalesced), and published once written.
-func (a *jobActor) reportProgress(ctx actor.Context, p domain.Progress) {
-	// Built with issue 14's results and progress.
 }

@@ -64,6 +64,18 @@ func (q *readyQueue) push(j *domain.Job, seq uint64) {
 	items[i] = e
 }
 
+// peek returns the entry pop would take, without taking it.
+func (q *readyQueue) peek() (*readyEntry, bool) {
+	fifo := q.head < len(q.inOrder)
+	switch {
+	case fifo && (len(q.heap) == 0 || !q.heap[0].before(&q.inOrder[q.head])):
+		return &q.inOrder[q.head], true
+	case len(q.heap) > 0:
+		return &q.heap[0], true
+	}
+	return nil, false
+}
+
 func (q *readyQueue) pop() (*domain.Job, bool) {
 	fifo := q.head < len(q.inOrder)
 	switch {

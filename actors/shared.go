@@ -62,6 +62,9 @@ type sharedSource struct {
 	claimAgain  bool
 	renewing    bool
 	drainWaiter *actor.PID
+
+	// ext is the worker protocol's state (external_shared.go).
+	ext externalShared
 }
 
 // recover has nothing to do: a job a dead node left running is rescued by
@@ -146,6 +149,7 @@ func (s *sharedSource) take(d *dispatcher, ctx actor.Context) { s.claim(d, ctx) 
 func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *claimNow:
+		s.ext.wake.notify()
 		s.claim(d, ctx)
 	case *claimed:
 		s.claimed(d, ctx, msg)
@@ -155,6 +159,8 @@ func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
 		s.renewLeases(d, ctx)
 	case *leasesRenewed:
 		s.leasesRenewed(d, ctx, msg)
+	default:
+		s.receiveExternal(d, ctx)
 	}
 }
 
@@ -162,6 +168,9 @@ func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
 // the store, so they must be activated, and so counted, before Stop waits
 // for attempts.
 func (s *sharedSource) drain(_ *dispatcher, ctx actor.Context) {
+	// Claims waiting for jobs return empty; external leases live on in the
+	// store, so there is nothing to hand back.
+	s.ext.stopOnce.Do(func() { close(s.ext.stopped) })
 	if s.claiming {
 		s.drainWaiter = ctx.Sender()
 		return
@@ -186,15 +195,24 @@ func (s *sharedSource) claim(d *dispatcher, ctx actor.Context) {
 	if d.draining || len(d.idle) == 0 {
 		return
 	}
+	types := s.rt.registry.handlerTypes()
+	if len(types) == 0 && s.rt.registry.hasExternal.Load() {
+		// No Go handler: an empty filter would claim external jobs.
+		return
+	}
 	if s.claiming {
 		s.claimAgain = true
 		return
 	}
 	s.claiming, s.claimAgain = true, false
 	rt, queue, self, limit, room := s.rt, s.queue, ctx.Self(), len(d.idle), d.roomByQueue()
+	if room != nil {
+		// External leases issued here count against the caps too.
+		s.ext.tally.subtract(room, rt.clock.Now())
+	}
 	go func() {
 		jobs, err := queue.ClaimJobs(rt.storeCtx, rt.cfg.Node, domain.ClaimRequest{
-			Limit: limit, Lease: rt.cfg.LeaseDuration, Types: rt.registry.types(), Room: room,
+			Limit: limit, Lease: rt.cfg.LeaseDuration, Types: types, Room: room,
 		})
 		rt.actors.Root.Send(self, &claimed{jobs: jobs, err: err, limit: limit})
 	}()
@@ -230,12 +248,14 @@ func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNo
 			s.rt.scheduler.notify(n.RunAt)
 			return
 		}
+		s.ext.wake.notify()
 		s.claim(d, ctx)
 	case domain.NoticeCancelRequested:
 		if n.Node == s.rt.cfg.Node {
 			d.cancelRunning(ctx, n.JobID)
 		}
 	case domain.NoticeWatching:
+		s.ext.wake.notify()
 		s.claim(d, ctx)
 		s.renewLeases(d, ctx) // also picks up cancels missed while away
 	}

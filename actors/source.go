@@ -80,12 +80,23 @@ type jobSource interface {
 	promoted(jobs []*domain.Job)
 	// promotionsSent follows the last promoted call of a scheduler round.
 	promotionsSent()
+
+	// The worker protocol (external.go). claimExternal sends a valid
+	// claim on its way and returns the wait for its jobs; the System
+	// calls it while running, under its read lock, so that a stop finds
+	// the claim.
+	claimExternal(spec *claimSpec) func(ctx context.Context) ([]ClaimedJob, error)
+	// heartbeat extends the lease of a job an external worker runs.
+	heartbeat(ctx context.Context, id uuid.UUID, token string, progress *domain.Progress) (LeaseState, error)
+	// reportOutcomes applies ends (nil entries were refused already: their
+	// results hold the error) and fills in results.
+	reportOutcomes(ctx context.Context, ends []*externalEnd, results []OutcomeResult)
 }
 
 // newJobSource chooses the source of a System at New.
 func newJobSource(c *core, shared domain.SharedQueue) jobSource {
 	if shared != nil {
-		return &sharedSource{rt: c, queue: shared}
+		return &sharedSource{rt: c, queue: shared, ext: externalShared{stopped: make(chan struct{})}}
 	}
 	return &localSource{rt: c}
 }

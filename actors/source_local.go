@@ -191,12 +191,15 @@ func (l *localSource) take(d *dispatcher, ctx actor.Context) {
 	}
 }
 
-// receive has nothing to do: the local source sends the dispatcher only
-// the messages every source shares.
-func (l *localSource) receive(*dispatcher, actor.Context) {}
+// receive handles the worker protocol's claims.
+func (l *localSource) receive(d *dispatcher, ctx actor.Context) { l.receiveExternal(d, ctx) }
 
 // drain answers at once: taking a job from the ready queue is immediate.
-func (l *localSource) drain(_ *dispatcher, ctx actor.Context) { ctx.Respond(&drained{}) }
+// External workers' attempts are handed back without waiting for them.
+func (l *localSource) drain(d *dispatcher, ctx actor.Context) {
+	d.drainExternal(ctx)
+	ctx.Respond(&drained{})
+}
 
 func (l *localSource) write(next *domain.Job) error {
 	return l.rt.store.Update(l.rt.storeCtx, next)

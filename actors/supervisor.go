@@ -30,6 +30,9 @@ type activateJob struct {
 	// claimed, for activateRun, says the shared store already marked the
 	// job running and counted the attempt.
 	claimed bool
+	// external, for activateRun, is the claim of an external worker that
+	// runs the attempt instead of worker (local source).
+	external *externalClaim
 }
 
 // passivateJob is a job actor done with its work; see jobActor.passivate.
@@ -96,6 +99,12 @@ func (s *jobSupervisor) Receive(ctx actor.Context) {
 		if pid, ok := s.children[msg.id]; ok {
 			ctx.Send(pid, msg.msg)
 		}
+	case *externalCall:
+		if pid, ok := s.children[msg.id]; ok {
+			ctx.Send(pid, msg)
+			return
+		}
+		msg.reply <- externalReply{err: errJobGone}
 	case *cancelJob:
 		if pid, ok := s.children[msg.id]; ok {
 			ctx.Forward(pid)

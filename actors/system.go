@@ -124,6 +124,11 @@ func New(store domain.Store, opts ...Option) (*System, error) {
 	if c.metrics == nil {
 		c.metrics = NopMetrics{}
 	}
+	for _, t := range cfg.ExternalTypes {
+		if err := c.registry.registerExternal(t); err != nil {
+			return nil, fmt.Errorf("new job system: external types: %w", err)
+		}
+	}
 	c.source = newJobSource(c, o.shared)
 	poll := schedulerPollLocal
 	if o.shared != nil {
@@ -152,8 +157,9 @@ func (s *System) Register(typ domain.JobType, h domain.Handler, opts ...Register
 	return s.core.registry.register(typ, h, opts...)
 }
 
-// JobTypes returns the registered job types, sorted.
-func (s *System) JobTypes() []domain.JobType { return s.core.registry.types() }
+// JobTypes returns every job type jobs may be submitted with (run by Go
+// handlers, webhooks or external workers), sorted.
+func (s *System) JobTypes() []domain.JobType { return s.core.registry.submittableTypes() }
 
 // Start spawns the actors and recovers every unfinished job from the
 // store: pending jobs are queued again, and a job found running was

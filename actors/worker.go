@@ -19,6 +19,8 @@ type (
 		job   *domain.Job
 		ctx   context.Context
 		owner *actor.PID
+		// reporter is the attempt's domain.AttemptReporter, in ctx.
+		reporter *attemptReporter
 	}
 	// releaseWorker frees a worker whose assigned job could not start.
 	releaseWorker struct{}
@@ -66,6 +68,12 @@ func (w *worker) loop(self *actor.PID, jobs <-chan *executeJob) {
 func (w *worker) run(self *actor.PID, msg *executeJob) {
 	start := w.rt.clock.Now()
 	err := w.execute(msg)
+	result, resultErr := msg.reporter.finish()
+	if resultErr != nil {
+		// The handler was told its result would not be kept; whatever it
+		// returned, the attempt fails (and may retry).
+		err = resultErr
+	}
 	took := w.rt.clock.Now().Sub(start)
 	if w.rt.logger.Enabled(msg.ctx, slog.LevelDebug) {
 		// With "handler running", this line records every execution, which
@@ -77,7 +85,7 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 	}
 	w.rt.busy.Add(-1)
 	root := w.rt.actors.Root
-	root.Send(msg.owner, &attemptDone{err: err, took: took})
+	root.Send(msg.owner, &attemptDone{err: err, took: took, result: result})
 	root.Send(w.rt.dispatcher, &requestWork{worker: self})
 }
 
@@ -85,7 +93,7 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 func (w *worker) execute(msg *executeJob) (err error) {
 	job := msg.job
 	entry, ok := w.rt.registry.lookup(job.Type)
-	if !ok {
+	if !ok || entry.handler == nil {
 		// Possible for a job stored before its handler was removed: no
 		// attempt can ever succeed.
 		return domain.Permanent(w.rt.registry.unknownTypeError(job.Type))

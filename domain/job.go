@@ -249,6 +249,8 @@ func (j *Job) Start(now time.Time) error {
 		return err
 	}
 	j.IncrementAttempts()
+	// The progress of an earlier attempt says nothing about this one.
+	j.Progress = nil
 	j.StartedAt = Timestamp(now)
 	j.UpdatedAt = j.StartedAt
 	return nil

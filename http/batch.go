@@ -60,7 +60,7 @@ func (s *Server) bodyLimit(c *gin.Context) int64 {
 	case nethttp.MethodGet, nethttp.MethodHead, nethttp.MethodDelete, nethttp.MethodOptions:
 		return math.MaxInt64
 	}
-	if c.FullPath() == batchPath {
+	if p := c.FullPath(); p == batchPath || p == outcomesPath {
 		return s.cfg.BatchMaxBodyBytes
 	}
 	return s.cfg.MaxBodyBytes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,14 @@ type Config struct {
 	// API is open, which is allowed only on a loopback address unless
 	// Insecure is set. Defaults to none.
 	APITokens []string
+	// WorkerTokens are bearer tokens that only external workers use: they
+	// are accepted on the worker protocol's routes (POST /workers/claim,
+	// /workers/outcomes and /jobs/{id}/heartbeat, /complete, /fail) and
+	// refused with 403 everywhere else. API tokens work on those routes
+	// too. Worker tokens do not close the rest of the API: without
+	// APITokens it stays open, on loopback only unless Insecure is set.
+	// Defaults to none.
+	WorkerTokens []string
 	// Insecure allows an open API (no APITokens) on a non-loopback address.
 	// Defaults to false.
 	Insecure bool
@@ -119,12 +128,12 @@ func (c Config) Validate() error {
 	if c.IdempotencyTTL < time.Minute {
 		bad("IdempotencyTTL", c.IdempotencyTTL, "must be at least 1m, longer than a request may run")
 	}
-	for i, tok := range c.APITokens {
-		// A token is a secret: its value stays out of the error.
-		if tok == "" {
-			errs = append(errs, &ConfigError{Field: "APITokens", Index: i, Reason: "is empty"})
-		} else if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-			errs = append(errs, &ConfigError{Field: "APITokens", Index: i, Reason: "contains white space or control characters, which cannot be sent in a header"})
+	errs = append(errs, tokenErrors("APITokens", c.APITokens)...)
+	errs = append(errs, tokenErrors("WorkerTokens", c.WorkerTokens)...)
+	for i, tok := range c.WorkerTokens {
+		// One token with two meanings would make a worker token an API one.
+		if tok != "" && slices.Contains(c.APITokens, tok) {
+			errs = append(errs, &ConfigError{Field: "WorkerTokens", Index: i, Reason: "is also an API token; a worker token must differ from every API token"})
 		}
 	}
 	if len(errs) > 0 {
@@ -135,6 +144,21 @@ func (c Config) Validate() error {
 			"set APITokens, listen on a loopback address such as %s, or set Insecure to accept the risk", ErrInsecureAddr, c.Addr, AddrDefault)
 	}
 	return nil
+}
+
+// tokenErrors checks bearer tokens: none empty, none with characters that
+// a header cannot carry. A token is a secret: its value stays out of the
+// error.
+func tokenErrors(field string, tokens []string) []error {
+	var errs []error
+	for i, tok := range tokens {
+		if tok == "" {
+			errs = append(errs, &ConfigError{Field: field, Index: i, Reason: "is empty"})
+		} else if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			errs = append(errs, &ConfigError{Field: field, Index: i, Reason: "contains white space or control characters, which cannot be sent in a header"})
+		}
+	}
+	return errs
 }
 
 // IsLoopback reports whether host (the host part of an address) names the

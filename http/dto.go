@@ -127,6 +127,21 @@ type JobResponse struct {
 	StartedAt Timestamp `json:"startedAt,omitzero"`
 	// FinishedAt is when the job became terminal; absent until then.
 	FinishedAt Timestamp `json:"finishedAt,omitzero"`
+	// Result is the JSON value the job completed with; absent when none.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Progress is what the running (or last) attempt last reported;
+	// absent when none.
+	Progress *ProgressResponse `json:"progress,omitempty"`
+}
+
+// ProgressResponse is a job's progress on the wire.
+type ProgressResponse struct {
+	// Percent is 0 to 100.
+	Percent float64 `json:"percent"`
+	// Message says what the attempt is doing; may be empty.
+	Message string `json:"message"`
+	// UpdatedAt is when the attempt reported it.
+	UpdatedAt Timestamp `json:"updatedAt"`
 }
 
 // newJobResponse converts a job for the wire.
@@ -153,6 +168,14 @@ func newJobResponse(j *domain.Job) JobResponse {
 	}
 	if j.UniqueFor > 0 {
 		r.UniqueFor = j.UniqueFor.String()
+	}
+	// A stored result is JSON by construction; one that is not (a store
+	// damaged by hand) is left out rather than breaking the whole answer.
+	if len(j.Result) > 0 && json.Valid(j.Result) {
+		r.Result = json.RawMessage(j.Result)
+	}
+	if p := j.Progress; p != nil {
+		r.Progress = &ProgressResponse{Percent: p.Percent, Message: p.Message, UpdatedAt: Timestamp{p.UpdatedAt}}
 	}
 	switch {
 	case len(j.Payload) == 0:

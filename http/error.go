@@ -63,6 +63,16 @@ const (
 	// ProblemTypeIdempotencyKeyReused: the Idempotency-Key was used for a
 	// different request.
 	ProblemTypeIdempotencyKeyReused = "urn:troupe:problem:idempotency-key-reused"
+	// ProblemTypeForbidden: the token is valid but not for this route (a
+	// worker token may only claim and report jobs).
+	ProblemTypeForbidden = "urn:troupe:problem:forbidden"
+	// ProblemTypeLeaseLost: the lease token does not hold the job's running
+	// attempt; the outcome was not applied.
+	ProblemTypeLeaseLost = "urn:troupe:problem:lease-lost"
+	// ProblemTypeResultTooLarge: a job's result is over the runtime's
+	// limit; the attempt goes on, and the worker may fail it or send a
+	// smaller result.
+	ProblemTypeResultTooLarge = "urn:troupe:problem:result-too-large"
 	// ProblemTypeInternal: an unexpected error, logged on the server with
 	// the request ID; the body says nothing more.
 	ProblemTypeInternal = "urn:troupe:problem:internal"
@@ -122,6 +132,9 @@ const (
 	kindStoreCorrupt
 	kindIdempotencyKeyInUse
 	kindIdempotencyKeyReused
+	kindForbidden
+	kindLeaseLost
+	kindResultTooLarge
 )
 
 // describe returns how the kind looks on the wire.
@@ -159,6 +172,12 @@ func (k problemKind) describe() (status int, typ, title string) {
 		return nethttp.StatusConflict, ProblemTypeIdempotencyKeyInUse, "Idempotency key in use"
 	case kindIdempotencyKeyReused:
 		return nethttp.StatusUnprocessableEntity, ProblemTypeIdempotencyKeyReused, "Idempotency key reused"
+	case kindForbidden:
+		return nethttp.StatusForbidden, ProblemTypeForbidden, "Forbidden"
+	case kindLeaseLost:
+		return nethttp.StatusConflict, ProblemTypeLeaseLost, "Lease lost"
+	case kindResultTooLarge:
+		return nethttp.StatusRequestEntityTooLarge, ProblemTypeResultTooLarge, "Result too large"
 	}
 	return nethttp.StatusInternalServerError, ProblemTypeInternal, "Internal server error"
 }
@@ -167,6 +186,11 @@ func (k problemKind) describe() (status int, typ, title string) {
 // matches no row is internal.
 func kindOf(err error) problemKind {
 	switch {
+	// Before ErrNotFound and ErrInvalid, which a runtime may wrap with them.
+	case errors.Is(err, domain.ErrLeaseLost):
+		return kindLeaseLost
+	case errors.Is(err, domain.ErrResultTooLarge):
+		return kindResultTooLarge
 	case errors.Is(err, domain.ErrNotFound):
 		return kindNotFound
 	case errors.Is(err, domain.ErrUnknownJobType):
@@ -250,6 +274,10 @@ func typeNames(types []domain.JobType) string {
 	return strings.Join(s, ", ")
 }
 
+// leaseLostDetail is the detail of every lease-lost answer.
+const leaseLostDetail = "the lease token does not hold the job's running attempt: it expired, is wrong, or the attempt already ended; " +
+	"do not retry this outcome, the job is someone else's now"
+
 // problemFor turns any error into the problem to send, and reports whether
 // it is internal (unexpected, to be logged and hidden from the client).
 func problemFor(err error) (p Problem, internal bool) {
@@ -261,7 +289,13 @@ func problemFor(err error) (p Problem, internal bool) {
 	if errors.As(err, &tooLarge) {
 		return kindPayloadTooLarge.problem(fmt.Sprintf("the request body is larger than the limit of %d bytes", tooLarge.Limit), nil), false
 	}
-	if kind := kindOf(err); kind != kindInternal {
+	switch kind := kindOf(err); kind {
+	case kindInternal:
+	case kindLeaseLost:
+		// The runtime's text speaks of nodes; a worker needs to know what
+		// to do.
+		return kind.problem(leaseLostDetail, nil), false
+	default:
 		return kind.problem(err.Error(), nil), false
 	}
 	return kindInternal.problem("an internal error occurred", nil), true

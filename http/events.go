@@ -75,6 +75,14 @@ func (s *Server) registerEventRoutes(r gin.IRouter) {
 // Other routes do not accept it, since URLs end up in histories and logs;
 // the request log of this server records the path only.
 func (s *Server) authenticateStream(c *gin.Context) {
+	if token := c.Query(QueryToken); token != "" && s.workerTokens.contains(token) {
+		forbidWorker(c)
+		return
+	}
+	if token, ok := bearerToken(c.GetHeader("Authorization")); ok && s.workerTokens.contains(token) {
+		forbidWorker(c)
+		return
+	}
 	if s.authorized(c.Request) {
 		c.Next()
 		return

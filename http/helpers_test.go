@@ -60,6 +60,55 @@ type fakeService struct {
 	requests *memstore.Store
 	// BackupFunc answers Backup; without it the store cannot back up.
 	BackupFunc func(ctx context.Context, w io.Writer) error
+	// SubscribeFunc answers Subscribe; without it a subscription that
+	// receives nothing.
+	SubscribeFunc func(buffer int) Subscription
+	// JobTypeInfoFunc answers JobTypeInfo; without it every type of
+	// JobTypes runs by Go.
+	JobTypeInfoFunc func() []actors.JobTypeInfo
+	// The worker protocol; each fails the test when called without a
+	// function.
+	ClaimFunc     func(ctx context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error)
+	HeartbeatFunc func(ctx context.Context, id uuid.UUID, token string, progress *domain.Progress) (actors.LeaseState, error)
+	CompleteFunc  func(ctx context.Context, id uuid.UUID, token string, result json.RawMessage) (*domain.Job, error)
+	FailFunc      func(ctx context.Context, id uuid.UUID, token string, p actors.FailParams) (*domain.Job, error)
+	OutcomesFunc  func(ctx context.Context, outcomes []actors.Outcome) ([]actors.OutcomeResult, error)
+}
+
+func (f *fakeService) JobTypeInfo() []actors.JobTypeInfo {
+	if f.JobTypeInfoFunc != nil {
+		return f.JobTypeInfoFunc()
+	}
+	var infos []actors.JobTypeInfo
+	for _, t := range f.JobTypes() {
+		infos = append(infos, actors.JobTypeInfo{Type: t, RunBy: actors.RunByGo})
+	}
+	return infos
+}
+
+func (f *fakeService) ClaimJobs(ctx context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error) {
+	require.NotNil(f.t, f.ClaimFunc, "unexpected call to ClaimJobs")
+	return f.ClaimFunc(ctx, p)
+}
+
+func (f *fakeService) Heartbeat(ctx context.Context, id uuid.UUID, token string, progress *domain.Progress) (actors.LeaseState, error) {
+	require.NotNil(f.t, f.HeartbeatFunc, "unexpected call to Heartbeat")
+	return f.HeartbeatFunc(ctx, id, token, progress)
+}
+
+func (f *fakeService) CompleteJob(ctx context.Context, id uuid.UUID, token string, result json.RawMessage) (*domain.Job, error) {
+	require.NotNil(f.t, f.CompleteFunc, "unexpected call to CompleteJob")
+	return f.CompleteFunc(ctx, id, token, result)
+}
+
+func (f *fakeService) FailJob(ctx context.Context, id uuid.UUID, token string, p actors.FailParams) (*domain.Job, error) {
+	require.NotNil(f.t, f.FailFunc, "unexpected call to FailJob")
+	return f.FailFunc(ctx, id, token, p)
+}
+
+func (f *fakeService) ReportOutcomes(ctx context.Context, outcomes []actors.Outcome) ([]actors.OutcomeResult, error) {
+	require.NotNil(f.t, f.OutcomesFunc, "unexpected call to ReportOutcomes")
+	return f.OutcomesFunc(ctx, outcomes)
 }
 
 var _ JobService = (*fakeService)(nil)
@@ -176,7 +225,10 @@ func (f *fakeService) Health(ctx context.Context) actors.Health {
 
 // Subscribe returns a subscription that receives nothing. Tests of events
 // that must arrive use the real runtime (events_test.go).
-func (f *fakeService) Subscribe(int) Subscription {
+func (f *fakeService) Subscribe(buffer int) Subscription {
+	if f.SubscribeFunc != nil {
+		return f.SubscribeFunc(buffer)
+	}
 	return newQuietSubscription()
 }
 

@@ -186,14 +186,48 @@ func (s *Server) authorized(r *nethttp.Request) bool {
 }
 
 // authenticate guards the protected routes when tokens are configured,
-// answering 401 with a Bearer challenge (RFC 6750) otherwise.
+// answering 401 with a Bearer challenge (RFC 6750) otherwise. A worker
+// token gets 403, also on an open API: it names a worker, which may only
+// claim and report jobs.
 func (s *Server) authenticate(c *gin.Context) {
+	if token, ok := bearerToken(c.GetHeader("Authorization")); ok && s.workerTokens.contains(token) {
+		forbidWorker(c)
+		return
+	}
 	if s.authorized(c.Request) {
 		c.Next()
 		return
 	}
 	challenge, detail := bearerRealm, "this route needs an API token: send Authorization: Bearer <token>"
 	if _, ok := bearerToken(c.GetHeader("Authorization")); ok {
+		challenge, detail = bearerRealm+`, error="invalid_token"`, "the bearer token is not valid"
+	}
+	c.Header("WWW-Authenticate", challenge)
+	writeProblem(c, kindUnauthorized.problem(detail, nil))
+}
+
+// forbidWorker answers 403 to a worker token on a route that is not the
+// worker protocol's.
+func forbidWorker(c *gin.Context) {
+	writeProblem(c, kindForbidden.problem("a worker token may only claim and report jobs (POST /workers/claim, /workers/outcomes, "+
+		"/jobs/{id}/heartbeat, /jobs/{id}/complete, /jobs/{id}/fail); this route needs an API token", nil))
+}
+
+// authenticateWorker guards the worker protocol's routes: an API token or
+// a worker token. They are open only when no token of either kind is
+// configured.
+func (s *Server) authenticateWorker(c *gin.Context) {
+	if !s.tokens.enabled() && !s.workerTokens.enabled() {
+		c.Next()
+		return
+	}
+	token, ok := bearerToken(c.GetHeader("Authorization"))
+	if ok && (s.tokens.contains(token) || s.workerTokens.contains(token)) {
+		c.Next()
+		return
+	}
+	challenge, detail := bearerRealm, "this route needs an API or worker token: send Authorization: Bearer <token>"
+	if ok {
 		challenge, detail = bearerRealm+`, error="invalid_token"`, "the bearer token is not valid"
 	}
 	c.Header("WWW-Authenticate", challenge)

@@ -75,6 +75,7 @@ type Server struct {
 	backup       Backuper
 	requestLog   domain.RequestLog
 	tokens       tokenSet
+	workerTokens tokenSet
 	requests     *requestMetrics
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
@@ -83,6 +84,10 @@ type Server struct {
 	// sample among them.
 	streams    streamControl
 	statsCache statsCache
+
+	// readTimeout and writeTimeout are the net/http server's; fields so
+	// that a test can shorten them.
+	readTimeout, writeTimeout time.Duration
 
 	mu       sync.Mutex
 	server   *nethttp.Server
@@ -121,8 +126,11 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 		backup:       o.backup,
 		requestLog:   o.requestLog,
 		tokens:       newTokenSet(cfg.APITokens),
+		workerTokens: newTokenSet(cfg.WorkerTokens),
 		bodyBinding:  jsonBinding{validate: v},
 		queryBinding: queryBinding{validate: v},
+		readTimeout:  readTimeout,
+		writeTimeout: writeTimeout,
 	}
 	if err := registerStatsGauges(s.registry, svc); err != nil {
 		return nil, err
@@ -185,6 +193,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	s.registerQueueRoutes(api)
 	s.registerScheduleRoutes(api)
 	s.registerBackupRoutes(api)
+	s.registerWorkerRoutes(headRouter{e.Group("/", s.authenticateWorker)})
 	// The event streams check the token themselves: EventSource cannot
 	// send a header, so they also take it as a query parameter.
 	s.registerEventRoutes(root)
@@ -225,8 +234,8 @@ func (s *Server) Start(ctx context.Context) error {
 	srv := &nethttp.Server{
 		Handler:           s.engine,
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
+		ReadTimeout:       s.readTimeout,
+		WriteTimeout:      s.writeTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}

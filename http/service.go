@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/google/uuid"
 
@@ -23,6 +24,10 @@ import (
 //   - domain.ErrNotRunning: the system is not started, or is stopping.
 //   - domain.ErrConflict: a schedule of the configuration file changed
 //     through the API.
+//   - domain.ErrLeaseLost: a lease token does not hold the job's running
+//     attempt (the worker protocol); answered 409.
+//   - domain.ErrResultTooLarge: a result is over the runtime's limit;
+//     answered 413.
 type JobService interface {
 	// Submit stores a new pending job and queues it.
 	Submit(ctx context.Context, p actors.SubmitParams) (*domain.Job, error)
@@ -69,6 +74,26 @@ type JobService interface {
 	Retention() actors.Retention
 	// JobTypes lists the registered job types, sorted.
 	JobTypes() []domain.JobType
+	// JobTypeInfo lists the job types with what runs each, sorted.
+	JobTypeInfo() []actors.JobTypeInfo
+
+	// The worker protocol, for external workers (actors/external.go).
+
+	// ClaimJobs leases up to p.Max ready jobs of external types, waiting
+	// up to p.Wait (or until ctx ends) when none is ready; a field out of
+	// bounds is an *actors.FieldError.
+	ClaimJobs(ctx context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error)
+	// Heartbeat extends a lease, records progress when not nil, and says
+	// whether the job was canceled.
+	Heartbeat(ctx context.Context, id uuid.UUID, token string, progress *domain.Progress) (actors.LeaseState, error)
+	// CompleteJob ends the leased attempt as a success with result (nil
+	// for none).
+	CompleteJob(ctx context.Context, id uuid.UUID, token string, result json.RawMessage) (*domain.Job, error)
+	// FailJob ends the leased attempt as a failure.
+	FailJob(ctx context.Context, id uuid.UUID, token string, p actors.FailParams) (*domain.Job, error)
+	// ReportOutcomes applies several outcomes, each on its own, and says
+	// what became of each, in order.
+	ReportOutcomes(ctx context.Context, outcomes []actors.Outcome) ([]actors.OutcomeResult, error)
 	// Stats is a cheap snapshot of the runtime, read at every metrics scrape.
 	Stats() actors.Stats
 	// Health checks each part of the runtime.

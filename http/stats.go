@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -210,6 +211,15 @@ type JobTypesResponse struct {
 	// Types lists the registered job types, sorted; empty, never null,
 	// when none is registered.
 	Types []domain.JobType `json:"types"`
+	// JobTypes lists the same types with what runs each, sorted by type.
+	JobTypes []JobTypeResponse `json:"jobTypes"`
+}
+
+// JobTypeResponse is one job type of GET /job-types.
+type JobTypeResponse struct {
+	Type domain.JobType `json:"type"`
+	// RunBy is "go", "external" or "webhook".
+	RunBy actors.RunBy `json:"runBy"`
 }
 
 // handleJobTypes handles GET /job-types: the types a job can be submitted
@@ -219,5 +229,10 @@ func (s *Server) handleJobTypes(c *gin.Context) {
 	if types == nil {
 		types = []domain.JobType{}
 	}
-	writeJSON(c, nethttp.StatusOK, JobTypesResponse{Types: types})
+	infos := slices.SortedFunc(slices.Values(s.svc.JobTypeInfo()), func(a, b actors.JobTypeInfo) int { return cmp.Compare(a.Type, b.Type) })
+	jobTypes := make([]JobTypeResponse, len(infos))
+	for i, info := range infos {
+		jobTypes[i] = JobTypeResponse{Type: info.Type, RunBy: info.RunBy}
+	}
+	writeJSON(c, nethttp.StatusOK, JobTypesResponse{Types: types, JobTypes: jobTypes})
 }

@@ -190,9 +190,9 @@ func requireLayout(db *badger.DB) error {
 			return fmt.Errorf("read layout version: %w", err)
 		}
 		return item.Value(func(v []byte) error {
-			// Open upgrades a layout 1 or 2 store.
+			// Open upgrades a store of an older layout.
 			if !knownLayout(v) {
-				return fmt.Errorf("the backup is in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutV3)
+				return fmt.Errorf("the backup is in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutCurrent)
 			}
 			return nil
 		})

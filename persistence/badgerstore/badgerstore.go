@@ -314,33 +314,40 @@ func checkSpaceToOpen(opts Options) (*spaceGuard, error) {
 }
 
 // checkLayout records the key layout in a new store, upgrades a store of
-// layout 1 or 2 and refuses a store written in a layout this build does
+// layout 1, 2 or 3 and refuses a store written in a layout this build does
 // not know.
 func checkLayout(db *badger.DB) error {
 	var version byte
 	err := db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(layoutKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			version = layoutV3
-			return txn.Set(layoutKey, []byte{layoutV3})
+			version = layoutCurrent
+			return txn.Set(layoutKey, []byte{layoutCurrent})
 		}
 		if err != nil {
 			return fmt.Errorf("read layout version: %w", err)
 		}
 		err = item.Value(func(v []byte) error {
 			if !knownLayout(v) {
-				return fmt.Errorf("data written in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutV3)
+				return fmt.Errorf("data written in key layout %v, this build reads layouts %d to %d", v, layoutV1, layoutCurrent)
 			}
 			version = v[0]
 			return nil
 		})
-		if err != nil || version != layoutV1 {
+		switch {
+		case err != nil:
 			return err
+		case version == layoutV1:
+			version = layoutV2
+			return upgradeLayout(txn)
+		case version == layoutV3:
+			// Layout 4 has no key layout 3 lacks: recording it is the upgrade.
+			version = layoutV4
+			return txn.Set(layoutKey, []byte{layoutV4})
 		}
-		version = layoutV2
-		return upgradeLayout(txn)
+		return nil
 	})
-	if err != nil || version == layoutV3 {
+	if err != nil || version == layoutCurrent {
 		return err
 	}
 	return upgradeFinished(db)
@@ -371,9 +378,9 @@ func upgradeLayout(txn *badger.Txn) error {
 	return txn.Set(layoutKey, []byte{layoutV2})
 }
 
-// upgradeFinished turns a layout 2 store into a layout 3 one: it writes
-// the finished key of every finished job, found through the status index,
-// then records the layout. The keys go in as many transactions as they
+// upgradeFinished turns a layout 2 store into a layout 4 one (3 and 4
+// differ in snapshots only): it writes the finished key of every finished
+// job, found through the status index, then records the layout. The keys go in as many transactions as they
 // need (a store may hold millions of finished jobs), before the writer
 // starts; if the process dies halfway, the layout is still 2 and the next
 // Open writes them all again, which changes nothing for those written.
@@ -415,7 +422,7 @@ func upgradeFinished(db *badger.DB) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("upgrade key layout: %w", err)
 	}
-	return db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutV3}) })
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutV4}) })
 }
 
 // loadCounts reads the queue counts for the writer.

@@ -75,8 +75,9 @@ func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
 
 // storeMixedJobs stores 300 jobs of three types in s, starts a third of
 // them, cancels another third and deletes one. Every fifth is in queue
-// "email", every seventh scheduled, every eleventh has a unique key, and
-// queue "email" is paused. It returns the jobs left, the one deleted, and
+// "email", every seventh scheduled, every eleventh has a unique key, half
+// the started ones report progress, half the canceled ones have a result,
+// and queue "email" is paused. It returns the jobs left, the one deleted, and
 // filters that list each kind of index.
 func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *domain.Job, filters []domain.Filter) {
 	t.Helper()
@@ -100,9 +101,15 @@ func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *
 		switch i % 3 {
 		case 1:
 			require.NoError(t, j.Start(epoch.Add(time.Hour)))
+			if i%4 == 1 {
+				j.Progress = &domain.Progress{Percent: float64(i % 101), Message: fmt.Sprintf("step %d", i), UpdatedAt: epoch.Add(time.Hour)}
+			}
 			require.NoError(t, s.Update(ctx, j))
 		case 2:
 			require.NoError(t, j.Cancel(epoch.Add(time.Hour)))
+			if i%4 == 2 {
+				j.Result = fmt.Appendf(nil, `{"n":%d}`, i)
+			}
 			require.NoError(t, s.Update(ctx, j))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,10 @@ import (
 //	uniqueFor varint ns, if flagUniqueFor
 //	timeout   varint ns, if flagTimeout
 //	schedule  uvarint length, bytes, if flagSchedule
+//	result    uvarint length, bytes, if flagResult
+//	progress  if flagProgress: percent (8 bytes, big-endian IEEE 754 bits),
+//	          message (uvarint length, bytes), updatedAt (varint µs, or
+//	          the zero time's value)
 //	lastError uvarint length, bytes
 //	payload   uvarint length, bytes
 //
@@ -42,10 +47,11 @@ import (
 // queue at the default priority, and a zero RunAt (a version 1 job due at
 // once) reads as CreatedAt. decode keeps reading it; encode writes version 2.
 //
-// Fields added since (Schedule) take a flag of their own: a snapshot
-// written before reads them as zero, with no new version. An older build
-// refuses the flag as unknown, which is why the key layout that came with
-// it (layoutV3) is one that build refuses to open.
+// Fields added since (Schedule; Result and Progress) take a flag of their
+// own: a snapshot written before reads them as zero, with no new version,
+// and a job without them costs not a byte more. An older build refuses the
+// flag as unknown, which is why the key layout that came with each (layoutV3,
+// layoutV4) is one that build refuses to open.
 const (
 	snapshotV1 byte = 1
 	snapshotV2 byte = 2
@@ -66,9 +72,11 @@ const (
 	flagUniqueFor                     // UniqueFor is set
 	flagTimeout                       // Timeout is set
 	flagSchedule                      // Schedule is set
+	flagResult                        // Result is not nil (it may be empty)
+	flagProgress                      // Progress is not nil
 
 	flagsKnownV1 = flagFinishedAt<<1 - 1
-	flagsKnown   = flagSchedule<<1 - 1
+	flagsKnown   = flagProgress<<1 - 1
 )
 
 // errCorrupt marks bytes that are not a snapshot this build can read.
@@ -161,6 +169,10 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	if len(j.Type) > domain.MaxJobTypeLength {
 		return nil, fmt.Errorf("%w: job type is %d bytes, more than %d", domain.ErrInvalid, len(j.Type), domain.MaxJobTypeLength)
 	}
+	if j.Progress != nil && math.IsNaN(j.Progress.Percent) {
+		// domain.NewProgress never makes one; decode refuses it as damage.
+		return nil, fmt.Errorf("%w: job %s: progress percent is NaN", domain.ErrInvalid, j.ID)
+	}
 	times := [...]struct {
 		flag uint16
 		t    time.Time
@@ -198,6 +210,12 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	if j.Schedule != "" {
 		flags |= flagSchedule
 	}
+	if j.Result != nil {
+		flags |= flagResult
+	}
+	if j.Progress != nil {
+		flags |= flagProgress
+	}
 	if dst == nil {
 		// One allocation of exactly the right size: values stay in memory
 		// until their batch commits, so slack would cost at every step.
@@ -225,6 +243,12 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 		}
 		if flags&flagSchedule != 0 {
 			size += fieldLen(len(j.Schedule))
+		}
+		if flags&flagResult != 0 {
+			size += fieldLen(len(j.Result))
+		}
+		if flags&flagProgress != 0 {
+			size += 8 + fieldLen(len(j.Progress.Message)) + varintLen(micros(j.Progress.UpdatedAt))
 		}
 		dst = make([]byte, 0, size)
 	}
@@ -257,6 +281,15 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	}
 	if flags&flagSchedule != 0 {
 		dst = appendField(dst, j.Schedule)
+	}
+	if flags&flagResult != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(j.Result)))
+		dst = append(dst, j.Result...)
+	}
+	if flags&flagProgress != 0 {
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(j.Progress.Percent))
+		dst = appendField(dst, j.Progress.Message)
+		dst = binary.AppendVarint(dst, micros(j.Progress.UpdatedAt))
 	}
 	dst = appendField(dst, j.LastError)
 	dst = binary.AppendUvarint(dst, uint64(len(j.Payload)))
@@ -336,6 +369,26 @@ func decode(b []byte) (*domain.Job, error) {
 	}
 	if flags&flagSchedule != 0 {
 		j.Schedule = string(r.field())
+	}
+	if flags&flagResult != 0 {
+		result := r.field()
+		if r.err == nil {
+			j.Result = append(make([]byte, 0, len(result)), result...)
+		}
+	}
+	if flags&flagProgress != 0 {
+		var p domain.Progress
+		if bits := r.next(8); r.err == nil {
+			p.Percent = math.Float64frombits(binary.BigEndian.Uint64(bits))
+			if math.IsNaN(p.Percent) {
+				r.fail("progress percent is NaN")
+			}
+		}
+		p.Message = string(r.field())
+		p.UpdatedAt = fromMicros(r.varint())
+		if r.err == nil {
+			j.Progress = &p
+		}
 	}
 	j.LastError = string(r.field())
 	payload := r.field()

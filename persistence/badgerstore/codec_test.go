@@ -1,7 +1,9 @@
 package badgerstore
 
 import (
+	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,17 @@ func codecJobs(t testing.TB) map[string]*domain.Job {
 	noRunAt := fresh.Clone()
 	noRunAt.RunAt = time.Time{}
 	jobs["zero runAt"] = noRunAt
+	withResult := fromSchedule.Clone()
+	withResult.Result = []byte(`{"sent":true,"id":"«x»","n":[1,2.5e3]}`)
+	withResult.Progress = &domain.Progress{Percent: 100, Message: "done ✓", UpdatedAt: now.Add(50 * time.Second)}
+	jobs["result and progress"] = withResult
+	emptyResult := full.Clone()
+	emptyResult.Result = []byte{}
+	jobs["empty result"] = emptyResult
+	running := fresh.Clone()
+	running.Status, running.Attempts = domain.StatusRunning, 1
+	running.Progress = &domain.Progress{Percent: 33.333333333333336}
+	jobs["progress without message or time"] = running
 	return jobs
 }
 
@@ -136,6 +149,11 @@ func TestEncodeRejectsWhatTheIndexCannotHold(t *testing.T) {
 	long := j.Clone()
 	long.Type = domain.JobType(strings.Repeat("t", domain.MaxJobTypeLength+1))
 	_, err = encode(nil, long)
+	require.ErrorIs(t, err, domain.ErrInvalid)
+
+	nan := j.Clone()
+	nan.Progress = &domain.Progress{Percent: math.NaN()}
+	_, err = encode(nil, nan)
 	require.ErrorIs(t, err, domain.ErrInvalid)
 }
 
@@ -297,4 +315,42 @@ func TestCodecReadsVersionOne(t *testing.T) {
 			require.Equal(t, want, back)
 		})
 	}
+}
+
+// snapshotBeforeResults was written by the encoder before Result and
+// Progress (the "submitted by a schedule" job of codecJobs, another ID).
+const snapshotBeforeResults = "0201a23d1dfa8e7c2ebb12ddfb27abaf13030abf0a73656e645f656d61696c2f7363686564756c653a6e696768746c792d7265706f72742e76323a323032352d30362d30315430333a30303a30305a8091ebe4b9a09b0680ad879ebaa09b06809fb981baa09b0680f9fd8abaa09b0680ad879ebaa09b0606068080c58bc6d101116e696768746c792d7265706f72742e763221736d74703a2035353020c2ab6d61696c626f7820756e617661696c61626c65c2bb187b22746f223a22616461406578616d706c652e636f6d227d"
+
+// TestCodecReadsSnapshotsWrittenBeforeResults: a snapshot from before
+// Result and Progress reads with neither, and a job without them encodes
+// to the very same bytes, so they cost such a job nothing.
+func TestCodecReadsSnapshotsWrittenBeforeResults(t *testing.T) {
+	t.Parallel()
+	b, err := hex.DecodeString(snapshotBeforeResults)
+	require.NoError(t, err)
+	got, err := decode(b)
+	require.NoError(t, err)
+	want := codecJobs(t)["submitted by a schedule"]
+	want.ID = got.ID
+	require.Equal(t, want, got)
+	require.Nil(t, got.Result)
+	require.Nil(t, got.Progress)
+	again, err := encode(nil, got)
+	require.NoError(t, err)
+	require.Equal(t, b, again)
+}
+
+// TestCodecRefusesNaNProgress: a NaN percent is damage, not a job.
+func TestCodecRefusesNaNProgress(t *testing.T) {
+	t.Parallel()
+	j := codecJobs(t)["progress without message or time"]
+	b, err := encode(nil, j)
+	require.NoError(t, err)
+	// The percent sits right before the message (empty: one byte), the
+	// time (zero: 10 bytes), the last error (one byte) and the payload.
+	at := len(b) - fieldLen(len(j.Payload)) - 1 - varintLen(micros(time.Time{})) - 1 - 8
+	require.Equal(t, math.Float64bits(j.Progress.Percent), binary.BigEndian.Uint64(b[at:]))
+	binary.BigEndian.PutUint64(b[at:], math.Float64bits(math.NaN()))
+	_, err = decode(b)
+	require.ErrorIs(t, err, errCorrupt)
 }

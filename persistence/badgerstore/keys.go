@@ -87,15 +87,24 @@ var layoutKey = []byte{prefixMeta, 'l', 'a', 'y', 'o', 'u', 't'}
 // key, so Open upgrades it by writing the finished key of every finished
 // job (upgradeFinished). An older build refuses version 3, whose
 // snapshots may carry a flag it does not know.
+//
+// Version 4 added Job.Result and Job.Progress to snapshots, and no key: a
+// version 3 store is a version 4 store, so Open upgrades it by recording
+// the version, which keeps an older build from opening a store whose
+// snapshots carry flags it would take for damage.
 const (
 	layoutV1 byte = 1
 	layoutV2 byte = 2
 	layoutV3 byte = 3
+	layoutV4 byte = 4
+
+	// layoutCurrent is the layout this build writes.
+	layoutCurrent = layoutV4
 )
 
 // knownLayout reports whether this build reads (or upgrades) layout v.
 func knownLayout(v []byte) bool {
-	return len(v) == 1 && v[0] >= layoutV1 && v[0] <= layoutV3
+	return len(v) == 1 && v[0] >= layoutV1 && v[0] <= layoutCurrent
 }
 
 // appendJobKey appends the key of a job's snapshot.

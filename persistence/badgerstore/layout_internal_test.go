@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -92,14 +93,14 @@ func TestOpenUpgradesALayoutOneStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, report.Damage)
 
-	// The layout is 3 now: a second open does not count again.
+	// The layout is the current one now: a second open does not count again.
 	db, err := badger.Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults().badgerOptions().WithReadOnly(true))
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(layoutKey)
 		require.NoError(t, err)
 		v, err := item.ValueCopy(nil)
-		require.Equal(t, []byte{layoutV3}, v)
+		require.Equal(t, []byte{layoutCurrent}, v)
 		return err
 	}))
 	require.NoError(t, db.Close())
@@ -111,10 +112,10 @@ func TestOpenRefusesAnUnknownLayout(t *testing.T) {
 	opts := Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}.WithDefaults()
 	db, err := badger.Open(opts.badgerOptions())
 	require.NoError(t, err)
-	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{4}) }))
+	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutCurrent + 1}) }))
 	require.NoError(t, db.Close())
 	_, err = Open(opts)
-	require.ErrorContains(t, err, "key layout [4]")
+	require.ErrorContains(t, err, fmt.Sprintf("key layout [%d]", layoutCurrent+1))
 }
 
 // Verify recounts the queues and checks the scheduled index against the
@@ -222,7 +223,7 @@ func TestOpenUpgradesALayoutTwoStore(t *testing.T) {
 	require.Equal(t, 1, n, "the held job, once its hold passed")
 	require.NoError(t, s.Close())
 
-	requireLayoutVersion(t, dir, layoutV3)
+	requireLayoutVersion(t, dir, layoutCurrent)
 	report, err = Verify(ctx, dir, logger)
 	require.NoError(t, err)
 	require.Empty(t, report.Damage)
@@ -270,4 +271,40 @@ func TestVerifyFindsAMissingAndAStrayFinishedKey(t *testing.T) {
 		"finished job " + done.ID.String() + " is missing from the finished index",
 		"job " + running.ID.String() + " is in the finished index but not finished",
 	}, report.Damage)
+}
+
+// A layout 3 store is a layout 4 one whose snapshots hold no result or
+// progress: Open records layout 4 and reads its jobs as they were.
+func TestOpenUpgradesALayoutThreeStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	s, err := Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	job := testJob(t, 0)
+	require.NoError(t, s.Create(ctx, job))
+	require.NoError(t, s.Close())
+
+	db, err := badger.Open(Options{Dir: dir, Logger: logger}.WithDefaults().badgerOptions())
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutV3}) }))
+	require.NoError(t, db.Close())
+
+	s, err = Open(Options{Dir: dir, Logger: logger})
+	require.NoError(t, err)
+	got, err := s.Get(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, job, got)
+	require.Nil(t, got.Result)
+	require.Nil(t, got.Progress)
+	got.Status, got.Result = domain.StatusCompleted, []byte(`{"ok":true}`)
+	got.Progress = &domain.Progress{Percent: 100, Message: "done", UpdatedAt: testEpoch}
+	require.NoError(t, s.Update(ctx, got))
+	require.NoError(t, s.Close())
+	requireLayoutVersion(t, dir, layoutV4)
+
+	report, err := Verify(ctx, dir, logger)
+	require.NoError(t, err)
+	require.Empty(t, report.Damage)
 }

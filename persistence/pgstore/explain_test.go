@@ -56,7 +56,7 @@ var seedPendingSQL = strings.Replace(seedJobsSQL, "/*insert*/", `
 // index, queue by queue, and never scans or sorts the pending jobs: its
 // cost must not grow with the backlog. It checks the plan PostgreSQL picks
 // for the first executions (custom) and the one it may cache (generic),
-// with and without a type filter.
+// with and without a type filter and a queue filter.
 func TestClaimPlanWithAMillionPendingJobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seeds a million jobs")
@@ -78,8 +78,8 @@ func TestClaimPlanWithAMillionPendingJobs(t *testing.T) {
 	// shares them between the two queues, and by one with no room for
 	// "bulk", which serves "default" alone.
 	claims := map[string]string{
-		"TwoQueues": `('n1', 100, 3600000000, '{bulk}', '{50}', '{noop}')`,
-		"OneQueue":  `('n1', 100, 3600000000, '{bulk}', '{0}', '{noop}')`,
+		"TwoQueues": `('n1', 100, 3600000000, '{bulk}', '{50}'`,
+		"OneQueue":  `('n1', 100, 3600000000, '{bulk}', '{0}'`,
 	}
 	for _, stats := range []string{"NoStatistics", "Analyzed"} {
 		if stats == "Analyzed" {
@@ -87,10 +87,11 @@ func TestClaimPlanWithAMillionPendingJobs(t *testing.T) {
 			require.NoError(t, err)
 		}
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
-			for _, typed := range []bool{false, true} {
+			for variant := range claimStatements {
 				for name, args := range claims {
-					t.Run(fmt.Sprintf("%s/%s/%s/types=%t", stats, name, mode, typed), func(t *testing.T) {
-						explainClaim(t, s, mode, typed, args)
+					typed, queued := variant&1 != 0, variant&2 != 0
+					t.Run(fmt.Sprintf("%s/%s/%s/types=%t/queues=%t", stats, name, mode, typed, queued), func(t *testing.T) {
+						explainClaim(t, s, mode, variant, args)
 					})
 				}
 			}
@@ -98,17 +99,23 @@ func TestClaimPlanWithAMillionPendingJobs(t *testing.T) {
 	}
 }
 
-// explainClaim prepares the claim as the pool prepares it, with
-// plan_cache_mode set to mode, checks the plan of its call with args and
-// logs it as it ran: EXPLAIN ANALYZE runs it, in a transaction rolled back
+// explainClaim prepares claim statement variant (see claimStatements) as
+// the pool prepares it, with plan_cache_mode set to mode, checks the plan
+// of its call with args (the first five, open) and the filters, and logs
+// it as it ran: EXPLAIN ANALYZE runs it, in a transaction rolled back
 // after.
-func explainClaim(t *testing.T, s *Store, mode string, typed bool, args string) {
+func explainClaim(t *testing.T, s *Store, mode string, variant int, args string) {
 	t.Helper()
 	ctx := t.Context()
-	query := claimAnySQL
-	if typed {
-		query = claimTypesSQL
+	query := claimStatements[variant]
+	params := `text, int, bigint, text[], int[]`
+	if variant&1 != 0 {
+		params, args = params+`, text[]`, args+`, '{noop}'`
 	}
+	if variant&2 != 0 {
+		params, args = params+`, text[]`, args+`, '{bulk,default}'`
+	}
+	args += `)`
 	tx, err := s.pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() {
@@ -121,15 +128,8 @@ func explainClaim(t *testing.T, s *Store, mode string, typed bool, args string) 
 		require.NoError(t, err)
 	}
 	exec(`SET LOCAL plan_cache_mode = ` + mode)
-	if typed {
-		exec(`PREPARE claim(text, int, bigint, text[], int[], text[]) AS ` + query)
-	} else {
-		exec(`PREPARE claim(text, int, bigint, text[], int[]) AS ` + query)
-	}
+	exec(`PREPARE claim(` + params + `) AS ` + query)
 	call := `EXECUTE claim` + args
-	if !typed {
-		call = strings.Replace(call, `, '{noop}'`, ``, 1)
-	}
 	var plans []struct{ Plan planNode }
 	require.NoError(t, tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+call, pgx.QueryExecModeSimpleProtocol).Scan(&plans))
 	require.Len(t, plans, 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,13 +20,15 @@ import (
 // jobColumns are the columns that make a domain.Job, in scanJob's order.
 const jobColumns = `id, status, type, payload, attempts, max_attempts, last_error,
 	created_at, updated_at, run_at, started_at, finished_at,
-	queue, priority, unique_key, unique_for_ns, timeout_ns, schedule`
+	queue, priority, unique_key, unique_for_ns, timeout_ns, schedule,
+	result, progress_percent, progress_message, progress_updated_at`
 
 // qualifiedJobColumns is jobColumns of the table aliased j, for RETURNING
 // lists of statements that join it.
 const qualifiedJobColumns = `j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts, j.last_error,
 	j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at,
-	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns, j.schedule`
+	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns, j.schedule,
+	j.result, j.progress_percent, j.progress_message, j.progress_updated_at`
 
 // scanChunk is how many jobs Scan reads per query: enough to amortise the
 // round trip, few enough that memory stays flat however many jobs match.
@@ -40,12 +43,19 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 		priority                                   int16
 		uniqueKey, schedule                        pgtype.Text
 		uniqueFor, timeout                         int64
+		percent                                    pgtype.Float8
+		message                                    pgtype.Text
+		progressAt                                 pgtype.Timestamptz
 	)
 	err := row.Scan(&j.ID, &status, &typ, &j.Payload, &j.Attempts, &j.MaxAttempts, &j.LastError,
 		&created, &updated, &runAt, &started, &finished,
-		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout, &schedule)
+		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout, &schedule,
+		&j.Result, &percent, &message, &progressAt)
 	if err != nil {
 		return nil, err
+	}
+	if percent.Valid {
+		j.Progress = &domain.Progress{Percent: percent.Float64, Message: message.String, UpdatedAt: fromTimestamptz(progressAt)}
 	}
 	j.Priority = int(priority)
 	j.UniqueKey = uniqueKey.String
@@ -112,6 +122,11 @@ type jobArrays struct {
 	priorities                                 []int32
 	uniqueKeys, schedules                      []pgtype.Text
 	uniqueFor, timeouts                        []int64
+	results                                    [][]byte
+	// progress is NULL in all three columns when a job has none.
+	progressPercents []pgtype.Float8
+	progressMessages []pgtype.Text
+	progressTimes    []pgtype.Timestamptz
 	// keyed counts the jobs with a unique key.
 	keyed int
 }
@@ -126,7 +141,9 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		runAt: make([]pgtype.Timestamptz, 0, n), started: make([]pgtype.Timestamptz, 0, n),
 		finished: make([]pgtype.Timestamptz, 0, n), queues: make([]string, 0, n), priorities: make([]int32, 0, n),
 		uniqueKeys: make([]pgtype.Text, 0, n), uniqueFor: make([]int64, 0, n), timeouts: make([]int64, 0, n),
-		schedules: make([]pgtype.Text, 0, n),
+		schedules: make([]pgtype.Text, 0, n), results: make([][]byte, 0, n),
+		progressPercents: make([]pgtype.Float8, 0, n), progressMessages: make([]pgtype.Text, 0, n),
+		progressTimes: make([]pgtype.Timestamptz, 0, n),
 	}
 	for _, j := range jobs {
 		attempts, err := toInt32(j.ID, "attempts", j.Attempts)
@@ -164,6 +181,20 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		a.timeouts = append(a.timeouts, int64(j.Timeout))
 		// No schedule is NULL: the schedule index then never sees the row.
 		a.schedules = append(a.schedules, pgtype.Text{String: j.Schedule, Valid: j.Schedule != ""})
+		a.results = append(a.results, j.Result)
+		if p := j.Progress; p != nil {
+			if math.IsNaN(p.Percent) {
+				// domain.NewProgress never makes one; every store refuses it.
+				return nil, fmt.Errorf("job %s: %w: progress percent is NaN", j.ID, domain.ErrInvalid)
+			}
+			a.progressPercents = append(a.progressPercents, pgtype.Float8{Float64: p.Percent, Valid: true})
+			a.progressMessages = append(a.progressMessages, pgtype.Text{String: p.Message, Valid: true})
+			a.progressTimes = append(a.progressTimes, toTimestamptz(p.UpdatedAt))
+		} else {
+			a.progressPercents = append(a.progressPercents, pgtype.Float8{})
+			a.progressMessages = append(a.progressMessages, pgtype.Text{})
+			a.progressTimes = append(a.progressTimes, pgtype.Timestamptz{})
+		}
 	}
 	return a, nil
 }
@@ -172,20 +203,23 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 func (a *jobArrays) args() []any {
 	return []any{a.ids, a.statuses, a.types, a.payloads, a.attempts, a.maxAttempts, a.lastErrors,
 		a.created, a.updated, a.runAt, a.started, a.finished,
-		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts, a.schedules}
+		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts, a.schedules,
+		a.results, a.progressPercents, a.progressMessages, a.progressTimes}
 }
 
 // jobArgs is how many parameters jobArrays.args fills: a statement's own
 // parameters are numbered after them.
-const jobArgs = 18
+const jobArgs = 22
 
 // unnestJobs turns the arrays of jobArrays.args into rows.
 const unnestJobs = `unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::text[],
 	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
-	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[], $18::text[])
+	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[], $18::text[],
+	$19::bytea[], $20::float8[], $21::text[], $22::timestamptz[])
 	AS u(id, status, type, payload, attempts, max_attempts, last_error,
 	     created_at, updated_at, run_at, started_at, finished_at,
-	     queue, priority, unique_key, unique_for_ns, timeout_ns, schedule)`
+	     queue, priority, unique_key, unique_for_ns, timeout_ns, schedule,
+	     result, progress_percent, progress_message, progress_updated_at)`
 
 func toInt32(id uuid.UUID, field string, v int) (int32, error) {
 	if int64(v) != int64(int32(v)) {
@@ -238,6 +272,8 @@ const updateSet = `status = u.status, type = u.type, payload = u.payload,
 	started_at = u.started_at, finished_at = u.finished_at,
 	queue = u.queue, priority = u.priority, unique_key = u.unique_key,
 	unique_for_ns = u.unique_for_ns, timeout_ns = u.timeout_ns, schedule = u.schedule,
+	result = u.result, progress_percent = u.progress_percent,
+	progress_message = u.progress_message, progress_updated_at = u.progress_updated_at,
 	unique_held = j.unique_held AND u.unique_key IS NOT DISTINCT FROM j.unique_key,
 	owner_node = CASE WHEN u.status = 'running' THEN j.owner_node END,
 	lease_expires_at = CASE WHEN u.status = 'running' THEN j.lease_expires_at END,

@@ -24,11 +24,13 @@ import (
 
 // claimSQL picks ready jobs and marks them running on the node in one
 // statement. Parameters: $1 node, $2 limit, $3 lease in microseconds, $4
-// and $5 the queues of ClaimRequest.Room and their room, $6 the types.
+// and $5 the queues of ClaimRequest.Room and their room, then the types
+// and the queues of the request when given (see claimStatement).
 //
 //   - rooms: the queues not paused (troupe_queues, so a pause holds on every
-//     node from its commit), each with the most it may give: its room, if
-//     named, and the limit.
+//     node from its commit), among those asked for when the request names
+//     some, each with the most it may give: its room, if named, and the
+//     limit.
 //   - ready: how many ready jobs each queue could give, up to that, counted
 //     on the claim index without locking anything. (The ORDER BY keeps the
 //     planner on the index: it cannot know how small the LIMIT is.) With a
@@ -43,19 +45,20 @@ import (
 //     the rows claimed are locked.
 //   - claimed: the update finds its rows by primary key (= ANY(ARRAY(...))
 //     gives the planner a small row count, where a join with picked, whose
-//     size it cannot guess, may make it hash the whole table).
+//     size it cannot guess, may make it hash the whole table). A new attempt
+//     starts with no progress: the last attempt's report is cleared.
 //
-// The limit of shares (and the types of claimTypesSQL) are subqueries so
+// The limit of shares (and the filters of claimStatement) are subqueries so
 // that the planner never sees them: its estimates are then the same for
 // every call, and PostgreSQL keeps the statement's generic plan rather than
 // planning each claim anew (the plan's shape does not depend on them). Its
-// /*types*/ marker becomes a type filter in claimTypesSQL.
+// /*types*/ and /*queues*/ markers become the filters of claimStatement.
 const claimSQL = `
 WITH rooms AS MATERIALIZED (
     SELECT q.name, LEAST(COALESCE(r.room, $2::int), $2::int) AS room
       FROM troupe_queues AS q
       LEFT JOIN unnest($4::text[], $5::int[]) AS r(name, room) ON r.name = q.name
-     WHERE NOT q.paused
+     WHERE NOT q.paused /*queues*/
 ), ready AS MATERIALIZED (
     SELECT rooms.name,
            CASE WHEN (SELECT count(*) FROM rooms WHERE room > 0) = 1 THEN rooms.room
@@ -98,21 +101,60 @@ WITH rooms AS MATERIALIZED (
            updated_at = now(),
            owner_node = $1,
            lease_expires_at = now() + $3::bigint * interval '1 microsecond',
-           cancel_requested = false
+           cancel_requested = false,
+           progress_percent = NULL,
+           progress_message = NULL,
+           progress_updated_at = NULL
      WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
  RETURNING ` + qualifiedJobColumns + `
 )
 SELECT * FROM claimed ORDER BY priority, run_at, id`
 
-var (
-	claimAnySQL = strings.ReplaceAll(claimSQL, "/*types*/", "")
-	// The filter on type||'' rather than type keeps the planner on the
-	// claim index, filtering as it goes: with an indexable type filter it
-	// may take the type index and sort every pending job instead. The
-	// filter is a statement of its own, not an optional one ("no types OR
-	// type = ANY"), whose generic plan would be the worse of both.
-	claimTypesSQL = strings.ReplaceAll(claimSQL, "/*types*/", "AND j.type || '' = ANY((SELECT $6::text[])::text[])")
-)
+// claimStatements are claimSQL with each combination of filters: index
+// 1 filters types, index 2 queues, 3 both. Each filter is in a statement
+// of its own, not an optional one ("no types OR type = ANY"), whose
+// generic plan would be the worse of both.
+var claimStatements = func() (statements [4]string) {
+	for i := range statements {
+		query, param := claimSQL, 6
+		types, queues := "", ""
+		if i&1 != 0 {
+			// The filter on type||'' rather than type keeps the planner
+			// on the claim index, filtering as it goes: with an indexable
+			// type filter it may take the type index and sort every
+			// pending job instead.
+			types = "AND j.type || '' = ANY((SELECT $" + strconv.Itoa(param) + "::text[])::text[])"
+			param++
+		}
+		if i&2 != 0 {
+			// The queues come from troupe_queues, a small table: the
+			// filter narrows the rooms, and the jobs are then found along
+			// the claim index, which leads with the queue, as without it.
+			queues = "AND q.name = ANY((SELECT $" + strconv.Itoa(param) + "::text[])::text[])"
+		}
+		query = strings.ReplaceAll(query, "/*types*/", types)
+		statements[i] = strings.ReplaceAll(query, "/*queues*/", queues)
+	}
+	return statements
+}()
+
+// claimStatement returns the claim statement for r and its parameters
+// after the first five.
+func claimStatement(r domain.ClaimRequest) (string, []any) {
+	var variant int
+	var args []any
+	if len(r.Types) > 0 {
+		typeNames := make([]string, len(r.Types))
+		for i, t := range r.Types {
+			typeNames[i] = string(t)
+		}
+		variant, args = variant|1, append(args, typeNames)
+	}
+	if len(r.Queues) > 0 {
+		variant, args = variant|2, append(args, r.Queues)
+	}
+	return claimStatements[variant], args
+}
 
 // ClaimJobs implements domain.SharedQueue. It hands node up to r.Limit
 // ready jobs (pending, with run_at at or before the database's now) of the
@@ -123,8 +165,9 @@ var (
 // queue the jobs go by priority, run_at and ID; across queues the claim
 // takes turns (see claimSQL), and r.Room caps the jobs of each queue it
 // names. The jobs come back as stored, by priority, run_at and ID; none
-// when nothing is ready or r.Limit < 1. r.Types, when given, limits the claim to jobs of
-// those types.
+// when nothing is ready or r.Limit < 1. r.Types and r.Queues, when given,
+// limit the claim to jobs of those types and queues. Each claimed job's
+// progress is cleared: a new attempt has reported nothing yet.
 //
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
@@ -146,21 +189,15 @@ func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimReques
 		names = append(names, name)
 		rooms = append(rooms, int32(max(min(room, int(limit)), 0)))
 	}
-	query, args := claimAnySQL, []any{node, limit, r.Lease.Microseconds(), names, rooms}
-	if len(r.Types) > 0 {
-		typeNames := make([]string, len(r.Types))
-		for i, t := range r.Types {
-			typeNames[i] = string(t)
-		}
-		query, args = claimTypesSQL, append(args, typeNames)
-	}
+	query, filters := claimStatement(r)
+	args := append([]any{node, limit, r.Lease.Microseconds(), names, rooms}, filters...)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
+		return nil, fmt.Errorf("claim jobs for %s: %w", ownerName(node), mapError(err))
 	}
 	jobs, err := collectJobs(rows)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs for node %s: %w", node, mapError(err))
+		return nil, fmt.Errorf("claim jobs for %s: %w", ownerName(node), mapError(err))
 	}
 	return jobs, nil
 }
@@ -198,11 +235,11 @@ SELECT u.id
  WHERE u.id NOT IN (SELECT id FROM renewed)
  ORDER BY u.n`, node, ids, lease.Microseconds())
 	if err != nil {
-		return nil, fmt.Errorf("renew %d leases for node %s: %w", len(ids), node, mapError(err))
+		return nil, fmt.Errorf("renew %d leases for %s: %w", len(ids), ownerName(node), mapError(err))
 	}
 	lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, fmt.Errorf("renew %d leases for node %s: %w", len(ids), node, mapError(err))
+		return nil, fmt.Errorf("renew %d leases for %s: %w", len(ids), ownerName(node), mapError(err))
 	}
 	return lost, nil
 }
@@ -238,7 +275,7 @@ func (s *Store) UpdateOwned(ctx context.Context, node string, job *domain.Job) e
 			return err
 		case <-ctx.Done():
 			// The write may still land; the caller treats it as unknown.
-			return fmt.Errorf("update job %s on node %s: %w", job.ID, node, ctx.Err())
+			return fmt.Errorf("update job %s for %s: %w", job.ID, ownerName(node), ctx.Err())
 		}
 	}
 	// This caller writes until the queue is empty: its own update first.
@@ -320,7 +357,7 @@ func (s *Store) writeOwnedOfNode(ctx context.Context, node string, updates []*ow
 	errs := map[uuid.UUID]error{}
 	fail := func(err error) map[uuid.UUID]error {
 		for id := range last {
-			errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, err)
+			errs[id] = fmt.Errorf("update job %s for %s: %w", id, ownerName(node), err)
 		}
 		return errs
 	}
@@ -365,10 +402,10 @@ RETURNING j.id`, append(a.args(), node)...)
 		return fail(mapError(err))
 	}
 	for _, id := range missing {
-		errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, domain.ErrNotFound)
+		errs[id] = fmt.Errorf("update job %s for %s: %w", id, ownerName(node), domain.ErrNotFound)
 	}
 	for _, id := range existing {
-		errs[id] = fmt.Errorf("update job %s on node %s: %w", id, node, ErrLeaseLost)
+		errs[id] = fmt.Errorf("update job %s for %s: %w", id, ownerName(node), ErrLeaseLost)
 	}
 	return errs
 }
@@ -477,11 +514,11 @@ SELECT id FROM troupe_jobs
  WHERE status = 'running' AND owner_node = $1 AND cancel_requested
  ORDER BY id`, node)
 	if err != nil {
-		return nil, fmt.Errorf("cancel requests for node %s: %w", node, mapError(err))
+		return nil, fmt.Errorf("cancel requests for %s: %w", ownerName(node), mapError(err))
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, fmt.Errorf("cancel requests for node %s: %w", node, mapError(err))
+		return nil, fmt.Errorf("cancel requests for %s: %w", ownerName(node), mapError(err))
 	}
 	return ids, nil
 }

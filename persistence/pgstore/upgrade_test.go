@@ -216,11 +216,79 @@ INSERT INTO troupe_jobs (id, status, type, max_attempts, created_at, run_at, fin
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT to_regclass('troupe_schedules') IS NOT NULL`).Scan(&schedules))
 	require.False(t, schedules)
 
-	migrateToVersion(t, url, schema, 3)
+	// Back up to the latest version, which this build reads.
+	require.NoError(t, Migrate(t.Context(), url, schema, MigrationUp))
 	got, err := s.Get(t.Context(), j.ID)
 	require.NoError(t, err)
 	require.Empty(t, got.Schedule, "version 2 forgot it")
 	list, err := s.ListSchedules(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+// TestMigrationToResults upgrades a schema of version 3 holding jobs, which
+// come out with no result or progress, stores both, goes back down (the
+// jobs stay, without them) and up again.
+func TestMigrationToResults(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, url, schema)
+	migrateToVersion(t, url, schema, 3)
+
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	_, err = conn.Exec(t.Context(), `SET search_path = `+pgx.Identifier{schema}.Sanitize())
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), `
+INSERT INTO troupe_jobs (id, status, type, max_attempts, created_at, run_at, finished_at) VALUES
+    ('00000000-0000-0000-0000-000000000001', 'pending',   'noop', 3, now() - interval '3 hours', now(), NULL),
+    ('00000000-0000-0000-0000-000000000002', 'completed', 'noop', 3, now() - interval '3 hours', now(), now() - interval '2 hours')`)
+	require.NoError(t, err)
+	_, err = conn.Exec(t.Context(), `INSERT INTO troupe_queues (name) VALUES ('default') ON CONFLICT DO NOTHING`)
+	require.NoError(t, err)
+
+	s, err := Open(t.Context(), Options{URL: url, Schema: schema, MaxConns: 4})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	page, err := s.List(t.Context(), domain.Filter{})
+	require.NoError(t, err)
+	require.Len(t, page.Jobs, 2)
+	for _, j := range page.Jobs {
+		require.Nil(t, j.Result)
+		require.Nil(t, j.Progress)
+	}
+	claimed, err := s.ClaimJobs(t.Context(), "n1", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1, "version 3's pending job is claimed")
+	require.Nil(t, claimed[0].Progress)
+	_, err = s.Heartbeat(t.Context(), "n1", claimed[0].ID, time.Hour, &domain.Progress{Percent: 50, Message: "half"})
+	require.NoError(t, err)
+	// An outcome is the whole snapshot: the runtime reads the job, with
+	// the progress the heartbeat stored, and ends it.
+	done, err := s.Get(t.Context(), claimed[0].ID)
+	require.NoError(t, err)
+	done.Status, done.FinishedAt, done.Result = domain.StatusCompleted, domain.Timestamp(time.Now()), []byte(`{"b":1, "a":2}`)
+	require.NoError(t, s.UpdateOwned(t.Context(), "n1", done))
+	got, err := s.Get(t.Context(), done.ID)
+	require.NoError(t, err)
+	require.Equal(t, `{"b":1, "a":2}`, string(got.Result), "byte for byte")
+	require.Equal(t, "half", got.Progress.Message)
+
+	migrateToVersion(t, url, schema, 3)
+	var jobs int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM troupe_jobs`).Scan(&jobs))
+	require.Equal(t, 2, jobs, "jobs stay, without results")
+	var hasResult bool
+	require.NoError(t, conn.QueryRow(t.Context(), `
+SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                WHERE table_schema = $1 AND table_name = 'troupe_jobs' AND column_name = 'result')`, schema).Scan(&hasResult))
+	require.False(t, hasResult)
+
+	require.NoError(t, Migrate(t.Context(), url, schema, MigrationUp))
+	got, err = s.Get(t.Context(), done.ID)
+	require.NoError(t, err)
+	require.Nil(t, got.Result, "version 3 forgot it")
+	require.Nil(t, got.Progress)
+	require.Equal(t, domain.StatusCompleted, got.Status)
 }
