@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/storeopen"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/webhook"
 )
 
 // StartTimeout bounds the start of the server. Start recovers every
@@ -193,8 +194,14 @@ func demoHandlers(logger *slog.Logger) []actors.Registration {
 }
 
 // registerWebhooks registers the config file's webhooks with the runtime.
+// An error names the entry; the webhook package's errors show no secret.
 func (m *Main) registerWebhooks(sys *actors.System) error {
-	return errors.New("webhooks: this build has no webhook handler yet")
+	for i, w := range m.Config.Webhooks {
+		if err := webhook.Register(sys, w.webhookConfig(), webhook.WithLogger(m.Logger)); err != nil {
+			return fmt.Errorf("%s[%d] (%q): %w", fileWebhookKey, i, w.Type, err)
+		}
+	}
+	return nil
 }
 
 // demoTypes lists the job types of the demo handlers, sorted.

@@ -70,6 +70,7 @@ func (c Config) httpOptions() http.Config {
 	return http.Config{
 		Addr:            c.HTTPAddr,
 		APITokens:       slices.Clone(c.APITokens),
+		WorkerTokens:    slices.Clone(c.WorkerTokens),
 		Insecure:        c.Insecure,
 		MaxBodyBytes:    c.MaxBodyBytes,
 		MaxPayloadBytes: c.MaxPayloadBytes,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/webhook"
 )
 
 // fileWebhookKey is the YAML key of the webhooks list.
@@ -21,14 +22,18 @@ var webhookKeys = []string{"type", "url", "timeout", "headers", "secret", "secre
 
 // The bounds of a webhook's call timeout.
 const (
-	webhookTimeoutDefault = 30 * time.Second
-	webhookTimeoutMax     = time.Hour
+	webhookTimeoutDefault = webhook.DefaultTimeout
+	webhookTimeoutMax     = webhook.MaxTimeout
 )
 
-// reservedWebhookHeaders are set by Troupe on every webhook call; a
-// configured header may not replace them, or the receiver could not trust
-// the signature, deduplicate by the idempotency key or read the body.
-var reservedWebhookHeaders = []string{"Content-Type", "Content-Length", "Host", "Idempotency-Key", "Troupe-Signature"}
+// reservedWebhookHeaders are set by Troupe on every webhook call (package
+// webhook refuses them too); a configured header may not replace them, or
+// the receiver could not trust the signature, deduplicate by the
+// idempotency key or read the body.
+var reservedWebhookHeaders = []string{
+	"Connection", "Content-Length", "Content-Type", "Host", "Idempotency-Key",
+	"Transfer-Encoding", webhook.SignatureHeader, "User-Agent",
+}
 
 // WebhookSpec is one entry of the webhooks list of the YAML file: a job
 // type whose jobs are handled by POSTing them to URL (package webhook).
@@ -48,6 +53,17 @@ type WebhookSpec struct {
 	// SecretEnv names the environment variable the secret came from, if
 	// it came from one.
 	SecretEnv string
+}
+
+// webhookConfig is the webhook package's configuration of the entry.
+func (w WebhookSpec) webhookConfig() webhook.Config {
+	return webhook.Config{
+		Type:    domain.JobType(w.Type),
+		URL:     w.URL,
+		Timeout: w.Timeout,
+		Headers: maps.Clone(w.Headers),
+		Secret:  w.Secret,
+	}
 }
 
 // logValue describes the webhook for the log: no secret, no header value,

@@ -92,7 +92,7 @@ func TestConfigWorkerTokensAreSecret(t *testing.T) {
 	cfg, err := loadConfig(t, nil, "TROUPE_WORKER_TOKENS=w0rker-1,w0rker-2")
 	require.NoError(t, err)
 	require.Equal(t, []string{"w0rker-1", "w0rker-2"}, cfg.WorkerTokens)
-	// MERGE-HTTP: require.Equal(t, cfg.WorkerTokens, cfg.HTTPConfig().WorkerTokens)
+	require.Equal(t, cfg.WorkerTokens, cfg.HTTPConfig().WorkerTokens)
 
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", slog.Any("config", cfg))

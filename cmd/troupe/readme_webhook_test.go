@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/troupe-go/troupe/webhook"
 )
 
 // signatureSection is the runbook's section with the verification snippets.
@@ -41,13 +39,8 @@ func snippet(t *testing.T, lang string) string {
 	return block[:j]
 }
 
-// signature makes a Troupe-Signature header value for secret, t and body.
-func signature(secret []byte, t time.Time, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	fmt.Fprintf(mac, "%d.", t.Unix())
-	mac.Write(body)
-	return fmt.Sprintf("t=%d,v1=%s", t.Unix(), hex.EncodeToString(mac.Sum(nil)))
-}
+// signature is the Troupe-Signature header that the server sends.
+func signature(secret []byte, t time.Time, body []byte) string { return webhook.Sign(secret, t, body) }
 
 // signatureCase is a call the snippets must accept or refuse.
 type signatureCase struct {
