@@ -242,7 +242,7 @@ func TestE2EPythonWorker(t *testing.T) {
 
 	longJob := api.waitFull(long, "completed")
 	require.Equal(t, 1, longJob.Attempts, "heartbeats kept the 5s lease of an 8s job")
-	require.Equal(t, 5, wordCount(t, longJob).Words)
+	require.Equal(t, 6, wordCount(t, longJob).Words)
 	require.NotNil(t, longJob.Progress, "heartbeats carried progress")
 	require.Positive(t, longJob.Progress.Percent)
 
