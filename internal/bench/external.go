@@ -126,7 +126,7 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	workerErrs := make([]error, p.Workers)
-	start := time.Now()
+	start, cpuStart := time.Now(), processCPU()
 	for i := range p.Workers {
 		w := client.NewWorker(c, client.WorkerOptions{
 			Batch: p.Batch, Wait: time.Second, Name: fmt.Sprintf("bench-%d", i), Logger: b.Logger, OnReported: onReported,
@@ -134,10 +134,11 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		w.Handle(ExternalType, domain.HandlerFunc(func(context.Context, []byte) error { return nil }))
 		running.Go(func() { workerErrs[i] = w.Run(wctx) })
 	}
-	var took time.Duration
+	var took, cpu time.Duration
 	select {
 	case <-allDone:
 		took = time.Since(start)
+		cpu = processCPU() - cpuStart
 	case <-ctx.Done():
 	}
 	stopWorkers()
@@ -178,6 +179,8 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		Batch:            p.Batch,
 		ExternalWorkers:  p.Workers,
 		RoundTrips:       p.RoundTrips,
+		CPUSeconds:       cpu.Seconds(),
+		CPUMicrosPerJob:  float64(cpu.Microseconds()) / float64(max(n, 1)),
 		Server:           srv.URL.String(),
 	}, nil
 }
