@@ -100,6 +100,7 @@ func TestEveryOperationHasAClientMethod(t *testing.T) {
 	require.Empty(t, missing, "operations without a client method")
 	require.Contains(t, routes, "POST /jobs", "the document was read")
 	for route, name := range workerRoutes {
+		require.Contains(t, routes, route, "the document describes the worker protocol")
 		_, ok := typ.MethodByName(name)
 		require.True(t, ok, "%s: Client has no method %s", route, name)
 	}
