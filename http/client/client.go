@@ -57,8 +57,8 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// WithRetries sets how many times a call that is safe to repeat (a GET,
-// PUT or DELETE, or a submission with its Idempotency-Key) is sent again
+// WithRetries sets how many times a call that is safe to repeat (a GET or
+// PUT, or a submission with its Idempotency-Key) is sent again
 // after a connection error or a 502, 503 or 504 answer; 0 turns retries
 // off. The default is 2.
 func WithRetries(n int) Option { return func(c *Client) { c.retries = max(n, 0) } }
@@ -204,8 +204,15 @@ func (c *Client) open(ctx context.Context, cl call) (*http.Response, error) {
 		key = newKey()
 	}
 	retry := c.retries
-	if o.noRetry || cl.method == http.MethodPost && key == "" {
-		retry = 0 // not safe to repeat
+	switch {
+	case o.noRetry:
+		retry = 0
+	case cl.method == http.MethodGet || cl.method == http.MethodHead || cl.method == http.MethodPut:
+	case cl.method == http.MethodPost && key != "":
+	default:
+		// Not safe to repeat: a second DELETE or POST after a lost answer
+		// would act again, or answer as if the first had not happened.
+		retry = 0
 	}
 	// cl.path is already escaped: appended as text, not re-escaped.
 	target := c.base.String() + cl.path
