@@ -260,7 +260,7 @@ func (c *Client) open(ctx context.Context, cl call) (*http.Response, error) {
 			return resp, nil
 		default:
 			p := readProblem(resp)
-			resp.Body.Close()
+			_ = resp.Body.Close() // read to the end: nothing to report
 			if try >= retry || !retryable(p) {
 				return nil, p
 			}

@@ -142,7 +142,8 @@ func TestAllPages(t *testing.T) {
 	require.EqualValues(t, 3, requests.Load())
 
 	n = 0
-	for range c.All(t.Context(), f) {
+	for _, err := range c.All(t.Context(), f) {
+		require.NoError(t, err)
 		if n++; n == 10 {
 			break
 		}

@@ -197,8 +197,8 @@ func TestWorkerAgainstFakeServer(t *testing.T) {
 		<-started
 		cancel()
 		select {
-		case <-done:
-			t.Fatal("Run returned while a handler was running")
+		case err := <-done:
+			t.Fatalf("Run returned (%v) while a handler was running", err)
 		case <-time.After(50 * time.Millisecond):
 		}
 		close(release)

@@ -36,8 +36,6 @@ const (
 	progressEvery      = time.Second
 	progressEveryOnTTY = 200 * time.Millisecond
 	progressBarWidth   = 24
-	// maxResponseBytes bounds what the bench reads of a health answer.
-	maxResponseBytes = 64 << 20
 )
 
 // ErrInterrupted ends a bench on SIGINT or SIGTERM; the command cancels the
