@@ -225,3 +225,10 @@ func TestWaitReconnectsAndFallsBackToGet(t *testing.T) {
 		require.False(t, errors.As(err, new(*client.Problem)))
 	})
 }
+
+func TestAFailureWithoutAnErrorIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newTestClient(t, "http://127.0.0.1:1")
+	_, err := c.ReportOutcomes(t.Context(), []client.Outcome{{ID: uuid.Nil, LeaseToken: "t", Failure: &client.Failure{}}})
+	require.ErrorContains(t, err, "a failure needs an error message")
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -316,6 +317,10 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 		RetryIn    string          `json:"retryIn,omitempty"`
 	}{ID: o.ID, LeaseToken: o.LeaseToken, Result: o.Result}
 	if o.Failure != nil {
+		if o.Failure.Error == "" {
+			// Sent without its error, a failure would read as a completion.
+			return nil, fmt.Errorf("outcome of job %s: a failure needs an error message", o.ID)
+		}
 		w.Result = nil
 		w.Error, w.Permanent, w.RetryIn = o.Failure.Error, o.Failure.Permanent, durationText(o.Failure.RetryIn)
 	}
