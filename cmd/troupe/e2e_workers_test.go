@@ -296,25 +296,54 @@ func TestE2EShellWorker(t *testing.T) {
 
 // TestE2EPythonWorkerKilledMidJob kills a Python worker with SIGKILL while
 // it runs a job: when the lease lapses the attempt ends as interrupted, and
-// the job completes on a second worker, its second attempt.
+// the job completes on a second worker, its second attempt. On Badger the
+// job actor's lease timer ends the attempt; on PostgreSQL the rescuer of
+// any node does, and the second worker claims through another node.
 func TestE2EPythonWorkerKilledMidJob(t *testing.T) {
 	t.Parallel()
-	_, api := startExternalServer(t)
-	first := startPythonWorker(t, api.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
+	t.Run("badger", func(t *testing.T) {
+		t.Parallel()
+		_, api := startExternalServer(t)
+		killMidJob(t, api, api)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.URL(t)
+		schema := pgtest.RandomSchema(t)
+		pgtest.DropSchemaOnCleanup(t, dbURL, schema)
+		var apis []*apiClient
+		for _, node := range []string{"node-a", "node-b"} {
+			srv := startServer(t, childEnv(
+				"TROUPE_STORE=postgres", "TROUPE_DATABASE_URL="+dbURL, "TROUPE_DATABASE_SCHEMA="+schema,
+				"TROUPE_NODE="+node, "TROUPE_HTTP_ADDR=127.0.0.1:0", "TROUPE_WORKERS=2",
+				"TROUPE_EXTERNAL_TYPES=word_count", "TROUPE_RESCUE_INTERVAL=200ms", "TROUPE_POLL_INTERVAL=200ms",
+				"TROUPE_RETRY_BASE_DELAY=10ms", "TROUPE_RETRY_MAX_DELAY=50ms",
+			))
+			apis = append(apis, newAPIClient(t, srv.waitReady()))
+		}
+		killMidJob(t, apis[0], apis[1])
+	})
+}
+
+// killMidJob runs a job on a Python worker of first, kills the worker, and
+// checks that a worker of second completes it.
+func killMidJob(t *testing.T, first, second *apiClient) {
+	t.Helper()
+	doomed := startPythonWorker(t, first.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
 		"TROUPE_WORKER_CONCURRENCY=1", "TROUPE_WORKER_NAME=doomed")
-	id := api.submitText("survives its worker", 3000, 3)
-	api.waitStatus(id, "running")
+	id := first.submitText("survives its worker", 3000, 3)
+	first.waitStatus(id, "running")
 	waitFor(t, waitTimeout, "the first worker to start the job", func() (bool, error) {
-		_, ok := first.logs.find("job started")
+		_, ok := doomed.logs.find("job started")
 		return ok, errNotYet
 	})
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
-	first.waitExit()
+	require.NoError(t, doomed.cmd.Process.Signal(syscall.SIGKILL))
+	doomed.waitExit()
 	killedAt := time.Now()
 
-	startPythonWorker(t, api.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
+	startPythonWorker(t, second.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
 		"TROUPE_WORKER_CONCURRENCY=1", "TROUPE_WORKER_NAME=survivor")
-	job := api.waitFull(id, "completed")
+	job := second.waitFull(id, "completed")
 	require.Equal(t, 2, job.Attempts, "the killed attempt counts, the second completes")
 	require.Equal(t, "survivor", wordCount(t, job).Worker)
 	t.Logf("completed %s after the kill", time.Since(killedAt).Round(10*time.Millisecond))
