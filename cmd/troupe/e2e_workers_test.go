@@ -643,3 +643,31 @@ func TestE2EWorkersAcrossNodes(t *testing.T) {
 		require.Equal(t, 0, p.waitExit())
 	}
 }
+
+// TestE2EWorkerToken runs the Python worker with a worker token on a
+// server that also has API tokens: the worker completes jobs, and its
+// token is refused everywhere but the worker routes.
+func TestE2EWorkerToken(t *testing.T) {
+	t.Parallel()
+	const apiToken, workerToken = "api-e2e-token", "worker-e2e-token"
+	_, api := startExternalServer(t, "TROUPE_API_TOKENS="+apiToken, "TROUPE_WORKER_TOKENS="+workerToken)
+	api.token = apiToken
+	startPythonWorker(t, api.base, "TROUPE_TOKEN="+workerToken, "TROUPE_WORKER_WAIT=1s", "TROUPE_WORKER_NAME=tokened")
+	id := api.submitText("with a worker token", 0, 1)
+	require.Equal(t, "tokened", wordCount(t, api.waitFull(id, "completed")).Worker)
+
+	worker := newAPIClient(t, api.base)
+	worker.token = workerToken
+	for _, call := range []struct{ method, path, body string }{
+		{nethttp.MethodGet, "/jobs", ""},
+		{nethttp.MethodGet, "/jobs/" + id, ""},
+		{nethttp.MethodPost, "/jobs", `{"type":"word_count","payload":{"text":"x"}}`},
+		{nethttp.MethodDelete, "/jobs/" + id, ""},
+	} {
+		body := worker.mustCall(call.method, call.path, call.body, nethttp.StatusForbidden)
+		require.Contains(t, string(body), "urn:troupe:problem:forbidden", "%s %s", call.method, call.path)
+	}
+	require.Empty(t, worker.claim([]string{"word_count"}, 1, "0s", "5s"), "the worker routes take it")
+	anonymous := newAPIClient(t, api.base)
+	anonymous.mustCall(nethttp.MethodPost, "/workers/claim", `{"types":["word_count"]}`, nethttp.StatusUnauthorized)
+}
