@@ -428,7 +428,7 @@ func TestE2ELateOutcomeIsRefused(t *testing.T) {
 	// No heartbeat: the lease lapses and the job waits for its next attempt.
 	waitFor(t, 2*waitTimeout, "the lease to lapse", func() (bool, error) {
 		job, err := api.getFull(id)
-		return err == nil && job.Status != "running", fmt.Errorf("status %s: %v", job.Status, err)
+		return err == nil && job.Status != "running", fmt.Errorf("status %s: %w", job.Status, err)
 	})
 	status, body := api.report(id, "complete", map[string]any{"leaseToken": slow.LeaseToken, "result": "slow"})
 	requireLeaseLost(t, status, body)
