@@ -671,3 +671,33 @@ func TestE2EWorkerToken(t *testing.T) {
 	anonymous := newAPIClient(t, api.base)
 	anonymous.mustCall(nethttp.MethodPost, "/workers/claim", `{"types":["word_count"]}`, nethttp.StatusUnauthorized)
 }
+
+// TestServeBadWebhookExits1 checks that a webhook whose type is also an
+// external type stops serve before it starts, with one line that names
+// the entry, and that a webhook whose secretEnv is unset does too; neither
+// shows a secret.
+func TestServeBadWebhookExits1(t *testing.T) {
+	t.Parallel()
+	config := filepath.Join(t.TempDir(), "troupe.yaml")
+	require.NoError(t, os.WriteFile(config, []byte(`
+external_types: [resize_image]
+webhooks:
+  - {type: resize_image, url: "http://imgsvc/jobs", secret: s3cret-value}
+  - {type: transcode, url: "http://video/jobs", secretEnv: TRANSCODE_SECRET}
+`), 0o600))
+	srv := startServer(t, childEnv("TROUPE_DATA_DIR="+t.TempDir(), "TROUPE_CONFIG="+config), "--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, srv.waitExit())
+	out := srv.logs.String()
+	require.Equal(t, 1, strings.Count(out, "\n"), "one line: %s", out)
+	require.Contains(t, out, `webhooks[1] ("transcode"): secretEnv names the environment variable TRANSCODE_SECRET, which is not set or empty`)
+	require.NotContains(t, out, "s3cret-value")
+
+	srv = startServer(t, childEnv("TROUPE_DATA_DIR="+t.TempDir(), "TROUPE_CONFIG="+config, "TRANSCODE_SECRET=t0p-secret"),
+		"--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, srv.waitExit())
+	out = srv.logs.String()
+	require.Equal(t, 1, strings.Count(out, "\n"), "one line: %s", out)
+	require.Contains(t, out, `troupe: webhooks[0] ("resize_image"): type "resize_image" is also in external_types (in `+config+`)`)
+	require.NotContains(t, out, "s3cret-value")
+	require.NotContains(t, out, "t0p-secret")
+}
