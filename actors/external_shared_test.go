@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,4 +207,79 @@ func TestSharedExternal_ClaimsNeverHandOutAJobTwice(t *testing.T) {
 	page, err := nodes[0].List(ctx, domain.Filter{Statuses: []domain.Status{domain.StatusCompleted}, Limit: 1})
 	require.NoError(t, err)
 	require.Equal(t, total, page.Total)
+}
+
+// claimHookQueue is a PostgreSQL shared queue that calls afterClaim once
+// a claim of an external worker returned jobs.
+type claimHookQueue struct {
+	*pgstore.Store
+	afterClaim func()
+}
+
+func (q *claimHookQueue) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
+	jobs, err := q.Store.ClaimJobs(ctx, node, r)
+	if len(jobs) > 0 && strings.HasPrefix(node, domain.ExternalOwnerPrefix) && q.afterClaim != nil {
+		q.afterClaim()
+	}
+	return jobs, err
+}
+
+func startHookedExternalNode(t *testing.T, opts ...Option) (*System, *claimHookQueue) {
+	t.Helper()
+	url := pgtest.URL(t)
+	schema := pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, url, schema)
+	store, err := pgstore.Open(context.Background(), pgstore.Options{URL: url, Schema: schema, MaxConns: 8, Logger: testLogger(t)})
+	require.NoError(t, err)
+	q := &claimHookQueue{Store: store}
+	opts = append([]Option{WithConfig(Config{Node: "node-1", PollInterval: 50 * time.Millisecond, LeaseDuration: 2 * time.Second,
+		RescueInterval: 100 * time.Millisecond}), WithSharedQueue(q), WithLogger(testLogger(t)), WithWorkers(2),
+		WithExternalTypes("ext")}, opts...)
+	sys, err := New(store, opts...)
+	require.NoError(t, err)
+	require.NoError(t, sys.Register("go", domain.HandlerFunc(noop)))
+	require.NoError(t, sys.Start(context.Background()))
+	t.Cleanup(func() {
+		require.NoError(t, sys.Stop(context.Background()))
+		require.NoError(t, store.Close())
+	})
+	return sys, q
+}
+
+func TestSharedExternal_ClaimWhoseCallerLeftHandsJobsBack(t *testing.T) {
+	t.Parallel()
+	sys, q := startHookedExternalNode(t)
+	job, err := sys.Submit(context.Background(), SubmitParams{Type: "ext"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	q.afterClaim = cancel // the caller leaves while the store hands it the job
+	_, err = sys.ClaimJobs(ctx, ClaimParams{Types: []domain.JobType{"ext"}, Wait: 10 * time.Second})
+	require.ErrorIs(t, err, context.Canceled)
+	q.afterClaim = nil
+	got, err := sys.Get(context.Background(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusPending, got.Status)
+	require.Equal(t, 0, got.Attempts, "handed back, its attempt not counted")
+	again := sharedClaim(t, sys, ClaimParams{})
+	require.Equal(t, []uuid.UUID{job.ID}, claimedIDs(again))
+	require.Equal(t, 1, again[0].Job.Attempts)
+}
+
+func TestSharedExternal_QueueFilterAndNodeCap(t *testing.T) {
+	t.Parallel()
+	sys, _ := startHookedExternalNode(t, WithQueueLimits(map[string]int{"capped": 1}))
+	ctx := context.Background()
+	submit := func(queue string) *domain.Job {
+		job, err := sys.Submit(ctx, SubmitParams{Type: "ext", Queue: queue})
+		require.NoError(t, err)
+		return job
+	}
+	c1, c2, other := submit("capped"), submit("capped"), submit("other")
+	require.Equal(t, []uuid.UUID{other.ID}, claimedIDs(sharedClaim(t, sys, ClaimParams{Queues: []string{"other"}, Max: 10})))
+	first := sharedClaim(t, sys, ClaimParams{Max: 10})
+	require.Equal(t, []uuid.UUID{c1.ID}, claimedIDs(first), "the cap lets one run through this node")
+	require.Empty(t, sharedClaim(t, sys, ClaimParams{Max: 10}))
+	_, err := sys.CompleteJob(ctx, c1.ID, first[0].LeaseToken, nil)
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{c2.ID}, claimedIDs(sharedClaim(t, sys, ClaimParams{Max: 10})))
 }

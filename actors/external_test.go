@@ -594,7 +594,7 @@ func TestExternal_ClaimWhoseCallerLeftHandsJobsBack(t *testing.T) {
 	}()
 	waitFor(t, func() bool { return e.waiters() == 1 })
 	cancel2()
-	require.ErrorIs(t, <-result, context.Canceled)
+	require.NoError(t, <-result, "a wait cut short ends empty")
 	require.Equal(t, 0, e.waiters())
 	later := e.submit(t, SubmitParams{})
 	require.Equal(t, []uuid.UUID{later.ID}, claimedIDs(e.claim(t, ClaimParams{})))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,17 @@ func TestClaim(t *testing.T) {
 				}
 				require.Equal(t, tc.fields, fields, p.Detail)
 			})
+		}
+	})
+
+	t.Run("EmptyBody", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		for _, target := range []string{"/workers/claim", "/workers/outcomes", jobsPath(uuid.New()) + "/heartbeat"} {
+			rec := b.do(t, request{method: "POST", target: target, header: map[string]string{"Content-Type": "application/json"}})
+			p := requireProblem(t, rec, nethttp.StatusBadRequest, ProblemTypeInvalidRequest)
+			require.Contains(t, p.Detail, "the request body is empty", target)
+			require.NotContains(t, p.Detail, `"type"`, "%s: the example is this route's", target)
 		}
 	})
 
@@ -548,7 +560,9 @@ func TestOutcomes(t *testing.T) {
 	t.Run("NotRunning", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
-		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) { return nil, domain.ErrNotRunning }
+		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+			return nil, domain.ErrNotRunning
+		}
 		requireProblem(t, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[{"id":"` + uuid.NewString() + `","leaseToken":"t"}]}`}),
 			nethttp.StatusServiceUnavailable, ProblemTypeUnavailable)
 	})
@@ -1073,4 +1087,139 @@ func forbiddenConformanceCases(cases []conformanceCase) []conformanceCase {
 		out = append(out, tc)
 	}
 	return out
+}
+
+// TestWorkerMetrics counts claimed jobs and outcomes by what became of
+// them.
+func TestWorkerMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		return []actors.ClaimedJob{claimedJob(t, "a"), claimedJob(t, "a"), claimedJob(t, "a")}, nil
+	}
+	b.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) {
+		return newTestJob(t, domain.StatusCompleted), nil
+	}
+	b.svc.FailFunc = func(context.Context, uuid.UUID, string, actors.FailParams) (*domain.Job, error) {
+		return nil, domain.ErrLeaseLost
+	}
+	b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+		return []actors.OutcomeResult{
+			{Job: newTestJob(t, domain.StatusScheduled)},
+			{Job: newTestJob(t, domain.StatusFailed)},
+			{Job: newTestJob(t, domain.StatusCanceled)},
+			{Err: domain.ErrNotFound},
+		}, nil
+	}
+	id := uuid.NewString()
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/jobs/" + id + "/complete", body: `{"leaseToken":"a"}`}).Code)
+	require.Equal(t, 409, b.do(t, request{method: "POST", target: "/jobs/" + id + "/fail", body: `{"leaseToken":"a","error":"x"}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[` +
+		strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"a"},`, 4), ",") + `]}`}).Code)
+
+	body := b.do(t, request{method: "GET", target: "/metrics"}).Body.String()
+	for _, line := range []string{
+		`troupe_worker_claimed_jobs_total 3`,
+		`troupe_worker_outcomes_total{result="completed"} 1`,
+		`troupe_worker_outcomes_total{result="lease_lost"} 1`,
+		`troupe_worker_outcomes_total{result="retry"} 1`,
+		`troupe_worker_outcomes_total{result="failed"} 1`,
+		`troupe_worker_outcomes_total{result="canceled"} 1`,
+		`troupe_worker_outcomes_total{result="rejected"} 1`,
+	} {
+		require.Contains(t, body, line+"\n")
+	}
+}
+
+// TestWorkerTokensConfig checks that worker tokens are validated like API
+// tokens, and do not stand in for them.
+func TestWorkerTokensConfig(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cfg    Config
+		reason string
+	}{
+		"Empty":        {Config{WorkerTokens: []string{"w", ""}}, "is empty"},
+		"WhiteSpace":   {Config{WorkerTokens: []string{"w x"}}, "white space"},
+		"Control":      {Config{WorkerTokens: []string{"w\x00"}}, "control characters"},
+		"AlsoAnAPIOne": {Config{APITokens: []string{"same"}, WorkerTokens: []string{"same"}}, "also an API token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.WithDefaults().Validate()
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, "WorkerTokens", ce.Field)
+			require.Contains(t, err.Error(), tc.reason)
+			require.NotContains(t, err.Error(), "same", "a token stays out of the error")
+		})
+	}
+	// Worker tokens alone leave the rest of the API open, so it must stay
+	// on loopback.
+	err := Config{Addr: "0.0.0.0:8080", WorkerTokens: []string{"w"}}.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInsecureAddr)
+	require.NoError(t, Config{Addr: "0.0.0.0:8080", APITokens: []string{"a"}, WorkerTokens: []string{"w"}}.WithDefaults().Validate())
+}
+
+// TestWorkerRequestLog logs the worker protocol's successful calls at
+// debug level, and its refusals at info.
+func TestWorkerRequestLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) { return nil, nil }
+	b.svc.HeartbeatFunc = func(context.Context, uuid.UUID, string, *domain.Progress) (actors.LeaseState, error) {
+		return actors.LeaseState{}, domain.ErrLeaseLost
+	}
+	b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`})
+	b.do(t, request{method: "POST", target: jobsPath(uuid.New()) + "/heartbeat", body: `{"leaseToken":"t"}`})
+
+	lines := logLines(t, b.logs.String(), "http request")
+	require.Len(t, lines, 2)
+	require.Equal(t, "DEBUG", lines[0]["level"], lines[0]["path"])
+	require.Equal(t, "INFO", lines[1]["level"], lines[1]["path"])
+}
+
+// BenchmarkWorkerRoutes measures the HTTP layer's own cost of the worker
+// protocol's calls (a fake runtime that answers at once), through the
+// handler without a network.
+func BenchmarkWorkerRoutes(b *testing.B) {
+	bundle := setup(b, Config{})
+	job := newTestJob(b, domain.StatusRunning)
+	done := newTestJob(b, domain.StatusCompleted)
+	bundle.svc.ClaimFunc = func(_ context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		out := make([]actors.ClaimedJob, p.Max)
+		for i := range out {
+			out[i] = actors.ClaimedJob{Job: job, LeaseToken: "q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000", LeaseExpiresAt: testTime}
+		}
+		return out, nil
+	}
+	bundle.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) { return done, nil }
+	bundle.svc.OutcomesFunc = func(_ context.Context, os []actors.Outcome) ([]actors.OutcomeResult, error) {
+		rs := make([]actors.OutcomeResult, len(os))
+		for i := range rs {
+			rs[i].Job = done
+		}
+		return rs, nil
+	}
+	h := bundle.server.Handler()
+	serve := func(b *testing.B, method, target, body string) {
+		for b.Loop() {
+			req := httptest.NewRequest(method, target, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != nethttp.StatusOK {
+				b.Fatalf("%s %s: %d %s", method, target, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	id := uuid.NewString()
+	b.Run("Claim1", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"]}`) })
+	b.Run("Claim50", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"],"max":50}`) })
+	b.Run("Complete", func(b *testing.B) {
+		serve(b, "POST", "/jobs/"+id+"/complete", `{"leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}}`)
+	})
+	outcomes := `{"outcomes":[` + strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}},`, 50), ",") + `]}`
+	b.Run("Outcomes50", func(b *testing.B) { serve(b, "POST", "/workers/outcomes", outcomes) })
 }

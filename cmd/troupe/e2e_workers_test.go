@@ -296,25 +296,54 @@ func TestE2EShellWorker(t *testing.T) {
 
 // TestE2EPythonWorkerKilledMidJob kills a Python worker with SIGKILL while
 // it runs a job: when the lease lapses the attempt ends as interrupted, and
-// the job completes on a second worker, its second attempt.
+// the job completes on a second worker, its second attempt. On Badger the
+// job actor's lease timer ends the attempt; on PostgreSQL the rescuer of
+// any node does, and the second worker claims through another node.
 func TestE2EPythonWorkerKilledMidJob(t *testing.T) {
 	t.Parallel()
-	_, api := startExternalServer(t)
-	first := startPythonWorker(t, api.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
+	t.Run("badger", func(t *testing.T) {
+		t.Parallel()
+		_, api := startExternalServer(t)
+		killMidJob(t, api, api)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.URL(t)
+		schema := pgtest.RandomSchema(t)
+		pgtest.DropSchemaOnCleanup(t, dbURL, schema)
+		var apis []*apiClient
+		for _, node := range []string{"node-a", "node-b"} {
+			srv := startServer(t, childEnv(
+				"TROUPE_STORE=postgres", "TROUPE_DATABASE_URL="+dbURL, "TROUPE_DATABASE_SCHEMA="+schema,
+				"TROUPE_NODE="+node, "TROUPE_HTTP_ADDR=127.0.0.1:0", "TROUPE_WORKERS=2",
+				"TROUPE_EXTERNAL_TYPES=word_count", "TROUPE_RESCUE_INTERVAL=200ms", "TROUPE_POLL_INTERVAL=200ms",
+				"TROUPE_RETRY_BASE_DELAY=10ms", "TROUPE_RETRY_MAX_DELAY=50ms",
+			))
+			apis = append(apis, newAPIClient(t, srv.waitReady()))
+		}
+		killMidJob(t, apis[0], apis[1])
+	})
+}
+
+// killMidJob runs a job on a Python worker of first, kills the worker, and
+// checks that a worker of second completes it.
+func killMidJob(t *testing.T, first, second *apiClient) {
+	t.Helper()
+	doomed := startPythonWorker(t, first.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
 		"TROUPE_WORKER_CONCURRENCY=1", "TROUPE_WORKER_NAME=doomed")
-	id := api.submitText("survives its worker", 3000, 3)
-	api.waitStatus(id, "running")
+	id := first.submitText("survives its worker", 3000, 3)
+	first.waitStatus(id, "running")
 	waitFor(t, waitTimeout, "the first worker to start the job", func() (bool, error) {
-		_, ok := first.logs.find("job started")
+		_, ok := doomed.logs.find("job started")
 		return ok, errNotYet
 	})
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
-	first.waitExit()
+	require.NoError(t, doomed.cmd.Process.Signal(syscall.SIGKILL))
+	doomed.waitExit()
 	killedAt := time.Now()
 
-	startPythonWorker(t, api.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
+	startPythonWorker(t, second.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
 		"TROUPE_WORKER_CONCURRENCY=1", "TROUPE_WORKER_NAME=survivor")
-	job := api.waitFull(id, "completed")
+	job := second.waitFull(id, "completed")
 	require.Equal(t, 2, job.Attempts, "the killed attempt counts, the second completes")
 	require.Equal(t, "survivor", wordCount(t, job).Worker)
 	t.Logf("completed %s after the kill", time.Since(killedAt).Round(10*time.Millisecond))
@@ -399,7 +428,7 @@ func TestE2ELateOutcomeIsRefused(t *testing.T) {
 	// No heartbeat: the lease lapses and the job waits for its next attempt.
 	waitFor(t, 2*waitTimeout, "the lease to lapse", func() (bool, error) {
 		job, err := api.getFull(id)
-		return err == nil && job.Status != "running", fmt.Errorf("status %s: %v", job.Status, err)
+		return err == nil && job.Status != "running", fmt.Errorf("status %s: %w", job.Status, err)
 	})
 	status, body := api.report(id, "complete", map[string]any{"leaseToken": slow.LeaseToken, "result": "slow"})
 	requireLeaseLost(t, status, body)
@@ -613,4 +642,62 @@ func TestE2EWorkersAcrossNodes(t *testing.T) {
 		p.signal(syscall.SIGTERM)
 		require.Equal(t, 0, p.waitExit())
 	}
+}
+
+// TestE2EWorkerToken runs the Python worker with a worker token on a
+// server that also has API tokens: the worker completes jobs, and its
+// token is refused everywhere but the worker routes.
+func TestE2EWorkerToken(t *testing.T) {
+	t.Parallel()
+	const apiToken, workerToken = "api-e2e-token", "worker-e2e-token"
+	_, api := startExternalServer(t, "TROUPE_API_TOKENS="+apiToken, "TROUPE_WORKER_TOKENS="+workerToken)
+	api.token = apiToken
+	startPythonWorker(t, api.base, "TROUPE_TOKEN="+workerToken, "TROUPE_WORKER_WAIT=1s", "TROUPE_WORKER_NAME=tokened")
+	id := api.submitText("with a worker token", 0, 1)
+	require.Equal(t, "tokened", wordCount(t, api.waitFull(id, "completed")).Worker)
+
+	worker := newAPIClient(t, api.base)
+	worker.token = workerToken
+	for _, call := range []struct{ method, path, body string }{
+		{nethttp.MethodGet, "/jobs", ""},
+		{nethttp.MethodGet, "/jobs/" + id, ""},
+		{nethttp.MethodPost, "/jobs", `{"type":"word_count","payload":{"text":"x"}}`},
+		{nethttp.MethodDelete, "/jobs/" + id, ""},
+	} {
+		body := worker.mustCall(call.method, call.path, call.body, nethttp.StatusForbidden)
+		require.Contains(t, string(body), "urn:troupe:problem:forbidden", "%s %s", call.method, call.path)
+	}
+	require.Empty(t, worker.claim([]string{"word_count"}, 1, "0s", "5s"), "the worker routes take it")
+	anonymous := newAPIClient(t, api.base)
+	anonymous.mustCall(nethttp.MethodPost, "/workers/claim", `{"types":["word_count"]}`, nethttp.StatusUnauthorized)
+}
+
+// TestServeBadWebhookExits1 checks that a webhook whose type is also an
+// external type stops serve before it starts, with one line that names
+// the entry, and that a webhook whose secretEnv is unset does too; neither
+// shows a secret.
+func TestServeBadWebhookExits1(t *testing.T) {
+	t.Parallel()
+	config := filepath.Join(t.TempDir(), "troupe.yaml")
+	require.NoError(t, os.WriteFile(config, []byte(`
+external_types: [resize_image]
+webhooks:
+  - {type: resize_image, url: "http://imgsvc/jobs", secret: s3cret-value}
+  - {type: transcode, url: "http://video/jobs", secretEnv: TRANSCODE_SECRET}
+`), 0o600))
+	srv := startServer(t, childEnv("TROUPE_DATA_DIR="+t.TempDir(), "TROUPE_CONFIG="+config), "--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, srv.waitExit())
+	out := srv.logs.String()
+	require.Equal(t, 1, strings.Count(out, "\n"), "one line: %s", out)
+	require.Contains(t, out, `webhooks[1] ("transcode"): secretEnv names the environment variable TRANSCODE_SECRET, which is not set or empty`)
+	require.NotContains(t, out, "s3cret-value")
+
+	srv = startServer(t, childEnv("TROUPE_DATA_DIR="+t.TempDir(), "TROUPE_CONFIG="+config, "TRANSCODE_SECRET=t0p-secret"),
+		"--http-addr", "127.0.0.1:0")
+	require.Equal(t, 1, srv.waitExit())
+	out = srv.logs.String()
+	require.Equal(t, 1, strings.Count(out, "\n"), "one line: %s", out)
+	require.Contains(t, out, `troupe: webhooks[0] ("resize_image"): type "resize_image" is also in external_types (in `+config+`)`)
+	require.NotContains(t, out, "s3cret-value")
+	require.NotContains(t, out, "t0p-secret")
 }
