@@ -355,3 +355,34 @@ func TestWorkerProtocolAgainstARealServer(t *testing.T) {
 		require.JSONEq(t, `"second"`, string(done.Result))
 	})
 }
+
+func TestWorkerSeesACancelAgainstARealServer(t *testing.T) {
+	t.Parallel()
+	srv := startRealServer(t, nil)
+	c := newTestClient(t, srv.url)
+	ctx := t.Context()
+
+	causes := make(chan error, 1)
+	w := client.NewWorker(c, client.WorkerOptions{Lease: 5 * time.Second, Wait: time.Second})
+	w.Handle("long", domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return ctx.Err()
+	}))
+	runWorker(t, w)
+
+	job, _, err := c.Submit(ctx, client.SubmitRequest{Type: "long"})
+	require.NoError(t, err)
+	for j, err := range c.JobEvents(ctx, job.ID) {
+		require.NoError(t, err)
+		if j.Status == domain.StatusRunning {
+			break
+		}
+	}
+	_, err = c.Cancel(ctx, job.ID)
+	require.NoError(t, err)
+	done, err := c.Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusCanceled, done.Status)
+	require.ErrorIs(t, <-causes, client.ErrCanceled, "the heartbeat told the worker")
+}
