@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -385,4 +386,25 @@ func TestWorkerSeesACancelAgainstARealServer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, domain.StatusCanceled, done.Status)
 	require.ErrorIs(t, <-causes, client.ErrCanceled, "the heartbeat told the worker")
+}
+
+func TestWorkerResultOverTheServersLimitFailsTheAttempt(t *testing.T) {
+	t.Parallel()
+	srv := startRealServer(t, nil)
+	c := newTestClient(t, srv.url)
+	ctx := t.Context()
+
+	// The worker's own limit is higher than the server's (64 KiB).
+	w := client.NewWorker(c, client.WorkerOptions{Wait: time.Second, MaxResultBytes: 1 << 20})
+	w.Handle("resize", domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
+		return domain.SetResult(ctx, strings.Repeat("x", 100<<10))
+	}))
+	runWorker(t, w)
+	job, _, err := c.Submit(ctx, client.SubmitRequest{Type: "resize", MaxAttempts: 1})
+	require.NoError(t, err)
+	done, err := c.Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusFailed, done.Status)
+	require.Contains(t, done.LastError, "result")
+	require.Nil(t, done.Result)
 }
