@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	nethttp "net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -75,7 +76,10 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, srv.Stop()) }()
-	c, err := client.New(srv.URL.String(), client.WithUserAgent("troupe-bench"))
+	transport := nethttp.DefaultTransport.(*nethttp.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 4 * p.Workers
+	counted := &countingTransport{next: transport}
+	c, err := client.New(srv.URL.String(), client.WithUserAgent("troupe-bench"), client.WithHTTPClient(&nethttp.Client{Transport: counted}))
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +163,7 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		return nil, fmt.Errorf("the workers saw %d jobs completed, the store holds %d", p.Jobs, got)
 	}
 
+	claims, reports := counted.claims.Load(), counted.reports.Load()
 	latency, err := roundTrips(ctx, c, srv.System, p.RoundTrips)
 	if err != nil {
 		return nil, err
@@ -179,6 +184,8 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		Batch:            p.Batch,
 		ExternalWorkers:  p.Workers,
 		RoundTrips:       p.RoundTrips,
+		Claims:           claims,
+		OutcomeReports:   reports,
 		CPUSeconds:       cpu.Seconds(),
 		CPUMicrosPerJob:  float64(cpu.Microseconds()) / float64(max(n, 1)),
 		Server:           srv.URL.String(),
@@ -224,4 +231,21 @@ func errorKind(err error) string {
 		return p.Type
 	}
 	return "transport"
+}
+
+// countingTransport counts the claims and outcome reports the workers
+// send, to tell how full their batches were.
+type countingTransport struct {
+	next            nethttp.RoundTripper
+	claims, reports atomic.Int64
+}
+
+func (t *countingTransport) RoundTrip(r *nethttp.Request) (*nethttp.Response, error) {
+	switch r.URL.Path {
+	case "/workers/claim":
+		t.claims.Add(1)
+	case "/workers/outcomes":
+		t.reports.Add(1)
+	}
+	return t.next.RoundTrip(r)
 }

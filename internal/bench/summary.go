@@ -84,6 +84,10 @@ type Summary struct {
 	// RoundTrips is how many single-job claim→complete round trips Latency
 	// describes (external).
 	RoundTrips int `json:"roundTrips,omitempty"`
+	// Claims counts the workers' claims, OutcomeReports their outcome
+	// reports, empty ones included (external).
+	Claims         int64 `json:"claims,omitempty"`
+	OutcomeReports int64 `json:"outcomeReports,omitempty"`
 	// CPUSeconds is the CPU time the process (server and workers) used
 	// over Seconds (external): on a busy machine, what the work costs
 	// whatever share of the cores it got.
@@ -225,6 +229,7 @@ func (s *Summary) rows() [][2]string {
 			[2]string{"jobs", fmt.Sprintf("%d, inserted in %s  (%s jobs/s)", s.Jobs, secs(s.InsertSeconds), num(s.InsertsPerSecond))},
 			[2]string{"client workers", fmt.Sprintf("%d, claiming %d at a time", s.ExternalWorkers, s.Batch)},
 			[2]string{"throughput", fmt.Sprintf("%s jobs/s over %s (outcome committed)", num(s.JobsPerSecond), secs(s.Seconds))},
+			[2]string{"requests", fmt.Sprintf("%d claims, %d outcome reports", s.Claims, s.OutcomeReports)},
 			[2]string{"cpu", fmt.Sprintf("%s (server and workers), %.0f µs a job", secs(s.CPUSeconds), s.CPUMicrosPerJob)},
 			[2]string{"claim→complete", fmt.Sprintf("%s  (%d round trips, idle server)", lat(s.Latency), s.RoundTrips)})
 	}
