@@ -151,9 +151,6 @@ func (c *claimSpec) allowsQueue(name string) bool {
 	return len(c.queues) == 0 || slices.Contains(c.queues, name)
 }
 
-// allowsType reports whether the claim takes jobs of typ.
-func (c *claimSpec) allowsType(typ domain.JobType) bool { return slices.Contains(c.types, typ) }
-
 // maxClaimFilter bounds ClaimParams.Types and ClaimParams.Queues.
 const maxClaimFilter = 100
 
@@ -242,7 +239,8 @@ func (s *System) running(op string) error {
 // and returns an empty slice, not an error. A field out of bounds or a
 // type not declared external gives an error wrapping domain.ErrInvalid
 // that names the field (*FieldError). Jobs taken for a caller whose ctx
-// ended meanwhile are handed back at once, their attempt not counted.
+// ended meanwhile are handed back at once, their attempt not counted, and
+// the call returns ctx's error.
 func (s *System) ClaimJobs(ctx context.Context, p ClaimParams) ([]ClaimedJob, error) {
 	spec, err := s.claimSpec(p)
 	if err != nil {

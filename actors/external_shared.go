@@ -160,8 +160,9 @@ func (s *sharedSource) claimExternal(spec *claimSpec) func(ctx context.Context) 
 				stop()
 				return nil, nil
 			case <-ctx.Done():
+				// Nothing taken: a wait that ctx cut short ends empty too.
 				stop()
-				return nil, fmt.Errorf("claim jobs: %w", ctx.Err())
+				return nil, nil
 			}
 		}
 	}
@@ -203,7 +204,7 @@ func (s *sharedSource) claimOnce(ctx context.Context, spec *claimSpec) ([]Claime
 			s.ext.tally.add(j.ID, j.Queue, expiresAt)
 		}
 		c.events.publish(j)
-		out[i] = ClaimedJob{Job: j, LeaseToken: spec.token, LeaseExpiresAt: expiresAt}
+		out[i] = ClaimedJob{Job: j.Clone(), LeaseToken: spec.token, LeaseExpiresAt: expiresAt}
 	}
 	if len(jobs) > 0 {
 		c.logger.Debug("external worker claimed jobs", slog.Int("jobs", len(jobs)), slog.String("worker", spec.worker))

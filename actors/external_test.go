@@ -594,7 +594,7 @@ func TestExternal_ClaimWhoseCallerLeftHandsJobsBack(t *testing.T) {
 	}()
 	waitFor(t, func() bool { return e.waiters() == 1 })
 	cancel2()
-	require.ErrorIs(t, <-result, context.Canceled)
+	require.NoError(t, <-result, "a wait cut short ends empty")
 	require.Equal(t, 0, e.waiters())
 	later := e.submit(t, SubmitParams{})
 	require.Equal(t, []uuid.UUID{later.ID}, claimedIDs(e.claim(t, ClaimParams{})))
@@ -658,4 +658,44 @@ func TestExternal_RestartRecoversRunningJobOnBadger(t *testing.T) {
 	require.Equal(t, 2, c[0].Job.Attempts)
 	_, err = e.sys.CompleteJob(context.Background(), job.ID, c[0].LeaseToken, nil)
 	require.NoError(t, err)
+}
+
+// refusingStore refuses writes of finished jobs while refuse is set.
+type refusingStore struct {
+	*memstore.Store
+	mu     sync.Mutex
+	refuse bool
+}
+
+func (s *refusingStore) Update(ctx context.Context, jobs ...*domain.Job) error {
+	s.mu.Lock()
+	refuse := s.refuse
+	s.mu.Unlock()
+	for _, j := range jobs {
+		if refuse && j.Status.IsTerminal() {
+			return errors.New("disk on fire")
+		}
+	}
+	return s.Store.Update(ctx, jobs...)
+}
+
+func TestExternal_RefusedOutcomeKeepsAttemptRunning(t *testing.T) {
+	t.Parallel()
+	store := &refusingStore{Store: memstore.New(), refuse: true}
+	e := startExternal(t, store, nil)
+	job := e.submit(t, SubmitParams{})
+	c := e.claim(t, ClaimParams{})[0]
+	_, err := e.sys.CompleteJob(context.Background(), job.ID, c.LeaseToken, json.RawMessage(`1`))
+	require.ErrorContains(t, err, "disk on fire")
+	require.NotErrorIs(t, err, domain.ErrLeaseLost)
+	require.Equal(t, domain.StatusRunning, e.get(t, job.ID).Status)
+	// The worker reports again once the store takes writes.
+	store.mu.Lock()
+	store.refuse = false
+	store.mu.Unlock()
+	_, err = e.sys.Heartbeat(context.Background(), job.ID, c.LeaseToken, nil)
+	require.NoError(t, err)
+	done, err := e.sys.CompleteJob(context.Background(), job.ID, c.LeaseToken, json.RawMessage(`1`))
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusCompleted, done.Status)
 }

@@ -104,8 +104,10 @@ type jobActor struct {
 	timerSeq  int
 	stopTimer func() bool
 
-	// progress is the running attempt's progress (progress.go).
-	progress progressState
+	// The running attempt's reporter (a Go handler's) and progress, the
+	// latter allocated at the first report (progress.go).
+	reporter *attemptReporter
+	progress *progressState
 
 	// unsaved is an outcome whose write failed and is being retried.
 	unsaved        *domain.Job

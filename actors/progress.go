@@ -18,16 +18,21 @@ const progressInterval = 250 * time.Millisecond
 // progress is written. seq ties it to its timer.
 type progressDue struct{ seq int }
 
+// progressSlot is a Go attempt's latest progress report, in its reporter.
+type progressSlot struct {
+	progress domain.Progress
+	// fresh says the actor has not taken progress yet; notified that a
+	// progressReport is on its way to the actor or the actor will take it
+	// on a timer, so that no other message is needed until it does.
+	fresh    bool
+	notified bool
+}
+
 // progressState is what a job actor knows of its running attempt's
 // progress.
 type progressState struct {
-	// reporter is the Go attempt's reporter, nil for other runners; the
-	// actor takes the latest report from it when it writes.
-	reporter *attemptReporter
-	// latest is the newest progress known (has says there is one); dirty
-	// says it is not written yet.
+	// latest is the newest progress known; dirty says it is not written.
 	latest domain.Progress
-	has    bool
 	dirty  bool
 	// writtenAt is when the last progress write was tried.
 	writtenAt time.Time
@@ -48,9 +53,13 @@ func (r *attemptReporter) ReportProgress(percent float64, message string) {
 		r.mu.Unlock()
 		return
 	}
-	r.progress, r.fresh = p, true
-	notify := !r.notified
-	r.notified = true
+	if r.slot == nil {
+		r.slot = &progressSlot{}
+	}
+	s := r.slot
+	s.progress, s.fresh = p, true
+	notify := !s.notified
+	s.notified = true
 	r.mu.Unlock()
 	if notify {
 		r.rt.actors.Root.Send(r.owner, &progressReport{progress: p})
@@ -60,41 +69,66 @@ func (r *attemptReporter) ReportProgress(percent float64, message string) {
 // take returns the latest report if the actor has not taken it yet; the
 // next report will tell the actor again.
 func (r *attemptReporter) take() (domain.Progress, bool) {
+	if r == nil {
+		return domain.Progress{}, false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, ok := r.progress, r.fresh
-	r.fresh, r.notified = false, false
+	s := r.slot
+	if s == nil {
+		return domain.Progress{}, false
+	}
+	p, ok := s.progress, s.fresh
+	s.fresh, s.notified = false, false
 	return p, ok
 }
 
 // note keeps p if it is not older than the latest progress known.
-func (s *progressState) note(p domain.Progress) {
-	if !s.has || !p.UpdatedAt.Before(s.latest.UpdatedAt) {
-		s.latest, s.has, s.dirty = p, true, true
+func (a *jobActor) noteProgress(p domain.Progress) {
+	s := a.progress
+	if s == nil {
+		a.progress = &progressState{latest: p, dirty: true}
+		return
+	}
+	if !p.UpdatedAt.Before(s.latest.UpdatedAt) {
+		s.latest, s.dirty = p, true
 	}
 }
 
-// startProgress resets the progress state for a new attempt; r is its
-// reporter when a Go handler runs it.
+// takeReported notes the latest report of the Go attempt's reporter.
+func (a *jobActor) takeReported() {
+	if p, ok := a.reporter.take(); ok {
+		a.noteProgress(p)
+	}
+}
+
+// startProgress starts the progress of a new attempt; r is its reporter
+// when a Go handler runs it.
 func (a *jobActor) startProgress(r *attemptReporter) {
 	a.stopProgressTimer()
-	a.progress = progressState{reporter: r, seq: a.progress.seq}
+	a.reporter = r
+	if a.progress != nil {
+		*a.progress = progressState{seq: a.progress.seq}
+	}
 }
 
 func (a *jobActor) stopProgressTimer() {
-	if a.progress.stop != nil {
-		a.progress.stop()
-		a.progress.stop = nil
+	if s := a.progress; s != nil {
+		if s.stop != nil {
+			s.stop()
+			s.stop = nil
+		}
+		s.seq++
 	}
-	a.progress.seq++
 }
 
 // progressDue writes the progress a timer held back.
 func (a *jobActor) progressDue(msg *progressDue) {
-	if msg.seq != a.progress.seq {
+	s := a.progress
+	if s == nil || msg.seq != s.seq {
 		return
 	}
-	a.progress.stop = nil
+	s.stop = nil
 	if a.attemptRunning {
 		a.writeProgress()
 	}
@@ -104,13 +138,9 @@ func (a *jobActor) progressDue(msg *progressDue) {
 // yet, and publishes it. A failed write is dropped: progress is advice,
 // the next report or the outcome carries it again.
 func (a *jobActor) writeProgress() {
-	s := &a.progress
-	if s.reporter != nil {
-		if p, ok := s.reporter.take(); ok {
-			s.note(p)
-		}
-	}
-	if !s.dirty || a.leaseLost {
+	a.takeReported()
+	s := a.progress
+	if s == nil || !s.dirty || a.leaseLost {
 		return
 	}
 	s.dirty = false
@@ -132,14 +162,10 @@ func (a *jobActor) writeProgress() {
 // written.
 func (a *jobActor) endProgress() *domain.Job {
 	a.stopProgressTimer()
-	s := &a.progress
-	if s.reporter != nil {
-		if p, ok := s.reporter.take(); ok {
-			s.note(p)
-		}
-		s.reporter = nil
-	}
-	if !s.has || a.job == nil || (a.job.Progress != nil && *a.job.Progress == s.latest) {
+	a.takeReported()
+	a.reporter = nil
+	s := a.progress
+	if s == nil || s.latest.UpdatedAt.IsZero() || a.job == nil || (a.job.Progress != nil && *a.job.Progress == s.latest) {
 		return a.job
 	}
 	job := a.job.Clone()
@@ -155,8 +181,8 @@ func (a *jobActor) reportProgress(ctx actor.Context, p domain.Progress) {
 	if !a.attemptRunning {
 		return
 	}
-	s := &a.progress
-	s.note(p)
+	a.noteProgress(p)
+	s := a.progress
 	if s.stop != nil {
 		return // the timer writes the latest
 	}

@@ -229,3 +229,22 @@ func TestProgress_FailedWriteIsDropped(t *testing.T) {
 	require.NotNil(t, got.Progress)
 	require.Equal(t, "first", got.Progress.Message)
 }
+
+// ReportProgress allocates nothing per call (a message is allocated only
+// when the actor has taken the previous report): a handler may call it in
+// its inner loop.
+// Not parallel: AllocsPerRun counts every goroutine's allocations.
+func TestProgress_ReportDoesNotAllocate(t *testing.T) {
+	clock := newManualClock()
+	allocs := make(chan float64, 1)
+	h := domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
+		ReportProgress(ctx, 1, "warming up") // allocates the slot
+		allocs <- testing.AllocsPerRun(10_000, func() { ReportProgress(ctx, 50, "working") })
+		return nil
+	})
+	sys, rec := startOnWith(t, memstore.New(), "p", h, WithClock(clock))
+	_, err := sys.Submit(context.Background(), SubmitParams{Type: "p"})
+	require.NoError(t, err)
+	rec.waitFinished(t, 1)
+	require.Zero(t, <-allocs)
+}

@@ -36,13 +36,9 @@ type attemptReporter struct {
 	// fails with it whatever the handler returns, even if a later result
 	// fits (the handler was told its result would not be kept).
 	tooLarge error
-	// progress is the latest report; fresh says the actor has not taken
-	// it yet, and notified that a progressReport is on its way to the
-	// actor or the actor will take it on a timer, so no other message is
-	// needed until the actor takes it.
-	progress domain.Progress
-	fresh    bool
-	notified bool
+	// slot holds the latest progress report, allocated at the first: most
+	// attempts report none.
+	slot *progressSlot
 }
 
 // newAttemptReporter returns the reporter of the attempt job (running)

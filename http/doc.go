@@ -28,7 +28,12 @@
 //	DELETE /schedules/{name}  delete one; its jobs stay    204
 //	POST   /schedules/{name}/pause, /resume               200 schedule
 //	POST   /schedules/{name}/trigger  its job, now         201 job
-//	GET    /job-types       the registered job types
+//	GET    /job-types       the registered job types     200 {types, jobTypes: [{type, runBy}]}
+//	POST   /workers/claim   lease jobs to an external worker (long-polls up to wait)  200 {jobs}
+//	POST   /jobs/{id}/heartbeat  extend the lease, report progress  200 {leaseExpiresAt, cancelRequested}
+//	POST   /jobs/{id}/complete   end the attempt with an optional result  200 job
+//	POST   /jobs/{id}/fail       end the attempt as a failure  200 job
+//	POST   /workers/outcomes     many completions and failures  200 {outcomes}
 //	GET    /, /ui/…         the dashboard
 //	GET    /health          liveness and readiness         200 or 503
 //	GET    /metrics         Prometheus text format
@@ -43,5 +48,12 @@
 // When API tokens are configured every route except /health, /openapi.yaml
 // and /docs requires "Authorization: Bearer <token>". A server without
 // tokens refuses to listen on anything but a loopback address unless
-// Config.Insecure is set.
+// Config.Insecure is set. Worker tokens (Config.WorkerTokens) open only the
+// worker protocol's routes (workers.go); any other route answers one with
+// 403. A wrong or expired lease token is a 409 lease-lost problem, a result
+// over the runtime's limit a 413 result-too-large.
+//
+// Jobs carry their result and progress wherever they are rendered: GET,
+// lists, both event streams (the final event of /jobs/{id}/events carries
+// the result) and the claim's answer.
 package http

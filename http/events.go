@@ -431,13 +431,15 @@ func (js *jobStream) reread(ctx context.Context) bool {
 // newerState reports whether next is a later state of the job than last,
 // so that a stream neither repeats a state nor goes back to an older one
 // when an event and a fresh read cross. A terminal state is the last one,
-// even within the same microsecond.
+// even within the same microsecond; so is a later progress report, in case
+// a store writes progress without moving UpdatedAt.
 func newerState(last, next *domain.Job) bool {
 	switch {
 	case next.UpdatedAt.After(last.UpdatedAt):
 		return true
 	case next.UpdatedAt.Equal(last.UpdatedAt):
-		return next.Status.IsTerminal() && !last.Status.IsTerminal()
+		return (next.Status.IsTerminal() && !last.Status.IsTerminal()) ||
+			(next.Progress != nil && (last.Progress == nil || next.Progress.UpdatedAt.After(last.Progress.UpdatedAt)))
 	}
 	return false
 }

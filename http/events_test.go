@@ -468,6 +468,17 @@ func TestNewerState(t *testing.T) {
 	require.False(t, newerState(at(domain.StatusRunning, 0), at(domain.StatusRunning, 0)), "never twice")
 	require.True(t, newerState(at(domain.StatusRunning, 0), at(domain.StatusCompleted, 0)), "terminal wins a tie")
 	require.False(t, newerState(at(domain.StatusCompleted, 0), at(domain.StatusRunning, 0)))
+
+	withProgress := func(offset time.Duration) *domain.Job {
+		j := at(domain.StatusRunning, 0)
+		p := domain.NewProgress(50, "", testTime.Add(offset))
+		j.Progress = &p
+		return j
+	}
+	require.True(t, newerState(at(domain.StatusRunning, 0), withProgress(0)), "a first progress report is news")
+	require.True(t, newerState(withProgress(0), withProgress(time.Millisecond)), "so is a later one")
+	require.False(t, newerState(withProgress(time.Millisecond), withProgress(0)))
+	require.False(t, newerState(withProgress(0), withProgress(0)))
 }
 
 // Compile-time check that the real runtime serves the streams.

@@ -270,7 +270,7 @@ func (f *fakeService) holdOnly(job *domain.Job) {
 	}
 }
 
-func setup(t *testing.T, cfg Config) *testBundle {
+func setup(t testing.TB, cfg Config) *testBundle {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -344,7 +344,7 @@ func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, ty
 var testTime = time.Date(2025, 3, 1, 9, 30, 0, 123456000, time.UTC)
 
 // newTestJob returns a job as the runtime would store it.
-func newTestJob(t *testing.T, status domain.Status) *domain.Job {
+func newTestJob(t testing.TB, status domain.Status) *domain.Job {
 	t.Helper()
 	j, err := domain.NewJob("send_email", []byte(`{"to":"ada@example.com"}`), 3, testTime)
 	require.NoError(t, err)

@@ -228,7 +228,7 @@ func newRequestMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "troupe",
 			Name:      "http_request_duration_seconds",
-			Help:      "How long HTTP requests took to answer, by route pattern; event streams count their whole life.",
+			Help:      "How long HTTP requests took to answer, by route pattern; event streams count their whole life, and claims their wait.",
 			Buckets:   prometheus.DefBuckets,
 		}, []string{"route"}),
 	}

@@ -64,14 +64,15 @@ func requestID(c *gin.Context) string {
 }
 
 // logRequests writes one line per request once it is answered: at debug
-// level for the probes and scrapes that arrive every few seconds, at info
-// for the rest.
+// level for the probes and scrapes that arrive every few seconds and for
+// the worker protocol's successful calls, which arrive hundreds of times a
+// second under load (troupe_worker_* counts them); at info for the rest.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	level := slog.LevelInfo
 	path := c.Request.URL.Path
-	if path == "/health" || path == "/metrics" {
+	if path == "/health" || path == "/metrics" || (workerRoute(c.FullPath()) && c.Writer.Status() < nethttp.StatusBadRequest) {
 		level = slog.LevelDebug
 	}
 	ctx := c.Request.Context()

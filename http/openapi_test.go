@@ -574,6 +574,8 @@ func TestOpenAPIConformance(t *testing.T) {
 			requestValid: true, status: 503, req: request{method: "GET", target: BackupPath}},
 	}
 	cases = append(cases, scheduleConformanceCases()...)
+	cases = append(cases, workerConformanceCases()...)
+	cases = append(cases, forbiddenConformanceCases(cases)...)
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -608,7 +610,7 @@ func TestOpenAPIConformance(t *testing.T) {
 // request and the response against the spec.
 func checkExchange(t *testing.T, router routers.Router, tc conformanceCase) {
 	t.Helper()
-	b := setup(t, Config{APITokens: []string{conformanceToken}})
+	b := setup(t, Config{APITokens: []string{conformanceToken}, WorkerTokens: []string{conformanceWorkerToken}})
 	if tc.arrange != nil {
 		tc.arrange(t, b.svc)
 	}

@@ -77,6 +77,7 @@ type Server struct {
 	tokens       tokenSet
 	workerTokens tokenSet
 	requests     *requestMetrics
+	workers      *workerMetrics
 	bodyBinding  jsonBinding
 	queryBinding queryBinding
 	engine       *gin.Engine
@@ -140,6 +141,9 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.requests = requests
+	if s.workers, err = newWorkerMetrics(s.registry); err != nil {
+		return nil, err
+	}
 	engine, err := s.newEngine()
 	if err != nil {
 		return nil, err

@@ -151,7 +151,7 @@ func TestJobTypes(t *testing.T) {
 		b := setup(t, Config{})
 		b.svc.JobTypesFunc = func() []domain.JobType { return nil }
 		rec := b.do(t, request{method: "GET", target: "/job-types"})
-		require.JSONEq(t, `{"types":[]}`, rec.Body.String())
+		require.JSONEq(t, `{"types":[],"jobTypes":[]}`, rec.Body.String())
 	})
 
 	t.Run("NeedsAToken", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
@@ -30,6 +31,16 @@ const (
 	failPath      = "/jobs/:id/fail"
 )
 
+// workerRoute reports whether route (a gin route pattern) is one of the
+// worker protocol's.
+func workerRoute(route string) bool {
+	switch route {
+	case claimPath, outcomesPath, heartbeatPath, completePath, failPath:
+		return true
+	}
+	return false
+}
+
 // Bounds of the worker protocol's inputs, beyond the runtime's.
 const (
 	// MaxClaimTypes bounds ClaimRequest.Types and Queues.
@@ -46,6 +57,66 @@ const (
 // claimDeadlineMargin is the time a long-polling claim's answer gets to be
 // written after its wait, on top of the server's usual write timeout.
 const claimDeadlineMargin = 30 * time.Second
+
+// workerMetrics counts what external workers do through this server.
+type workerMetrics struct {
+	claimed  prometheus.Counter
+	outcomes *prometheus.CounterVec
+}
+
+// The values of the result label of troupe_worker_outcomes_total.
+const (
+	outcomeCompleted = "completed"
+	outcomeRetry     = "retry"
+	outcomeFailed    = "failed"
+	outcomeCanceled  = "canceled"
+	outcomeLeaseLost = "lease_lost"
+	outcomeRejected  = "rejected"
+)
+
+func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
+	m := &workerMetrics{
+		claimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "troupe",
+			Name:      "worker_claimed_jobs_total",
+			Help:      "Jobs handed to external workers by POST /workers/claim on this server.",
+		}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "troupe",
+			Name:      "worker_outcomes_total",
+			Help:      "Attempt outcomes reported by external workers on this server, by what became of the job (completed, retry, failed, canceled) or why it was not applied (lease_lost, rejected).",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.claimed, m.outcomes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("http: register worker metrics: %w", err)
+		}
+	}
+	// Every result is exported from the start, so that a rate is 0, not absent.
+	for _, r := range []string{outcomeCompleted, outcomeRetry, outcomeFailed, outcomeCanceled, outcomeLeaseLost, outcomeRejected} {
+		m.outcomes.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+// outcome counts one outcome: the job as stored after it, or the error.
+func (m *workerMetrics) outcome(job *domain.Job, err error) {
+	result := outcomeRejected
+	switch {
+	case errors.Is(err, domain.ErrLeaseLost):
+		result = outcomeLeaseLost
+	case err != nil || job == nil:
+	case job.Status == domain.StatusCompleted:
+		result = outcomeCompleted
+	case job.Status == domain.StatusFailed:
+		result = outcomeFailed
+	case job.Status == domain.StatusCanceled:
+		result = outcomeCanceled
+	default:
+		result = outcomeRetry
+	}
+	m.outcomes.WithLabelValues(result).Inc()
+}
 
 // registerWorkerRoutes adds the worker protocol to r, which must check
 // API and worker tokens.
@@ -149,7 +220,7 @@ type ClaimedJobResponse struct {
 func (s *Server) handleClaim(c *gin.Context) {
 	var req ClaimRequest
 	if err := c.ShouldBindWith(&req, s.bodyBinding); err != nil {
-		s.writeError(c, err)
+		s.writeError(c, emptyBodyExample(err, `{"types": ["resize_image"]}`))
 		return
 	}
 	p, err := req.params()
@@ -182,6 +253,7 @@ func (s *Server) handleClaim(c *gin.Context) {
 		s.logger.WarnContext(ctx, "http: jobs claimed for a worker that went away; their leases lapse unless the runtime handed them back",
 			slog.Int("jobs", len(claimed)), slog.String("worker", p.Worker), slog.String("requestID", requestID(c)))
 	}
+	s.workers.claimed.Add(float64(len(claimed)))
 	resp := ClaimResponse{Jobs: make([]ClaimedJobResponse, len(claimed))}
 	for i, cj := range claimed {
 		resp.Jobs[i] = ClaimedJobResponse{
@@ -288,9 +360,18 @@ func (s *Server) bindWorkerBody(c *gin.Context, req any) (uuid.UUID, error) {
 		return uuid.Nil, err
 	}
 	if err := c.ShouldBindWith(req, s.bodyBinding); err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, emptyBodyExample(err, `{"leaseToken": "<the claim's leaseToken>"}`)
 	}
 	return id, nil
+}
+
+// emptyBodyExample gives an empty body's error an example of this route's
+// body instead of a submission's.
+func emptyBodyExample(err error, example string) error {
+	if err.Error() == errEmptyBody().Error() {
+		return invalidRequest("the request body is empty; send a JSON object such as %s", example)
+	}
+	return err
 }
 
 // collect returns a validation error of the non-nil field errors, or nil.
@@ -351,6 +432,7 @@ func (s *Server) handleComplete(c *gin.Context) {
 		return
 	}
 	job, err := s.svc.CompleteJob(c.Request.Context(), id, req.LeaseToken, result)
+	s.workers.outcome(job, err)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -375,6 +457,7 @@ func (s *Server) handleFail(c *gin.Context) {
 	}
 	job, err := s.svc.FailJob(c.Request.Context(), id, req.LeaseToken,
 		actors.FailParams{Error: req.Error, Permanent: req.Permanent, RetryIn: wait})
+	s.workers.outcome(job, err)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -423,7 +506,7 @@ func (s *Server) bindOutcomes(c *gin.Context) ([]actors.Outcome, error) {
 		Outcomes boundedJobs `json:"outcomes"`
 	}
 	if err := c.ShouldBindWith(&raw, s.bodyBinding); err != nil {
-		return nil, err
+		return nil, emptyBodyExample(err, `{"outcomes": [{"id": "<job ID>", "leaseToken": "<its leaseToken>", "result": {}}]}`)
 	}
 	switch items := raw.Outcomes; {
 	case items.jobs == nil:
@@ -515,6 +598,7 @@ func (s *Server) handleOutcomes(c *gin.Context) {
 	}
 	resp := OutcomesResponse{Outcomes: make([]OutcomeResultResponse, len(results))}
 	for i, r := range results {
+		s.workers.outcome(r.Job, r.Err)
 		item := OutcomeResultResponse{ID: outcomes[i].JobID}
 		switch {
 		case r.Err != nil:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,17 @@ func TestClaim(t *testing.T) {
 				}
 				require.Equal(t, tc.fields, fields, p.Detail)
 			})
+		}
+	})
+
+	t.Run("EmptyBody", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{})
+		for _, target := range []string{"/workers/claim", "/workers/outcomes", jobsPath(uuid.New()) + "/heartbeat"} {
+			rec := b.do(t, request{method: "POST", target: target, header: map[string]string{"Content-Type": "application/json"}})
+			p := requireProblem(t, rec, nethttp.StatusBadRequest, ProblemTypeInvalidRequest)
+			require.Contains(t, p.Detail, "the request body is empty", target)
+			require.NotContains(t, p.Detail, `"type"`, "%s: the example is this route's", target)
 		}
 	})
 
@@ -548,7 +560,9 @@ func TestOutcomes(t *testing.T) {
 	t.Run("NotRunning", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
-		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) { return nil, domain.ErrNotRunning }
+		b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+			return nil, domain.ErrNotRunning
+		}
 		requireProblem(t, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[{"id":"` + uuid.NewString() + `","leaseToken":"t"}]}`}),
 			nethttp.StatusServiceUnavailable, ProblemTypeUnavailable)
 	})
@@ -830,4 +844,382 @@ func TestJobTypesRunBy(t *testing.T) {
 	require.Equal(t, nethttp.StatusOK, rec.Code)
 	require.JSONEq(t, `{"types":["notify","resize_image","send_email"],"jobTypes":[
 		{"type":"notify","runBy":"webhook"},{"type":"resize_image","runBy":"external"},{"type":"send_email","runBy":"go"}]}`, rec.Body.String())
+}
+
+// conformanceWorkerToken is the worker token of the conformance server.
+const conformanceWorkerToken = "conformance-worker-token"
+
+// workerConformanceCases are the worker protocol's exchanges, and jobs
+// with a result and progress, for TestOpenAPIConformance.
+func workerConformanceCases() []conformanceCase {
+	id := uuid.MustParse("0195a3c4-7b1e-7c3a-9f1d-2b8e4a6c0d11")
+	internal := errors.New("something broke")
+	leaseLost := fmt.Errorf("job %s: %w", id, domain.ErrLeaseLost)
+	notFound := fmt.Errorf("job %s: %w", id, domain.ErrNotFound)
+	withProgress := func(t *testing.T, status domain.Status) *domain.Job {
+		j := newTestJob(t, status)
+		j.ID = id
+		p := domain.NewProgress(40, "frame 160 of 400", testTime.Add(3*time.Second))
+		j.Progress = &p
+		if status == domain.StatusCompleted {
+			j.Result = []byte(`{"url":"https://cdn.example.com/a.png","size":[640,480]}`)
+		}
+		return j
+	}
+	claim := func(n int, err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) {
+				var jobs []actors.ClaimedJob
+				for range n {
+					jobs = append(jobs, actors.ClaimedJob{Job: withProgress(t, domain.StatusRunning), LeaseToken: "tok.30000", LeaseExpiresAt: testTime.Add(time.Minute)})
+				}
+				return jobs, err
+			}
+		}
+	}
+	heartbeat := func(err error) func(*testing.T, *fakeService) {
+		return func(_ *testing.T, svc *fakeService) {
+			svc.HeartbeatFunc = func(context.Context, uuid.UUID, string, *domain.Progress) (actors.LeaseState, error) {
+				return actors.LeaseState{ExpiresAt: testTime.Add(time.Minute), CancelRequested: err == nil}, err
+			}
+		}
+	}
+	complete := func(err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) {
+				if err != nil {
+					return nil, err
+				}
+				return withProgress(t, domain.StatusCompleted), nil
+			}
+		}
+	}
+	fail := func(err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.FailFunc = func(context.Context, uuid.UUID, string, actors.FailParams) (*domain.Job, error) {
+				if err != nil {
+					return nil, err
+				}
+				j := withProgress(t, domain.StatusScheduled)
+				j.LastError = "upstream answered 503"
+				return j, nil
+			}
+		}
+	}
+	outcomes := func(err error) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) {
+			svc.OutcomesFunc = func(_ context.Context, os []actors.Outcome) ([]actors.OutcomeResult, error) {
+				if err != nil {
+					return nil, err
+				}
+				rs := make([]actors.OutcomeResult, len(os))
+				for i := range rs {
+					switch i % 3 {
+					case 0:
+						rs[i].Job = withProgress(t, domain.StatusCompleted)
+					case 1:
+						rs[i].Err = leaseLost
+					default:
+						rs[i].Err = internal
+					}
+				}
+				return rs, nil
+			}
+		}
+	}
+	getJob := func(status domain.Status) func(*testing.T, *fakeService) {
+		return func(t *testing.T, svc *fakeService) { svc.holdOnly(withProgress(t, status)) }
+	}
+	jobPath := jobsPath(id)
+	hb, done, failed := jobPath+"/heartbeat", jobPath+"/complete", jobPath+"/fail"
+	outcomesBody := `{"outcomes":[{"id":"` + id.String() + `","leaseToken":"t","result":{"n":1}},{"id":"` + id.String() + `","leaseToken":"t","error":"x","permanent":true,"retryIn":"5s"},{"id":"` + id.String() + `","leaseToken":"t"}]}`
+	workerAuth := map[string]string{"Authorization": "Bearer " + conformanceWorkerToken}
+	return []conformanceCase{
+		{name: "GetRunningWithProgress", arrange: getJob(domain.StatusRunning), requestValid: true, status: 200,
+			req: request{method: "GET", target: jobPath}},
+		{name: "GetCompletedWithResult", arrange: getJob(domain.StatusCompleted), requestValid: true, status: 200,
+			req: request{method: "GET", target: jobPath}},
+		{name: "ListWithResultAndProgress", requestValid: true, status: 200,
+			arrange: func(t *testing.T, svc *fakeService) {
+				svc.ListFunc = func(context.Context, domain.Filter) (domain.Page, error) {
+					return domain.Page{Jobs: []*domain.Job{withProgress(t, domain.StatusRunning), withProgress(t, domain.StatusCompleted)}, Total: 2}, nil
+				}
+			},
+			req: request{method: "GET", target: "/jobs"}},
+		{name: "JobTypesRunBy", requestValid: true, status: 200,
+			arrange: func(_ *testing.T, svc *fakeService) {
+				svc.JobTypeInfoFunc = func() []actors.JobTypeInfo {
+					return []actors.JobTypeInfo{{Type: "noop", RunBy: actors.RunByGo}, {Type: "send_email", RunBy: actors.RunByWebhook}, {Type: "resize_image", RunBy: actors.RunByExternal}}
+				}
+			},
+			req: request{method: "GET", target: "/job-types"}},
+
+		// POST /workers/claim
+		{name: "Claim", arrange: claim(2, nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["resize_image"],"queues":["media"],"max":10,"wait":"0s","worker":"host-1/pid-42","lease":"1m"}`}},
+		{name: "ClaimEmpty", arrange: claim(0, nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["resize_image"]}`}},
+		{name: "ClaimWorkerToken", arrange: claim(1, nil), anonymous: true, requestValid: true, status: 200,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["resize_image"]}`, header: workerAuth}},
+		{name: "ClaimNoTypes", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":[]}`}},
+		{name: "ClaimMaxTooLarge", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"],"max":101}`}},
+		{name: "ClaimWaitTooLong", requestValid: true, status: 400,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"],"wait":"2m"}`}},
+		{name: "ClaimTypeNotExternal", requestValid: true, status: 400,
+			arrange: claim(0, &actors.FieldError{Field: "types", Err: fmt.Errorf("%w: send_email is not an external type", domain.ErrInvalid)}),
+			req:     request{method: "POST", target: "/workers/claim", body: `{"types":["send_email"]}`}},
+		{name: "ClaimUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}},
+		{name: "ClaimTextPlain", requestValid: false, status: 415,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`, header: map[string]string{"Content-Type": "text/plain"}}},
+		{name: "ClaimInternal", arrange: claim(0, internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}},
+		{name: "ClaimNotRunning", arrange: claim(0, domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}},
+
+		// POST /jobs/{id}/heartbeat
+		{name: "Heartbeat", arrange: heartbeat(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t","progress":{"percent":42.5,"message":"frame 170"}}`}},
+		{name: "HeartbeatWorkerToken", arrange: heartbeat(nil), anonymous: true, requestValid: true, status: 200,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`, header: workerAuth}},
+		{name: "HeartbeatPercentOver", requestValid: false, status: 400,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t","progress":{"percent":101}}`}},
+		{name: "HeartbeatMalformedID", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/jobs/42/heartbeat", body: `{"leaseToken":"t"}`}},
+		{name: "HeartbeatUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`}},
+		{name: "HeartbeatNotFound", arrange: heartbeat(notFound), requestValid: true, status: 404,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`}},
+		{name: "HeartbeatLeaseLost", arrange: heartbeat(leaseLost), requestValid: true, status: 409,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`}},
+		{name: "HeartbeatTextPlain", requestValid: false, status: 415,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`, header: map[string]string{"Content-Type": "text/plain"}}},
+		{name: "HeartbeatInternal", arrange: heartbeat(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`}},
+		{name: "HeartbeatNotRunning", arrange: heartbeat(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: hb, body: `{"leaseToken":"t"}`}},
+
+		// POST /jobs/{id}/complete
+		{name: "Complete", arrange: complete(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t","result":{"url":"https://cdn.example.com/a.png"}}`}},
+		{name: "CompleteNullResult", arrange: complete(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t","result":null}`, header: workerAuth}},
+		{name: "CompleteNoToken", requestValid: false, status: 400,
+			req: request{method: "POST", target: done, body: `{"result":1}`}},
+		{name: "CompleteUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`}},
+		{name: "CompleteNotFound", arrange: complete(notFound), requestValid: true, status: 404,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`}},
+		{name: "CompleteLeaseLost", arrange: complete(leaseLost), requestValid: true, status: 409,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`}},
+		{name: "CompleteResultTooLarge", arrange: complete(fmt.Errorf("job %s: %w", id, domain.ResultTooLarge(70000, 65536))), requestValid: true, status: 413,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t","result":"` + strings.Repeat("x", 70000) + `"}`}},
+		{name: "CompleteTextPlain", requestValid: false, status: 415,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`, header: map[string]string{"Content-Type": "text/plain"}}},
+		{name: "CompleteInternal", arrange: complete(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`}},
+		{name: "CompleteNotRunning", arrange: complete(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: done, body: `{"leaseToken":"t"}`}},
+
+		// POST /jobs/{id}/fail
+		{name: "Fail", arrange: fail(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"upstream answered 503","retryIn":"30s"}`}},
+		{name: "FailPermanent", arrange: fail(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"bad input","permanent":true}`, header: workerAuth}},
+		{name: "FailNoError", requestValid: false, status: 400,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t"}`}},
+		{name: "FailBadRetryIn", requestValid: true, status: 400,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x","retryIn":"-5s"}`}},
+		{name: "FailUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`}},
+		{name: "FailNotFound", arrange: fail(notFound), requestValid: true, status: 404,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`}},
+		{name: "FailLeaseLost", arrange: fail(leaseLost), requestValid: true, status: 409,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`}},
+		{name: "FailTextPlain", requestValid: false, status: 415,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`, header: map[string]string{"Content-Type": "text/plain"}}},
+		{name: "FailInternal", arrange: fail(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`}},
+		{name: "FailNotRunning", arrange: fail(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: failed, body: `{"leaseToken":"t","error":"x"}`}},
+
+		// POST /workers/outcomes
+		{name: "Outcomes", arrange: outcomes(nil), requestValid: true, status: 200,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody}},
+		{name: "OutcomesWorkerToken", arrange: outcomes(nil), anonymous: true, requestValid: true, status: 200,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody, header: workerAuth}},
+		{name: "OutcomesEmpty", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[]}`}},
+		{name: "OutcomesBadID", requestValid: false, status: 400,
+			req: request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[{"id":"42","leaseToken":"t"}]}`}},
+		{name: "OutcomesUnauthorized", anonymous: true, requestValid: false, status: 401,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody}},
+		{name: "OutcomesTooLarge", requestValid: true, status: 413,
+			req: request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[{"id":"` + id.String() + `","leaseToken":"t","result":"` + strings.Repeat("x", 9<<20) + `"}]}`}},
+		{name: "OutcomesTextPlain", requestValid: false, status: 415,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody, header: map[string]string{"Content-Type": "text/plain"}}},
+		{name: "OutcomesInternal", arrange: outcomes(internal), requestValid: true, status: 500,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody}},
+		{name: "OutcomesNotRunning", arrange: outcomes(domain.ErrNotRunning), requestValid: true, status: 503,
+			req: request{method: "POST", target: "/workers/outcomes", body: outcomesBody}},
+	}
+}
+
+// forbiddenConformanceCases turns each 401 exchange of a route outside the
+// worker protocol into the same request with a worker token: 403.
+func forbiddenConformanceCases(cases []conformanceCase) []conformanceCase {
+	var out []conformanceCase
+	for _, tc := range cases {
+		if tc.status != nethttp.StatusUnauthorized || strings.HasPrefix(tc.req.target, "/workers/") ||
+			strings.HasSuffix(tc.req.target, "/heartbeat") || strings.HasSuffix(tc.req.target, "/complete") || strings.HasSuffix(tc.req.target, "/fail") {
+			continue
+		}
+		tc.name = strings.TrimSuffix(tc.name, "Unauthorized") + "WorkerTokenForbidden"
+		tc.anonymous, tc.requestValid, tc.status, tc.arrange = true, true, nethttp.StatusForbidden, nil
+		header := map[string]string{}
+		for k, v := range tc.req.header {
+			header[k] = v
+		}
+		header["Authorization"] = "Bearer " + conformanceWorkerToken
+		tc.req.header = header
+		out = append(out, tc)
+	}
+	return out
+}
+
+// TestWorkerMetrics counts claimed jobs and outcomes by what became of
+// them.
+func TestWorkerMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		return []actors.ClaimedJob{claimedJob(t, "a"), claimedJob(t, "a"), claimedJob(t, "a")}, nil
+	}
+	b.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) {
+		return newTestJob(t, domain.StatusCompleted), nil
+	}
+	b.svc.FailFunc = func(context.Context, uuid.UUID, string, actors.FailParams) (*domain.Job, error) {
+		return nil, domain.ErrLeaseLost
+	}
+	b.svc.OutcomesFunc = func(context.Context, []actors.Outcome) ([]actors.OutcomeResult, error) {
+		return []actors.OutcomeResult{
+			{Job: newTestJob(t, domain.StatusScheduled)},
+			{Job: newTestJob(t, domain.StatusFailed)},
+			{Job: newTestJob(t, domain.StatusCanceled)},
+			{Err: domain.ErrNotFound},
+		}, nil
+	}
+	id := uuid.NewString()
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/jobs/" + id + "/complete", body: `{"leaseToken":"a"}`}).Code)
+	require.Equal(t, 409, b.do(t, request{method: "POST", target: "/jobs/" + id + "/fail", body: `{"leaseToken":"a","error":"x"}`}).Code)
+	require.Equal(t, 200, b.do(t, request{method: "POST", target: "/workers/outcomes", body: `{"outcomes":[` +
+		strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"a"},`, 4), ",") + `]}`}).Code)
+
+	body := b.do(t, request{method: "GET", target: "/metrics"}).Body.String()
+	for _, line := range []string{
+		`troupe_worker_claimed_jobs_total 3`,
+		`troupe_worker_outcomes_total{result="completed"} 1`,
+		`troupe_worker_outcomes_total{result="lease_lost"} 1`,
+		`troupe_worker_outcomes_total{result="retry"} 1`,
+		`troupe_worker_outcomes_total{result="failed"} 1`,
+		`troupe_worker_outcomes_total{result="canceled"} 1`,
+		`troupe_worker_outcomes_total{result="rejected"} 1`,
+	} {
+		require.Contains(t, body, line+"\n")
+	}
+}
+
+// TestWorkerTokensConfig checks that worker tokens are validated like API
+// tokens, and do not stand in for them.
+func TestWorkerTokensConfig(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cfg    Config
+		reason string
+	}{
+		"Empty":        {Config{WorkerTokens: []string{"w", ""}}, "is empty"},
+		"WhiteSpace":   {Config{WorkerTokens: []string{"w x"}}, "white space"},
+		"Control":      {Config{WorkerTokens: []string{"w\x00"}}, "control characters"},
+		"AlsoAnAPIOne": {Config{APITokens: []string{"same"}, WorkerTokens: []string{"same"}}, "also an API token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.WithDefaults().Validate()
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, "WorkerTokens", ce.Field)
+			require.Contains(t, err.Error(), tc.reason)
+			require.NotContains(t, err.Error(), "same", "a token stays out of the error")
+		})
+	}
+	// Worker tokens alone leave the rest of the API open, so it must stay
+	// on loopback.
+	err := Config{Addr: "0.0.0.0:8080", WorkerTokens: []string{"w"}}.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInsecureAddr)
+	require.NoError(t, Config{Addr: "0.0.0.0:8080", APITokens: []string{"a"}, WorkerTokens: []string{"w"}}.WithDefaults().Validate())
+}
+
+// TestWorkerRequestLog logs the worker protocol's successful calls at
+// debug level, and its refusals at info.
+func TestWorkerRequestLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	b.svc.ClaimFunc = func(context.Context, actors.ClaimParams) ([]actors.ClaimedJob, error) { return nil, nil }
+	b.svc.HeartbeatFunc = func(context.Context, uuid.UUID, string, *domain.Progress) (actors.LeaseState, error) {
+		return actors.LeaseState{}, domain.ErrLeaseLost
+	}
+	b.do(t, request{method: "POST", target: "/workers/claim", body: `{"types":["a"]}`})
+	b.do(t, request{method: "POST", target: jobsPath(uuid.New()) + "/heartbeat", body: `{"leaseToken":"t"}`})
+
+	lines := logLines(t, b.logs.String(), "http request")
+	require.Len(t, lines, 2)
+	require.Equal(t, "DEBUG", lines[0]["level"], lines[0]["path"])
+	require.Equal(t, "INFO", lines[1]["level"], lines[1]["path"])
+}
+
+// BenchmarkWorkerRoutes measures the HTTP layer's own cost of the worker
+// protocol's calls (a fake runtime that answers at once), through the
+// handler without a network.
+func BenchmarkWorkerRoutes(b *testing.B) {
+	bundle := setup(b, Config{})
+	job := newTestJob(b, domain.StatusRunning)
+	done := newTestJob(b, domain.StatusCompleted)
+	bundle.svc.ClaimFunc = func(_ context.Context, p actors.ClaimParams) ([]actors.ClaimedJob, error) {
+		out := make([]actors.ClaimedJob, p.Max)
+		for i := range out {
+			out[i] = actors.ClaimedJob{Job: job, LeaseToken: "q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000", LeaseExpiresAt: testTime}
+		}
+		return out, nil
+	}
+	bundle.svc.CompleteFunc = func(context.Context, uuid.UUID, string, json.RawMessage) (*domain.Job, error) { return done, nil }
+	bundle.svc.OutcomesFunc = func(_ context.Context, os []actors.Outcome) ([]actors.OutcomeResult, error) {
+		rs := make([]actors.OutcomeResult, len(os))
+		for i := range rs {
+			rs[i].Job = done
+		}
+		return rs, nil
+	}
+	h := bundle.server.Handler()
+	serve := func(b *testing.B, method, target, body string) {
+		for b.Loop() {
+			req := httptest.NewRequest(method, target, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != nethttp.StatusOK {
+				b.Fatalf("%s %s: %d %s", method, target, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	id := uuid.NewString()
+	b.Run("Claim1", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"]}`) })
+	b.Run("Claim50", func(b *testing.B) { serve(b, "POST", "/workers/claim", `{"types":["a"],"max":50}`) })
+	b.Run("Complete", func(b *testing.B) {
+		serve(b, "POST", "/jobs/"+id+"/complete", `{"leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}}`)
+	})
+	outcomes := `{"outcomes":[` + strings.TrimSuffix(strings.Repeat(`{"id":"`+id+`","leaseToken":"q3J5dGhpcy1pcy1ub3QtYS1yZWFsLXRva2Vu.30000","result":{"n":1}},`, 50), ",") + `]}`
+	b.Run("Outcomes50", func(b *testing.B) { serve(b, "POST", "/workers/outcomes", outcomes) })
 }

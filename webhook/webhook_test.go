@@ -453,3 +453,28 @@ func TestExecute_OutsideAnAttempt(t *testing.T) {
 	require.True(t, domain.IsPermanent(err))
 	require.False(t, errors.Is(err, domain.ErrInvalid))
 }
+
+// An endless answer is read no further than the result limit and a
+// bounded drain: the call ends, the endpoint's writes fail once the
+// connection is dropped, and the attempt fails as too large.
+func TestAnswer_EndlessBodyIsNotRead(t *testing.T) {
+	t.Parallel()
+	var written atomic.Int64
+	e := newEndpoint(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		chunk := []byte(strings.Repeat("x", 32<<10))
+		for written.Load() < 1<<30 {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	sys := startSystem(t, webhook.Config{Type: "t", URL: e.URL}, actors.WithMaxResultBytes(1000))
+	job := waitJob(t, sys, submit(t, sys, "t", `{}`, 1), finished)
+	require.Equal(t, domain.StatusFailed, job.Status)
+	require.Contains(t, job.LastError, "job result too large")
+	// What the endpoint wrote before its writes failed: what was read,
+	// plus what the socket buffers held; far from the gigabyte it offered.
+	require.Less(t, written.Load(), int64(64<<20))
+}

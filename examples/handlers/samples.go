@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"net/mail"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/troupe-go/troupe/domain"
 )
 
 // DefaultSampleDelay is the typical simulated work of a sample handler: long
@@ -197,11 +201,30 @@ func parseDate(field, value string) (time.Time, error) {
 }
 
 // GenerateReport is the generate_report handler. It validates the request
-// and simulates rendering the report; it writes nothing.
+// and simulates rendering the report, one day of the range after another:
+// it reports its progress as it goes and ends with a result that
+// describes the report. It writes nothing.
 type GenerateReport struct {
 	logger *slog.Logger
 	cfg    sampleConfig
 }
+
+// GenerateReportResult is the result of a generate_report job.
+type GenerateReportResult struct {
+	ReportType string `json:"reportType"`
+	Format     string `json:"format"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	// Days is how many days the report covers.
+	Days int `json:"days"`
+	// File is where the report would be stored.
+	File string `json:"file"`
+}
+
+// maxReportSteps bounds how many pieces the simulated work is split into,
+// so that a report over years still reports its progress a few times a
+// second, not once per day.
+const maxReportSteps = 20
 
 // NewGenerateReport returns the generate_report handler; a nil logger discards.
 func NewGenerateReport(logger *slog.Logger, opts ...SampleOption) *GenerateReport {
@@ -223,10 +246,28 @@ func (h *GenerateReport) Execute(ctx context.Context, payload []byte) error {
 	if err := p.Validate(); err != nil {
 		return rejected(TypeGenerateReport, err)
 	}
+	from, _ := time.Parse(time.DateOnly, p.From) // Validate parsed both
+	to, _ := time.Parse(time.DateOnly, p.To)
+	days := int(to.Sub(from)/(24*time.Hour)) + 1
 	d := h.cfg.delayFor(payload)
 	h.logger.DebugContext(ctx, "generating report", "reportType", p.ReportType, "from", p.From, "to", p.To, "format", p.FormatOrDefault(), "simulated", d)
-	if err := work(ctx, TypeGenerateReport, d); err != nil {
-		return err
+	steps := min(days, maxReportSteps)
+	domain.ReportProgress(ctx, 0, fmt.Sprintf("rendering %d days", days))
+	for i := 1; i <= steps; i++ {
+		if err := work(ctx, TypeGenerateReport, d/time.Duration(steps)); err != nil {
+			return err
+		}
+		done := days * i / steps
+		domain.ReportProgress(ctx, float64(100*i)/float64(steps), fmt.Sprintf("rendered %d of %d days", done, days))
+	}
+	result := GenerateReportResult{
+		ReportType: p.ReportType, Format: p.FormatOrDefault(), From: p.From, To: p.To, Days: days,
+		File: fmt.Sprintf("reports/%s-%s-%s.%s", p.ReportType, p.From, p.To, p.FormatOrDefault()),
+	}
+	// Outside a runtime (a test calling Execute) there is nowhere to put
+	// it, which is no failure of the report.
+	if err := domain.SetResult(ctx, result); err != nil && !errors.Is(err, domain.ErrNoAttempt) {
+		return fmt.Errorf("%s: %w", TypeGenerateReport, err)
 	}
 	h.logger.DebugContext(ctx, "report generated", "reportType", p.ReportType, "format", p.FormatOrDefault())
 	return nil

@@ -686,9 +686,11 @@
   function fillRow(row, job) {
     // The same version of the job: the row shows it already.
     const stuck = isStuck(job);
+    const progressAt = job.progress ? job.progress.updatedAt : '';
     if (row.dataset.jobId === job.id && row.dataset.updatedAt === job.updatedAt && row.dataset.status === job.status &&
-      row.hasAttribute('data-stuck') === stuck) return row;
+      row.hasAttribute('data-stuck') === stuck && row.dataset.progressAt === progressAt) return row;
     row.dataset.jobId = job.id;
+    row.dataset.progressAt = progressAt;
     row.dataset.status = job.status;
     row.dataset.updatedAt = job.updatedAt;
     row.toggleAttribute('data-stuck', stuck);
@@ -704,6 +706,7 @@
     if (stuck) {
       status.append(' ', el('span', { class: 'stuck-mark', title: `Running past its timeout of ${job.timeout}: its handler ignores its context` }, 'stuck'));
     }
+    if (job.status === 'running' && job.progress) status.append(progressBar(job.progress, 'row-progress'));
     const link = el('a', { class: 'job-link', href: jobPath(job.id), 'data-link': true, title: job.id, 'aria-label': `Job ${job.id}` }, shortId(job.id));
     const created = el('time', { datetime: job.createdAt, title: job.createdAt }, formatTime(job.createdAt));
     row.replaceChildren(
@@ -737,6 +740,19 @@
       }, 'Re-run');
     }
     return null;
+  }
+
+  // progressText says how far an attempt got: "40%", and its message.
+  function progressText(progress) {
+    const pct = `${Number(progress.percent.toFixed(1))}%`;
+    return progress.message ? `${pct} — ${progress.message}` : pct;
+  }
+
+  // progressBar is a job's progress as a bar; its tooltip and label carry
+  // the percentage and the message.
+  function progressBar(progress, cls) {
+    const text = progressText(progress);
+    return el('progress', { class: cls, max: 100, value: progress.percent, title: text, 'aria-label': `Progress: ${text}` });
   }
 
   // preservingFocus runs fn, which may rebuild rows, and puts the focus
@@ -782,18 +798,22 @@
   }
 
   async function loadTypes() {
-    let types;
+    let body;
     try {
-      types = (await api('/job-types')).types;
+      body = await api('/job-types');
     } catch {
       return;
     }
+    const types = body.types;
+    // What runs a type, said for those not run by a Go handler in the server.
+    const runBy = new Map((body.jobTypes || []).map((t) => [t.type, t.runBy]));
+    const label = (t) => (runBy.has(t) && runBy.get(t) !== 'go' ? `${t} (${runBy.get(t)})` : t);
     const submit = $('submit-type');
     const chosen = submit.value;
-    submit.replaceChildren(...types.map((t) => el('option', { value: t }, t)));
+    submit.replaceChildren(...types.map((t) => el('option', { value: t, 'data-run-by': runBy.get(t) || 'go' }, label(t))));
     if (types.includes(chosen)) submit.value = chosen;
     const filter = $('filter-type');
-    filter.replaceChildren(el('option', { value: '' }, 'Any type'), ...types.map((t) => el('option', { value: t }, t)));
+    filter.replaceChildren(el('option', { value: '' }, 'Any type'), ...types.map((t) => el('option', { value: t }, label(t))));
     setTypeFilter(list.type);
   }
 
@@ -1132,6 +1152,35 @@
     error.toggleAttribute('data-empty', !job.lastError);
 
     renderPayload(job);
+    renderProgress(job);
+    renderResult(job);
+  }
+
+  // renderProgress shows what the running (or last) attempt reported.
+  function renderProgress(job) {
+    const panel = $('job-progress-panel');
+    panel.hidden = !job.progress;
+    if (!job.progress) return;
+    const bar = $('job-progress');
+    bar.value = job.progress.percent;
+    bar.title = progressText(job.progress);
+    $('job-progress-text').textContent = progressText(job.progress);
+    $('job-progress-title').textContent = job.status === 'running' ? 'Progress' : 'Last progress';
+    $('job-progress-at').textContent = `Reported ${dateTimeFormat.format(new Date(job.progress.updatedAt))}`;
+  }
+
+  // renderResult shows the JSON value the job completed with, formatted;
+  // it is set as text, so nothing in it is ever markup.
+  function renderResult(job) {
+    const panel = $('job-output-panel');
+    const has = Object.prototype.hasOwnProperty.call(job, 'result');
+    panel.hidden = !has;
+    if (!has) return;
+    const [text, why] = jsonText(job.result);
+    const note = $('job-output-note');
+    note.hidden = why === '';
+    note.textContent = why ? `The result is shown as raw text, unformatted, because ${why}.` : '';
+    $('job-output').textContent = text;
   }
 
   // ---- payloads -----------------------------------------------------------------------------
@@ -1205,29 +1254,36 @@
       box.textContent = String(job.payload);
       return;
     }
+    const [text, why] = jsonText(job.payload);
+    if (why) note.textContent = `The payload is shown as raw text, unformatted, because ${why}.`;
+    note.hidden = why === '';
+    box.textContent = text;
+  }
+
+  // jsonText formats a JSON value with indentation when it can, and else
+  // writes it out unformatted; it returns the text and why it is not
+  // formatted ('' when it is).
+  function jsonText(value) {
     let text = null;
     let why = '';
-    const depth = payloadDepth(job.payload);
-    if (depth > PAYLOAD_MAX_DEPTH) {
+    if (payloadDepth(value) > PAYLOAD_MAX_DEPTH) {
       why = `it nests more than ${PAYLOAD_MAX_DEPTH} levels deep`;
     } else {
       try {
-        text = JSON.stringify(job.payload, null, 2);
+        text = JSON.stringify(value, null, 2);
       } catch (err) {
         why = `formatting it failed (${err.message})`;
       }
     }
     if (text === null) {
       try {
-        text = payloadText(job.payload);
+        text = payloadText(value);
       } catch (err) {
-        text = String(job.payload);
+        text = String(value);
         why += `; writing it out failed too (${err.message})`;
       }
-      note.textContent = `The payload is shown as raw text, unformatted, because ${why}.`;
     }
-    note.hidden = why === '';
-    box.textContent = text;
+    return [text, why];
   }
 
   // ---- schedules ------------------------------------------------------------------------------

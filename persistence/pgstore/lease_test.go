@@ -86,4 +86,50 @@ func TestLeaseColumns(t *testing.T) {
 		require.Nil(t, ls.Owner)
 		require.Nil(t, ls.LeaseExpiresAt)
 	})
+
+	t.Run("AHeartbeatSetsTheLeaseItReturns", func(t *testing.T) {
+		t.Parallel()
+		s := newTestStore(t)
+		j := claimOne(t, s, 3, "n1", expired)
+		st, err := s.Heartbeat(t.Context(), "n1", j.ID, time.Hour, nil)
+		require.NoError(t, err)
+		ls := readLease(t, s, j)
+		require.True(t, ls.LeaseInFuture, "an expired lease not yet rescued is renewed")
+		require.Equal(t, st.ExpiresAt, domain.Timestamp(*ls.LeaseExpiresAt))
+	})
+
+	t.Run("AClaimClearsEveryProgressColumn", func(t *testing.T) {
+		t.Parallel()
+		s := newTestStore(t)
+		j := claimOne(t, s, 3, "n1", expired)
+		p := domain.NewProgress(20, "half way", time.Now())
+		_, err := s.Heartbeat(t.Context(), "n1", j.ID, expired, &p)
+		require.NoError(t, err)
+		n, err := s.RescueExpired(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		_, err = s.ClaimJobs(t.Context(), "n2", domain.ClaimRequest{Limit: 1, Lease: time.Hour})
+		require.NoError(t, err)
+		var cleared bool
+		require.NoError(t, s.pool.QueryRow(t.Context(), `
+SELECT progress_percent IS NULL AND progress_message IS NULL AND progress_updated_at IS NULL
+  FROM troupe_jobs WHERE id = $1`, j.ID).Scan(&cleared))
+		require.True(t, cleared)
+	})
+
+	t.Run("ErrorsNeverCarryAnExternalWorkersToken", func(t *testing.T) {
+		t.Parallel()
+		s := newTestStore(t)
+		const token = "secret-token-0123456789abcdefghijklmnopq.30000"
+		j := claimOne(t, s, 3, "n1", time.Hour)
+		_, err := s.Heartbeat(t.Context(), domain.ExternalOwner(token), j.ID, time.Hour, nil)
+		require.ErrorIs(t, err, domain.ErrLeaseLost)
+		require.NotContains(t, err.Error(), token)
+		done := j.Clone()
+		require.NoError(t, done.Complete(time.Now()))
+		err = s.UpdateOwned(t.Context(), domain.ExternalOwner(token), done)
+		require.ErrorIs(t, err, domain.ErrLeaseLost)
+		require.NotContains(t, err.Error(), token)
+		require.Contains(t, err.Error(), j.ID.String())
+	})
 }

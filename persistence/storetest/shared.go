@@ -63,6 +63,8 @@ func RunShared(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		{"Queues", testSharedQueues},
 		{"Schedule", testSharedSchedule},
 		{"Unique", testSharedUnique},
+		{"Heartbeat", testSharedHeartbeat},
+		{"External", testSharedExternal},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {

@@ -92,6 +92,33 @@ func testSharedClaim(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		require.Equal(t, []uuid.UUID{email.ID}, ids(rest), "no types: any type")
 	})
 
+	t.Run("ByQueue", func(t *testing.T) {
+		t.Parallel()
+		open := newQueue(t)
+		q, api := open(t), open(t)
+		ctx := t.Context()
+		email := sharedJobIn(t, "email", 5, at(1))
+		report := sharedJobIn(t, "reports", 5, at(2))
+		resize := sharedJobIn(t, "images", 5, at(3))
+		resize.Type = "resize"
+		thumb := sharedJobIn(t, "images", 5, at(4))
+		paused := sharedJobIn(t, "paused", 5, at(5))
+		require.NoError(t, api.Create(ctx, email, report, resize, thumb, paused))
+		require.NoError(t, api.SetQueuePaused(ctx, "paused", true))
+
+		none := sharedClaim(t, q, "n1", domain.ClaimRequest{Limit: 10, Queues: []string{"unknown", "paused"}})
+		require.Empty(t, none, "no job of a queue not asked for, none of a paused one")
+		none = sharedClaim(t, q, "n1", domain.ClaimRequest{Limit: 10, Queues: []string{"images"}, Room: map[string]int{"images": 0}})
+		require.Empty(t, none, "a queue asked for is still capped by its room")
+
+		got := sharedClaim(t, q, "n1", domain.ClaimRequest{Limit: 10, Queues: []string{"images"}, Types: []domain.JobType{"resize"}})
+		require.Equal(t, []uuid.UUID{resize.ID}, ids(got), "queues and types together")
+		got = sharedClaim(t, q, "n1", domain.ClaimRequest{Limit: 10, Queues: []string{"reports", "images", "unknown"}})
+		require.ElementsMatch(t, []uuid.UUID{report.ID, thumb.ID}, ids(got))
+		got = sharedClaim(t, q, "n1", domain.ClaimRequest{Limit: 10})
+		require.Equal(t, []uuid.UUID{email.ID}, ids(got), "no queues: any queue not paused")
+	})
+
 	t.Run("ConcurrentNodesClaimEachJobExactlyOnce", func(t *testing.T) {
 		t.Parallel()
 		open := newQueue(t)

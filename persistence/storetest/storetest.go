@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store, opts ...Option)
 		{"Retention", func(t *testing.T, newStore factory) { testRetention(t, newStore, cfg) }},
 		{"ScheduleField", testScheduleField},
 		{"Schedules", testSchedules},
+		{"Results", testResults},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
@@ -146,6 +147,8 @@ func fullJob(t *testing.T) *domain.Job {
 	j.UniqueFor = 90*time.Minute + 1500*time.Microsecond
 	j.Timeout = 45 * time.Second
 	j.Schedule = "nightly-report"
+	j.Result = []byte(`{"rows": 3, "file":"q1.csv", "rows":4}`) // as given: not normalised JSON
+	j.Progress = &domain.Progress{Percent: 62.5, Message: "row 5 of 8 «ok»", UpdatedAt: domain.Timestamp(at(38))}
 	return j
 }
 

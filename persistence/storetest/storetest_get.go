@@ -32,6 +32,9 @@ func testGet(t *testing.T, newStore factory) {
 		got.Payload[0] = 'X'
 		got.Attempts = 99
 		got.LastError = "changed"
+		got.Result[0] = 'X'
+		got.Progress.Message = "changed"
+		got.Progress.Percent = 1
 		requireStored(t, store, j)
 	})
 

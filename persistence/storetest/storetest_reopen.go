@@ -16,7 +16,14 @@ func testReopen(t *testing.T, open ReopenFactory, cfg config) {
 	scheduledEarly := NewJob(t, "a", JobCreatedAt(at(1)), JobQueue("email"), JobRunAt(at(300)), JobPriority(1))
 	pending := NewJob(t, "a", JobCreatedAt(at(2)), JobUniqueKey("pending", 0))
 	done := NewJob(t, "a", JobCreatedAt(at(3)), JobUniqueKey("done", time.Hour), JobFinished(domain.StatusCompleted, at(100)))
+	done.Result = []byte(`{"sent": 3}`)
+	done.Progress = &domain.Progress{Percent: 100, Message: "sent 3 of 3", UpdatedAt: domain.Timestamp(at(99))}
 	mustCreate(t, store, scheduledLate, scheduledEarly, pending, done)
+	running := NewJob(t, "b", JobCreatedAt(at(4)))
+	mustCreate(t, store, running)
+	require.NoError(t, running.Start(at(5)))
+	running.Progress = &domain.Progress{Percent: 12.5, Message: "step 1", UpdatedAt: domain.Timestamp(at(6))}
+	require.NoError(t, store.Update(ctx, running))
 	require.NoError(t, store.SetQueuePaused(ctx, "email", true))
 	require.NoError(t, store.SetQueuePaused(ctx, "idle", true))
 	requests, isLog := store.(domain.RequestLog)
@@ -28,11 +35,11 @@ func testReopen(t *testing.T, open ReopenFactory, cfg config) {
 	}
 
 	store = reopen(t)
-	for _, j := range []*domain.Job{scheduledLate, scheduledEarly, pending, done} {
+	for _, j := range []*domain.Job{scheduledLate, scheduledEarly, pending, done, running} {
 		requireStored(t, store, j)
 	}
 	requireQueues(t, store, []domain.QueueInfo{
-		{Name: domain.DefaultQueue, Pending: 1},
+		{Name: domain.DefaultQueue, Pending: 1, Running: 1},
 		{Name: "email", Paused: true, Scheduled: 2},
 		{Name: "idle", Paused: true},
 	})
@@ -67,14 +74,14 @@ func testReopen(t *testing.T, open ReopenFactory, cfg config) {
 	store = reopen(t)
 	requireNextRunAt(t, store, time.Time{})
 	requireQueues(t, store, []domain.QueueInfo{
-		{Name: domain.DefaultQueue, Pending: 1},
+		{Name: domain.DefaultQueue, Pending: 1, Running: 1},
 		{Name: "email", Paused: true, Pending: 2},
 		{Name: "idle", Paused: true},
 	})
 	require.NoError(t, store.SetQueuePaused(ctx, "idle", false))
 	store = reopen(t)
 	requireQueues(t, store, []domain.QueueInfo{
-		{Name: domain.DefaultQueue, Pending: 1},
+		{Name: domain.DefaultQueue, Pending: 1, Running: 1},
 		{Name: "email", Paused: true, Pending: 2},
 	})
 }

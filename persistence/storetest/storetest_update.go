@@ -105,6 +105,8 @@ func testUpdate(t *testing.T, newStore factory) {
 		changed.Payload[0] = 'X'
 		changed.Status = domain.StatusCompleted
 		changed.LastError = "changed"
+		changed.Result[0] = 'X'
+		changed.Progress.Message = "changed"
 		requireStored(t, store, want)
 	})
 
