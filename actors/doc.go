@@ -19,4 +19,12 @@
 // slot, with no leader. The pruner deletes finished jobs once their
 // status's retention (Config.Retention) has passed, and expired
 // idempotency records, in bounded batches with pauses between them.
+//
+// Job types may also be run by external workers, in any language, through
+// the worker protocol (ClaimJobs, Heartbeat, CompleteJob, FailJob,
+// ReportOutcomes). On a local store the dispatcher keeps their ready jobs
+// apart from the Go workers' queues, in the same order, and each claimed
+// job's actor holds the worker's lease; on a shared store the lease lives
+// in the store, so a worker may report through any node, and a lapsed
+// lease is rescued like a dead node's.
 package actors

@@ -659,3 +659,68 @@ func TestExternal_RestartRecoversRunningJobOnBadger(t *testing.T) {
 	_, err = e.sys.CompleteJob(context.Background(), job.ID, c[0].LeaseToken, nil)
 	require.NoError(t, err)
 }
+
+// refusingStore refuses writes of finished jobs while refuse is set.
+type refusingStore struct {
+	*memstore.Store
+	mu     sync.Mutex
+	refuse bool
+}
+
+func (s *refusingStore) Update(ctx context.Context, jobs ...*domain.Job) error {
+	s.mu.Lock()
+	refuse := s.refuse
+	s.mu.Unlock()
+	for _, j := range jobs {
+		if refuse && j.Status.IsTerminal() {
+			return errors.New("disk on fire")
+		}
+	}
+	return s.Store.Update(ctx, jobs...)
+}
+
+func TestExternal_RefusedOutcomeKeepsAttemptRunning(t *testing.T) {
+	t.Parallel()
+	store := &refusingStore{Store: memstore.New(), refuse: true}
+	e := startExternal(t, store, nil)
+	job := e.submit(t, SubmitParams{})
+	c := e.claim(t, ClaimParams{})[0]
+	_, err := e.sys.CompleteJob(context.Background(), job.ID, c.LeaseToken, json.RawMessage(`1`))
+	require.ErrorContains(t, err, "disk on fire")
+	require.NotErrorIs(t, err, domain.ErrLeaseLost)
+	require.Equal(t, domain.StatusRunning, e.get(t, job.ID).Status)
+	// The worker reports again once the store takes writes.
+	store.mu.Lock()
+	store.refuse = false
+	store.mu.Unlock()
+	_, err = e.sys.Heartbeat(context.Background(), job.ID, c.LeaseToken, nil)
+	require.NoError(t, err)
+	done, err := e.sys.CompleteJob(context.Background(), job.ID, c.LeaseToken, json.RawMessage(`1`))
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusCompleted, done.Status)
+}
+
+func TestExternal_RetryFallsDueToAWaitingClaim(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	e := startExternal(t, nil, nil, WithClock(clock))
+	job := e.submit(t, SubmitParams{MaxAttempts: 3})
+	c := e.claim(t, ClaimParams{})[0]
+	got, err := e.sys.FailJob(context.Background(), job.ID, c.LeaseToken, FailParams{Error: "later", RetryIn: 30 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusScheduled, got.Status)
+
+	claimed := make(chan []ClaimedJob, 1)
+	go func() {
+		jobs, err := e.sys.ClaimJobs(context.Background(), ClaimParams{Types: []domain.JobType{"ext"}, Wait: time.Minute})
+		require.NoError(t, err)
+		claimed <- jobs
+	}()
+	waitFor(t, func() bool { return e.waiters() == 1 })
+	// The scheduler promotes the retry when due; the waiting claim gets it.
+	waitFor(t, func() bool { return clock.pendingAt(got.RunAt) })
+	clock.advance(30 * time.Second)
+	again := <-claimed
+	require.Equal(t, []uuid.UUID{job.ID}, claimedIDs(again))
+	require.Equal(t, 2, again[0].Job.Attempts)
+}
