@@ -44,6 +44,14 @@ bench-http-batch: ## troupe bench: 32 clients POST /jobs/batch, 100 jobs each, f
 run: ## the server with its defaults: Badger in ./data, 127.0.0.1:8080, demo handlers
 	$(GO) run ./cmd/troupe serve
 
+.PHONY: run-external worker-python
+
+run-external: ## the server with word_count run by external workers (TROUPE_EXTERNAL_TYPES=word_count)
+	TROUPE_EXTERNAL_TYPES=word_count $(GO) run ./cmd/troupe serve
+
+worker-python: ## the example Python worker (examples/workers/python) against the server at TROUPE_URL, default 127.0.0.1:8080
+	python3 examples/workers/python/worker.py
+
 lint: ## gofmt, go vet, and golangci-lint with .golangci.yaml (the version pinned in go.mod)
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) vet $(PKGS)

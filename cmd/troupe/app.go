@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/storeopen"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
+	"github.com/troupe-go/troupe/webhook"
 )
 
 // StartTimeout bounds the start of the server. Start recovers every
@@ -169,6 +170,10 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		fx.Provide(http.Runtime),
 		http.Module,
 	}
+	if len(cfg.Webhooks) > 0 {
+		// Registered before the runtime starts, like the Go handlers.
+		opts = append(opts, fx.Invoke(m.registerWebhooks))
+	}
 	if cfg.Demo {
 		opts = append(opts, fx.Provide(fx.Annotate(
 			demoHandlers,
@@ -186,6 +191,22 @@ func demoHandlers(logger *slog.Logger) []actors.Registration {
 		regs = append(regs, actors.Registration{Type: typ, Handler: all[typ]})
 	}
 	return regs
+}
+
+// registerWebhooks registers the config file's webhooks with the runtime.
+// An error names the entry; the webhook package's errors show no secret.
+func (m *Main) registerWebhooks(sys *actors.System) error {
+	for i, w := range m.Config.Webhooks {
+		if err := webhook.Register(sys, w.webhookConfig(), webhook.WithLogger(m.Logger)); err != nil {
+			return fmt.Errorf("%s[%d] (%q): %w", fileWebhookKey, i, w.Type, err)
+		}
+	}
+	return nil
+}
+
+// demoTypes lists the job types of the demo handlers, sorted.
+func demoTypes() []domain.JobType {
+	return slices.Sorted(maps.Keys(handlers.All(nil, actors.AttemptFromContext)))
 }
 
 // storeOption provides the configured store as domain.Store and

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	nethttp "net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
+	apiclient "github.com/troupe-go/troupe/http/client"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
 )
 
@@ -124,39 +123,24 @@ func interruptible(parent context.Context, env *environment) (context.Context, f
 
 // backupServer streams a backup from the running server into out.
 func backupServer(ctx context.Context, flags clientFlags, out string) (int64, error) {
-	c, err := newClient(flags, io.Discard)
+	// A backup lasts as long as the store is large: no overall timeout,
+	// the server bounds each write instead.
+	c, err := newClientTimeout(flags, io.Discard, 0)
 	if err != nil {
 		return 0, err
 	}
 	defer c.close()
-	// A backup lasts as long as the store is large: no overall timeout,
-	// the server bounds each write instead.
-	c.http.Timeout = 0
-	u := *c.base
-	u.Path += http.BackupPath
-	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, u.String(), nil)
+	body, err := c.api.Backup(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Accept", http.BackupContentType+", "+http.ProblemContentType)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err
+		var p *apiclient.Problem
+		if errors.As(err, &p) {
+			return 0, fmt.Errorf("back up from %s: %w", c.base, err)
 		}
-		return 0, fmt.Errorf("cannot reach the server at %s (set --server or TROUPE_HTTP_ADDR): %w", c.base, err)
+		return 0, c.explain(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != nethttp.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-		return 0, fmt.Errorf("back up from %s: %w", c.base, answerError(resp, body))
-	}
+	defer body.Close()
 	return writeBackupFile(ctx, out, func(w io.Writer) error {
-		if _, err := io.Copy(w, resp.Body); err != nil {
+		if _, err := io.Copy(w, body); err != nil {
 			return fmt.Errorf("receive the backup from %s: %w", c.base, err)
 		}
 		return nil

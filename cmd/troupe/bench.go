@@ -33,6 +33,11 @@ const (
 	benchSoakRateDefault     = 2000.0
 	benchSoakRetention       = 30 * time.Second
 	benchSoakSampleDefault   = 30 * time.Second
+
+	benchExternalJobsDefault       = 100_000
+	benchExternalWorkersDefault    = 8
+	benchExternalBatchDefault      = 50
+	benchExternalRoundTripsDefault = 1000
 )
 
 // benchFlags are the flags every bench mode shares.
@@ -89,6 +94,7 @@ a no-op handler (the demo handlers are not registered):
   troupe bench scheduled  submit jobs to run later; how late each one starts
   troupe bench http       load the HTTP API (an in-process server, or --server)
   troupe bench soak       submit for minutes with a short retention; the store's size over time
+  troupe bench external   work jobs off through the worker protocol with Go client.Workers
 
 Progress goes to stderr every second (a one-line bar on a terminal); the
 summary goes to stdout as a table, or as JSON with --json.
@@ -125,6 +131,7 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 		newBenchScheduledCommand(env, f),
 		newBenchHTTPCommand(env, f),
 		newBenchSoakCommand(env, f),
+		newBenchExternalCommand(env, f),
 	)
 	return cmd
 }
@@ -165,6 +172,8 @@ func benchCommand(env *environment, f *benchFlags, cmd *cobra.Command, run func(
 			Progress:    env.stderr,
 			Logger:      logger,
 			StartServer: startBenchServer(logger),
+
+			StartExternalServer: startExternalBenchServer(logger),
 		}
 		stopProfile, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -367,6 +376,114 @@ size to measure.`,
 	fs.DurationVar(&p.RetentionCompleted, "retention-completed", benchSoakRetention, "how long completed jobs are kept before the pruner deletes them")
 	fs.DurationVar(&p.Sample, "sample", benchSoakSampleDefault, "how often the store's size is measured")
 	return cmd
+}
+
+func newBenchExternalCommand(env *environment, f *benchFlags) *cobra.Command {
+	var (
+		p   bench.ExternalParams
+		cmd *cobra.Command
+	)
+	cmd = benchCommand(env, f, &cobra.Command{
+		Use:   "external [-n N] [--clients C] [--batch K] [--round-trips R]",
+		Short: "Work jobs off through the worker protocol with Go client.Workers",
+		Long: `Start a server in this process wired as troupe serve is, on 127.0.0.1, with a
+job type declared external; insert N jobs of it; then run C client.Workers
+(package http/client), each claiming K jobs at a time over POST /workers/claim
+and reporting outcomes in batches over POST /workers/outcomes, and time them
+until every job's completion is committed (the server answered its outcome
+with "completed"; the store's count is checked afterwards). Then, on the idle
+server, time R single-job round trips: a claim of one ready job and its
+complete, as p50/p90/p99/max.
+
+The store is badger (in a temporary directory unless --data-dir) unless
+--store says memory.`,
+	}, func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error) {
+		if !cmd.Flags().Changed("store") {
+			b.Store = StoreBadger
+		}
+		if b.Store == StorePostgres {
+			return nil, errors.New("bench external runs on badger or memory; on postgres, start troupe serve --store postgres --external-types and run client.Workers against it")
+		}
+		if p.Jobs < 1 {
+			return nil, fmt.Errorf("invalid --jobs %d: must be at least 1", p.Jobs)
+		}
+		if p.Workers < 1 {
+			return nil, fmt.Errorf("invalid --clients %d: must be at least 1", p.Workers)
+		}
+		if p.Batch < 1 || p.Batch > actors.MaxClaim {
+			return nil, fmt.Errorf("invalid --batch %d: must be from 1 to %d", p.Batch, actors.MaxClaim)
+		}
+		if p.RoundTrips < 0 {
+			return nil, fmt.Errorf("invalid --round-trips %d: must be 0 or more", p.RoundTrips)
+		}
+		return b.External(ctx, p)
+	})
+	fs := cmd.Flags()
+	fs.IntVarP(&p.Jobs, "jobs", "n", benchExternalJobsDefault, "jobs to work off")
+	fs.IntVar(&p.Workers, "clients", benchExternalWorkersDefault, "client.Workers claiming at once")
+	fs.IntVar(&p.Batch, "batch", benchExternalBatchDefault, "jobs per claim (and outcomes per report) of each client.Worker")
+	fs.IntVar(&p.RoundTrips, "round-trips", benchExternalRoundTripsDefault, "single-job claim→complete round trips timed on the idle server; 0 for none")
+	return cmd
+}
+
+// startExternalBenchServer is bench external's in-process server: the
+// wiring of troupe serve on the bench's store, with the bench's type
+// declared external, no demo handlers, and the ready queue sized for the
+// whole backlog.
+func startExternalBenchServer(logger *slog.Logger) bench.ExternalServerStarter {
+	return func(ctx context.Context, b *bench.Bencher, p bench.ExternalServer) (*bench.RuntimeServer, error) {
+		cfg := DefaultConfig()
+		cfg.Store = b.Store
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.Workers = p.Workers
+		cfg.QueueSize = p.QueueSize
+		cfg.Demo = false
+		cfg.LogLevel = "warn"
+		cleanup := func() error { return nil }
+		if cfg.Store == StoreBadger {
+			cfg.DataDir = b.DataDir
+			if cfg.DataDir == "" {
+				dir, err := os.MkdirTemp("", "troupe-bench-external-*")
+				if err != nil {
+					return nil, fmt.Errorf("bench data directory: %w", err)
+				}
+				cfg.DataDir = dir
+				cleanup = func() error { return os.RemoveAll(dir) }
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, errors.Join(err, cleanup())
+		}
+		m := NewMain(cfg, logger)
+		var (
+			srv *http.Server
+			sys *actors.System
+		)
+		app := fx.New(m.Options(ctx),
+			fx.Decorate(func(c actors.Config) actors.Config {
+				c.ExternalTypes = append(c.ExternalTypes, p.Type)
+				return c
+			}),
+			fx.Populate(&srv, &sys))
+		if err := app.Err(); err != nil {
+			return nil, errors.Join(fmt.Errorf("build the server: %w", err), cleanup())
+		}
+		startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
+		defer cancel()
+		if err := app.Start(startCtx); err != nil {
+			return nil, errors.Join(fmt.Errorf("start the server: %w", err), cleanup())
+		}
+		stop := func() error {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), app.StopTimeout())
+			defer cancel()
+			return errors.Join(app.Stop(sctx), cleanup())
+		}
+		base, err := serverURL(srv.Addr().String())
+		if err != nil {
+			return nil, errors.Join(err, stop())
+		}
+		return &bench.RuntimeServer{URL: base, System: sys, Stop: stop}, nil
+	}
 }
 
 // httpBenchFlags are the flags of bench http.

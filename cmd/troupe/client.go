@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	nethttp "net/http"
 	"net/url"
@@ -18,7 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
+	apiclient "github.com/troupe-go/troupe/http/client"
 )
 
 // clientTimeout bounds one request of a client command; every route
@@ -54,32 +55,39 @@ func addClientFlags(cmd *cobra.Command, env *environment, f *clientFlags) {
 	cmd.Flags().Lookup("token").DefValue = ""
 }
 
-// client calls the API and prints its answers.
+// client calls the API through the client package and prints its
+// answers as the server sent them, indented.
 type client struct {
+	api    *apiclient.Client
 	base   *url.URL
-	token  string
-	http   *nethttp.Client
 	stdout io.Writer
 }
 
 // newClient returns a client for the flags. Its transport is its own, so
 // that closing it leaves no connection behind.
 func newClient(f clientFlags, stdout io.Writer) (*client, error) {
+	return newClientTimeout(f, stdout, clientTimeout)
+}
+
+// newClientTimeout is newClient with a bound on each request, 0 for none.
+func newClientTimeout(f clientFlags, stdout io.Writer, timeout time.Duration) (*client, error) {
 	base, err := serverURL(f.server)
 	if err != nil {
 		return nil, err
 	}
 	transport := nethttp.DefaultTransport.(*nethttp.Transport).Clone()
-	return &client{
-		base:   base,
-		token:  f.token,
-		http:   &nethttp.Client{Transport: transport, Timeout: clientTimeout},
-		stdout: stdout,
-	}, nil
+	api, err := apiclient.New(base.String(),
+		apiclient.WithToken(f.token),
+		apiclient.WithUserAgent("troupe-cli/"+buildVersion()),
+		apiclient.WithHTTPClient(&nethttp.Client{Transport: transport, Timeout: timeout}))
+	if err != nil {
+		return nil, fmt.Errorf("invalid --server: %w", err)
+	}
+	return &client{api: api, base: base, stdout: stdout}, nil
 }
 
 // close releases the client's idle connections.
-func (c *client) close() { c.http.CloseIdleConnections() }
+func (c *client) close() { c.api.CloseIdleConnections() }
 
 // serverURL turns --server into the API's base URL. A bare host:port means
 // http; a host that means "every interface" (a server's listen address)
@@ -115,18 +123,18 @@ func serverURL(raw string) (*url.URL, error) {
 }
 
 // do sends one request and prints the JSON answer, indented, on stdout. An
-// error answer becomes an error carrying the problem's detail.
-func (c *client) do(ctx context.Context, method, path string, query url.Values, body any) error {
-	return c.doWith(ctx, method, path, query, body, nil)
-}
-
-// doWith is do with extra request headers. An answer without a body
-// (204) prints nothing.
-func (c *client) doWith(ctx context.Context, method, path string, query url.Values, body any, header nethttp.Header) error {
-	data, err := c.fetch(ctx, method, path, query, body, header)
+// error answer becomes an error carrying the problem's detail. An answer
+// without a body (204) prints nothing.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body any, opts ...apiclient.CallOption) error {
+	data, err := c.fetch(ctx, method, path, query, body, opts...)
 	if err != nil {
 		return err
 	}
+	return c.print(data)
+}
+
+// print writes an answer's JSON, indented, on stdout.
+func (c *client) print(data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -142,74 +150,29 @@ func (c *client) doWith(ctx context.Context, method, path string, query url.Valu
 	return nil
 }
 
-// fetch sends one request and returns the body of a successful answer. An
-// error answer becomes an error carrying the problem's detail.
-func (c *client) fetch(ctx context.Context, method, path string, query url.Values, body any, header nethttp.Header) ([]byte, error) {
-	u := *c.base
-	u.Path += path
-	u.RawQuery = query.Encode()
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
-		}
-		reader = bytes.NewReader(b)
-	}
-	req, err := nethttp.NewRequestWithContext(ctx, method, u.String(), reader)
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json, "+http.ProblemContentType)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err
-		}
-		return nil, fmt.Errorf("cannot reach the server at %s (set --server or TROUPE_HTTP_ADDR): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer to %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, answerError(resp, data)
-	}
-	return data, nil
+// fetch sends one request and returns the body of a successful answer as
+// the server sent it.
+func (c *client) fetch(ctx context.Context, method, path string, query url.Values, body any, opts ...apiclient.CallOption) ([]byte, error) {
+	var data json.RawMessage
+	_, err := c.api.Do(ctx, method, path, query, body, &data, opts...)
+	return data, c.explain(err)
 }
 
-// answerError describes an error answer by its problem detail, or by its
-// status and the start of its body when it is not a problem.
-func answerError(resp *nethttp.Response, body []byte) error {
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var p http.Problem
-	if (mediaType == http.ProblemContentType || mediaType == "application/json") &&
-		json.Unmarshal(body, &p) == nil && p.Detail != "" {
-		title := p.Title
-		if title == "" {
-			title = nethttp.StatusText(resp.StatusCode)
-		}
-		return fmt.Errorf("%s (%d %s)", p.Detail, resp.StatusCode, title)
+// explain words a client error for the command line: a problem answer says
+// its detail and status; a server out of reach says how to name another.
+func (c *client) explain(err error) error {
+	if err == nil {
+		return nil
 	}
-	text := strings.TrimSpace(string(body))
-	if len(text) > 200 {
-		text = text[:200] + "…"
+	var p *apiclient.Problem
+	if errors.As(err, &p) {
+		return p
 	}
-	if text == "" {
-		return fmt.Errorf("the server answered %s", resp.Status)
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return fmt.Errorf("cannot reach the server at %s (set --server or TROUPE_HTTP_ADDR): %w", c.base, urlErr.Err)
 	}
-	return fmt.Errorf("the server answered %s: %s", resp.Status, text)
+	return err
 }
 
 // clientCommand builds a client command whose run gets a ready client.
@@ -262,7 +225,7 @@ Go durations: 90s, 5m, 1h30m.`,
   troupe submit --type send_email --at 2025-03-02T08:00:00Z --unique-key welcome:ada --unique-for 24h`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
-		req := http.SubmitRequest{Type: typ, MaxAttempts: maxAttempts}
+		req := apiclient.SubmitRequest{Type: domain.JobType(typ), MaxAttempts: maxAttempts}
 		flags := cmd.Flags()
 		if flags.Changed("payload") {
 			raw, err := readPayload(payload)
@@ -272,23 +235,28 @@ Go durations: 90s, 5m, 1h30m.`,
 			req.Payload = raw
 		}
 		// Each flag is checked here, so that a typo does not need a round
-		// trip; the server checks them again.
-		text := func(flag, value string, check func(string) error) (*string, error) {
+		// trip; the server checks them again. Durations go as they were
+		// typed.
+		text := func(flag, value string, check func(string) error) (string, error) {
 			if !flags.Changed(flag) {
-				return nil, nil
+				return "", nil
 			}
 			if err := check(value); err != nil {
-				return nil, fmt.Errorf("invalid --%s %s: %w", flag, strconv.Quote(value), err)
+				return "", fmt.Errorf("invalid --%s %s: %w", flag, strconv.Quote(value), err)
 			}
-			return &value, nil
+			return value, nil
 		}
 		anything := func(string) error { return nil }
 		var err error
 		if req.Queue, err = text("queue", queue, anything); err != nil {
 			return err
 		}
-		if req.RunAt, err = text("at", at, checkTime); err != nil {
+		runAt, err := text("at", at, checkTime)
+		if err != nil {
 			return err
+		}
+		if runAt != "" {
+			req.RunAt, _ = time.Parse(time.RFC3339Nano, runAt) // checked
 		}
 		if req.Delay, err = text("in", in, checkDuration); err != nil {
 			return err
@@ -303,13 +271,20 @@ Go durations: 90s, 5m, 1h30m.`,
 			return err
 		}
 		if flags.Changed("priority") {
-			req.Priority = &priority
+			if priority < 1 || priority > 9 {
+				return fmt.Errorf("invalid --priority %d: must be from 1 (first) to 9 (last)", priority)
+			}
+			req.Priority = priority
 		}
-		var header nethttp.Header
-		if idempotencyKey != "" {
-			header = nethttp.Header{http.HeaderIdempotencyKey: {idempotencyKey}}
+		if flags.Changed("queue") && queue == "" {
+			return errors.New(`invalid --queue "": name a queue, or leave the flag out for "default"`)
 		}
-		return c.doWith(ctx, nethttp.MethodPost, "/jobs", nil, req, header)
+		if flags.Changed("unique-key") && uniqueKey == "" {
+			return errors.New(`invalid --unique-key "": must not be empty`)
+		}
+		// The key is the flag's or none: the command is not retried, and a
+		// later run is a new submission unless it names the same key.
+		return c.do(ctx, nethttp.MethodPost, "/jobs", nil, req, apiclient.IdempotencyKey(idempotencyKey))
 	})
 	fs := cmd.Flags()
 	fs.StringVar(&typ, "type", "", "job type, one of the server's registered handlers (required)")
@@ -421,23 +396,11 @@ func newListCommand(env *environment) *cobra.Command {
   troupe list --status scheduled --queue reports`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
-		q := url.Values{}
+		f := apiclient.Filter{Type: domain.JobType(typ), Queue: queue, Limit: limit, Offset: offset}
 		for _, s := range statuses {
-			q.Add("status", s)
+			f.Statuses = append(f.Statuses, domain.Status(s))
 		}
-		if typ != "" {
-			q.Set("type", typ)
-		}
-		if queue != "" {
-			q.Set("queue", queue)
-		}
-		if limit != 0 {
-			q.Set("limit", strconv.Itoa(limit))
-		}
-		if offset != 0 {
-			q.Set("offset", strconv.Itoa(offset))
-		}
-		return c.do(ctx, nethttp.MethodGet, "/jobs", q, nil)
+		return c.do(ctx, nethttp.MethodGet, "/jobs", f.Query(), nil)
 	})
 	cmd.Flags().StringSliceVar(&statuses, "status", nil, "only jobs in these statuses: scheduled, pending, running, completed, failed, canceled (repeat or comma-separate)")
 	cmd.Flags().StringVar(&typ, "type", "", "only jobs of this type")

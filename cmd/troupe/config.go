@@ -143,6 +143,10 @@ type Config struct {
 	// the environment). Without any the API is open, which is allowed only
 	// on a loopback address unless Insecure is set. Defaults to none.
 	APITokens []string `koanf:"api_tokens" secret:"true" usage:"bearer tokens the API accepts, comma-separated; none leaves the API open (loopback only, unless --insecure)"`
+	// WorkerTokens are bearer tokens that may only claim jobs and report
+	// on them (the worker protocol), for external workers that should not
+	// submit, list or cancel. Defaults to none.
+	WorkerTokens []string `koanf:"worker_tokens" secret:"true" usage:"bearer tokens that may only claim and report jobs (POST /workers/claim, /workers/outcomes, /jobs/{id}/heartbeat|complete|fail), comma-separated"`
 	// Insecure allows an open API on an address that is not loopback.
 	// Defaults to false.
 	Insecure bool `koanf:"insecure" usage:"allow an API without tokens on a non-loopback address"`
@@ -153,6 +157,11 @@ type Config struct {
 	// /jobs, each job of POST /jobs/batch (whose body may be larger), and
 	// the runtime's Submit. Larger ones get 413. Defaults to 1 MiB.
 	MaxPayloadBytes int64 `koanf:"max_payload_bytes" usage:"largest job payload in bytes, in a single or a batch submission; larger ones get 413"`
+	// MaxResultBytes bounds a job's result (JSON), however it is set: a Go
+	// handler's SetResult, an external worker's complete, a webhook's
+	// answer. A larger one fails the attempt, or gets 413 from complete.
+	// Defaults to 64 KiB.
+	MaxResultBytes int `koanf:"max_result_bytes" usage:"largest job result in bytes (JSON); a larger one fails the attempt (413 to an external worker)"`
 	// IdempotencyTTL is how long the answer to a submission with an
 	// Idempotency-Key is kept, so that a retry with the key gets it again.
 	// Defaults to 24h.
@@ -161,6 +170,11 @@ type Config struct {
 	// generate_report, process_file, noop, sleep, flaky, panic). Defaults
 	// to true.
 	Demo bool `koanf:"demo" usage:"register the sample and demo job handlers"`
+	// ExternalTypes are the job types that external workers run through
+	// the worker protocol (POST /workers/claim ...): declared, so that a
+	// submission with a typo is still refused. In the YAML file also
+	// externalTypes. Defaults to none.
+	ExternalTypes []string `koanf:"external_types" usage:"job types run by external workers over HTTP (POST /workers/claim), comma-separated"`
 
 	// Schedules are the periodic jobs declared under schedules: in the
 	// YAML file, the only place they can be declared (a list has no
@@ -168,6 +182,9 @@ type Config struct {
 	// the file: the API may not change them. It has no koanf tag, so it is
 	// no option of its own.
 	Schedules []actors.ScheduleParams
+	// Webhooks are the job types handled by an HTTP endpoint, declared
+	// under webhooks: in the YAML file only, like Schedules.
+	Webhooks []WebhookSpec
 }
 
 // DefaultConfig returns the configuration used when nothing is set: an
@@ -196,6 +213,7 @@ func DefaultConfig() Config {
 		LogFormat:          LogFormatJSON,
 		MaxBodyBytes:       http.MaxBodyBytesDefault,
 		MaxPayloadBytes:    actors.MaxPayloadBytesDefault,
+		MaxResultBytes:     actors.MaxResultBytesDefault,
 		IdempotencyTTL:     http.IdempotencyTTLDefault,
 		Demo:               true,
 	}
@@ -236,6 +254,11 @@ func (c Config) LogValue() slog.Value {
 		names[i] = s.Name
 	}
 	attrs = append(attrs, slog.Any("schedules", names))
+	hooks := make([]any, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		hooks[i] = w.logValue()
+	}
+	attrs = append(attrs, slog.Any("webhooks", hooks))
 	return slog.GroupValue(attrs...)
 }
 

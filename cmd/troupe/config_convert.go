@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
 )
 
@@ -28,6 +29,8 @@ func (c Config) actorsOptions() actors.Config {
 		RescueInterval:  c.RescueInterval,
 		PollInterval:    c.PollInterval,
 		MaxPayloadBytes: c.MaxPayloadBytes,
+		MaxResultBytes:  c.MaxResultBytes,
+		ExternalTypes:   jobTypes(c.ExternalTypes),
 		JobTimeout:      jobTimeout(c.JobTimeout),
 		QueueLimits:     maps.Clone(map[string]int(c.QueueLimits)),
 		Retention: actors.Retention{
@@ -67,6 +70,7 @@ func (c Config) httpOptions() http.Config {
 	return http.Config{
 		Addr:            c.HTTPAddr,
 		APITokens:       slices.Clone(c.APITokens),
+		WorkerTokens:    slices.Clone(c.WorkerTokens),
 		Insecure:        c.Insecure,
 		MaxBodyBytes:    c.MaxBodyBytes,
 		MaxPayloadBytes: c.MaxPayloadBytes,
@@ -89,6 +93,8 @@ var actorsOptionKeys = map[string]string{
 	"RescueInterval":  "rescue_interval",
 	"PollInterval":    "poll_interval",
 	"MaxPayloadBytes": "max_payload_bytes",
+	"MaxResultBytes":  "max_result_bytes",
+	"ExternalTypes":   "external_types",
 	"JobTimeout":      "job_timeout",
 	"QueueLimits":     "queue_limits",
 	// The runtime names a retention by its path in Config.
@@ -103,12 +109,25 @@ var actorsOptionKeys = map[string]string{
 var httpOptionKeys = map[string]string{
 	"Addr":              "http_addr",
 	"APITokens":         "api_tokens",
+	"WorkerTokens":      "worker_tokens",
 	"Insecure":          "insecure",
 	"MaxBodyBytes":      "max_body_bytes",
 	"BatchMaxBodyBytes": "max_body_bytes",
 	"MaxPayloadBytes":   "max_payload_bytes",
 	"ShutdownTimeout":   "shutdown_timeout",
 	"IdempotencyTTL":    "idempotency_ttl",
+}
+
+// jobTypes maps a list of type names onto job types; none is nil.
+func jobTypes(names []string) []domain.JobType {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make([]domain.JobType, len(names))
+	for i, n := range names {
+		out[i] = domain.JobType(n)
+	}
+	return out
 }
 
 // jitter maps the retry_jitter switch to the runtime's setting.

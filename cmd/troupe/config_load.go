@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -107,6 +108,7 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 	fileK := koanf.New(".")
 	var (
 		schedules []actors.ScheduleParams
+		webhooks  []WebhookSpec
 		// nested spells, by option, a key the file wrote as a mapping.
 		nested map[string]string
 	)
@@ -117,11 +119,20 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 		if nested, err = flattenRetention(fileK); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
 		}
+		if err := unalias(fileK, nested); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
 		if fileK.Exists(fileScheduleKey) {
 			if schedules, err = toSchedules(fileK.Get(fileScheduleKey)); err != nil {
 				return Config{}, fmt.Errorf("config file %s: %w", path, err)
 			}
 			fileK.Delete(fileScheduleKey)
+		}
+		if fileK.Exists(fileWebhookKey) {
+			if webhooks, err = toWebhooks(fileK.Get(fileWebhookKey), environ); err != nil {
+				return Config{}, fmt.Errorf("config file %s: %w", path, err)
+			}
+			fileK.Delete(fileWebhookKey)
 		}
 		for _, key := range fileK.Keys() {
 			// A mapping's entries are keys of their own: queue_limits.email.
@@ -183,6 +194,7 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 		v.Field(f.index).Set(val)
 	}
 	cfg.Schedules = schedules
+	cfg.Webhooks = webhooks
 	if err := cfg.validate(name); err != nil {
 		return Config{}, err
 	}
@@ -213,6 +225,30 @@ func flattenRetention(k *koanf.Koanf) (map[string]string, error) {
 		nested[to] = from
 	}
 	return nested, nil
+}
+
+// fileAliases are other spellings of options in the YAML file: the API's
+// camelCase, as the worker protocol's documentation writes it.
+var fileAliases = map[string]string{"externalTypes": "external_types"}
+
+// unalias renames the file's aliases to their options' keys, and records
+// the file's spelling in nested for errors.
+func unalias(k *koanf.Koanf, nested map[string]string) error {
+	for _, from := range slices.Sorted(maps.Keys(fileAliases)) {
+		to := fileAliases[from]
+		if !k.Exists(from) {
+			continue
+		}
+		if k.Exists(to) {
+			return fmt.Errorf("both %s and %s are set; keep one", from, to)
+		}
+		if err := k.Set(to, k.Get(from)); err != nil {
+			return fmt.Errorf("%s: %w", from, err)
+		}
+		k.Delete(from)
+		nested[to] = from
+	}
+	return nil
 }
 
 // lookupEnv returns the value of the variable key in environ, or "".

@@ -105,7 +105,7 @@ func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
 	AddServeFlags(fs, DefaultConfig())
 	require.NotNil(t, fs.Lookup("config"))
 	fields := configFields()
-	require.Len(t, fields, 32)
+	require.Len(t, fields, 35)
 	for _, f := range fields {
 		require.NotEmpty(t, f.key)
 		require.Equal(t, strings.ToLower(f.key), f.key, "keys are snake_case")
@@ -147,11 +147,14 @@ func TestConfigSources(t *testing.T) {
 		LogLevel:           "debug",
 		LogFormat:          "text",
 		APITokens:          []string{"alpha", "beta"},
+		WorkerTokens:       []string{"gamma"},
 		Insecure:           true,
 		MaxBodyBytes:       2048,
 		MaxPayloadBytes:    512,
+		MaxResultBytes:     4096,
 		IdempotencyTTL:     time.Hour,
 		Demo:               false,
+		ExternalTypes:      []string{"resize_image", "transcode"},
 	}
 
 	t.Run("file", func(t *testing.T) {
@@ -187,11 +190,14 @@ shutdown_timeout: 90s
 log_level: debug
 log_format: text
 api_tokens: [alpha, beta]
+worker_tokens: [gamma]
 insecure: true
 max_body_bytes: 2048
 max_payload_bytes: 512
+max_result_bytes: 4096
 idempotency_ttl: 1h
 demo: false
+external_types: [resize_image, transcode]
 `)
 		cfg, err := loadConfig(t, []string{"--config", path})
 		require.NoError(t, err)
@@ -251,6 +257,9 @@ demo: false
 			"TROUPE_MAX_PAYLOAD_BYTES=512",
 			"TROUPE_IDEMPOTENCY_TTL=1h",
 			"TROUPE_DEMO=false",
+			"TROUPE_WORKER_TOKENS=gamma",
+			"TROUPE_MAX_RESULT_BYTES=4096",
+			"TROUPE_EXTERNAL_TYPES=resize_image,transcode",
 		)
 		require.NoError(t, err)
 		require.Equal(t, want, cfg)
@@ -291,6 +300,9 @@ demo: false
 			"--max-payload-bytes", "512",
 			"--idempotency-ttl", "1h",
 			"--demo=false",
+			"--worker-tokens", "gamma",
+			"--max-result-bytes", "4096",
+			"--external-types", "resize_image,transcode",
 		})
 		require.NoError(t, err)
 		require.Equal(t, want, cfg)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe/actors"
+	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
 	"github.com/troupe-go/troupe/persistence/pgstore"
@@ -60,6 +61,12 @@ func (c Config) validate(name func(key string) string) error {
 	if !slices.Contains(LogFormats(), c.LogFormat) {
 		bad("log_format", c.LogFormat, "must be one of %s", strings.Join(LogFormats(), ", "))
 	}
+
+	var demo []domain.JobType
+	if c.Demo {
+		demo = demoTypes()
+	}
+	errs.add("", c.checkHandlerTypes(name, demo)...)
 
 	// In the binary an option's zero is a value the user gave (the flags
 	// carry the defaults), so the libraries check the options as given;

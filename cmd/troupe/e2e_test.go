@@ -138,6 +138,8 @@ type apiClient struct {
 	t    *testing.T
 	base string
 	http *nethttp.Client
+	// token, when set, is sent as the bearer token.
+	token string
 }
 
 func newAPIClient(t *testing.T, base string) *apiClient {
@@ -162,6 +164,9 @@ func (c *apiClient) call(method, path string, body string) (int, []byte, error) 
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -141,9 +141,14 @@ func TestReadmeConfigReference(t *testing.T) {
 }
 
 // knownNonOptionVars are the TROUPE_ variables that are not options of
-// serve: the config file, the client's token and the tests' database.
+// serve: the config file, the client's token, the tests' database, and the
+// settings of the example workers (examples/workers).
 func knownNonOptionVars() []string {
-	return []string{envConfigFile, "TROUPE_API_TOKEN", "TROUPE_TEST_DATABASE_URL"}
+	return []string{
+		envConfigFile, "TROUPE_API_TOKEN", "TROUPE_TEST_DATABASE_URL",
+		"TROUPE_URL", "TROUPE_TOKEN", "TROUPE_WORKER_TYPES", "TROUPE_WORKER_CONCURRENCY",
+		"TROUPE_WORKER_LEASE", "TROUPE_WORKER_WAIT", "TROUPE_WORKER_NAME",
+	}
 }
 
 // envVarPattern matches a TROUPE_ variable name.

@@ -183,7 +183,8 @@ func (c *client) listSchedules(ctx context.Context, asJSON bool) error {
 	if asJSON {
 		return c.do(ctx, nethttp.MethodGet, "/schedules", nil, nil)
 	}
-	data, err := c.fetch(ctx, nethttp.MethodGet, "/schedules", nil, nil, nil)
+	// Decoded leniently, into the members the table shows.
+	data, err := c.fetch(ctx, nethttp.MethodGet, "/schedules", nil, nil)
 	if err != nil {
 		return err
 	}

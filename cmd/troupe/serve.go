@@ -36,6 +36,11 @@ jobs are declared only in the YAML file, under schedules: (see the README);
 the file owns them, so the API refuses to change them, and a schedule removed
 from the file is deleted at the next start.
 
+Job types run by external workers over HTTP (POST /workers/claim) are declared
+with --external-types; --worker-tokens gives those workers tokens that can
+only claim and report jobs. Job types handled by calling an HTTP endpoint are
+declared only in the YAML file, under webhooks: (see the runbook).
+
 On SIGINT or SIGTERM the server stops taking requests, lets running jobs
 finish for up to --shutdown-timeout, hands the others back to the queue for
 the next start, closes the store and exits 0. A second signal exits at once

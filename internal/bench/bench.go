@@ -36,8 +36,6 @@ const (
 	progressEvery      = time.Second
 	progressEveryOnTTY = 200 * time.Millisecond
 	progressBarWidth   = 24
-	// maxResponseBytes bounds what the bench reads of a health answer.
-	maxResponseBytes = 64 << 20
 )
 
 // ErrInterrupted ends a bench on SIGINT or SIGTERM; the command cancels the
@@ -67,4 +65,6 @@ type Bencher struct {
 	// StartServer starts an API server in this process for HTTP without a
 	// server of its own (see ServerStarter).
 	StartServer ServerStarter
+	// StartExternalServer starts the API server of External.
+	StartExternalServer ExternalServerStarter
 }

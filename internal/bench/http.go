@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
+	"github.com/troupe-go/troupe/http/client"
 	"github.com/troupe-go/troupe/internal/storeopen"
 )
 
@@ -76,20 +75,15 @@ func (b *Bencher) startServer(ctx context.Context) (*loadTarget, error) {
 
 // remoteTarget describes a running server; its pool size comes from its
 // health answer, when it gives one.
-func (b *Bencher) remoteTarget(ctx context.Context, client *nethttp.Client, base *url.URL) (*loadTarget, error) {
+func (b *Bencher) remoteTarget(ctx context.Context, c *client.Client, base *url.URL) (*loadTarget, error) {
 	t := &loadTarget{base: base, store: "remote", stop: func() error { return nil }}
-	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, base.String()+"/health", nil)
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the server at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	var h http.HealthResponse
-	if json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(&h) == nil {
+	h, err := c.Health(ctx)
+	var p *client.Problem
+	switch {
+	case err == nil:
 		t.workers = h.Workers.Size
+	case !errors.As(err, &p):
+		return nil, fmt.Errorf("cannot reach the server at %s: %w", base, err)
 	}
 	return t, nil
 }
@@ -107,17 +101,25 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 	// per host, and the others would reconnect for every request.
 	transport.MaxIdleConns = 2 * p.Concurrency
 	transport.MaxIdleConnsPerHost = p.Concurrency
-	client := &nethttp.Client{Transport: transport, Timeout: httpRequestTimeout}
-	defer client.CloseIdleConnections()
+	hc := &nethttp.Client{Transport: transport, Timeout: httpRequestTimeout}
+	defer hc.CloseIdleConnections()
 
 	var target *loadTarget
 	if p.Server == nil {
 		target, err = b.startServer(ctx)
 	} else {
-		target, err = b.remoteTarget(ctx, client, p.Server)
+		var c *client.Client
+		if c, err = newLoadClient(p.Server.String(), p.Token, hc); err == nil {
+			target, err = b.remoteTarget(ctx, c, p.Server)
+		}
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Each request is measured as it is: no retries.
+	c, err := newLoadClient(target.base.String(), p.Token, hc)
+	if err != nil {
+		return nil, errors.Join(err, target.stop())
 	}
 	defer func() { err = errors.Join(err, target.stop()) }()
 
@@ -132,7 +134,6 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 		}
 		path, perRequest = "/jobs/batch", int64(p.Batch)
 	}
-	endpoint := target.base.String() + path
 
 	var requests, accepted, failed atomic.Int64
 	var draining atomic.Bool
@@ -158,7 +159,7 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 			res := workerResult{errors: map[string]int64{}}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				start := time.Now()
-				status, err := b.post(ctx, client, endpoint, p.Token, body)
+				status, err := post(ctx, c, path, body)
 				took := time.Since(start)
 				switch {
 				case err != nil && ctx.Err() != nil:
@@ -225,24 +226,24 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 	}, nil
 }
 
-// post sends one submission and reads the answer to its end, so that the
-// connection is kept alive for the next.
-func (b *Bencher) post(ctx context.Context, client *nethttp.Client, endpoint, token string, body []byte) (int, error) {
-	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, endpoint, bytes.NewReader(body))
+// newLoadClient returns the API client of the load: the bench's own
+// transport, and no retries, so that each request is measured as it is.
+func newLoadClient(base, token string, hc *nethttp.Client) (*client.Client, error) {
+	c, err := client.New(base, client.WithToken(token), client.WithHTTPClient(hc), client.WithRetries(0),
+		client.WithUserAgent("troupe-bench"))
 	if err != nil {
-		return 0, fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	return c, nil
+}
+
+// post sends one submission and returns the answer's status; an error
+// only when there was no answer.
+func post(ctx context.Context, c *client.Client, path string, body json.RawMessage) (int, error) {
+	status, err := c.Do(ctx, nethttp.MethodPost, path, nil, body, nil)
+	var p *client.Problem
+	if errors.As(err, &p) {
+		return p.Status, nil
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return 0, fmt.Errorf("read answer: %w", err)
-	}
-	return resp.StatusCode, nil
+	return status, err
 }

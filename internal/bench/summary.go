@@ -36,8 +36,9 @@ type Summary struct {
 	// JobsPerSecond is the mode's throughput over Seconds: jobs completed
 	// (burndown, steady) or accepted (http).
 	JobsPerSecond float64 `json:"jobsPerSecond"`
-	// Latency is the enqueue-to-start latency (steady) or the request
-	// latency (http).
+	// Latency is the enqueue-to-start latency (steady), the request
+	// latency (http), or a single job's claim→complete round trip on an
+	// idle server (external).
 	Latency *Latency `json:"latency,omitempty"`
 	// Errors counts failures by kind: an HTTP status, "transport", or
 	// "queue full"; empty when there were none.
@@ -75,8 +76,24 @@ type Summary struct {
 	Requests int64 `json:"requests,omitempty"`
 	// RequestsPerSecond is Requests over Seconds (http).
 	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
-	// Server is the API's base URL (http).
+	// Server is the API's base URL (http, external).
 	Server string `json:"server,omitempty"`
+
+	// ExternalWorkers is the number of client.Workers (external).
+	ExternalWorkers int `json:"externalWorkers,omitempty"`
+	// RoundTrips is how many single-job claim→complete round trips Latency
+	// describes (external).
+	RoundTrips int `json:"roundTrips,omitempty"`
+	// Claims counts the workers' claims, OutcomeReports their outcome
+	// reports, empty ones included (external).
+	Claims         int64 `json:"claims,omitempty"`
+	OutcomeReports int64 `json:"outcomeReports,omitempty"`
+	// CPUSeconds is the CPU time the process (server and workers) used
+	// over Seconds (external): on a busy machine, what the work costs
+	// whatever share of the cores it got.
+	CPUSeconds float64 `json:"cpuSeconds,omitempty"`
+	// CPUMicrosPerJob is CPUSeconds per job completed, in microseconds.
+	CPUMicrosPerJob float64 `json:"cpuMicrosPerJob,omitempty"`
 }
 
 // Latency describes a latency distribution in milliseconds.
@@ -206,6 +223,15 @@ func (s *Summary) rows() [][2]string {
 			[2]string{"requests", fmt.Sprintf("%d in %s  (%s requests/s)", s.Requests, secs(s.Seconds), num(s.RequestsPerSecond))},
 			[2]string{"throughput", num(s.JobsPerSecond) + " jobs/s"},
 			[2]string{"latency", lat(s.Latency)})
+	case "external":
+		rows = append(rows,
+			[2]string{"server", s.Server},
+			[2]string{"jobs", fmt.Sprintf("%d, inserted in %s  (%s jobs/s)", s.Jobs, secs(s.InsertSeconds), num(s.InsertsPerSecond))},
+			[2]string{"client workers", fmt.Sprintf("%d, claiming %d at a time", s.ExternalWorkers, s.Batch)},
+			[2]string{"throughput", fmt.Sprintf("%s jobs/s over %s (outcome committed)", num(s.JobsPerSecond), secs(s.Seconds))},
+			[2]string{"requests", fmt.Sprintf("%d claims, %d outcome reports", s.Claims, s.OutcomeReports)},
+			[2]string{"cpu", fmt.Sprintf("%s (server and workers), %.0f µs a job", secs(s.CPUSeconds), s.CPUMicrosPerJob)},
+			[2]string{"claim→complete", fmt.Sprintf("%s  (%d round trips, idle server)", lat(s.Latency), s.RoundTrips)})
 	}
 	if s.Completed != nil {
 		rows = append(rows, [2]string{"completed", strconv.FormatInt(*s.Completed, 10)})
