@@ -699,3 +699,28 @@ func TestExternal_RefusedOutcomeKeepsAttemptRunning(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, domain.StatusCompleted, done.Status)
 }
+
+func TestExternal_RetryFallsDueToAWaitingClaim(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	e := startExternal(t, nil, nil, WithClock(clock))
+	job := e.submit(t, SubmitParams{MaxAttempts: 3})
+	c := e.claim(t, ClaimParams{})[0]
+	got, err := e.sys.FailJob(context.Background(), job.ID, c.LeaseToken, FailParams{Error: "later", RetryIn: 30 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusScheduled, got.Status)
+
+	claimed := make(chan []ClaimedJob, 1)
+	go func() {
+		jobs, err := e.sys.ClaimJobs(context.Background(), ClaimParams{Types: []domain.JobType{"ext"}, Wait: time.Minute})
+		require.NoError(t, err)
+		claimed <- jobs
+	}()
+	waitFor(t, func() bool { return e.waiters() == 1 })
+	// The scheduler promotes the retry when due; the waiting claim gets it.
+	waitFor(t, func() bool { return clock.pendingAt(got.RunAt) })
+	clock.advance(30 * time.Second)
+	again := <-claimed
+	require.Equal(t, []uuid.UUID{job.ID}, claimedIDs(again))
+	require.Equal(t, 2, again[0].Job.Attempts)
+}
