@@ -162,8 +162,9 @@ func (a *jobActor) writeProgress() {
 // written.
 func (a *jobActor) endProgress() *domain.Job {
 	a.stopProgressTimer()
+	job := a.withLatestProgress()
 	a.reporter = nil
-	return a.withLatestProgress()
+	return job
 }
 
 // withLatestProgress returns the last snapshot written, or a copy of it
