@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,10 +106,31 @@ type Handler struct {
 	now      func() time.Time
 }
 
-// reserved are the headers the protocol sets; Config.Headers may not.
-var reserved = map[string]bool{
-	"Content-Type": true, "Content-Length": true, "Host": true, "User-Agent": true,
-	"Idempotency-Key": true, SignatureHeader: true, "Transfer-Encoding": true, "Connection": true,
+// ReservedHeaders lists, sorted, the headers the protocol sets on every
+// call; Config.Headers may not replace them, or the receiver could not
+// trust the signature, deduplicate by the idempotency key or read the body.
+func ReservedHeaders() []string {
+	return []string{"Connection", "Content-Length", "Content-Type", "Host", "Idempotency-Key",
+		SignatureHeader, "Transfer-Encoding", "User-Agent"}
+}
+
+// CheckHeader says why a configured header cannot go with every call: a
+// name that is not an HTTP token, a header the protocol sets, or a line
+// break or NUL in the value; nil when it can. The error never shows the
+// value, which may be a credential.
+func CheckHeader(name, value string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("%q is not a valid header name", name)
+	}
+	canonical := textproto.CanonicalMIMEHeaderKey(name)
+	if slices.Contains(ReservedHeaders(), canonical) {
+		return fmt.Errorf("cannot set %s: the webhook protocol sets it on every call (reserved: %s)",
+			canonical, strings.Join(ReservedHeaders(), ", "))
+	}
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return fmt.Errorf("the value of %s has a line break or a NUL", name)
+	}
+	return nil
 }
 
 // New checks cfg and returns its handler. A bad field gives an error
@@ -143,14 +165,8 @@ func New(cfg Config, opts ...Option) (*Handler, error) {
 	}
 	headers := make(http.Header, len(cfg.Headers))
 	for name, value := range cfg.Headers {
-		if !validHeaderName(name) {
-			return nil, bad("headers", "has an invalid name %q", name)
-		}
-		if reserved[textproto.CanonicalMIMEHeaderKey(name)] {
-			return nil, bad("headers", "cannot set %s: the webhook protocol sets it", textproto.CanonicalMIMEHeaderKey(name))
-		}
-		if strings.ContainsAny(value, "\r\n\x00") {
-			return nil, bad("headers", "%s has a line break or NUL in its value", name)
+		if err := CheckHeader(name, value); err != nil {
+			return nil, bad("headers", "%v", err)
 		}
 		headers.Set(name, value)
 	}

@@ -199,7 +199,7 @@ webhooks:
 		},
 		"reserved header": {
 			yaml: "webhooks: [{type: a, url: http://h/, headers: {troupe-signature: forged}}]\n",
-			want: `webhooks[0] ("a"): headers: troupe-signature is set by troupe on every call`,
+			want: `webhooks[0] ("a"): headers: cannot set Troupe-Signature: the webhook protocol sets it on every call`,
 		},
 		"bad header name": {
 			yaml: "webhooks: [{type: a, url: http://h/, headers: {\"X Bad\": v}}]\n",
