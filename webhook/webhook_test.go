@@ -413,7 +413,7 @@ func TestNew_Validation(t *testing.T) {
 		{"NegativeTimeout", webhook.Config{Type: "t", URL: "http://x", Timeout: -time.Second}, "timeout must be between"},
 		{"LongTimeout", webhook.Config{Type: "t", URL: "http://x", Timeout: 2 * time.Hour}, "timeout must be between"},
 		{"ReservedHeader", webhook.Config{Type: "t", URL: "http://x", Headers: map[string]string{"idempotency-key": "x"}}, "cannot set Idempotency-Key"},
-		{"BadHeaderName", webhook.Config{Type: "t", URL: "http://x", Headers: map[string]string{"X Y": "x"}}, "invalid name"},
+		{"BadHeaderName", webhook.Config{Type: "t", URL: "http://x", Headers: map[string]string{"X Y": "x"}}, "is not a valid header name"},
 		{"BadHeaderValue", webhook.Config{Type: "t", URL: "http://x", Headers: map[string]string{"X-Y": "a\r\nB: c"}}, "line break"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
