@@ -367,3 +367,16 @@ func newTestJob(t testing.TB, status domain.Status) *domain.Job {
 
 // jobsPath is the path of a job.
 func jobsPath(id uuid.UUID) string { return "/jobs/" + id.String() }
+
+// requireInvalidFields checks that rec is a 400 validation problem naming
+// exactly fields, in order, each with a message.
+func requireInvalidFields(t *testing.T, rec *httptest.ResponseRecorder, fields []string) {
+	t.Helper()
+	p := requireProblem(t, rec, 400, ProblemTypeValidation)
+	var got []string
+	for _, f := range p.Errors {
+		got = append(got, f.Field)
+		require.NotEmpty(t, f.Message, "field %s", f.Field)
+	}
+	require.Equal(t, fields, got, p.Detail)
+}

@@ -162,14 +162,7 @@ func TestSchedulePut(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{}) // Schedule must not be called
 
-				p := requireProblem(t, b.do(t, request{method: "PUT", target: tc.path, body: tc.body}), 400, ProblemTypeValidation)
-
-				var fields []string
-				for _, f := range p.Errors {
-					fields = append(fields, f.Field)
-					require.NotEmpty(t, f.Message)
-				}
-				require.Equal(t, tc.fields, fields, p.Detail)
+				requireInvalidFields(t, b.do(t, request{method: "PUT", target: tc.path, body: tc.body}), tc.fields)
 			})
 		}
 	})

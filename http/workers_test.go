@@ -95,13 +95,7 @@ func TestClaim(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				p := requireProblem(t, b.do(t, request{method: "POST", target: "/workers/claim", body: tc.body}),
-					nethttp.StatusBadRequest, ProblemTypeValidation)
-				var fields []string
-				for _, f := range p.Errors {
-					fields = append(fields, f.Field)
-				}
-				require.Equal(t, tc.fields, fields, p.Detail)
+				requireInvalidFields(t, b.do(t, request{method: "POST", target: "/workers/claim", body: tc.body}), tc.fields)
 			})
 		}
 	})
@@ -298,12 +292,7 @@ func TestHeartbeat(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				p := requireProblem(t, b.do(t, request{method: "POST", target: path, body: tc.body}), nethttp.StatusBadRequest, ProblemTypeValidation)
-				var fields []string
-				for _, f := range p.Errors {
-					fields = append(fields, f.Field)
-				}
-				require.Equal(t, tc.fields, fields, p.Detail)
+				requireInvalidFields(t, b.do(t, request{method: "POST", target: path, body: tc.body}), tc.fields)
 			})
 		}
 	})
@@ -463,12 +452,7 @@ func TestFail(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				p := requireProblem(t, b.do(t, request{method: "POST", target: path, body: tc.body}), nethttp.StatusBadRequest, ProblemTypeValidation)
-				var fields []string
-				for _, f := range p.Errors {
-					fields = append(fields, f.Field)
-				}
-				require.Equal(t, tc.fields, fields, p.Detail)
+				requireInvalidFields(t, b.do(t, request{method: "POST", target: path, body: tc.body}), tc.fields)
 			})
 		}
 	})
@@ -547,12 +531,7 @@ func TestOutcomes(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, Config{})
-				p := requireProblem(t, b.do(t, request{method: "POST", target: "/workers/outcomes", body: tc.body}), nethttp.StatusBadRequest, ProblemTypeValidation)
-				var fields []string
-				for _, f := range p.Errors {
-					fields = append(fields, f.Field)
-				}
-				require.Equal(t, tc.fields, fields, p.Detail)
+				requireInvalidFields(t, b.do(t, request{method: "POST", target: "/workers/outcomes", body: tc.body}), tc.fields)
 			})
 		}
 	})
