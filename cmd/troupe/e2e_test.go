@@ -123,6 +123,11 @@ type jobJSON struct {
 	Attempts    int             `json:"attempts"`
 	MaxAttempts int             `json:"maxAttempts"`
 	LastError   string          `json:"lastError"`
+	Result      json.RawMessage `json:"result"`
+	Progress    *struct {
+		Percent float64 `json:"percent"`
+		Message string  `json:"message"`
+	} `json:"progress"`
 }
 
 // listJSON is the answer of GET /jobs.

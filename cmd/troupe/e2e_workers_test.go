@@ -26,15 +26,9 @@ import (
 // The end-to-end tests of the worker protocol: the real binary, and the
 // example workers of examples/workers run as the user would run them.
 
-// workerJobJSON is a job on the wire with what the worker protocol adds.
+// workerJobJSON is a claimed job on the wire: the job and its lease.
 type workerJobJSON struct {
 	jobJSON
-	Result   json.RawMessage `json:"result"`
-	Progress *struct {
-		Percent float64 `json:"percent"`
-		Message string  `json:"message"`
-	} `json:"progress"`
-	// Set on claimed jobs only.
 	Attempt        int    `json:"attempt"`
 	LeaseToken     string `json:"leaseToken"`
 	LeaseExpiresAt string `json:"leaseExpiresAt"`
@@ -164,36 +158,8 @@ func startExternalServer(t *testing.T, extra ...string) (*serverProcess, *apiCli
 	return srv, newAPIClient(t, srv.waitReady())
 }
 
-// getFull reads a job with its result and progress.
-func (c *apiClient) getFull(id string) (workerJobJSON, error) {
-	status, data, err := c.call(nethttp.MethodGet, "/jobs/"+id, "")
-	if err != nil {
-		return workerJobJSON{}, err
-	}
-	if status != nethttp.StatusOK {
-		return workerJobJSON{}, fmt.Errorf("GET /jobs/%s: %d %s", id, status, data)
-	}
-	var job workerJobJSON
-	return job, json.Unmarshal(data, &job)
-}
-
-// waitFull waits until the job has status and returns it with its result.
-func (c *apiClient) waitFull(id, status string) workerJobJSON {
-	c.t.Helper()
-	var job workerJobJSON
-	waitFor(c.t, waitTimeout, fmt.Sprintf("job %s to be %s", id, status), func() (bool, error) {
-		var err error
-		job, err = c.getFull(id)
-		if err != nil {
-			return false, err
-		}
-		return job.Status == status, fmt.Errorf("status is %s (attempts %d, last error %q)", job.Status, job.Attempts, job.LastError)
-	})
-	return job
-}
-
 // wordCount reads a word_count job's result.
-func wordCount(t *testing.T, job workerJobJSON) wordCountResult {
+func wordCount(t *testing.T, job jobJSON) wordCountResult {
 	t.Helper()
 	require.NotEmpty(t, job.Result, "job %s has no result", job.ID)
 	var r wordCountResult
@@ -230,17 +196,17 @@ func TestE2EPythonWorker(t *testing.T) {
 	bad := api.submit("word_count", `{"text": 42}`, 5).ID
 
 	for id, text := range texts {
-		job := api.waitFull(id, "completed")
+		job := api.waitStatus(id, "completed")
 		r := wordCount(t, job)
 		require.Equal(t, wordCountResult{Words: len(strings.Fields(text)), Chars: len(text), Worker: "py-1"}, r)
 		require.Equal(t, 1, job.Attempts)
 	}
-	failed := api.waitFull(bad, "failed")
+	failed := api.waitStatus(bad, "failed")
 	require.Equal(t, 1, failed.Attempts, "bad input is a permanent failure: no retry")
 	require.Contains(t, failed.LastError, `"text" string`)
 	require.Empty(t, failed.Result)
 
-	longJob := api.waitFull(long, "completed")
+	longJob := api.waitStatus(long, "completed")
 	require.Equal(t, 1, longJob.Attempts, "heartbeats kept the 5s lease of an 8s job")
 	require.Equal(t, 6, wordCount(t, longJob).Words)
 	require.NotNil(t, longJob.Progress, "heartbeats carried progress")
@@ -251,7 +217,7 @@ func TestE2EPythonWorker(t *testing.T) {
 	canceled := api.submitText("never finishes", 600_000, 3)
 	api.waitStatus(canceled, "running")
 	api.mustCall(nethttp.MethodDelete, "/jobs/"+canceled, "", nethttp.StatusOK)
-	job := api.waitFull(canceled, "canceled")
+	job := api.waitStatus(canceled, "canceled")
 	require.Equal(t, 1, job.Attempts)
 	_, stopped := worker.logs.find("job canceled by a user: stopping it")
 	require.True(t, stopped)
@@ -262,7 +228,7 @@ func TestE2EPythonWorker(t *testing.T) {
 	api.waitStatus(last, "running")
 	require.NoError(t, worker.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, worker.waitExit())
-	require.Equal(t, 4, wordCount(t, api.waitFull(last, "completed")).Words)
+	require.Equal(t, 4, wordCount(t, api.waitStatus(last, "completed")).Words)
 	_, ok := worker.logs.find("worker stopped")
 	require.True(t, ok)
 }
@@ -282,11 +248,11 @@ func TestE2EShellWorker(t *testing.T) {
 	slow := api.submitText("longer than the heartbeat interval", 2500, 1)
 	bad := api.submit("word_count", `{"words": "no text"}`, 5).ID
 	for id, text := range texts {
-		job := api.waitFull(id, "completed")
+		job := api.waitStatus(id, "completed")
 		require.Equal(t, wordCountResult{Words: len(strings.Fields(text)), Chars: len(text), Worker: "shell"}, wordCount(t, job))
 	}
-	require.Equal(t, 5, wordCount(t, api.waitFull(slow, "completed")).Words)
-	failed := api.waitFull(bad, "failed")
+	require.Equal(t, 5, wordCount(t, api.waitStatus(slow, "completed")).Words)
+	failed := api.waitStatus(bad, "failed")
 	require.Equal(t, 1, failed.Attempts)
 	require.Contains(t, failed.LastError, `"text" string`)
 
@@ -343,7 +309,7 @@ func killMidJob(t *testing.T, first, second *apiClient) {
 
 	startPythonWorker(t, second.base, "TROUPE_WORKER_LEASE=5s", "TROUPE_WORKER_WAIT=1s",
 		"TROUPE_WORKER_CONCURRENCY=1", "TROUPE_WORKER_NAME=survivor")
-	job := second.waitFull(id, "completed")
+	job := second.waitStatus(id, "completed")
 	require.Equal(t, 2, job.Attempts, "the killed attempt counts, the second completes")
 	require.Equal(t, "survivor", wordCount(t, job).Worker)
 	t.Logf("completed %s after the kill", time.Since(killedAt).Round(10*time.Millisecond))
@@ -427,7 +393,7 @@ func TestE2ELateOutcomeIsRefused(t *testing.T) {
 	require.Equal(t, 1, slow.Attempt)
 	// No heartbeat: the lease lapses and the job waits for its next attempt.
 	waitFor(t, 2*waitTimeout, "the lease to lapse", func() (bool, error) {
-		job, err := api.getFull(id)
+		job, err := api.get(id)
 		return err == nil && job.Status != "running", fmt.Errorf("status %s: %w", job.Status, err)
 	})
 	status, body := api.report(id, "complete", map[string]any{"leaseToken": slow.LeaseToken, "result": "slow"})
@@ -443,7 +409,7 @@ func TestE2ELateOutcomeIsRefused(t *testing.T) {
 	requireLeaseLost(t, status, body)
 	status, body = api.report(id, "fail", map[string]any{"leaseToken": slow.LeaseToken, "error": "slow gave up", "permanent": true})
 	requireLeaseLost(t, status, body)
-	running, err := api.getFull(id)
+	running, err := api.get(id)
 	require.NoError(t, err)
 	require.Equal(t, "running", running.Status)
 
@@ -453,7 +419,7 @@ func TestE2ELateOutcomeIsRefused(t *testing.T) {
 	status, body = api.report(id, "complete", map[string]any{"leaseToken": slow.LeaseToken, "result": "slow"})
 	requireLeaseLost(t, status, body)
 
-	job := api.waitFull(id, "completed")
+	job := api.waitStatus(id, "completed")
 	require.JSONEq(t, `{"by":"fast"}`, string(job.Result))
 	require.Equal(t, 2, job.Attempts)
 }
@@ -562,12 +528,12 @@ webhooks:
 	require.Equal(t, "webhook", runBy["reject_image"])
 
 	ok := api.submit("resize_image", `{"src":"cat.png","w":64}`, 3)
-	job := api.waitFull(ok.ID, "completed")
+	job := api.waitStatus(ok.ID, "completed")
 	require.Equal(t, 2, job.Attempts)
 	require.JSONEq(t, fmt.Sprintf(`{"thumbnail":"thumb-%s.png","attempt":2}`, ok.ID), string(job.Result))
 
 	rejected := api.submit("reject_image", `{"src":"empty.png"}`, 5)
-	failed := api.waitFull(rejected.ID, "failed")
+	failed := api.waitStatus(rejected.ID, "failed")
 	require.Equal(t, 1, failed.Attempts, "a 4xx is permanent")
 	require.Contains(t, failed.LastError, "422")
 	require.Contains(t, failed.LastError, "unprocessable: size 0x0")
@@ -623,7 +589,7 @@ func TestE2EWorkersAcrossNodes(t *testing.T) {
 	require.False(t, hb.CancelRequested)
 	status, body := c.report(id, "complete", map[string]any{"leaseToken": claimed.LeaseToken, "result": map[string]any{"words": 4}})
 	require.Equal(t, nethttp.StatusOK, status, "%s", body)
-	done := a.waitFull(id, "completed")
+	done := a.waitStatus(id, "completed")
 	require.JSONEq(t, `{"words":4}`, string(done.Result))
 
 	// Claimed through A, canceled through C, learned through B.
@@ -636,7 +602,7 @@ func TestE2EWorkersAcrossNodes(t *testing.T) {
 	})
 	status, body = b.report(id, "fail", map[string]any{"leaseToken": claimed.LeaseToken, "error": "stopped: canceled"})
 	require.Equal(t, nethttp.StatusOK, status, "%s", body)
-	c.waitFull(id, "canceled")
+	c.waitStatus(id, "canceled")
 
 	for _, p := range procs {
 		p.signal(syscall.SIGTERM)
@@ -654,7 +620,7 @@ func TestE2EWorkerToken(t *testing.T) {
 	api.token = apiToken
 	startPythonWorker(t, api.base, "TROUPE_TOKEN="+workerToken, "TROUPE_WORKER_WAIT=1s", "TROUPE_WORKER_NAME=tokened")
 	id := api.submitText("with a worker token", 0, 1)
-	require.Equal(t, "tokened", wordCount(t, api.waitFull(id, "completed")).Worker)
+	require.Equal(t, "tokened", wordCount(t, api.waitStatus(id, "completed")).Worker)
 
 	worker := newAPIClient(t, api.base)
 	worker.token = workerToken
