@@ -91,23 +91,25 @@ type ScheduleParams struct {
 	CatchUp  domain.CatchUp
 }
 
-// ScheduleFieldError is a schedule refused for one of its fields: "name",
-// "cron", "timezone", "catchUp", "job" or "job.<member>". It wraps the
-// reason, so errors.Is still sees ErrInvalid or ErrUnknownJobType; its
-// text is "<field>: <reason>".
-type ScheduleFieldError struct {
+// FieldError is an input refused for one of its fields, named as in the
+// HTTP API's JSON: a schedule's "name", "cron", "timezone", "catchUp",
+// "job" or "job.<member>"; a claim's "types", "queues", "max", "wait",
+// "worker" or "lease"; an outcome's "leaseToken", "result", "error" or
+// "retryIn". It wraps the reason, so errors.Is still sees ErrInvalid or
+// ErrUnknownJobType; its text is "<field>: <reason>".
+type FieldError struct {
 	Field string
 	Err   error
 }
 
-func (e *ScheduleFieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the reason.
-func (e *ScheduleFieldError) Unwrap() error { return e.Err }
+func (e *FieldError) Unwrap() error { return e.Err }
 
-// invalidField is a ScheduleFieldError of a broken rule (ErrInvalid).
+// invalidField is a FieldError of a broken rule (ErrInvalid).
 func invalidField(field, format string, args ...any) error {
-	return &ScheduleFieldError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{domain.ErrInvalid}, args...)...)}
+	return &FieldError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{domain.ErrInvalid}, args...)...)}
 }
 
 // ScheduleInfo is a schedule as the runtime sees it.

@@ -383,10 +383,6 @@ func (s *System) externalEnd(o Outcome) (*externalEnd, error) {
 	return e, nil
 }
 
-// FieldError is an input error that names the field it is about, for the
-// HTTP API's problem details; errors.Is sees the wrapped error.
-type FieldError = ScheduleFieldError
-
 // SetResult records v as the result of the attempt whose handler got ctx:
 // see domain.SetResult. A result over Config.MaxResultBytes fails the
 // attempt, whatever the handler returns.

@@ -192,7 +192,7 @@ func scheduleSubmitParams(sc *domain.Schedule) SubmitParams {
 // defaults written out (timezone UTC, catch-up skip).
 func (s *System) scheduleFrom(p ScheduleParams, source domain.ScheduleSource, now time.Time) (*domain.Schedule, error) {
 	if err := domain.ValidateScheduleName(p.Name); err != nil {
-		return nil, &ScheduleFieldError{Field: "name", Err: err}
+		return nil, &FieldError{Field: "name", Err: err}
 	}
 	if err := checkCron(p.Cron, p.Timezone, now); err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (s *System) checkScheduledJob(sc *domain.Schedule, now time.Time) error {
 		{"job", scheduleSubmitParams(sc)},
 	} {
 		if _, err := s.newJob(c.p, now); err != nil {
-			return &ScheduleFieldError{Field: c.field, Err: err}
+			return &FieldError{Field: c.field, Err: err}
 		}
 	}
 	return nil

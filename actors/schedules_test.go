@@ -396,7 +396,7 @@ func TestSchedules_ValidationNamesTheField(t *testing.T) {
 		_, _, err := sys.Schedule(context.Background(), p)
 		require.ErrorIs(t, err, tc.is, tc.field)
 		require.Contains(t, err.Error(), tc.field+": ", tc.field)
-		var fe *ScheduleFieldError
+		var fe *FieldError
 		require.ErrorAs(t, err, &fe, tc.field)
 		require.Equal(t, tc.field, fe.Field)
 	}

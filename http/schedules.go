@@ -345,7 +345,7 @@ func (s *Server) decodeScheduledJob(raw json.RawMessage) (job domain.ScheduledJo
 
 // scheduleError turns the runtime's refusal of a schedule into the
 // client's error: an unknown job type names the registered ones, and a
-// rule broken names its field (actors.ScheduleFieldError).
+// rule broken names its field (actors.FieldError).
 func (s *Server) scheduleError(p actors.ScheduleParams, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrUnknownJobType):
@@ -353,7 +353,7 @@ func (s *Server) scheduleError(p actors.ScheduleParams, err error) error {
 	case errors.Is(err, domain.ErrPayloadTooLarge):
 		return err
 	case errors.Is(err, domain.ErrInvalid):
-		var fe *actors.ScheduleFieldError
+		var fe *actors.FieldError
 		if errors.As(err, &fe) {
 			ve := newValidationError(FieldError{Field: fe.Field, Message: strings.TrimPrefix(fe.Err.Error(), domain.ErrInvalid.Error()+": ")})
 			ve.cause = err

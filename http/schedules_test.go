@@ -169,13 +169,13 @@ func TestSchedulePut(t *testing.T) {
 
 	t.Run("RuntimeRefusalNamesTheField", func(t *testing.T) {
 		t.Parallel()
-		// The runtime names the field with an actors.ScheduleFieldError,
+		// The runtime names the field with an actors.FieldError,
 		// however deep it wraps it.
 		for field, err := range map[string]error{
-			"cron":         fmt.Errorf("schedule %q: %w", "a", &actors.ScheduleFieldError{Field: "cron", Err: fmt.Errorf("%w: %q: expected 5 to 6 fields, found 3", domain.ErrInvalid, "* * *")}),
-			"timezone":     &actors.ScheduleFieldError{Field: "timezone", Err: fmt.Errorf("%w: unknown time zone %q", domain.ErrInvalid, "X/Y")},
-			"catchUp":      fmt.Errorf("schedule %q: %w", "a", &actors.ScheduleFieldError{Field: "catchUp", Err: fmt.Errorf("%w: must be %q or %q", domain.ErrInvalid, "skip", "one")}),
-			"job.priority": fmt.Errorf("schedule %q: %w", "a", &actors.ScheduleFieldError{Field: "job.priority", Err: fmt.Errorf("%w: priority must be from 1 to 9", domain.ErrInvalid)}),
+			"cron":         fmt.Errorf("schedule %q: %w", "a", &actors.FieldError{Field: "cron", Err: fmt.Errorf("%w: %q: expected 5 to 6 fields, found 3", domain.ErrInvalid, "* * *")}),
+			"timezone":     &actors.FieldError{Field: "timezone", Err: fmt.Errorf("%w: unknown time zone %q", domain.ErrInvalid, "X/Y")},
+			"catchUp":      fmt.Errorf("schedule %q: %w", "a", &actors.FieldError{Field: "catchUp", Err: fmt.Errorf("%w: must be %q or %q", domain.ErrInvalid, "skip", "one")}),
+			"job.priority": fmt.Errorf("schedule %q: %w", "a", &actors.FieldError{Field: "job.priority", Err: fmt.Errorf("%w: priority must be from 1 to 9", domain.ErrInvalid)}),
 		} {
 			t.Run(field, func(t *testing.T) {
 				t.Parallel()
