@@ -667,3 +667,67 @@ webhooks:
 	require.NotContains(t, out, "s3cret-value")
 	require.NotContains(t, out, "t0p-secret")
 }
+
+// TestE2EServerKilledWhileAWorkerHoldsAJob kills the server (-9) while an
+// external worker holds a job. On Badger the restarted server counts the
+// attempt as interrupted: the worker's late outcome gets 409, and the job
+// is claimed again and completes. On PostgreSQL the lease lives in the
+// database, so the worker reports through another node as if nothing had
+// happened.
+func TestE2EServerKilledWhileAWorkerHoldsAJob(t *testing.T) {
+	t.Parallel()
+	types := []string{"word_count"}
+	t.Run("badger", func(t *testing.T) {
+		t.Parallel()
+		env := childEnv("TROUPE_DATA_DIR="+t.TempDir(), "TROUPE_HTTP_ADDR=127.0.0.1:0", "TROUPE_EXTERNAL_TYPES=word_count")
+		srv := startServer(t, env)
+		api := newAPIClient(t, srv.waitReady())
+		id := api.submitText("held while the server dies", 0, 3)
+		held := api.claimOne(types, "30s")
+		require.Equal(t, id, held.ID)
+		srv.signal(syscall.SIGKILL)
+		srv.waitExit()
+
+		api = newAPIClient(t, startServer(t, env).waitReady())
+		status, body := api.report(id, "complete", map[string]any{"leaseToken": held.LeaseToken, "result": map[string]any{"words": 5}})
+		requireLeaseLost(t, status, body)
+		again := api.claimOne(types, "30s")
+		require.Equal(t, id, again.ID)
+		require.Equal(t, 2, again.Attempt, "the attempt the kill interrupted counts")
+		status, body = api.report(id, "complete", map[string]any{"leaseToken": again.LeaseToken, "result": map[string]any{"words": 5}})
+		require.Equal(t, nethttp.StatusOK, status, "%s", body)
+		done := api.waitStatus(id, "completed")
+		require.JSONEq(t, `{"words":5}`, string(done.Result))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.URL(t)
+		schema := pgtest.RandomSchema(t)
+		pgtest.DropSchemaOnCleanup(t, dbURL, schema)
+		procs := make([]*serverProcess, 2)
+		nodes := make([]*apiClient, 2)
+		for i, name := range []string{"node-a", "node-b"} {
+			procs[i] = startServer(t, childEnv(
+				"TROUPE_STORE=postgres", "TROUPE_DATABASE_URL="+dbURL, "TROUPE_DATABASE_SCHEMA="+schema,
+				"TROUPE_NODE="+name, "TROUPE_HTTP_ADDR=127.0.0.1:0", "TROUPE_EXTERNAL_TYPES=word_count",
+				"TROUPE_LEASE_DURATION=1s", "TROUPE_RESCUE_INTERVAL=200ms", "TROUPE_POLL_INTERVAL=200ms",
+			))
+			nodes[i] = newAPIClient(t, procs[i].waitReady())
+		}
+		id := nodes[0].submitText("held while its node dies", 0, 3)
+		held := nodes[0].claimOne(types, "30s")
+		require.Equal(t, id, held.ID)
+		procs[0].signal(syscall.SIGKILL)
+		procs[0].waitExit()
+
+		// Past the dead node's own lease and several rescues: the worker's
+		// lease is its own, and still holds.
+		time.Sleep(2 * time.Second)
+		require.False(t, nodes[1].heartbeat(id, held.LeaseToken).CancelRequested)
+		status, body := nodes[1].report(id, "complete", map[string]any{"leaseToken": held.LeaseToken, "result": map[string]any{"words": 5}})
+		require.Equal(t, nethttp.StatusOK, status, "%s", body)
+		done := nodes[1].waitStatus(id, "completed")
+		require.Equal(t, 1, done.Attempts, "one attempt: the node's death did not interrupt the worker's")
+		require.JSONEq(t, `{"words":5}`, string(done.Result))
+	})
+}
