@@ -30,6 +30,9 @@ type SubmitParams struct {
 	UniqueKey string
 	// UniqueFor keeps the key held for this long after the job finished.
 	UniqueFor time.Duration
+	// Key groups the job for its queue's per-key flow settings (one
+	// customer, one tenant; see domain.QueueSettings); empty means none.
+	Key string
 	// Timeout ends each attempt's context after this long. 0 means the
 	// type's default (WithTimeout) or else Config.JobTimeout; NoTimeout
 	// means none.
@@ -64,6 +67,9 @@ type QueueInfo struct {
 	// Limit caps how many of the queue's jobs run at once on this node
 	// (Config.QueueLimits); 0 means no cap but the pool's.
 	Limit int
+	// Waiting counts the queue's pending, due jobs that its flow settings
+	// hold back, by reason; nil when none wait.
+	Waiting map[domain.WaitReason]int
 }
 
 // RegisterOption configures a job type at Register.

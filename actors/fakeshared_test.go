@@ -162,6 +162,16 @@ func (q *fakeSharedQueue) CancelJob(_ context.Context, id uuid.UUID) (*domain.Jo
 	return nil, domain.ErrNotFound
 }
 
+func (q *fakeSharedQueue) FlowWaiting(context.Context, []uuid.UUID) (map[uuid.UUID]domain.WaitReason, error) {
+	return nil, nil
+}
+
+func (q *fakeSharedQueue) WaitingCounts(context.Context) ([]domain.WaitingCount, error) {
+	return nil, nil
+}
+
+func (q *fakeSharedQueue) FlowWakeAfter(context.Context) (time.Duration, error) { return 0, nil }
+
 func (q *fakeSharedQueue) CancelRequests(context.Context, string) ([]uuid.UUID, error) {
 	return nil, nil
 }

@@ -91,6 +91,15 @@ type jobSource interface {
 	// reportOutcomes applies ends (nil entries were refused already: their
 	// results hold the error) and fills in results.
 	reportOutcomes(ctx context.Context, ends []*externalEnd, results []OutcomeResult)
+
+	// Flow control (domain.QueueSettings). settingsChanged tells this
+	// node's runtime that a queue's settings changed; the System stored
+	// them already. flowWaiting sets WaitingFor on the pending jobs among
+	// jobs that flow settings hold back (the others keep it empty), and
+	// waitingCounts counts those jobs by queue and reason. Any goroutine.
+	settingsChanged(name string, settings domain.QueueSettings)
+	flowWaiting(ctx context.Context, jobs []*domain.Job) error
+	waitingCounts(ctx context.Context) ([]domain.WaitingCount, error)
 }
 
 // newJobSource chooses the source of a System at New.

@@ -339,6 +339,7 @@ func (s *System) newJob(p SubmitParams, now time.Time) (*domain.Job, error) {
 	job.Queue = cmp.Or(p.Queue, domain.DefaultQueue)
 	job.Priority = cmp.Or(p.Priority, domain.DefaultPriority)
 	job.UniqueKey, job.UniqueFor = p.UniqueKey, p.UniqueFor
+	job.Key = p.Key
 	job.Schedule = p.schedule
 	job.Timeout = max(cmp.Or(p.Timeout, opts.timeout, s.core.cfg.JobTimeout), 0)
 	if err := job.Validate(); err != nil {
@@ -362,9 +363,15 @@ func runAtOf(p SubmitParams, now time.Time) (time.Time, error) {
 	return p.RunAt, nil
 }
 
-// Get returns a job as last stored.
+// Get returns a job as last stored, with WaitingFor filled in when it is
+// pending and held back by flow settings.
 func (s *System) Get(ctx context.Context, id uuid.UUID) (*domain.Job, error) {
-	return s.core.store.Get(ctx, id)
+	job, err := s.core.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.fillWaitingFor(ctx, []*domain.Job{job})
+	return job, nil
 }
 
 // List returns a page of jobs, oldest first, and how many match.
@@ -377,7 +384,12 @@ func (s *System) List(ctx context.Context, f domain.Filter) (domain.Page, error)
 			return domain.Page{}, fmt.Errorf("%w: unknown status %q", domain.ErrInvalid, st)
 		}
 	}
-	return s.core.store.List(ctx, f)
+	page, err := s.core.store.List(ctx, f)
+	if err != nil {
+		return page, err
+	}
+	s.fillWaitingFor(ctx, page.Jobs)
+	return page, nil
 }
 
 // Cancel cancels a job. A scheduled or pending job is canceled at once. A running job's

@@ -65,6 +65,13 @@ type Job struct {
 	// Progress is what the running (or last) attempt last reported; nil
 	// when it reported nothing.
 	Progress *Progress
+	// Key groups jobs for their queue's per-key flow settings (one
+	// customer, one tenant): see QueueSettings. Empty means none.
+	Key string
+	// WaitingFor says why a pending job does not start though it is due:
+	// its queue's or its key's flow settings. It is never stored: the
+	// runtime fills it in when it reads a job for a caller.
+	WaitingFor WaitReason
 }
 
 // The defaults and bounds of a job's queue and priority.
@@ -149,6 +156,11 @@ func (j *Job) Validate() error {
 	}
 	if len(j.UniqueKey) > MaxUniqueKeyLength {
 		return fmt.Errorf("%w: uniqueKey is %d bytes, more than %d", ErrInvalid, len(j.UniqueKey), MaxUniqueKeyLength)
+	}
+	if j.Key != "" {
+		if err := ValidateKey(j.Key); err != nil {
+			return err
+		}
 	}
 	if j.UniqueFor < 0 {
 		return fmt.Errorf("%w: uniqueFor must not be negative", ErrInvalid)

@@ -31,7 +31,26 @@ type SharedQueue interface {
 	// by priority, then RunAt, then ID; across the queues that have ready
 	// jobs the claim takes turns, so a flood in one queue does not stall
 	// the others.
+	//
+	// It enforces each queue's flow settings (QueueSettings) exactly,
+	// against every concurrent claimer on every node: never more running
+	// jobs than a limit, never more starts than a bucket holds, a key's
+	// jobs in order when Ordered, round-robin across keys when Fair.
 	ClaimJobs(ctx context.Context, node string, r ClaimRequest) ([]*Job, error)
+	// FlowWaiting returns why each of the jobs ids that is pending, due
+	// and held back by its queue's flow settings waits: the first reason
+	// of WaitReasons that holds at the store's now. Jobs not held back
+	// (or not pending, or missing) are absent from the map.
+	FlowWaiting(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]WaitReason, error)
+	// WaitingCounts counts the pending, due jobs held back by flow
+	// settings, by queue and reason (as FlowWaiting gives it); reasons no
+	// job waits for are absent.
+	WaitingCounts(ctx context.Context) ([]WaitingCount, error)
+	// FlowWakeAfter returns how long until the next token of a rate that
+	// holds back due jobs (a queue's or a key's empty bucket), so that a
+	// node claims again then instead of polling; 0 when no job waits for
+	// a rate.
+	FlowWakeAfter(ctx context.Context) (time.Duration, error)
 	// RenewLeases extends the leases of node's running jobs and returns the
 	// IDs among ids that node no longer owns.
 	RenewLeases(ctx context.Context, node string, ids []uuid.UUID, lease time.Duration) (lost []uuid.UUID, err error)

@@ -47,12 +47,19 @@ type Store interface {
 	// NextRunAt returns the earliest RunAt of a scheduled job, or the zero
 	// time when no job is scheduled.
 	NextRunAt(ctx context.Context) (time.Time, error)
-	// Queues returns, by name, every queue that holds unfinished jobs or
-	// is paused, with its counts of unfinished jobs.
+	// Queues returns, by name, every queue that holds unfinished jobs, is
+	// paused or has flow settings, with its counts of unfinished jobs and
+	// its settings.
 	Queues(ctx context.Context) ([]QueueInfo, error)
 	// SetQueuePaused pauses or resumes a queue, durably. A queue need not
 	// hold jobs to be paused; jobs submitted to it wait.
 	SetQueuePaused(ctx context.Context, name string, paused bool) error
+	// SetQueueSettings replaces a queue's flow settings, durably, leaving
+	// its pause alone; zero settings clear them. A queue need not hold
+	// jobs to have settings. The settings are valid (the caller checked
+	// QueueSettings.Validate). A shared store restarts the queue's rate
+	// buckets (full) when the settings change.
+	SetQueueSettings(ctx context.Context, name string, settings QueueSettings) error
 	// DeleteFinished deletes up to limit jobs in the terminal status that
 	// finished before before, oldest FinishedAt first, skipping those that
 	// still hold their unique key at now (Job.HoldsUniqueKey), and returns
@@ -80,6 +87,8 @@ type Filter struct {
 	Queue string
 	// Schedule keeps jobs submitted by this schedule; empty means any.
 	Schedule string
+	// Key keeps jobs with this key; empty means any.
+	Key string
 	// Limit caps how many jobs come back; 0 means no cap.
 	Limit int
 	// Offset skips this many matching jobs first.
@@ -95,6 +104,9 @@ func (f Filter) Matches(j *Job) bool {
 		return false
 	}
 	if f.Schedule != "" && j.Schedule != f.Schedule {
+		return false
+	}
+	if f.Key != "" && j.Key != f.Key {
 		return false
 	}
 	if len(f.Statuses) == 0 {
@@ -129,6 +141,8 @@ func Compare(a, b *Job) int {
 type QueueInfo struct {
 	Name   string
 	Paused bool
+	// Settings are the queue's flow settings.
+	Settings QueueSettings
 	// The queue's unfinished jobs, by status.
 	Scheduled, Pending, Running int
 }
@@ -210,6 +224,14 @@ func (t *QueueTally) Count(queue string, status Status, n int) {
 
 // Pause marks the named queue paused, listing it even without jobs.
 func (t *QueueTally) Pause(queue string) { t.queue(queue).Paused = true }
+
+// Settings records the named queue's flow settings, listing it even
+// without jobs when they set anything.
+func (t *QueueTally) Settings(queue string, s QueueSettings) {
+	if !s.IsZero() {
+		t.queue(queue).Settings = s.Clone()
+	}
+}
 
 // Queues returns the queues counted, by name.
 func (t *QueueTally) Queues() []QueueInfo {

@@ -177,6 +177,14 @@ func (s *FaultStore) SetQueuePaused(ctx context.Context, name string, paused boo
 	return s.Store.SetQueuePaused(ctx, name, paused)
 }
 
+// SetQueueSettings implements domain.Store.
+func (s *FaultStore) SetQueueSettings(ctx context.Context, name string, settings domain.QueueSettings) error {
+	if err := s.check(OpUpdate, nil); err != nil {
+		return err
+	}
+	return s.Store.SetQueueSettings(ctx, name, settings)
+}
+
 // Update implements domain.Store.
 func (s *FaultStore) Update(ctx context.Context, jobs ...*domain.Job) error {
 	if err := s.check(OpUpdate, jobs); err != nil {
@@ -316,6 +324,21 @@ func (s *SharedFaultStore) UpdateOwned(ctx context.Context, node string, job *do
 // RescueExpired implements domain.SharedQueue.
 func (s *SharedFaultStore) RescueExpired(ctx context.Context) (int, error) {
 	return s.queue.RescueExpired(ctx)
+}
+
+// FlowWaiting implements domain.SharedQueue.
+func (s *SharedFaultStore) FlowWaiting(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]domain.WaitReason, error) {
+	return s.queue.FlowWaiting(ctx, ids)
+}
+
+// WaitingCounts implements domain.SharedQueue.
+func (s *SharedFaultStore) WaitingCounts(ctx context.Context) ([]domain.WaitingCount, error) {
+	return s.queue.WaitingCounts(ctx)
+}
+
+// FlowWakeAfter implements domain.SharedQueue.
+func (s *SharedFaultStore) FlowWakeAfter(ctx context.Context) (time.Duration, error) {
+	return s.queue.FlowWakeAfter(ctx)
 }
 
 // CancelJob implements domain.SharedQueue.
