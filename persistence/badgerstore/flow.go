@@ -197,6 +197,10 @@ func (r *settingsReader) uvarint(limit uint64) uint64 {
 	case n <= 0:
 		r.fail("bad uvarint")
 		return 0
+	case n != uvarintLen(v):
+		// One encoding per settings: a padded number is not one encode writes.
+		r.fail("padded uvarint")
+		return 0
 	case v > limit:
 		r.fail("number %d out of range", v)
 		return 0
