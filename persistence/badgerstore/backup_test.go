@@ -68,6 +68,7 @@ func TestBackupRestoresEveryJobAndIndex(t *testing.T) {
 		require.Equal(t, listAll(t, s, f), listAll(t, restored, f), "list %+v", f)
 	}
 	requireSameState(t, stateOf(t, s), restored)
+	requireMixedFlow(t, restored)
 	_, err = restored.Insert(ctx, epoch, []*domain.Job{})
 	require.NoError(t, err)
 	dup := newJobAt(t, "type_0", 2000)

@@ -77,8 +77,9 @@ func newJobAt(t testing.TB, typ domain.JobType, n int) *domain.Job {
 // them, cancels another third and deletes one. Every fifth is in queue
 // "email", every seventh scheduled, every eleventh has a unique key, half
 // the started ones report progress, half the canceled ones have a result,
-// and queue "email" is paused. It returns the jobs left, the one deleted, and
-// filters that list each kind of index.
+// every fourth has a flow key of three, queue "email" is paused and has
+// flow settings, and queue "throttled" has settings and no job. It returns
+// the jobs left, the one deleted, and filters that list each kind of index.
 func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *domain.Job, filters []domain.Filter) {
 	t.Helper()
 	ctx := t.Context()
@@ -93,10 +94,18 @@ func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *
 		if i%11 == 0 {
 			j.UniqueKey, j.UniqueFor = fmt.Sprintf("key-%d", i), time.Hour
 		}
+		if i%4 == 0 {
+			j.Key = fmt.Sprintf("tenant-%d", i%3)
+		}
 		jobs = append(jobs, j)
 	}
 	require.NoError(t, s.Create(ctx, jobs...))
 	require.NoError(t, s.SetQueuePaused(ctx, "email", true))
+	require.NoError(t, s.SetQueueSettings(ctx, "email", domain.QueueSettings{
+		Limit: 4, Rate: &domain.Rate{Count: 10, Per: time.Second},
+		PerKey: &domain.KeyLimits{Limit: 1, Rate: &domain.Rate{Count: 1, Per: time.Minute, Burst: 2}}, Ordered: true,
+	}))
+	require.NoError(t, s.SetQueueSettings(ctx, "throttled", domain.QueueSettings{Rate: &domain.Rate{Count: 5, Per: time.Hour}, Fair: true}))
 	for i, j := range jobs {
 		switch i % 3 {
 		case 1:
@@ -123,6 +132,29 @@ func storeMixedJobs(t *testing.T, s domain.Store) (jobs []*domain.Job, deleted *
 		{Statuses: []domain.Status{domain.StatusPending, domain.StatusCanceled}, Type: "type_0"},
 		{Statuses: []domain.Status{domain.StatusScheduled}},
 		{Queue: "email", Type: "type_1"},
+		{Key: "tenant-1"},
+		{Key: "tenant-0", Queue: "email", Statuses: []domain.Status{domain.StatusPending, domain.StatusScheduled}},
+	}
+}
+
+// requireMixedFlow fails unless s holds the keys and settings that
+// storeMixedJobs stored.
+func requireMixedFlow(t *testing.T, s domain.Store) {
+	t.Helper()
+	queues, err := s.Queues(t.Context())
+	require.NoError(t, err)
+	byName := map[string]domain.QueueInfo{}
+	for _, q := range queues {
+		byName[q.Name] = q
+	}
+	require.True(t, byName["email"].Paused)
+	require.True(t, byName["email"].Settings.Ordered)
+	require.Equal(t, 2, byName["email"].Settings.PerKey.Rate.Burst)
+	require.Equal(t, domain.QueueInfo{Name: "throttled", Settings: domain.QueueSettings{Rate: &domain.Rate{Count: 5, Per: time.Hour}, Fair: true}}, byName["throttled"])
+	page := listAll(t, s, domain.Filter{Key: "tenant-1"})
+	require.Positive(t, page.Total)
+	for _, j := range page.Jobs {
+		require.Equal(t, "tenant-1", j.Key)
 	}
 }
 
@@ -162,6 +194,7 @@ func TestReopenKeepsEveryJob(t *testing.T) {
 	}
 	require.Equal(t, len(jobs), listAll(t, reopened, domain.Filter{}).Total)
 	requireSameState(t, state, reopened)
+	requireMixedFlow(t, reopened)
 }
 
 // storeState is what a store holds beside its jobs.

@@ -93,6 +93,12 @@ func codecJobs(t testing.TB) map[string]*domain.Job {
 	running.Status, running.Attempts = domain.StatusRunning, 1
 	running.Progress = &domain.Progress{Percent: 33.333333333333336}
 	jobs["progress without message or time"] = running
+	keyed := withResult.Clone()
+	keyed.Key = "tenant:«ada»"
+	jobs["flow key with every other field"] = keyed
+	keyedPlain := fresh.Clone()
+	keyedPlain.Key = strings.Repeat("k", domain.MaxKeyLength)
+	jobs["longest flow key"] = keyedPlain
 	return jobs
 }
 
@@ -353,4 +359,103 @@ func TestCodecRefusesNaNProgress(t *testing.T) {
 	binary.BigEndian.PutUint64(b[at:], math.Float64bits(math.NaN()))
 	_, err = decode(b)
 	require.ErrorIs(t, err, errCorrupt)
+}
+
+// snapshotsBeforeKeys were written by the encoder before Job.Key, for
+// codecJobs' jobs of these names with the ID goldenID.
+var snapshotsBeforeKeys = map[string]string{
+	"every field":                    "020190a5f37c1e7d2a9b3c4d5e6f7081a004003f0a73656e645f656d61696c8091ebe4b9a09b0680ad879ebaa09b06809fb981baa09b0680f9fd8abaa09b0680ad879ebaa09b06060621736d74703a2035353020c2ab6d61696c626f7820756e617661696c61626c65c2bb187b22746f223a22616461406578616d706c652e636f6d227d",
+	"result and progress":            "020190a5f37c1e7d2a9b3c4d5e6f7081a0033abf0a73656e645f656d61696c2f7363686564756c653a6e696768746c792d7265706f72742e76323a323032352d30362d30315430333a30303a30305a8091ebe4b9a09b0680ad879ebaa09b06809fb981baa09b0680f9fd8abaa09b0680ad879ebaa09b0606068080c58bc6d101116e696768746c792d7265706f72742e7632287b2273656e74223a747275652c226964223a22c2ab78c2bb222c226e223a5b312c322e3565335d7d405900000000000008646f6e6520e29c9380d3c294baa09b0621736d74703a2035353020c2ab6d61696c626f7820756e617661696c61626c65c2bb187b22746f223a22616461406578616d706c652e636f6d227d",
+	"scheduled with every new field": "020190a5f37c1e7d2a9b3c4d5e6f7081a00607cf0a73656e645f656d61696c05656d61696c0b77656c636f6d653a6164618091ebe4b9a09b068091ebe4b9a09b0680a188ced4a09b060006028280f89492a5278090d8c69e0500187b22746f223a22616461406578616d706c652e636f6d227d",
+}
+
+var goldenID = uuid.MustParse("0190a5f3-7c1e-7d2a-9b3c-4d5e6f7081a0")
+
+// TestCodecKeylessJobsKeepTheirBytes: a job without a flow key encodes
+// to the very bytes it did before keys existed, so keys cost such a job
+// nothing, and those bytes read back as the job.
+func TestCodecKeylessJobsKeepTheirBytes(t *testing.T) {
+	t.Parallel()
+	jobs := codecJobs(t)
+	for name, golden := range snapshotsBeforeKeys {
+		j := jobs[name]
+		j.ID = goldenID
+		b, err := encode(nil, j)
+		require.NoError(t, err)
+		require.Equal(t, golden, hex.EncodeToString(b), name)
+		got, err := decode(b)
+		require.NoError(t, err)
+		require.Equal(t, j, got, name)
+		require.Empty(t, got.Key, name)
+	}
+}
+
+// TestCodecKeyCostsItsBytesOnly: a key adds its flag and its field to a
+// snapshot, nothing else, and is read back in the header.
+func TestCodecKeyCostsItsBytesOnly(t *testing.T) {
+	t.Parallel()
+	j := codecJobs(t)["result and progress"]
+	without, err := encode(nil, j)
+	require.NoError(t, err)
+	j.Key = "tenant-42"
+	with, err := encode(nil, j)
+	require.NoError(t, err)
+	require.Equal(t, len(without)+fieldLen(len(j.Key)), len(with))
+	require.Equal(t, byte(flagKey>>8), (with[18]^without[18])&byte(flagKey>>8), "the flag is in the high byte")
+
+	for _, c := range []struct {
+		queue, key string
+		match      bool
+	}{
+		{"", "", true}, {"", "tenant-42", true}, {j.Queue, "tenant-42", true},
+		{"", "tenant-4", false}, {"", "tenant-420", false}, {"other", "tenant-42", false},
+	} {
+		match, err := headerMatches(with, c.queue, c.key)
+		require.NoError(t, err)
+		require.Equal(t, c.match, match, "queue %q key %q", c.queue, c.key)
+	}
+	match, err := headerMatches(without, "", "tenant-42")
+	require.NoError(t, err)
+	require.False(t, match, "a job without a key has none")
+}
+
+// TestDecodeRefusesAnEmptyKey: encode writes the key's flag for a key
+// only, so a flag with an empty key is damage.
+func TestDecodeRefusesAnEmptyKey(t *testing.T) {
+	t.Parallel()
+	j := codecJobs(t)["new"]
+	b, err := encode(nil, j)
+	require.NoError(t, err)
+	// The key would follow the type (the job is in the default queue,
+	// without a unique key): set the flag and insert an empty field.
+	typeEnd := 20 + fieldLen(len(j.Type))
+	damaged := append(append(append([]byte(nil), b[:typeEnd]...), 0), b[typeEnd:]...)
+	damaged[18] |= byte(flagKey >> 8)
+	_, err = decode(damaged)
+	require.ErrorIs(t, err, errCorrupt)
+	_, _, err = decodeIndex(damaged)
+	require.ErrorIs(t, err, errCorrupt)
+
+	// The same with a one-byte key reads back.
+	fixed := append(append(append([]byte(nil), b[:typeEnd]...), 1, 'k'), b[typeEnd:]...)
+	fixed[18] |= byte(flagKey >> 8)
+	got, err := decode(fixed)
+	require.NoError(t, err)
+	require.Equal(t, "k", got.Key)
+}
+
+// TestCodecNeverStoresWaitingFor: why a job waits is the runtime's to
+// say as it reads; a snapshot holds none of it.
+func TestCodecNeverStoresWaitingFor(t *testing.T) {
+	t.Parallel()
+	j := codecJobs(t)["flow key with every other field"]
+	plain, err := encode(nil, j)
+	require.NoError(t, err)
+	j.WaitingFor = domain.WaitKeyOrder
+	b, err := encode(nil, j)
+	require.NoError(t, err)
+	require.Equal(t, plain, b)
+	got, err := decode(b)
+	require.NoError(t, err)
+	require.Empty(t, got.WaitingFor)
 }

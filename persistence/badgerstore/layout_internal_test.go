@@ -302,7 +302,7 @@ func TestOpenUpgradesALayoutThreeStore(t *testing.T) {
 	got.Progress = &domain.Progress{Percent: 100, Message: "done", UpdatedAt: testEpoch}
 	require.NoError(t, s.Update(ctx, got))
 	require.NoError(t, s.Close())
-	requireLayoutVersion(t, dir, layoutV4)
+	requireLayoutVersion(t, dir, layoutCurrent)
 
 	report, err := Verify(ctx, dir, logger)
 	require.NoError(t, err)
