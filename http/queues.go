@@ -267,6 +267,9 @@ func decodeQueueSettings(data []byte) (domain.QueueSettings, error) {
 		var keyReq KeyLimitsRequest
 		if fe := decodeMember("perKey", req.PerKey, &keyReq); fe != nil {
 			fields = append(fields, fe...)
+			// A placeholder that no rule refuses, so that a field that
+			// depends on it (ordered) is not named for it.
+			settings.PerKey = &domain.KeyLimits{Limit: 1}
 		} else {
 			settings.PerKey = &domain.KeyLimits{Limit: keyReq.Limit}
 			settings.PerKey.Rate, rateFields = decodeRate("perKey.rate", keyReq.Rate)
@@ -323,15 +326,17 @@ func decodeMember(field string, raw json.RawMessage, obj any) []FieldError {
 }
 
 // decodeRate decodes a rate named field; a period that is no Go duration
-// is refused here, and the placeholder left in its place passes the
-// runtime's rules, so that they name the other fields.
+// is refused here, and the placeholder left in its place (or in the
+// rate's, when it does not decode) passes the runtime's rules, so that
+// they name the other fields and only them.
 func decodeRate(field string, raw json.RawMessage) (*domain.Rate, []FieldError) {
 	if isAbsent(raw) {
 		return nil, nil
 	}
 	var req RateRequest
 	if fields := decodeMember(field, raw, &req); fields != nil {
-		return nil, fields
+		// A placeholder that no rule refuses, as for the period below.
+		return &domain.Rate{Count: 1, Per: domain.MinRatePer}, fields
 	}
 	r := &domain.Rate{Count: req.Count, Burst: req.Burst}
 	per, err := time.ParseDuration(req.Per)
