@@ -20,7 +20,8 @@
 //	GET    /jobs/{id}/events  the job's changes (SSE), until it ends
 //	GET    /events          every job change and stats (SSE)
 //	GET    /stats           counts by status, workers, queue depth, queues, retention
-//	GET    /queues          the queues and their counts    200 {queues}
+//	GET    /queues          the queues, their settings, counts and waiting jobs  200 {queues}
+//	PUT    /queues/{name}   replace a queue's flow settings  200 queue
 //	POST   /queues/{name}/pause, /resume                  200 queue
 //	GET    /schedules       the periodic jobs, by name     200 {schedules}
 //	PUT    /schedules/{name}  create or replace one        201 (created) or 200 schedule

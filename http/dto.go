@@ -61,6 +61,9 @@ type SubmitRequest struct {
 	// Timeout (a Go duration) ends each attempt's context after this long;
 	// "0s" means none, absent the type's or the server's default.
 	Timeout *string `json:"timeout,omitempty"`
+	// Key, 1 to 255 bytes of UTF-8 without NUL, groups the job for its
+	// queue's per-key flow settings (one customer, one tenant).
+	Key *string `json:"key,omitempty"`
 
 	// sched holds the fields above once checkSchedule has parsed them.
 	sched actors.SubmitParams
@@ -123,6 +126,13 @@ type JobResponse struct {
 	// Schedule names the schedule that submitted the job; absent for a
 	// job submitted otherwise.
 	Schedule string `json:"schedule,omitempty"`
+	// Key groups the job for its queue's per-key flow settings; absent
+	// when it has none.
+	Key string `json:"key,omitempty"`
+	// WaitingFor says why a pending job, due now, does not start: "queue
+	// limit", "queue rate", "key limit", "key order" or "key rate" (its
+	// queue's flow settings hold it back); absent otherwise.
+	WaitingFor domain.WaitReason `json:"waitingFor,omitempty"`
 	// StartedAt is when the latest attempt started; absent before the first.
 	StartedAt Timestamp `json:"startedAt,omitzero"`
 	// FinishedAt is when the job became terminal; absent until then.
@@ -162,6 +172,8 @@ func newJobResponse(j *domain.Job) JobResponse {
 		Priority:    j.Priority,
 		UniqueKey:   j.UniqueKey,
 		Schedule:    j.Schedule,
+		Key:         j.Key,
+		WaitingFor:  j.WaitingFor,
 	}
 	if j.Timeout > 0 {
 		r.Timeout = j.Timeout.String()
@@ -219,8 +231,10 @@ type listQuery struct {
 	Queue  string   `form:"queue"`
 	// Schedule keeps the jobs of one schedule.
 	Schedule string `form:"schedule"`
-	Limit    int    `form:"limit,default=50" binding:"min=1,max=1000"`
-	Offset   int    `form:"offset" binding:"min=0"`
+	// Key keeps the jobs with this key.
+	Key    string `form:"key"`
+	Limit  int    `form:"limit,default=50" binding:"min=1,max=1000"`
+	Offset int    `form:"offset" binding:"min=0"`
 }
 
 // filter turns the validated query into the service's filter.
@@ -229,11 +243,11 @@ func (q listQuery) filter() domain.Filter {
 	for _, s := range q.Status {
 		statuses = append(statuses, domain.Status(s))
 	}
-	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Queue: q.Queue, Schedule: q.Schedule, Limit: q.Limit, Offset: q.Offset}
+	return domain.Filter{Statuses: statuses, Type: domain.JobType(q.Type), Queue: q.Queue, Schedule: q.Schedule, Key: q.Key, Limit: q.Limit, Offset: q.Offset}
 }
 
 // check reports what the binding tags cannot say: a queue or schedule
-// name that no queue or schedule can have.
+// name that no queue or schedule can have, or a key no job can have.
 func (q listQuery) check() error {
 	var fields []FieldError
 	if q.Queue != "" && domain.ValidateQueueName(q.Queue) != nil {
@@ -241,6 +255,11 @@ func (q listQuery) check() error {
 	}
 	if q.Schedule != "" && domain.ValidateScheduleName(q.Schedule) != nil {
 		fields = append(fields, FieldError{Field: "schedule", Message: scheduleNameRule})
+	}
+	if q.Key != "" {
+		if msg := keyError(q.Key); msg != "" {
+			fields = append(fields, FieldError{Field: "key", Message: msg})
+		}
 	}
 	if len(fields) > 0 {
 		return validationFailed(fields...)

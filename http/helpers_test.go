@@ -42,6 +42,10 @@ type fakeService struct {
 	QueuesFunc func(ctx context.Context) ([]actors.QueueInfo, error)
 	// PauseFunc answers PauseQueue (pause true) and ResumeQueue.
 	PauseFunc func(ctx context.Context, name string, pause bool) (actors.QueueInfo, error)
+	// SetQueueSettingsFunc answers SetQueueSettings.
+	SetQueueSettingsFunc func(ctx context.Context, name string, settings domain.QueueSettings) (actors.QueueInfo, error)
+	// WaitingCountsFunc answers WaitingCounts; without it no job waits.
+	WaitingCountsFunc func(ctx context.Context) ([]domain.WaitingCount, error)
 	// ScheduleFunc answers Schedule.
 	ScheduleFunc func(ctx context.Context, p actors.ScheduleParams) (actors.ScheduleInfo, bool, error)
 	// SchedulesFunc answers Schedules; without it there are none.
@@ -161,6 +165,18 @@ func (f *fakeService) PauseQueue(ctx context.Context, name string) (actors.Queue
 func (f *fakeService) ResumeQueue(ctx context.Context, name string) (actors.QueueInfo, error) {
 	require.NotNil(f.t, f.PauseFunc, "unexpected call to ResumeQueue")
 	return f.PauseFunc(ctx, name, false)
+}
+
+func (f *fakeService) SetQueueSettings(ctx context.Context, name string, settings domain.QueueSettings) (actors.QueueInfo, error) {
+	require.NotNil(f.t, f.SetQueueSettingsFunc, "unexpected call to SetQueueSettings")
+	return f.SetQueueSettingsFunc(ctx, name, settings)
+}
+
+func (f *fakeService) WaitingCounts(ctx context.Context) ([]domain.WaitingCount, error) {
+	if f.WaitingCountsFunc == nil {
+		return nil, nil
+	}
+	return f.WaitingCountsFunc(ctx)
 }
 
 func (f *fakeService) Schedule(ctx context.Context, p actors.ScheduleParams) (actors.ScheduleInfo, bool, error) {

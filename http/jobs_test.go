@@ -312,6 +312,7 @@ func TestJobView(t *testing.T) {
 		want.RunAt = testTime.Add(3 * 1e9)
 		want.Queue, want.Priority = "email", 2
 		want.UniqueKey, want.UniqueFor, want.Timeout = "welcome:42", time.Hour, 90*time.Second
+		want.Key = "customer:42"
 		b.svc.GetFunc = func(_ context.Context, id uuid.UUID) (*domain.Job, error) {
 			require.Equal(t, want.ID, id)
 			return want, nil
@@ -338,6 +339,7 @@ func TestJobView(t *testing.T) {
 			UniqueKey:   "welcome:42",
 			UniqueFor:   "1h0m0s",
 			Timeout:     "1m30s",
+			Key:         "customer:42",
 		}, job)
 		require.Contains(t, rec.Body.String(), `"finishedAt":"2025-03-01T09:30:02.123456Z"`)
 		require.Contains(t, rec.Body.String(), `"timeout":"1m30s"`)
@@ -505,6 +507,7 @@ func TestJobList(t *testing.T) {
 				domain.Filter{Statuses: []domain.Status{domain.StatusPending, domain.StatusRunning}, Type: "send_email", Limit: 10, Offset: 20}},
 			{"LimitBounds", "?limit=1000", domain.Filter{Limit: ListLimitMax}},
 			{"UnknownParametersAreIgnored", "?sort=desc", domain.Filter{Limit: ListLimitDefault}},
+			{"Key", "?key=customer%3A42&queue=email", domain.Filter{Key: "customer:42", Queue: "email", Limit: ListLimitDefault}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -561,6 +564,10 @@ func TestJobList(t *testing.T) {
 				[]FieldError{{Field: "limit", Message: "must be an integer"}, {Field: "offset", Message: "must be an integer"}}},
 			{"TypeTooLong", "?type=" + strings.Repeat("t", 129), ProblemTypeValidation,
 				[]FieldError{{Field: "type", Message: "must be at most 128 characters"}}},
+			{"KeyTooLong", "?key=" + strings.Repeat("k", domain.MaxKeyLength+1), ProblemTypeValidation,
+				[]FieldError{{Field: "key", Message: "is 256 bytes, more than 255"}}},
+			{"KeyWithNUL", "?key=a%00b", ProblemTypeValidation, []FieldError{{Field: "key", Message: "must not contain NUL"}}},
+			{"KeyNotUTF8", "?key=%ff", ProblemTypeValidation, []FieldError{{Field: "key", Message: "is not valid UTF-8"}}},
 			{"MalformedQuery", "?limit=%zz", ProblemTypeInvalidRequest, nil},
 		}
 		for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -133,7 +134,7 @@ func (m *Metrics) AttemptTimedOut(job *domain.Job) {
 
 // registerStatsGauges registers the gauges read from the runtime at scrape
 // time, so that they are never stale and cost nothing between scrapes.
-func registerStatsGauges(reg prometheus.Registerer, svc JobService) error {
+func registerStatsGauges(reg prometheus.Registerer, svc JobService, logger *slog.Logger) error {
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "troupe",
@@ -151,6 +152,7 @@ func registerStatsGauges(reg prometheus.Registerer, svc JobService) error {
 			Help:      "Attempts running past their timeout: handlers that ignore their context keep their workers.",
 		}, func() float64 { return float64(svc.Stats().Stuck) }),
 		newQueueCollector(svc),
+		newWaitingCollector(svc, logger),
 	}
 	for _, g := range gauges {
 		if err := reg.Register(g); err != nil {
@@ -202,6 +204,61 @@ func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(q.depth, prometheus.GaugeValue, float64(info.Pending), info.Name)
 		ch <- prometheus.MustNewConstMetric(q.paused, prometheus.GaugeValue, paused, info.Name)
+	}
+}
+
+// waitingCollector reads troupe_jobs_waiting{queue,reason} at scrape
+// time: the pending, due jobs that each queue's flow settings hold back,
+// by reason, counted by the runtime in one call (System.WaitingCounts).
+// The reason label is the reason's text ("queue limit"), as in a job's
+// waitingFor. Only the reasons some job waits for have a series.
+type waitingCollector struct {
+	svc     JobService
+	logger  *slog.Logger
+	waiting *prometheus.Desc
+}
+
+func newWaitingCollector(svc JobService, logger *slog.Logger) waitingCollector {
+	return waitingCollector{
+		svc:    svc,
+		logger: logger,
+		waiting: prometheus.NewDesc("troupe_jobs_waiting",
+			"Jobs of the queue due to run but held back by its flow settings (limits, rates, order), by reason.",
+			[]string{"queue", "reason"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (w waitingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- w.waiting }
+
+// Collect implements prometheus.Collector. Counts that cannot be had give
+// no samples, logged at debug level: a scrape must not fail for a hint,
+// and a runtime without flow control has none to give.
+func (w waitingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	counts, err := w.svc.WaitingCounts(ctx)
+	if err != nil {
+		w.logger.Debug("metrics: count waiting jobs", slog.Any("error", err))
+		return
+	}
+	// The runtime gives one count per queue and reason; sum any repeats,
+	// since a collector must not send one series twice.
+	type series struct {
+		queue  string
+		reason domain.WaitReason
+	}
+	sums := make(map[series]int, len(counts))
+	var order []series
+	for _, c := range counts {
+		k := series{c.Queue, c.Reason}
+		if _, ok := sums[k]; !ok {
+			order = append(order, k)
+		}
+		sums[k] += c.Count
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(w.waiting, prometheus.GaugeValue, float64(sums[k]), k.queue, string(k.reason))
 	}
 }
 

@@ -574,6 +574,7 @@ func TestOpenAPIConformance(t *testing.T) {
 			requestValid: true, status: 503, req: request{method: "GET", target: BackupPath}},
 	}
 	cases = append(cases, scheduleConformanceCases()...)
+	cases = append(cases, flowConformanceCases()...)
 	cases = append(cases, workerConformanceCases()...)
 	cases = append(cases, forbiddenConformanceCases(cases)...)
 

@@ -59,8 +59,9 @@ func (s *Server) handleJobRetry(c *gin.Context) {
 		return
 	}
 	// The copy waits in the original's queue at its priority, with its
-	// timeout, and runs at once; it takes no unique key, which the
-	// original may still hold.
+	// timeout and its key (the same customer's work, under the same
+	// per-key flow settings), and runs at once; it takes no unique key,
+	// which the original may still hold.
 	timeout := orig.Timeout
 	if timeout == 0 {
 		timeout = actors.NoTimeout
@@ -72,6 +73,7 @@ func (s *Server) handleJobRetry(c *gin.Context) {
 		Queue:       orig.Queue,
 		Priority:    orig.Priority,
 		Timeout:     timeout,
+		Key:         orig.Key,
 	})
 	if errors.Is(err, domain.ErrUnknownJobType) {
 		err = unknownJobType(string(orig.Type), s.svc.JobTypes(), err)

@@ -42,6 +42,7 @@ func TestJobRetry(t *testing.T) {
 			orig.MaxAttempts = 7
 			orig.Queue, orig.Priority, orig.Timeout = "email", 2, time.Minute
 			orig.UniqueKey, orig.UniqueFor = "welcome:42", time.Hour
+			orig.Key = "customer:42"
 			submitted := arrange(t, b, orig)
 
 			rec := b.do(t, request{method: "POST", target: jobsPath(orig.ID) + "/retry"})
@@ -54,7 +55,7 @@ func TestJobRetry(t *testing.T) {
 			require.JSONEq(t, string(orig.Payload), string(got.Payload))
 			require.Equal(t, 7, got.MaxAttempts)
 			require.Equal(t, []actors.SubmitParams{{Type: orig.Type, Payload: orig.Payload, MaxAttempts: 7,
-				Queue: "email", Priority: 2, Timeout: time.Minute}}, *submitted, "the same queue, priority and timeout; no unique key")
+				Queue: "email", Priority: 2, Timeout: time.Minute, Key: "customer:42"}}, *submitted, "the same queue, priority, timeout and key; no unique key")
 		})
 	}
 

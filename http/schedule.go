@@ -2,7 +2,9 @@ package http
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
@@ -15,7 +17,7 @@ const queueNameRule = "must match ^[a-z0-9][a-z0-9_-]{0,63}$"
 const durationExample = `must be a Go duration such as "90s" or "1h30m"`
 
 // checkSchedule parses the fields that say when, where and how a job runs
-// (runAt, delay, priority, queue, uniqueKey, uniqueFor, timeout), keeps
+// (runAt, delay, priority, queue, uniqueKey, uniqueFor, timeout, key), keeps
 // their values for params, and returns the errors of those that break
 // their rules, in the order of the fields.
 func (r *SubmitRequest) checkSchedule() []FieldError {
@@ -74,7 +76,33 @@ func (r *SubmitRequest) checkSchedule() []FieldError {
 		}
 	}
 	p.Timeout = checkTimeout(r.Timeout, bad)
+	if r.Key != nil {
+		if msg := keyError(*r.Key); msg != "" {
+			bad("key", "%s", msg)
+		} else {
+			p.Key = *r.Key
+		}
+	}
 	return fields
+}
+
+// keyError says what is wrong with a job's key (domain.ValidateKey), or
+// "".
+func keyError(key string) string {
+	switch {
+	case key == "":
+		return "must not be empty"
+	case len(key) > domain.MaxKeyLength:
+		return fmt.Sprintf("is %d bytes, more than %d", len(key), domain.MaxKeyLength)
+	case !utf8.ValidString(key):
+		return "is not valid UTF-8"
+	case strings.ContainsRune(key, 0):
+		return "must not contain NUL"
+	case domain.ValidateKey(key) != nil:
+		// A rule of the domain's that this list has not caught up with.
+		return invalidMessage(domain.ValidateKey(key))
+	}
+	return ""
 }
 
 // The checks of the members a submission and a schedule's job share. Each

@@ -29,13 +29,14 @@ func TestSubmitScheduleFields(t *testing.T) {
 
 		rec := b.do(t, request{method: "POST", target: "/jobs", body: `{"type":"noop",
 			"runAt":"2030-01-02T03:04:05.5+01:00","priority":1,"queue":"email",
-			"uniqueKey":"welcome:42","uniqueFor":"1h","timeout":"90s"}`})
+			"uniqueKey":"welcome:42","uniqueFor":"1h","timeout":"90s","key":"customer-42"}`})
 
 		requireJSON[JobResponse](t, rec, nethttp.StatusCreated)
 		require.Equal(t, actors.SubmitParams{
 			Type: "noop", Payload: []byte("null"),
 			RunAt:    time.Date(2030, 1, 2, 3, 4, 5, 5e8, time.FixedZone("", 3600)),
 			Priority: 1, Queue: "email", UniqueKey: "welcome:42", UniqueFor: time.Hour, Timeout: 90 * time.Second,
+			Key: "customer-42",
 		}, got)
 		require.True(t, got.RunAt.Equal(time.Date(2030, 1, 2, 2, 4, 5, 5e8, time.UTC)))
 	})
@@ -73,11 +74,11 @@ func TestSubmitScheduleFields(t *testing.T) {
 		var got []actors.SubmitParams
 		b.svc.SubmitBatchFunc = batchSubmitted(t, &got)
 
-		rec := b.do(t, request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","queue":"bulk","priority":7,"delay":"5m"}]}`})
+		rec := b.do(t, request{method: "POST", target: "/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","queue":"bulk","priority":7,"delay":"5m","key":"tenant:7"}]}`})
 
 		require.Equal(t, nethttp.StatusCreated, rec.Code, rec.Body.String())
 		require.Equal(t, actors.SubmitParams{Type: "noop", Payload: []byte("null")}, got[0])
-		require.Equal(t, actors.SubmitParams{Type: "noop", Payload: []byte("null"), Queue: "bulk", Priority: 7, Delay: 5 * time.Minute}, got[1])
+		require.Equal(t, actors.SubmitParams{Type: "noop", Payload: []byte("null"), Queue: "bulk", Priority: 7, Delay: 5 * time.Minute, Key: "tenant:7"}, got[1])
 	})
 }
 
@@ -109,6 +110,10 @@ func TestSubmitScheduleFieldsRefused(t *testing.T) {
 		{"UniqueForUnparsable", `"uniqueKey":"k","uniqueFor":"a day"`, []FieldError{{"uniqueFor", `must be a Go duration such as "90s" or "1h30m"`}}},
 		{"TimeoutUnparsable", `"timeout":"soon"`, []FieldError{{"timeout", `must be a Go duration such as "90s" or "1h30m", or "0s" for none`}}},
 		{"TimeoutNegative", `"timeout":"-30s"`, []FieldError{{"timeout", "must not be negative"}}},
+		{"KeyEmpty", `"key":""`, []FieldError{{"key", "must not be empty"}}},
+		{"KeyTooLong", `"key":"` + strings.Repeat("k", domain.MaxKeyLength+1) + `"`, []FieldError{{"key", "is 256 bytes, more than 255"}}},
+		{"KeyWithNUL", `"key":"a\u0000b"`, []FieldError{{"key", "must not contain NUL"}}},
+		{"KeyNotAString", `"key":42`, []FieldError{{"key", "must be a string"}}},
 		{"Several", `"priority":0,"queue":"A","timeout":"-1s"`, []FieldError{
 			{"priority", "must be from 1 (first) to 9 (last)"}, {"queue", queueNameRule}, {"timeout", "must not be negative"}}},
 	}

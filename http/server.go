@@ -133,7 +133,7 @@ func NewServer(cfg Config, svc JobService, opts ...Option) (*Server, error) {
 		readTimeout:  readTimeout,
 		writeTimeout: writeTimeout,
 	}
-	if err := registerStatsGauges(s.registry, svc); err != nil {
+	if err := registerStatsGauges(s.registry, svc, s.logger); err != nil {
 		return nil, err
 	}
 	requests, err := newRequestMetrics(s.registry)

@@ -45,14 +45,22 @@ type JobService interface {
 	// running one, whose returned snapshot may still say running. Canceling
 	// a canceled job returns it unchanged.
 	Cancel(ctx context.Context, id uuid.UUID) (*domain.Job, error)
-	// Queues lists the queues with unfinished jobs, paused, or capped on
-	// this node, by name.
+	// Queues lists the queues with unfinished jobs, paused, with flow
+	// settings or capped on this node, by name.
 	Queues(ctx context.Context) ([]actors.QueueInfo, error)
 	// PauseQueue stops the queue's jobs from starting, on every node and
 	// for good, and returns the queue; a bad name wraps domain.ErrInvalid.
 	PauseQueue(ctx context.Context, name string) (actors.QueueInfo, error)
 	// ResumeQueue lets a paused queue's jobs start again.
 	ResumeQueue(ctx context.Context, name string) (actors.QueueInfo, error)
+	// SetQueueSettings replaces a queue's flow settings, on every node and
+	// for good, and returns the queue; a bad name wraps domain.ErrInvalid,
+	// and bad settings are one *actors.FieldError per refused field,
+	// joined (errors.Join), each wrapping domain.ErrInvalid.
+	SetQueueSettings(ctx context.Context, name string, settings domain.QueueSettings) (actors.QueueInfo, error)
+	// WaitingCounts counts the pending, due jobs that flow settings hold
+	// back, by queue and reason.
+	WaitingCounts(ctx context.Context) ([]domain.WaitingCount, error)
 	// Schedule creates or replaces a schedule (source "api") and reports
 	// whether it created it; a rule broken wraps domain.ErrInvalid and
 	// names the field ("cron: ..."), a config schedule domain.ErrConflict.

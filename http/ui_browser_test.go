@@ -249,3 +249,70 @@ func TestDashboardProgressAndResult(t *testing.T) {
 	pagePoll(t, ctx, "the completed row", fmt.Sprintf(`document.querySelector('#jobs-body tr[data-job-id=%q][data-status="completed"]') !== null`, job.ID))
 	require.True(t, pageEval[bool](t, ctx, bar+` === null`))
 }
+
+// TestDashboardFlowControl shows a limited queue's settings and how many
+// of its jobs wait for each reason in the queue panel, and a waiting
+// job's key and reason in the jobs table and on its page, as text.
+func TestDashboardFlowControl(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	job := newTestJob(t, domain.StatusPending)
+	job.Queue, job.Key, job.WaitingFor = "api", "<b>customer</b>:42", domain.WaitQueueLimit
+	job.UpdatedAt = domain.Timestamp(time.Now())
+	live := &liveJob{job: job, subs: map[*scriptedSubscription]bool{}}
+	live.serve(b.svc)
+	b.svc.QueuesFunc = func(context.Context) ([]actors.QueueInfo, error) {
+		return []actors.QueueInfo{{
+			QueueInfo: domain.QueueInfo{Name: "api", Pending: 7, Running: 2, Settings: domain.QueueSettings{
+				Limit:   2,
+				Rate:    &domain.Rate{Count: 20, Per: time.Second, Burst: 40},
+				PerKey:  &domain.KeyLimits{Limit: 1},
+				Ordered: true,
+			}},
+			Limit:   1,
+			Waiting: map[domain.WaitReason]int{domain.WaitQueueLimit: 5, domain.WaitKeyOrder: 2},
+		}}, nil
+	}
+	srv := httptest.NewServer(b.server.Handler())
+	t.Cleanup(func() {
+		_ = b.server.Stop(context.Background()) // ends the event streams
+		srv.Close()
+	})
+
+	ctx := newChromium(t)
+	navigate(t, ctx, srv.URL+"/")
+	row := `document.querySelector('#queues-body tr[data-queue="api"]')`
+
+	// The queue panel: its limit (and this node's cap), its settings, and
+	// the jobs waiting for each reason, the reasons none waits for left out.
+	pagePoll(t, ctx, "the limited queue's row", row+` !== null`)
+	require.Equal(t, "2node 1", pageEval[string](t, ctx, row+`.querySelector('[data-count="limit"]').textContent`))
+	require.Equal(t, "rate 20 / 1s (burst 40)", pageEval[string](t, ctx, row+`.querySelector('[data-flow="rate"]').textContent`))
+	require.Equal(t, "per key: 1 at a time", pageEval[string](t, ctx, row+`.querySelector('[data-flow="per-key"]').textContent`))
+	require.Equal(t, "ordered per key", pageEval[string](t, ctx, row+`.querySelector('[data-flow="ordered"]').textContent`))
+	require.Equal(t, "queue limit: 5", pageEval[string](t, ctx, row+`.querySelector('[data-reason="queue limit"]').textContent`))
+	require.Equal(t, "key order: 2", pageEval[string](t, ctx, row+`.querySelector('[data-reason="key order"]').textContent`))
+	require.Equal(t, 2, pageEval[int](t, ctx, row+`.querySelectorAll('[data-reason]').length`))
+
+	// The jobs table: the key, as text, and why the job waits.
+	jobRow := fmt.Sprintf(`document.querySelector('#jobs-body tr[data-job-id=%q]')`, job.ID)
+	pagePoll(t, ctx, "the waiting job's row", jobRow+` !== null`)
+	require.Equal(t, "<b>customer</b>:42", pageEval[string](t, ctx, jobRow+`.querySelector('.job-key').textContent`))
+	require.Equal(t, 0, pageEval[int](t, ctx, jobRow+`.querySelectorAll('.job-key *').length`), "the key is text, not markup")
+	require.Equal(t, "waits: queue limit", pageEval[string](t, ctx, jobRow+`.querySelector('.waiting-for').textContent`))
+
+	// The job's page says the same, in words.
+	navigate(t, ctx, srv.URL+"/ui/jobs/"+job.ID.String())
+	pagePoll(t, ctx, "the job page's key", `document.querySelector('#job-key') !== null`)
+	require.Equal(t, "<b>customer</b>:42", pageEval[string](t, ctx, `document.querySelector('#job-key').textContent`))
+	require.Equal(t, 0, pageEval[int](t, ctx, `document.querySelectorAll('#job-key *, #job-waiting-for *').length`))
+	require.Equal(t, "queue limit: its queue runs as many jobs as its limit allows",
+		pageEval[string](t, ctx, `document.querySelector('#job-waiting-for').textContent`))
+
+	// A job that no longer waits says nothing of it.
+	started := job.Clone()
+	started.WaitingFor, started.UpdatedAt = "", domain.Timestamp(time.Now().Add(time.Second))
+	waitSubscribed(t, live, 0)
+	live.set(started)
+	pagePoll(t, ctx, "the reason gone", `document.querySelector('#job-waiting-for') === null`)
+}

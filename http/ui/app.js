@@ -687,9 +687,11 @@
     // The same version of the job: the row shows it already.
     const stuck = isStuck(job);
     const progressAt = job.progress ? job.progress.updatedAt : '';
+    const waitingFor = job.waitingFor || '';
     if (row.dataset.jobId === job.id && row.dataset.updatedAt === job.updatedAt && row.dataset.status === job.status &&
-      row.hasAttribute('data-stuck') === stuck && row.dataset.progressAt === progressAt) return row;
+      row.hasAttribute('data-stuck') === stuck && row.dataset.progressAt === progressAt && row.dataset.waitingFor === waitingFor) return row;
     row.dataset.jobId = job.id;
+    row.dataset.waitingFor = waitingFor;
     row.dataset.progressAt = progressAt;
     row.dataset.status = job.status;
     row.dataset.updatedAt = job.updatedAt;
@@ -707,13 +709,18 @@
       status.append(' ', el('span', { class: 'stuck-mark', title: `Running past its timeout of ${job.timeout}: its handler ignores its context` }, 'stuck'));
     }
     if (job.status === 'running' && job.progress) status.append(progressBar(job.progress, 'row-progress'));
+    if (job.status === 'pending' && job.waitingFor) {
+      status.append(' ', el('span', { class: 'waiting-for', title: `Waiting: ${WAIT_EXPLAINED[job.waitingFor] || job.waitingFor}` },
+        `waits: ${job.waitingFor}`));
+    }
     const link = el('a', { class: 'job-link', href: jobPath(job.id), 'data-link': true, title: job.id, 'aria-label': `Job ${job.id}` }, shortId(job.id));
     const created = el('time', { datetime: job.createdAt, title: job.createdAt }, formatTime(job.createdAt));
     row.replaceChildren(
       // In a narrow window the type goes under the ID, in place of its column.
       el('td', null, link, el('span', { class: 'row-type', 'aria-hidden': 'true' }, job.type)),
       el('td', { class: 'type-name col-type' }, job.type),
-      el('td', { class: 'queue-name col-queue' }, job.queue || ''),
+      el('td', { class: 'queue-name col-queue' }, job.queue || '',
+        job.key ? el('span', { class: 'job-key', title: `Key ${job.key}` }, job.key) : null),
       el('td', { class: 'num col-priority' }, job.priority ? String(job.priority) : ''),
       status,
       el('td', { class: 'col-runat' }, runAtNode(job)),
@@ -876,8 +883,63 @@
     setQueueFilter(list.queue, items.map((q) => q.name));
   }
 
+  // WAIT_REASONS are the reasons a pending job waits for its queue's flow
+  // settings, in the order the server checks them.
+  const WAIT_REASONS = ['queue limit', 'queue rate', 'key limit', 'key order', 'key rate'];
+
+  // WAIT_EXPLAINED says each reason in words, for tooltips and the job page.
+  const WAIT_EXPLAINED = {
+    'queue limit': 'its queue runs as many jobs as its limit allows',
+    'queue rate': "its queue's rate allows no more starts for now",
+    'key limit': 'its key runs as many jobs as the per-key limit allows',
+    'key order': 'an earlier job of its key must start or finish its retries first',
+    'key rate': "its key's rate allows no more starts for now",
+  };
+
+  // rateText is a rate as read: "20 / 1s", with its burst when it has one.
+  function rateText(rate) {
+    const text = `${numberFormat.format(rate.count)} / ${rate.per}`;
+    return rate.burst ? `${text} (burst ${numberFormat.format(rate.burst)})` : text;
+  }
+
+  // flowNode lists a queue's flow settings other than its limit, one per
+  // line, as text.
+  function flowNode(q) {
+    const lines = [];
+    if (q.rate) lines.push(['rate', `rate ${rateText(q.rate)}`]);
+    if (q.perKey) {
+      const parts = [];
+      if (q.perKey.limit) parts.push(`${numberFormat.format(q.perKey.limit)} at a time`);
+      if (q.perKey.rate) parts.push(rateText(q.perKey.rate));
+      lines.push(['per-key', `per key: ${parts.join(', ')}`]);
+    }
+    if (q.ordered) lines.push(['ordered', 'ordered per key']);
+    if (q.fair) lines.push(['fair', 'fair across keys']);
+    if (!lines.length) return '–';
+    return el('ul', { class: 'flow-list' }, ...lines.map(([name, text]) => el('li', { 'data-flow': name }, text)));
+  }
+
+  // waitingNode counts the jobs waiting for each reason, leaving out the
+  // reasons none waits for.
+  function waitingNode(q) {
+    const waiting = q.waiting || {};
+    const items = WAIT_REASONS.filter((r) => waiting[r] > 0).map((r) =>
+      el('li', { 'data-reason': r, title: `Pending because ${WAIT_EXPLAINED[r]}` }, `${r}: ${numberFormat.format(waiting[r])}`));
+    return items.length ? el('ul', { class: 'flow-list' }, ...items) : '–';
+  }
+
+  // limitNode is the queue's limit across all nodes, with this node's own
+  // cap under it when it has one.
+  function limitNode(q) {
+    const global = q.limit ? numberFormat.format(q.limit) : '–';
+    if (!q.nodeLimit) return global;
+    return el('span', null, global, el('span', { class: 'node-limit', title: "This node's own cap (TROUPE_QUEUE_LIMITS)" },
+      `node ${numberFormat.format(q.nodeLimit)}`));
+  }
+
   function fillQueueRow(row, q) {
-    const key = [q.paused, q.scheduled, q.pending, q.running, q.limit].join(' ');
+    const key = JSON.stringify([q.paused, q.scheduled, q.pending, q.running, q.limit, q.nodeLimit,
+      q.rate, q.perKey, q.ordered, q.fair, q.waiting]);
     // A row whose pause or resume is on its way is left as it is until the
     // answer comes; the same state is drawn already.
     if (row.dataset.queue === q.name && (row.dataset.key === key || row.querySelector('button[disabled]'))) return;
@@ -893,7 +955,9 @@
       el('td', { class: 'num', 'data-count': 'scheduled' }, numberFormat.format(q.scheduled)),
       el('td', { class: 'num', 'data-count': 'pending' }, numberFormat.format(q.pending)),
       el('td', { class: 'num', 'data-count': 'running' }, numberFormat.format(q.running)),
-      el('td', { class: 'num col-limit' }, q.limit ? numberFormat.format(q.limit) : '–'),
+      el('td', { class: 'num col-limit', 'data-count': 'limit' }, limitNode(q)),
+      el('td', { class: 'col-flow' }, flowNode(q)),
+      el('td', { class: 'col-waiting' }, waitingNode(q)),
       el('td', { class: 'col-actions' }, el('button', {
         type: 'button', class: 'button small' + (q.paused ? ' primary' : ''), 'data-action': action, 'data-queue': q.name,
         'aria-label': `${verb} queue ${q.name}`,
@@ -1123,7 +1187,10 @@
       ['Schedule', job.schedule ? el('span', null,
         el('a', { href: schedulePath(job.schedule), 'data-link': true, id: 'job-schedule' }, job.schedule), ' · ',
         el('a', { href: scheduleJobsPath(job.schedule), 'data-link': true }, 'its jobs')) : ''],
+      ['Waiting for', job.status === 'pending' && job.waitingFor
+        ? el('span', { id: 'job-waiting-for' }, `${job.waitingFor}: ${WAIT_EXPLAINED[job.waitingFor] || 'held back by its queue\'s flow settings'}`) : ''],
       ['Queue', job.queue],
+      ['Key', job.key ? el('span', { id: 'job-key', class: 'job-key-value' }, job.key) : ''],
       ['Priority', job.priority ? `${job.priority} (1 runs first, 9 last)` : ''],
       ['Attempts', `${job.attempts} of ${job.maxAttempts}`],
       ['Timeout', job.timeout ? `${job.timeout} per attempt` : 'none'],
