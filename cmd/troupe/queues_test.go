@@ -206,7 +206,7 @@ func TestQueuesSetAgainstAServer(t *testing.T) {
 	require.NotNil(t, q.Rate)
 	require.Equal(t, 50, q.Rate.Count)
 	require.Equal(t, "1m0s", q.Rate.Per)
-	require.Equal(t, 50, q.Rate.Burst, "the burst defaults to the count")
+	require.Zero(t, q.Rate.Burst, "no burst is the default, the count")
 	require.NotNil(t, q.PerKey)
 	require.Equal(t, 1, q.PerKey.Limit)
 	require.True(t, q.Ordered)

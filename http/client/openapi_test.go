@@ -28,12 +28,7 @@ var clientMethods = map[string]string{
 	"listQueues":      "Queues",
 	"pauseQueue":      "PauseQueue",
 	"resumeQueue":     "ResumeQueue",
-	// PUT /queues/{name}, by the names its operation may have.
-	"putQueue":         "SetQueue",
-	"setQueue":         "SetQueue",
-	"setQueueSettings": "SetQueue",
-	"putQueueSettings": "SetQueue",
-	"updateQueue":      "SetQueue",
+	"setQueue":        "SetQueue",
 	"listSchedules":    "Schedules",
 	"putSchedule":      "PutSchedule",
 	"getSchedule":      "Schedule",

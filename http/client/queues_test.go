@@ -46,9 +46,6 @@ func (f *fakeQueues) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rate := v.(map[string]any)
 				d, _ := time.ParseDuration(rate["per"].(string))
 				rate["per"] = d.String()
-				if rate["burst"] == nil {
-					rate["burst"] = rate["count"]
-				}
 			}
 			q[k] = v
 		}
@@ -118,7 +115,7 @@ func TestSetQueueSendsEverySettingAndReadsTheQueue(t *testing.T) {
 		Name: "emails",
 		QueueSettings: client.QueueSettings{
 			Limit:   10,
-			Rate:    &client.Rate{Count: 20, Per: time.Second, Burst: 20},
+			Rate:    &client.Rate{Count: 20, Per: time.Second},
 			PerKey:  &client.KeyLimits{Limit: 1, Rate: &client.Rate{Count: 5, Per: time.Minute, Burst: 2}},
 			Ordered: true,
 			Fair:    true,
