@@ -13,10 +13,10 @@ import (
 
 // queueJSON is a queue of GET /queues as the tests read it.
 type queueJSON struct {
-	Name    string `json:"name"`
-	Paused  bool   `json:"paused"`
-	Limit   int    `json:"limit"`
-	Rate    *struct {
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+	Limit  int    `json:"limit"`
+	Rate   *struct {
 		Count int    `json:"count"`
 		Per   string `json:"per"`
 		Burst int    `json:"burst"`
@@ -245,11 +245,12 @@ func TestQueuesSetAgainstAServer(t *testing.T) {
 	// No flag clears the settings: the waiting job starts.
 	code, out, errOut = runClient(t, nil, "queues", "set", "cli-flow", server)
 	require.Equal(t, 0, code, errOut)
-	require.NoError(t, json.Unmarshal([]byte(out), &q), out)
-	require.Zero(t, q.Limit)
-	require.Nil(t, q.Rate)
-	require.Nil(t, q.PerKey)
-	require.False(t, q.Ordered)
+	var cleared queueJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &cleared), out)
+	require.Zero(t, cleared.Limit)
+	require.Nil(t, cleared.Rate)
+	require.Nil(t, cleared.PerKey)
+	require.False(t, cleared.Ordered)
 	api.waitStatus(page.Jobs[0].ID, "running")
 
 	code, _, errOut = runClient(t, nil, "queues", "set", "Not-A-Queue", server, "--limit", "1")
