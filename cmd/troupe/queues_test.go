@@ -212,9 +212,11 @@ func TestQueuesSetAgainstAServer(t *testing.T) {
 	require.True(t, q.Ordered)
 
 	// Two sleepers: one runs, the other waits for the queue's limit.
+	var ids []string
 	for _, key := range []string{"a", "b"} {
-		code, _, errOut = runClient(t, nil, "submit", server, "--type", "sleep", "--payload", `{"ms": 60000}`, "--queue", "cli-flow", "--key", key)
+		code, out, errOut = runClient(t, nil, "submit", server, "--type", "sleep", "--payload", `{"ms": 60000}`, "--queue", "cli-flow", "--key", key)
 		require.Equal(t, 0, code, errOut)
+		ids = append(ids, decodeJob(t, out).ID)
 	}
 	api := newAPIClient(t, "http://"+m.Addr())
 	waitFor(t, waitTimeout, "one job running and one waiting for the queue limit", func() (bool, error) {
@@ -252,6 +254,11 @@ func TestQueuesSetAgainstAServer(t *testing.T) {
 	require.Nil(t, cleared.PerKey)
 	require.False(t, cleared.Ordered)
 	api.waitStatus(page.Jobs[0].ID, "running")
+	for _, id := range ids {
+		code, _, errOut = runClient(t, nil, "cancel", server, id)
+		require.Equal(t, 0, code, errOut)
+		api.waitStatus(id, "canceled")
+	}
 
 	code, _, errOut = runClient(t, nil, "queues", "set", "Not-A-Queue", server, "--limit", "1")
 	require.Equal(t, 1, code)
