@@ -291,23 +291,51 @@ func TestServeNodesShareARateLimit(t *testing.T) {
 	})
 	dead.signal(syscall.SIGKILL)
 	dead.waitExit()
-	// Past the window, every start within it is logged.
+	// Past the window, every start within it is logged; the window opens
+	// at the first claim, no later than the first start.
 	waitFor(t, 2*window, "the end of the window", func() (bool, error) {
 		return time.Since(first) > window+time.Second, errNotYet
 	})
-	inWindow := 0
-	for _, s := range starts() {
-		if s.Before(first.Add(window)) {
-			inWindow++
-		}
-	}
-	t.Logf("starts in the %s from the first: %d (at most %d)", window, inWindow, count*int(window/time.Second)+burst)
-	require.LessOrEqual(t, inWindow, count*int(window/time.Second)+burst, "more starts than the rate and the burst allow")
-	require.Positive(t, inWindow)
+	logged := starts()
 
 	// The jobs left complete once the rate is lifted: PUT {} clears it.
 	clients[0].mustCall(nethttp.MethodPut, "/queues/rated", `{}`, nethttp.StatusOK)
 	clients[0].waitTotal(url.Values{"queue": {"rated"}, "status": {"completed"}}, total, 3*time.Minute)
+
+	// The window opens at the first claim, by the database's clock (the
+	// same machine's): startedAt is the claim's now(), which the bucket
+	// refills by, and the earliest is a job of the first claim (all 20 of
+	// them would have to run again for it not to be). A start logged
+	// within the window was claimed within it, since a handler runs after
+	// its claim: so the starts logged within it are at most the claims
+	// within it, which the bucket bounds to burst + count per second.
+	var page struct {
+		Jobs []struct {
+			StartedAt time.Time `json:"startedAt"`
+		} `json:"jobs"`
+		Total int `json:"total"`
+	}
+	require.NoError(t, json.Unmarshal(clients[0].mustCall(nethttp.MethodGet, "/jobs?queue=rated&limit=1000", "", nethttp.StatusOK), &page))
+	require.Equal(t, total, page.Total)
+	opened := page.Jobs[0].StartedAt
+	for _, j := range page.Jobs {
+		require.False(t, j.StartedAt.IsZero())
+		if j.StartedAt.Before(opened) {
+			opened = j.StartedAt
+		}
+	}
+	require.False(t, first.Before(opened), "the first logged start %s is before the first claim %s: the database's clock is not the nodes'", first, opened)
+	inWindow := 0
+	for _, s := range logged {
+		if !s.Before(opened) && s.Before(opened.Add(window)) {
+			inWindow++
+		}
+	}
+	limit := count*int(window/time.Second) + burst
+	t.Logf("starts in the %s from the first claim: %d (at most %d)", window, inWindow, limit)
+	require.LessOrEqual(t, inWindow, limit, "more starts than the rate and the burst allow")
+	require.Positive(t, inWindow)
+
 	for _, p := range nodes[:2] {
 		p.signal(syscall.SIGTERM)
 		require.Equal(t, 0, p.waitExit())
