@@ -170,6 +170,11 @@ func (m *Main) Options(ctx context.Context) fx.Option {
 		fx.Provide(http.Runtime),
 		http.Module,
 	}
+	if len(cfg.Queues) > 0 {
+		// Stored as the app is built, so before any start hook: the
+		// runtime's start reads them with every queue's settings.
+		opts = append(opts, fx.Invoke(func(store domain.Store) error { return m.applyQueues(ctx, store) }))
+	}
 	if len(cfg.Webhooks) > 0 {
 		// Registered before the runtime starts, like the Go handlers.
 		opts = append(opts, fx.Invoke(m.registerWebhooks))

@@ -201,11 +201,12 @@ func newSubmitCommand(env *environment) *cobra.Command {
 		uniqueKey      string
 		uniqueFor      string
 		timeout        string
+		key            string
 		idempotencyKey string
 		cmd            *cobra.Command
 	)
 	cmd = clientCommand(env, &cobra.Command{
-		Use:   "submit --type TYPE [--payload JSON] [--max-attempts N] [--queue Q] [--priority N] [--in D | --at TIME] [--unique-key K [--unique-for D]] [--timeout D]",
+		Use:   "submit --type TYPE [--payload JSON] [--max-attempts N] [--queue Q] [--priority N] [--in D | --at TIME] [--unique-key K [--unique-for D]] [--timeout D] [--key K]",
 		Short: "Submit a job and print it",
 		Long: `Submit a job and print it. Without --payload the job's payload is null,
 as when the API is sent no payload.
@@ -216,13 +217,18 @@ first, 9 last). With --unique-key, a job whose key another unfinished job
 holds (or one that finished less than --unique-for ago) is not created: the
 job printed is the one that holds the key. --timeout bounds each attempt
 ("0s" for none; the default is the type's or the server's). Durations are
-Go durations: 90s, 5m, 1h30m.`,
+Go durations: 90s, 5m, 1h30m.
+
+--key gives the job a flow key, such as a customer's ID: the queue's per-key
+settings (troupe queues set --key-limit, --key-rate, --ordered, --fair) apply
+to each key separately. Any number of jobs may share a key.`,
 		Example: `  troupe submit --type noop
   troupe submit --type sleep --payload '{"ms": 5000}'
   troupe submit --type flaky --payload '{"failTimes": 2}' --max-attempts 3
   troupe submit --type send_email --payload @email.json
   troupe submit --type generate_report --queue reports --priority 1 --in 1h --timeout 10m
-  troupe submit --type send_email --at 2025-03-02T08:00:00Z --unique-key welcome:ada --unique-for 24h`,
+  troupe submit --type send_email --at 2025-03-02T08:00:00Z --unique-key welcome:ada --unique-for 24h
+  troupe submit --type sync_account --queue sync --key customer-42`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
 		req := apiclient.SubmitRequest{Type: domain.JobType(typ), MaxAttempts: maxAttempts}
@@ -270,6 +276,9 @@ Go durations: 90s, 5m, 1h30m.`,
 		if req.Timeout, err = text("timeout", timeout, checkDuration); err != nil {
 			return err
 		}
+		if req.Key, err = text("key", key, checkKey); err != nil {
+			return err
+		}
 		if flags.Changed("priority") {
 			if priority < 1 || priority > 9 {
 				return fmt.Errorf("invalid --priority %d: must be from 1 (first) to 9 (last)", priority)
@@ -297,6 +306,7 @@ Go durations: 90s, 5m, 1h30m.`,
 	fs.StringVar(&uniqueKey, "unique-key", "", "create no job while another unfinished job has this key; print that one")
 	fs.StringVar(&uniqueFor, "unique-for", "", "with --unique-key: keep the key held this long after the job finished")
 	fs.StringVar(&timeout, "timeout", "", `timeout of each attempt, such as 30s; "0s" for none (default: the type's or the server's)`)
+	fs.StringVar(&key, "key", "", "flow key of the job, such as a customer's ID, that the queue's per-key settings apply to")
 	fs.StringVar(&idempotencyKey, "idempotency-key", "", "send this Idempotency-Key, so that running the command again with it creates nothing new")
 	_ = cmd.MarkFlagRequired("type")
 	cmd.MarkFlagsMutuallyExclusive("in", "at")
@@ -307,6 +317,14 @@ Go durations: 90s, 5m, 1h30m.`,
 func checkDuration(v string) error {
 	if _, err := time.ParseDuration(v); err != nil {
 		return errors.New("want a duration with a unit, such as 90s, 5m or 1h30m")
+	}
+	return nil
+}
+
+// checkKey checks a job's flow key.
+func checkKey(v string) error {
+	if domain.ValidateKey(v) != nil {
+		return fmt.Errorf("want 1 to %d bytes of UTF-8 without NUL", domain.MaxKeyLength)
 	}
 	return nil
 }
@@ -385,18 +403,20 @@ func newListCommand(env *environment) *cobra.Command {
 	var (
 		statuses      []string
 		typ, queue    string
+		key           string
 		limit, offset int
 	)
 	cmd := clientCommand(env, &cobra.Command{
-		Use:   "list [--status S] [--type T] [--queue Q] [--limit N] [--offset N]",
+		Use:   "list [--status S] [--type T] [--queue Q] [--key K] [--limit N] [--offset N]",
 		Short: "List jobs, oldest first",
 		Example: `  troupe list
   troupe list --status pending,running --type sleep
   troupe list --status failed --limit 10 --offset 20
-  troupe list --status scheduled --queue reports`,
+  troupe list --status scheduled --queue reports
+  troupe list --status pending --queue sync --key customer-42`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
-		f := apiclient.Filter{Type: domain.JobType(typ), Queue: queue, Limit: limit, Offset: offset}
+		f := apiclient.Filter{Type: domain.JobType(typ), Queue: queue, Key: key, Limit: limit, Offset: offset}
 		for _, s := range statuses {
 			f.Statuses = append(f.Statuses, domain.Status(s))
 		}
@@ -405,6 +425,7 @@ func newListCommand(env *environment) *cobra.Command {
 	cmd.Flags().StringSliceVar(&statuses, "status", nil, "only jobs in these statuses: scheduled, pending, running, completed, failed, canceled (repeat or comma-separate)")
 	cmd.Flags().StringVar(&typ, "type", "", "only jobs of this type")
 	cmd.Flags().StringVar(&queue, "queue", "", "only jobs of this queue")
+	cmd.Flags().StringVar(&key, "key", "", "only jobs with this flow key")
 	cmd.Flags().IntVar(&limit, "limit", 0, "page size; 0 means the server's default (50)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "matching jobs to skip")
 	return cmd
@@ -413,16 +434,22 @@ func newListCommand(env *environment) *cobra.Command {
 func newQueuesCommand(env *environment) *cobra.Command {
 	cmd := clientCommand(env, &cobra.Command{
 		Use:   "queues",
-		Short: "List the queues, or pause or resume one",
+		Short: "List the queues, pause or resume one, or set its flow settings",
 		Long: `List the queues with their counts of scheduled, pending and running jobs,
-whether each is paused, and its limit on the server asked (TROUPE_QUEUE_LIMITS).
+whether each is paused, its flow settings (limit, rate, perKey, ordered, fair;
+see troupe queues set), its cap on the server asked (nodeLimit, from
+TROUPE_QUEUE_LIMITS), and how many of its pending jobs wait for each flow
+setting (waiting: "queue limit", "queue rate", "key limit", "key order",
+"key rate").
 
 A paused queue keeps taking jobs but starts none, on every node sharing the
 store, until it is resumed; jobs already running finish. The pause is stored:
 it holds across restarts.`,
 		Example: `  troupe queues
   troupe queues pause email
-  troupe queues resume email`,
+  troupe queues resume email
+  troupe queues set email --limit 10 --rate 20/1s
+  troupe queues set sync --key-limit 1 --ordered --fair`,
 		Args: cobra.NoArgs,
 	}, func(ctx context.Context, c *client, _ []string) error {
 		return c.do(ctx, nethttp.MethodGet, "/queues", nil, nil)
@@ -439,6 +466,7 @@ it holds across restarts.`,
 	cmd.AddCommand(
 		change("pause", "Pause a queue on every node and print it"),
 		change("resume", "Resume a paused queue and print it"),
+		newQueuesSetCommand(env),
 	)
 	return cmd
 }

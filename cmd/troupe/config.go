@@ -185,6 +185,10 @@ type Config struct {
 	// Webhooks are the job types handled by an HTTP endpoint, declared
 	// under webhooks: in the YAML file only, like Schedules.
 	Webhooks []WebhookSpec
+	// Queues are the queues' flow settings declared under queues: in the
+	// YAML file only, like Schedules. Start stores them, durably, before
+	// the runtime starts; a queue not listed keeps its stored settings.
+	Queues []QueueSpec
 }
 
 // DefaultConfig returns the configuration used when nothing is set: an
@@ -259,6 +263,11 @@ func (c Config) LogValue() slog.Value {
 		hooks[i] = w.logValue()
 	}
 	attrs = append(attrs, slog.Any("webhooks", hooks))
+	queues := make([]any, len(c.Queues))
+	for i, q := range c.Queues {
+		queues[i] = q.logValue()
+	}
+	attrs = append(attrs, slog.Any("queues", queues))
 	return slog.GroupValue(attrs...)
 }
 

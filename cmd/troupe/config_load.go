@@ -109,6 +109,7 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 	var (
 		schedules []actors.ScheduleParams
 		webhooks  []WebhookSpec
+		queues    []QueueSpec
 		// nested spells, by option, a key the file wrote as a mapping.
 		nested map[string]string
 	)
@@ -133,6 +134,12 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 				return Config{}, fmt.Errorf("config file %s: %w", path, err)
 			}
 			fileK.Delete(fileWebhookKey)
+		}
+		if fileK.Exists(fileQueueKey) {
+			if queues, err = toQueues(fileK.Get(fileQueueKey)); err != nil {
+				return Config{}, fmt.Errorf("config file %s: %w", path, err)
+			}
+			fileK.Delete(fileQueueKey)
 		}
 		for _, key := range fileK.Keys() {
 			// A mapping's entries are keys of their own: queue_limits.email.
@@ -195,6 +202,7 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 	}
 	cfg.Schedules = schedules
 	cfg.Webhooks = webhooks
+	cfg.Queues = queues
 	if err := cfg.validate(name); err != nil {
 		return Config{}, err
 	}

@@ -61,9 +61,8 @@ func TestServeSchedulingSurvivesAKill(t *testing.T) {
 	require.False(t, ran.StartedAt.Before(soon.RunAt), "it started at %s, before its runAt %s", ran.StartedAt, soon.RunAt)
 
 	// The pause held: the queue's job is still pending, until resumed.
-	var queues http.QueuesResponse
-	require.NoError(t, json.Unmarshal(api.mustCall(nethttp.MethodGet, "/queues", "", nethttp.StatusOK), &queues))
-	require.Contains(t, queues.Queues, http.QueueResponse{Name: "held", Paused: true, Pending: 1})
+	q := queueNamed(t, api.mustCall(nethttp.MethodGet, "/queues", "", nethttp.StatusOK), "held")
+	require.Equal(t, queueJSON{Name: "held", Paused: true, Pending: 1}, withoutWaiting(q))
 	got, err := api.get(held.ID)
 	require.NoError(t, err)
 	require.Equal(t, "pending", got.Status)

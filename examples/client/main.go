@@ -6,7 +6,11 @@
 //	go run ./examples/client -type noop -payload '{"hello":"world"}'
 //
 // -server (or TROUPE_URL) names the server, -token (or TROUPE_API_TOKEN)
-// its bearer token.
+// its bearer token. -queue and -key put the job in a queue with a flow key,
+// which the queue's per-key settings apply to:
+//
+//	troupe queues set sync --key-limit 1 --ordered
+//	go run ./examples/client -type sleep -payload '{"ms":500}' -queue sync -key customer-42
 package main
 
 import (
@@ -39,6 +43,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	token := fs.String("token", os.Getenv("TROUPE_API_TOKEN"), "bearer token of the API, if it has tokens")
 	typ := fs.String("type", "noop", "job type to submit")
 	payload := fs.String("payload", "{}", "the job's payload, a JSON value")
+	queue := fs.String("queue", "", `queue of the job (default "default")`)
+	key := fs.String("key", "", "flow key of the job, such as a customer's ID")
 	wait := fs.Duration("wait", time.Minute, "how long to wait for the job to finish")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,7 +58,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	// Submit carries an Idempotency-Key, so its retries create one job.
-	job, _, err := c.Submit(ctx, client.SubmitRequest{Type: domain.JobType(*typ), Payload: json.RawMessage(*payload)})
+	job, _, err := c.Submit(ctx, client.SubmitRequest{
+		Type: domain.JobType(*typ), Payload: json.RawMessage(*payload), Queue: *queue, Key: *key,
+	})
 	if err != nil {
 		var p *client.Problem
 		if errors.As(err, &p) && p.Type == client.ProblemUnknownJobType {

@@ -61,3 +61,13 @@ func TestExampleSubmitsAndWaits(t *testing.T) {
 	require.ErrorContains(t, err, `the server has no handler for "typo"`)
 	require.ErrorContains(t, run(t.Context(), []string{"-server", url, "-payload", "{nope"}, &out), "not valid JSON")
 }
+
+func TestExampleSubmitsWithAQueueAndAKey(t *testing.T) {
+	t.Parallel()
+	url := startServer(t)
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-server", url, "-type", "echo", "-queue", "sync", "-key", "customer-42"}, &out))
+	require.Contains(t, out.String(), "completed after 1 attempt(s)")
+	err := run(t.Context(), []string{"-server", url, "-type", "echo", "-queue", "Not A Queue"}, &out)
+	require.ErrorContains(t, err, "submit: ")
+}

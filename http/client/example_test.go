@@ -134,3 +134,49 @@ func ExampleClient_All() {
 	fmt.Println(n)
 	// Output: 3
 }
+
+// Give a queue flow settings, shared by every node: here one job at a
+// time per customer, in submission order, and at most 20 starts a second
+// for the whole queue. Jobs carry the customer as their key.
+func ExampleClient_SetQueue() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, _ := client.New(url)
+	q, err := c.SetQueue(ctx, "sync", client.QueueSettings{
+		Rate:    &client.Rate{Count: 20, Per: time.Second},
+		PerKey:  &client.KeyLimits{Limit: 1},
+		Ordered: true,
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(q.Name, q.Rate.Count, q.Rate.Per, q.PerKey.Limit, q.Ordered)
+
+	var ids []uuid.UUID
+	for _, name := range []string{"Ada", "Grace"} {
+		job, _, err := c.Submit(ctx, client.SubmitRequest{Type: "greet", Queue: "sync", Key: "customer-42",
+			Payload: json.RawMessage(`{"name":"` + name + `"}`)})
+		if err != nil {
+			panic(err)
+		}
+		ids = append(ids, job.ID)
+	}
+	for _, id := range ids {
+		done, _ := c.Wait(ctx, id)
+		fmt.Println(done.Key, done.Status, string(done.Result))
+	}
+
+	// Settings the server refuses name their fields.
+	_, err = c.SetQueue(ctx, "sync", client.QueueSettings{Ordered: true})
+	var p *client.Problem
+	if errors.As(err, &p) {
+		fmt.Println(p.Status, p.Errors[0].Field)
+	}
+	// Output:
+	// sync 20 1s 1 true
+	// customer-42 completed {"greeting":"hello, Ada"}
+	// customer-42 completed {"greeting":"hello, Grace"}
+	// 400 ordered
+}

@@ -86,6 +86,9 @@ func (f Filter) Query() url.Values {
 	if f.Schedule != "" {
 		q.Set("schedule", f.Schedule)
 	}
+	if f.Key != "" {
+		q.Set("key", f.Key)
+	}
 	if f.Limit != 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}

@@ -28,6 +28,7 @@ var clientMethods = map[string]string{
 	"listQueues":      "Queues",
 	"pauseQueue":      "PauseQueue",
 	"resumeQueue":     "ResumeQueue",
+	"setQueue":        "SetQueue",
 	"listSchedules":   "Schedules",
 	"putSchedule":     "PutSchedule",
 	"getSchedule":     "Schedule",

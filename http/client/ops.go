@@ -30,6 +30,19 @@ func (c *Client) ResumeQueue(ctx context.Context, name string) (*Queue, error) {
 	return c.queueVerb(ctx, name, "resume")
 }
 
+// SetQueue replaces the queue's flow settings on every node, durably,
+// and returns the queue: every setting at once, so that the zero
+// QueueSettings clears them. The queue's pause is left alone. Settings the
+// server refuses give a validation problem naming each field
+// ("rate.per", "perKey.limit"...).
+func (c *Client) SetQueue(ctx context.Context, name string, settings QueueSettings) (*Queue, error) {
+	q := new(Queue)
+	if _, err := c.send(ctx, call{method: http.MethodPut, path: "/queues/" + url.PathEscape(name), body: settings}, q); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
 func (c *Client) queueVerb(ctx context.Context, name, verb string) (*Queue, error) {
 	q := new(Queue)
 	if _, err := c.send(ctx, call{method: http.MethodPost, path: "/queues/" + url.PathEscape(name) + "/" + verb}, q); err != nil {

@@ -408,3 +408,64 @@ func TestWorkerResultOverTheServersLimitFailsTheAttempt(t *testing.T) {
 	require.Contains(t, done.LastError, "result")
 	require.Nil(t, done.Result)
 }
+
+func TestQueueSettingsAgainstARealServer(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	srv := startRealServer(t, gate)
+	c := newTestClient(t, srv.url)
+	ctx := t.Context()
+
+	q, err := c.SetQueue(ctx, "flow", client.QueueSettings{Limit: 1, PerKey: &client.KeyLimits{Limit: 1}, Ordered: true})
+	require.NoError(t, err)
+	require.Equal(t, client.QueueSettings{Limit: 1, PerKey: &client.KeyLimits{Limit: 1}, Ordered: true}, q.QueueSettings)
+
+	first, _, err := c.Submit(ctx, client.SubmitRequest{Type: "gated", Queue: "flow", Key: "a"})
+	require.NoError(t, err)
+	require.Equal(t, "a", first.Key)
+	for job, err := range c.JobEvents(ctx, first.ID) {
+		require.NoError(t, err)
+		if job.Status == domain.StatusRunning {
+			break
+		}
+	}
+	second, _, err := c.Submit(ctx, client.SubmitRequest{Type: "gated", Queue: "flow", Key: "b"})
+	require.NoError(t, err)
+	got, err := c.Get(ctx, second.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.StatusPending, got.Status)
+	require.Equal(t, domain.WaitQueueLimit, got.WaitingFor)
+
+	queues, err := c.Queues(ctx)
+	require.NoError(t, err)
+	var flow *client.Queue
+	for i := range queues {
+		if queues[i].Name == "flow" {
+			flow = &queues[i]
+		}
+	}
+	require.NotNil(t, flow)
+	require.Equal(t, 1, flow.Limit)
+	require.Equal(t, 1, flow.Waiting[domain.WaitQueueLimit])
+
+	page, err := c.List(ctx, client.Filter{Queue: "flow", Key: "b"})
+	require.NoError(t, err)
+	require.Equal(t, 1, page.Total)
+	require.Equal(t, second.ID, page.Jobs[0].ID)
+
+	_, err = c.SetQueue(ctx, "flow", client.QueueSettings{Ordered: true})
+	require.True(t, client.IsInvalid(err), "%v", err)
+	var p *client.Problem
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, "ordered", p.Errors[0].Field)
+
+	close(gate)
+	for _, id := range []uuid.UUID{first.ID, second.ID} {
+		done, err := c.Wait(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, domain.StatusCompleted, done.Status)
+	}
+	q, err = c.SetQueue(ctx, "flow", client.QueueSettings{})
+	require.NoError(t, err)
+	require.Zero(t, q.QueueSettings, "the zero settings clear them")
+}

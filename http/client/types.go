@@ -37,6 +37,14 @@ type Job struct {
 	UniqueFor string `json:"uniqueFor,omitempty"`
 	// Schedule names the schedule that submitted the job, if one did.
 	Schedule string `json:"schedule,omitempty"`
+	// Key is the job's flow key, which its queue's per-key settings
+	// (QueueSettings.PerKey, Ordered, Fair) apply to; empty for none.
+	Key string `json:"key,omitempty"`
+	// WaitingFor says why a pending job due now does not start: its
+	// queue's or its key's flow settings hold it back ("queue limit",
+	// "queue rate", "key limit", "key order", "key rate"). Empty when
+	// nothing does.
+	WaitingFor domain.WaitReason `json:"waitingFor,omitempty"`
 	// RetryOf is the job that POST /jobs/{id}/retry copied, if any.
 	RetryOf *uuid.UUID `json:"retryOf,omitempty"`
 	// Result is the JSON result of a completed job, nil for none.
@@ -87,6 +95,10 @@ type SubmitRequest struct {
 	// Timeout (a Go duration) bounds each attempt; "0s" means none, ""
 	// the type's or the server's default.
 	Timeout string `json:"timeout,omitempty"`
+	// Key (1 to 255 bytes) is the job's flow key: a queue's per-key limit,
+	// rate, order and fairness apply to each key separately, such as one
+	// customer's jobs. Unlike UniqueKey it admits any number of jobs.
+	Key string `json:"key,omitempty"`
 }
 
 // JobList is one page of GET /jobs.
@@ -103,6 +115,8 @@ type Filter struct {
 	Type     domain.JobType
 	Queue    string
 	Schedule string
+	// Key selects the jobs with this flow key.
+	Key string
 	// Limit is the page size, 1 to 1000; 0 means the server's default (50).
 	Limit int
 	// Offset skips that many matching jobs.
@@ -119,14 +133,85 @@ type BatchResult struct {
 	} `json:"results"`
 }
 
-// Queue is one queue of GET /queues.
+// Queue is one queue of GET /queues: its flow settings, shared by every
+// node, and its counts.
 type Queue struct {
-	Name      string `json:"name"`
-	Paused    bool   `json:"paused"`
-	Limit     int    `json:"limit"`
-	Scheduled int    `json:"scheduled"`
-	Pending   int    `json:"pending"`
-	Running   int    `json:"running"`
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+	// QueueSettings are the queue's flow settings; Limit is the limit
+	// across all nodes (0 for none), not this node's cap (NodeLimit).
+	QueueSettings
+	// NodeLimit is the cap of the node that answered on the queue's
+	// running jobs (its TROUPE_QUEUE_LIMITS), 0 for none.
+	NodeLimit int `json:"nodeLimit"`
+	Scheduled int `json:"scheduled"`
+	Pending   int `json:"pending"`
+	Running   int `json:"running"`
+	// Waiting counts the pending jobs due now that the flow settings hold
+	// back, by reason ("queue limit", "queue rate", "key limit", "key
+	// order", "key rate").
+	Waiting map[domain.WaitReason]int `json:"waiting,omitempty"`
+}
+
+// QueueSettings are a queue's flow settings, the body of PUT
+// /queues/{name}: every field is optional, and the zero value sets
+// nothing (the queue's jobs start as fast as workers take them). See
+// domain.QueueSettings for their meaning.
+type QueueSettings struct {
+	// Limit caps how many of the queue's jobs run at once across all
+	// nodes; 0 means no cap.
+	Limit int `json:"limit,omitempty"`
+	// Rate caps how many of the queue's attempts start per period across
+	// all nodes.
+	Rate *Rate `json:"rate,omitempty"`
+	// PerKey applies a limit and a rate to each job key separately.
+	PerKey *KeyLimits `json:"perKey,omitempty"`
+	// Ordered (with PerKey.Limit 1) starts each key's jobs one at a time,
+	// in submission order.
+	Ordered bool `json:"ordered,omitempty"`
+	// Fair takes ready jobs round-robin across keys.
+	Fair bool `json:"fair,omitempty"`
+}
+
+// Rate is a token bucket: Count starts per Per, with bursts of up to
+// Burst (0 means Count).
+type Rate struct {
+	Count int
+	Per   time.Duration
+	Burst int
+}
+
+// rateJSON is Rate on the wire: Per as a Go duration ("1s", "1m0s").
+type rateJSON struct {
+	Count int    `json:"count"`
+	Per   string `json:"per"`
+	Burst int    `json:"burst,omitempty"`
+}
+
+// MarshalJSON writes Per as a Go duration.
+func (r Rate) MarshalJSON() ([]byte, error) {
+	return json.Marshal(rateJSON{Count: r.Count, Per: r.Per.String(), Burst: r.Burst})
+}
+
+// UnmarshalJSON reads Per as a Go duration.
+func (r *Rate) UnmarshalJSON(data []byte) error {
+	var w rateJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	per, err := time.ParseDuration(w.Per)
+	if err != nil {
+		return fmt.Errorf("client: rate.per %q: %w", w.Per, err)
+	}
+	*r = Rate{Count: w.Count, Per: per, Burst: w.Burst}
+	return nil
+}
+
+// KeyLimits are the limits a queue applies to each job key separately.
+type KeyLimits struct {
+	// Limit caps how many jobs of one key run at once; 0 means no cap.
+	Limit int   `json:"limit,omitempty"`
+	Rate  *Rate `json:"rate,omitempty"`
 }
 
 // Stats is the body of GET /stats.
