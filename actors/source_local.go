@@ -40,6 +40,16 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 			// Sent before any job, so none of the queue's starts.
 			c.actors.Root.Send(c.dispatcher, &queuePauseChanged{name: q.Name, paused: true})
 		}
+		if !q.Settings.IsZero() {
+			// Sent before any job too; the buckets start empty.
+			msg := &flowSettingsChanged{name: q.Name, settings: q.Settings, restart: true}
+			if q.Settings.Ordered {
+				if msg.holds, err = l.retryHolds(ctx, q.Name); err != nil {
+					return 0, err
+				}
+			}
+			c.actors.Root.Send(c.dispatcher, msg)
+		}
 	}
 	now := c.clock.Now()
 	var batch, interrupted []*domain.Job
@@ -59,6 +69,9 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 				c.logger.Warn("job was running when the process stopped; its attempt counts",
 					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
 					slog.Int("attempt", j.Attempts), slog.String("status", j.Status.String()))
+			}
+			if held := retryHeld(interrupted); len(held) > 0 {
+				c.actors.Root.Send(c.dispatcher, &flowHeld{jobs: held})
 			}
 			interrupted = interrupted[:0]
 		}
