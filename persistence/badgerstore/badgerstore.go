@@ -314,7 +314,7 @@ func checkSpaceToOpen(opts Options) (*spaceGuard, error) {
 }
 
 // checkLayout records the key layout in a new store, upgrades a store of
-// layout 1, 2 or 3 and refuses a store written in a layout this build does
+// layout 1 to 4 and refuses a store written in a layout this build does
 // not know.
 func checkLayout(db *badger.DB) error {
 	var version byte
@@ -340,10 +340,11 @@ func checkLayout(db *badger.DB) error {
 		case version == layoutV1:
 			version = layoutV2
 			return upgradeLayout(txn)
-		case version == layoutV3:
-			// Layout 4 has no key layout 3 lacks: recording it is the upgrade.
-			version = layoutV4
-			return txn.Set(layoutKey, []byte{layoutV4})
+		case version == layoutV3, version == layoutV4:
+			// Layouts 4 and 5 have no key a store of layout 3 or 4 needs:
+			// recording the version is the upgrade.
+			version = layoutCurrent
+			return txn.Set(layoutKey, []byte{layoutCurrent})
 		}
 		return nil
 	})
@@ -378,8 +379,9 @@ func upgradeLayout(txn *badger.Txn) error {
 	return txn.Set(layoutKey, []byte{layoutV2})
 }
 
-// upgradeFinished turns a layout 2 store into a layout 4 one (3 and 4
-// differ in snapshots only): it writes the finished key of every finished
+// upgradeFinished turns a layout 2 store into a layout 5 one (3, 4 and 5
+// differ from 2 only by the finished keys, and in what snapshots and
+// queues may hold): it writes the finished key of every finished
 // job, found through the status index, then records the layout. The keys go in as many transactions as they
 // need (a store may hold millions of finished jobs), before the writer
 // starts; if the process dies halfway, the layout is still 2 and the next
@@ -422,7 +424,7 @@ func upgradeFinished(db *badger.DB) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("upgrade key layout: %w", err)
 	}
-	return db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutV4}) })
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(layoutKey, []byte{layoutCurrent}) })
 }
 
 // loadCounts reads the queue counts for the writer.

@@ -22,6 +22,7 @@ import (
 //	type      uvarint length, bytes
 //	queue     uvarint length, bytes, if flagQueue (else "default")
 //	uniqueKey uvarint length, bytes, if flagUniqueKey
+//	key       uvarint length, bytes, if flagKey
 //	times     varint µs since the Unix epoch, for each time whose flag is set,
 //	          in the order CreatedAt, UpdatedAt, RunAt, StartedAt, FinishedAt
 //	attempts  varint
@@ -39,7 +40,8 @@ import (
 //
 // What the index keys need (status, type, queue, unique key, CreatedAt,
 // RunAt) comes first, so that decodeIndex reads a prefix and allocates
-// nothing for the payload. Fields at their default take no bytes, so a job
+// nothing for the payload; the flow key sits in that prefix too, so that
+// listing by key reads no more of a snapshot than listing by queue. Fields at their default take no bytes, so a job
 // in the default queue costs what it did in version 1.
 //
 // Version 1, written before queues and scheduling, is version 2 with one
@@ -47,11 +49,12 @@ import (
 // queue at the default priority, and a zero RunAt (a version 1 job due at
 // once) reads as CreatedAt. decode keeps reading it; encode writes version 2.
 //
-// Fields added since (Schedule; Result and Progress) take a flag of their
-// own: a snapshot written before reads them as zero, with no new version,
-// and a job without them costs not a byte more. An older build refuses the
-// flag as unknown, which is why the key layout that came with each (layoutV3,
-// layoutV4) is one that build refuses to open.
+// Fields added since (Schedule; Result and Progress; Key) take a flag of
+// their own: a snapshot written before reads them as zero, with no new
+// version, and a job without them costs not a byte more. An older build
+// refuses the flag as unknown, which is why the key layout that came with
+// each (layoutV3, layoutV4, layoutV5) is one that build refuses to open.
+// Job.WaitingFor is never stored: the runtime computes it as it reads.
 const (
 	snapshotV1 byte = 1
 	snapshotV2 byte = 2
@@ -74,9 +77,10 @@ const (
 	flagSchedule                      // Schedule is set
 	flagResult                        // Result is not nil (it may be empty)
 	flagProgress                      // Progress is not nil
+	flagKey                           // Key is set
 
 	flagsKnownV1 = flagFinishedAt<<1 - 1
-	flagsKnown   = flagProgress<<1 - 1
+	flagsKnown   = flagKey<<1 - 1
 )
 
 // errCorrupt marks bytes that are not a snapshot this build can read.
@@ -216,6 +220,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	if j.Progress != nil {
 		flags |= flagProgress
 	}
+	if j.Key != "" {
+		flags |= flagKey
+	}
 	if dst == nil {
 		// One allocation of exactly the right size: values stay in memory
 		// until their batch commits, so slack would cost at every step.
@@ -231,6 +238,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 		}
 		if flags&flagUniqueKey != 0 {
 			size += fieldLen(len(j.UniqueKey))
+		}
+		if flags&flagKey != 0 {
+			size += fieldLen(len(j.Key))
 		}
 		if flags&flagPriority != 0 {
 			size += varintLen(int64(j.Priority))
@@ -262,6 +272,9 @@ func encode(dst []byte, j *domain.Job) ([]byte, error) {
 	}
 	if flags&flagUniqueKey != 0 {
 		dst = appendField(dst, j.UniqueKey)
+	}
+	if flags&flagKey != 0 {
+		dst = appendField(dst, j.Key)
 	}
 	for _, tf := range times {
 		if flags&tf.flag != 0 {
@@ -341,6 +354,9 @@ func decode(b []byte) (*domain.Job, error) {
 	r := reader{b: b}
 	j := &domain.Job{Queue: domain.DefaultQueue, Priority: domain.DefaultPriority}
 	flags := r.header(j)
+	if len(r.key) > 0 {
+		j.Key = string(r.key)
+	}
 	times := [...]struct {
 		flag uint16
 		t    *time.Time
@@ -455,12 +471,28 @@ func decodeIndex(b []byte) (uuid.UUID, indexEntry, error) {
 	return j.ID, e, nil
 }
 
+// headerMatches reports whether a snapshot's job is in queue and has
+// key ("" matches any), reading its header only: what a listing by queue
+// or by key checks for each candidate the index gives it.
+func headerMatches(b []byte, queue, key string) (bool, error) {
+	r := reader{b: b}
+	j := domain.Job{Queue: domain.DefaultQueue}
+	r.header(&j)
+	if r.err != nil {
+		return false, r.err
+	}
+	return (queue == "" || j.Queue == queue) && (key == "" || string(r.key) == key), nil
+}
+
 // reader consumes a snapshot. The first error sticks and every later read
 // returns zero values, so decode checks once at the end.
 type reader struct {
 	b       []byte
 	err     error
 	version byte // set by header
+	// key is the job's flow key as header found it, not copied: decode
+	// copies it, decodeIndex needs none of it.
+	key []byte
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -471,7 +503,7 @@ func (r *reader) fail(format string, args ...any) {
 }
 
 // header reads the version, ID, status, flags, type, queue and unique key
-// into j and returns the flags.
+// into j, and the flow key into r.key, and returns the flags.
 func (r *reader) header(j *domain.Job) uint16 {
 	fixed := r.next(3 + 16)
 	if r.err != nil {
@@ -514,6 +546,13 @@ func (r *reader) header(j *domain.Job) uint16 {
 	}
 	if flags&flagUniqueKey != 0 {
 		j.UniqueKey = string(r.field())
+	}
+	if flags&flagKey != 0 {
+		r.key = r.field()
+		if r.err == nil && len(r.key) == 0 {
+			// encode sets the flag for a key only: an empty one is damage.
+			r.fail("empty key")
+		}
 	}
 	return flags
 }

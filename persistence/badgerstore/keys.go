@@ -17,6 +17,8 @@ import (
 //	c <status:1> <queue>                       → how many jobs of the queue have the
 //	                                             status (uvarint); unfinished statuses only
 //	p <queue>                                  → nothing: the queue is paused
+//	q <queue>                                  → the queue's flow settings (see
+//	                                             flow.go); absent when it has none
 //	i <len:uvarint> <scope> <key>              → request record (see requests.go)
 //	e <expiresAt:8> <len:uvarint> <scope> <key> → nothing: when that record expires
 //	f <status:1> <finishedAt:8> <id:16>        → FinishedAt+UniqueFor (8 bytes) if the
@@ -61,6 +63,7 @@ const (
 	prefixUnique    byte = 'u'
 	prefixCount     byte = 'c'
 	prefixPaused    byte = 'p'
+	prefixSettings  byte = 'q'
 	prefixRequest   byte = 'i'
 	prefixExpiry    byte = 'e'
 	prefixFinished  byte = 'f'
@@ -92,14 +95,21 @@ var layoutKey = []byte{prefixMeta, 'l', 'a', 'y', 'o', 'u', 't'}
 // version 3 store is a version 4 store, so Open upgrades it by recording
 // the version, which keeps an older build from opening a store whose
 // snapshots carry flags it would take for damage.
+//
+// Version 5 added Job.Key to snapshots and the queue settings keys (q): a
+// version 4 store is a version 5 store with no keyed job and no settings,
+// so Open upgrades it by recording the version. An older build would take
+// a keyed job's flag for damage and, worse, run a queue without the
+// limits it was given, so it must refuse the store.
 const (
 	layoutV1 byte = 1
 	layoutV2 byte = 2
 	layoutV3 byte = 3
 	layoutV4 byte = 4
+	layoutV5 byte = 5
 
 	// layoutCurrent is the layout this build writes.
-	layoutCurrent = layoutV4
+	layoutCurrent = layoutV5
 )
 
 // knownLayout reports whether this build reads (or upgrades) layout v.
@@ -188,6 +198,11 @@ func (k countKey) key() []byte {
 // pausedKey returns the key that marks a queue paused.
 func pausedKey(queue string) []byte {
 	return append([]byte{prefixPaused}, queue...)
+}
+
+// settingsKey returns the key of a queue's flow settings.
+func settingsKey(queue string) []byte {
+	return append([]byte{prefixSettings}, queue...)
 }
 
 // appendRequestID appends the part of a request record's key after its

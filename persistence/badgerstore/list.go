@@ -75,11 +75,11 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 }
 
 // countedTotal answers the total of a listing by queue and unfinished
-// statuses, with no type, from the queue counts: counting it from the
-// index would read a snapshot per job (the index holds no queue). ok is
-// false for any other filter.
+// statuses, with no type, schedule or key, from the queue counts:
+// counting it from the index would read a snapshot per job (the index
+// holds no queue). ok is false for any other filter.
 func countedTotal(txn *badger.Txn, f domain.Filter) (total int, ok bool, err error) {
-	if f.Queue == "" || f.Type != "" || f.Schedule != "" || len(f.Statuses) == 0 {
+	if f.Queue == "" || f.Type != "" || f.Schedule != "" || f.Key != "" || len(f.Statuses) == 0 {
 		return 0, false, nil
 	}
 	var seen [256]bool
@@ -208,10 +208,13 @@ func indexedJob(txn *badger.Txn, id uuid.UUID) (*domain.Job, error) {
 // oldest first) by their <createdAt><id> suffix, keeping, when a type is
 // set, only keys whose value is that type.
 //
-// With a queue set, each key that passes is checked against its job's
-// snapshot: the index holds no queue, so listing by queue reads the
-// header of every candidate's snapshot (a queue's jobs are counted by
-// Queues from the queue counts instead). A schedule is checked the same
+// With a queue or a flow key set, each key that passes is checked against
+// its job's snapshot: the index holds neither, so listing by queue or key
+// reads the header of every candidate's snapshot (a queue's jobs are
+// counted by Queues from the queue counts instead; a key's are listed by
+// the dashboard a page at a time, and the runtime keeps its own per-key
+// state, so a key index would cost a write per job for little). A
+// schedule is checked the same
 // way, decoding the whole snapshot: listing a schedule's jobs is rare
 // enough (a page of the dashboard) not to earn an index of its own.
 type cursor struct {
@@ -219,6 +222,7 @@ type cursor struct {
 	typ      []byte // nil: any type
 	queue    string // "": any queue
 	schedule string // "": any schedule
+	key      string // "": any flow key
 	txn      *badger.Txn
 }
 
@@ -231,7 +235,7 @@ type indexRange struct {
 }
 
 func newCursor(txn *badger.Txn, f domain.Filter) *cursor {
-	c := &cursor{queue: f.Queue, schedule: f.Schedule, txn: txn}
+	c := &cursor{queue: f.Queue, schedule: f.Schedule, key: f.Key, txn: txn}
 	if len(f.Statuses) == 0 && f.Type != "" {
 		c.open(txn, appendTypePrefix(nil, string(f.Type)))
 		return c
@@ -271,9 +275,10 @@ func (c *cursor) close() {
 	}
 }
 
-// settle moves r past keys whose type or queue does not match.
+// settle moves r past keys whose type, queue, schedule or flow key does
+// not match.
 func (c *cursor) settle(r *indexRange) error {
-	if r.settled || (c.typ == nil && c.queue == "" && c.schedule == "") {
+	if r.settled || (c.typ == nil && c.queue == "" && c.schedule == "" && c.key == "") {
 		return nil
 	}
 	for ; r.it.Valid(); r.it.Next() {
@@ -289,8 +294,8 @@ func (c *cursor) settle(r *indexRange) error {
 	return nil
 }
 
-// matches reports whether the job of an index key has the cursor's type
-// and queue.
+// matches reports whether the job of an index key has the cursor's type,
+// queue, schedule and flow key.
 func (c *cursor) matches(item *badger.Item) (bool, error) {
 	if c.typ != nil {
 		match := false
@@ -302,7 +307,7 @@ func (c *cursor) matches(item *badger.Item) (bool, error) {
 			return false, err
 		}
 	}
-	if c.queue == "" && c.schedule == "" {
+	if c.queue == "" && c.schedule == "" && c.key == "" {
 		return true, nil
 	}
 	id, ok := idOfIndexKey(item.Key())
@@ -324,11 +329,11 @@ func (c *cursor) matches(item *badger.Item) (bool, error) {
 			if err != nil {
 				return err
 			}
-			match = j.Schedule == c.schedule && (c.queue == "" || j.Queue == c.queue)
+			match = j.Schedule == c.schedule && (c.queue == "" || j.Queue == c.queue) && (c.key == "" || j.Key == c.key)
 			return nil
 		}
-		_, e, err := decodeIndex(v)
-		match = e.queue == c.queue
+		var err error
+		match, err = headerMatches(v, c.queue, c.key)
 		return err
 	})
 	return match, err

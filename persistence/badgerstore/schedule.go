@@ -93,8 +93,8 @@ func (s *Store) NextRunAt(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
-// Queues implements domain.Store from the queue counts and the paused
-// marks: a few keys, whatever the backlog.
+// Queues implements domain.Store from the queue counts, the paused marks
+// and the settings: a few keys, whatever the backlog.
 func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -105,27 +105,37 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	}
 	var counts map[countKey]int64
 	paused := map[string]bool{}
+	var settings map[string]domain.QueueSettings
 	err := s.db.View(func(txn *badger.Txn) (err error) {
 		defer recoverDamage(&err)
 		if counts, err = readCounts(txn); err != nil {
 			return err
 		}
-		return eachKey(txn, []byte{prefixPaused}, func(key []byte) error {
+		err = eachKey(txn, []byte{prefixPaused}, func(key []byte) error {
 			paused[string(key[1:])] = true
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		settings, err = readSettings(txn)
+		return err
 	})
 	if err != nil {
 		return nil, s.integ.check("list queues", err)
 	}
-	return queueInfos(counts, paused), nil
+	return queueInfos(counts, paused, settings), nil
 }
 
-// queueInfos turns counts and paused marks into Queues' answer, by name.
-func queueInfos(counts map[countKey]int64, paused map[string]bool) []domain.QueueInfo {
+// queueInfos turns counts, paused marks and settings into Queues' answer,
+// by name.
+func queueInfos(counts map[countKey]int64, paused map[string]bool, settings map[string]domain.QueueSettings) []domain.QueueInfo {
 	var tally domain.QueueTally
 	for name := range paused {
 		tally.Pause(name)
+	}
+	for name, st := range settings {
+		tally.Settings(name, st)
 	}
 	for k, n := range counts {
 		if status, ok := statusOf(k.status); ok {
@@ -171,6 +181,28 @@ func readCounts(txn *badger.Txn) (map[countKey]int64, error) {
 		}
 	}
 	return counts, nil
+}
+
+// readSettings reads every queue's settings.
+func readSettings(txn *badger.Txn) (map[string]domain.QueueSettings, error) {
+	settings := map[string]domain.QueueSettings{}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{prefixSettings}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		queue := string(item.Key()[1:])
+		err := item.Value(func(v []byte) error {
+			st, err := decodeSettings(queue, v)
+			settings[queue] = st
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return settings, nil
 }
 
 // eachKey calls fn with every key under prefix, keys only.

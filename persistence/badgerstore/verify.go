@@ -220,6 +220,10 @@ func readEverything(ctx context.Context, db *badger.DB, r *VerifyReport) error {
 					if _, err := decodeSchedule(string(key[1:]), v); err != nil {
 						return err
 					}
+				case prefixSettings:
+					if _, err := decodeSettings(string(key[1:]), v); err != nil {
+						return err
+					}
 				case prefixPaused, prefixMeta:
 				default:
 					return fmt.Errorf("key %x belongs to no known range: %w", key, errCorrupt)

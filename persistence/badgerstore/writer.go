@@ -38,6 +38,7 @@ const (
 	opPutSchedule
 	opDeleteSchedule
 	opRecordScheduleRun
+	opSetSettings
 )
 
 // String names the operation as errors read: "create job …".
@@ -71,6 +72,8 @@ func (o op) String() string {
 		return "delete schedule"
 	case opRecordScheduleRun:
 		return "record run of schedule"
+	case opSetSettings:
+		return "set settings of queue"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -155,9 +158,12 @@ type requestExtra struct {
 	run      domain.ScheduleRun
 	// created (opPutSchedule) reports a new schedule.
 	created bool
-	// queue and paused are opSetPaused's.
+	// queue is opSetPaused's and opSetSettings's, paused opSetPaused's.
 	queue  string
 	paused bool
+	// settings (opSetSettings) are the queue's encoded flow settings; nil
+	// clears them.
+	settings []byte
 	// record is the request record of the request-log ops (only Scope and
 	// Key for opAbandonRequest).
 	record domain.RequestRecord
@@ -227,6 +233,8 @@ func (r *request) label() string {
 			return fmt.Sprintf("resume queue %q", r.extra.queue)
 		}
 		return fmt.Sprintf("pause queue %q", r.extra.queue)
+	case opSetSettings:
+		return fmt.Sprintf("%s %q", r.op, r.extra.queue)
 	case opBeginRequest, opFinishRequest, opAbandonRequest:
 		return fmt.Sprintf("%s %q of %q", r.op, r.extra.record.Key, r.extra.record.Scope)
 	case opDeleteExpiredRequests:
@@ -654,8 +662,11 @@ type plan struct {
 	maxBatch   int
 	maxDeletes int
 
-	uniques   map[string]*uniqueSlot
-	paused    map[string]bool // queue → paused, as the batch leaves it
+	uniques map[string]*uniqueSlot
+	paused  map[string]bool // queue → paused, as the batch leaves it
+	// settings maps a queue to its encoded flow settings as the batch
+	// leaves them; nil clears them.
+	settings  map[string][]byte
 	records   map[string]*recordSlot
 	schedules map[string]*scheduleSlot
 
@@ -744,6 +755,12 @@ func (p *plan) add(r *request) (err error) {
 			p.paused = map[string]bool{}
 		}
 		p.paused[r.extra.queue] = r.extra.paused
+		return nil
+	case opSetSettings:
+		if p.settings == nil {
+			p.settings = map[string][]byte{}
+		}
+		p.settings[r.extra.queue] = r.extra.settings
 		return nil
 	case opBeginRequest, opFinishRequest, opAbandonRequest:
 		return p.request(r)
@@ -1272,6 +1289,17 @@ func (p *plan) write(txn *badger.Txn) error {
 		}
 		if err != nil {
 			return fmt.Errorf("pause queue %q: %w", queue, err)
+		}
+	}
+	for queue, value := range p.settings {
+		var err error
+		if value != nil {
+			err = txn.Set(settingsKey(queue), value)
+		} else {
+			err = txn.Delete(settingsKey(queue))
+		}
+		if err != nil {
+			return fmt.Errorf("set settings of queue %q: %w", queue, err)
 		}
 	}
 	for _, slot := range p.records {

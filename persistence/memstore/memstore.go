@@ -24,6 +24,8 @@ type Store struct {
 	// scheduled holds the IDs of scheduled jobs, for PromoteDue.
 	scheduled map[uuid.UUID]struct{}
 	paused    map[string]bool
+	// settings holds the flow settings of the queues that have some.
+	settings  map[string]domain.QueueSettings
 	requests  map[requestID]domain.RequestRecord
 	schedules map[string]*domain.Schedule
 	closed    bool
@@ -41,6 +43,7 @@ func New() *Store {
 		unique:    make(map[string]uuid.UUID),
 		scheduled: make(map[uuid.UUID]struct{}),
 		paused:    make(map[string]bool),
+		settings:  make(map[string]domain.QueueSettings),
 		requests:  make(map[requestID]domain.RequestRecord),
 		schedules: make(map[string]*domain.Schedule),
 	}
@@ -118,7 +121,10 @@ func (s *Store) insert(ctx context.Context, now time.Time, jobs []*domain.Job, a
 // update changes its key: an update of a finished job whose key another job
 // has taken since leaves the key with that other job.
 func (s *Store) put(old, j *domain.Job) {
-	s.jobs[j.ID] = j.Clone()
+	stored := j.Clone()
+	// The runtime fills WaitingFor in as it reads a job: never stored.
+	stored.WaitingFor = ""
+	s.jobs[j.ID] = stored
 	if old == nil || old.UniqueKey != j.UniqueKey {
 		if old != nil && old.UniqueKey != "" && s.unique[old.UniqueKey] == j.ID {
 			delete(s.unique, old.UniqueKey)

@@ -69,6 +69,9 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	for name := range s.paused {
 		tally.Pause(name)
 	}
+	for name, st := range s.settings {
+		tally.Settings(name, st)
+	}
 	for _, j := range s.jobs {
 		tally.Count(j.Queue, j.Status, 1)
 	}

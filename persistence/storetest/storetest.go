@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store, opts ...Option)
 		{"ScheduleField", testScheduleField},
 		{"Schedules", testSchedules},
 		{"Results", testResults},
+		{"Flow", func(t *testing.T, newStore factory) { testFlow(t, newStore, cfg) }},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
