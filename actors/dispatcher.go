@@ -155,6 +155,8 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		ctx.Respond(d.flowWaiting(msg.jobs))
 	case *waitingCountsRequest:
 		ctx.Respond(d.waitingCounts())
+	case *countFlowKeys:
+		ctx.Respond(d.flowKeys(msg.queue))
 	default:
 		// The source's own messages, and the lifecycle's.
 		d.rt.source.receive(d, ctx)

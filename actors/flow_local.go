@@ -55,6 +55,9 @@ type (
 	flowWaitingRequest struct{ jobs []*domain.Job }
 	// waitingCountsRequest asks for []domain.WaitingCount.
 	waitingCountsRequest struct{}
+	// countFlowKeys asks how many keys a queue's flow state keeps (an
+	// int), for tests.
+	countFlowKeys struct{ queue string }
 )
 
 // holdKey names a key of a queue.
@@ -835,6 +838,14 @@ func (d *dispatcher) flowReason(q *queueState, job *domain.Job, now time.Time) d
 		isHead = head.job.ID == job.ID
 	}
 	return d.keyReason(q, k, isHead, now)
+}
+
+// flowKeys counts the keys the named queue's flow state keeps.
+func (d *dispatcher) flowKeys(name string) int {
+	if q := d.queues[name]; q != nil && q.flow != nil {
+		return len(q.flow.keys)
+	}
+	return 0
 }
 
 // flowWaiting answers why each job waits ("" for those not held back).

@@ -116,6 +116,8 @@ type flowPayload struct {
 	Key  string `json:"key"`
 	N    int    `json:"n"`
 	Fail int    `json:"fail"`
+	// RetryNow makes the failures ask for their retry at once, no backoff.
+	RetryNow bool `json:"retryNow,omitempty"`
 }
 
 type flowStart struct {
@@ -178,6 +180,9 @@ func (p *flowProbe) Execute(ctx context.Context, payload []byte) error {
 	p.keyRunning[pl.Key]--
 	p.mu.Unlock()
 	if attempt <= pl.Fail {
+		if pl.RetryNow {
+			return domain.RetryAfter(errors.New("planned failure"), 0)
+		}
 		return errors.New("planned failure")
 	}
 	return nil
