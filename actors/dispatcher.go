@@ -140,6 +140,7 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		d.cancel(ctx, msg)
 	case *drainDispatcher:
 		d.draining = true
+		d.stopFlowTimer()
 		d.rt.source.drain(d, ctx)
 	case *pingDispatcher:
 		ctx.Respond(&pong{})

@@ -423,6 +423,9 @@ func (fq *flowQueue) sweep(now time.Time) {
 // armFlowTimer makes sure the rate timer fires by due.
 func (d *dispatcher) armFlowTimer(now, due time.Time) {
 	f := &d.flow
+	if d.draining {
+		return
+	}
 	if f.stopTimer != nil && !due.Before(f.timerAt) {
 		return
 	}
@@ -432,6 +435,14 @@ func (d *dispatcher) armFlowTimer(now, due time.Time) {
 	f.timerAt = due
 	pid, root := d.rt.dispatcher, d.rt.actors.Root
 	f.stopTimer = d.rt.clock.AfterFunc(max(due.Sub(now), 0), func() { root.Send(pid, &flowWake{}) })
+}
+
+// stopFlowTimer stops the rate timer: nothing starts after a drain.
+func (d *dispatcher) stopFlowTimer() {
+	if d.flow.stopTimer != nil {
+		d.flow.stopTimer()
+		d.flow.stopTimer, d.flow.timerAt = nil, time.Time{}
+	}
 }
 
 // armQueueRate sets the timer for q's bucket if it holds back ready jobs.
