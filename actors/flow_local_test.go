@@ -203,3 +203,56 @@ func TestFlow_KeyStateIsForgotten(t *testing.T) {
 	waitFor(t, func() bool { return probe.started() == 600 })
 	require.LessOrEqual(t, flowKeyCount(t, sys, "rated"), 256)
 }
+
+// A key's bucket holds back only that key's jobs, until the clock brings
+// its next token.
+func TestFlow_KeyRate(t *testing.T) {
+	t.Parallel()
+	probe := newFlowProbe(false)
+	store := memstore.New()
+	clock := newManualClock()
+	sys := startFlowSystem(t, store, clock, probe, time.Hour)
+	t.Cleanup(func() { require.NoError(t, sys.Stop(context.Background())) })
+	setSettings(t, sys, "kr", domain.QueueSettings{PerKey: &domain.KeyLimits{Rate: &domain.Rate{Count: 1, Per: time.Second}}})
+	jobs := submitFlow(t, sys, flowJob("kr", "a", 1, 0), flowJob("kr", "a", 2, 0), flowJob("kr", "a", 3, 0),
+		flowJob("kr", "b", 1, 0), flowJob("kr", "", 1, 0))
+	waitFor(t, func() bool { return probe.started() == 3 })
+	waitFor(t, func() bool { return waiting(t, sys, "kr", domain.WaitKeyRate) == 2 })
+	require.Equal(t, domain.WaitKeyRate, waitingFor(t, sys, jobs[1].ID))
+	clock.advance(time.Second)
+	waitFor(t, func() bool { return probe.started() == 4 })
+	waitFor(t, func() bool { return waiting(t, sys, "kr", domain.WaitKeyRate) == 1 })
+	clock.advance(time.Second)
+	waitFor(t, func() bool { return probe.started() == 5 })
+	require.Equal(t, []string{"1#1", "2#1", "3#1"}, keyStarts(probe.startList(), "a"))
+}
+
+// A claim waiting for jobs of a queue whose bucket is empty gets one when
+// the bucket's next token comes.
+func TestFlow_WaitingClaimGetsTheNextToken(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	ext := startExternal(t, nil, nil, WithClock(clock))
+	ctx := context.Background()
+	setSettings(t, ext.sys, "rated", domain.QueueSettings{Rate: &domain.Rate{Count: 1, Per: time.Second}})
+	for range 3 {
+		ext.submit(t, SubmitParams{Queue: "rated"})
+	}
+	require.Len(t, ext.claim(t, ClaimParams{Max: 5}), 1)
+	require.Equal(t, 2, waiting(t, ext.sys, "rated", domain.WaitQueueRate))
+	got := make(chan []ClaimedJob, 1)
+	go func() {
+		jobs, err := ext.sys.ClaimJobs(ctx, ClaimParams{Types: []domain.JobType{"ext"}, Max: 5, Wait: time.Minute})
+		if err != nil {
+			jobs = nil
+		}
+		got <- jobs
+	}()
+	waitFor(t, func() bool {
+		n, err := ext.sys.core.actors.Root.RequestFuture(ext.sys.core.dispatcher, &countWaiters{}, time.Minute).Result()
+		require.NoError(t, err)
+		return n.(int) == 1
+	})
+	clock.advance(time.Second)
+	require.Len(t, <-got, 1)
+}
