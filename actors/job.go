@@ -644,11 +644,11 @@ func (a *jobActor) stopping(ctx actor.Context) {
 }
 
 // heldRetry returns the job if its attempt ended scheduled for a retry and
-// it has a key: the dispatcher must know, since such a job holds its key
-// in an ordered queue.
+// it has a key: a local source's dispatcher must know, since such a job
+// holds its key in an ordered queue (a shared store knows it itself).
 func (a *jobActor) heldRetry() *domain.Job {
 	if a.activation.mode == activateRun && a.job != nil && a.job.Status == domain.StatusScheduled &&
-		a.job.Key != "" && a.job.Attempts > 0 {
+		a.job.Key != "" && a.job.Attempts > 0 && a.rt.source.requeuesHere() {
 		return a.job
 	}
 	return nil
