@@ -911,6 +911,7 @@ func (d *dispatcher) waitingCounts() []domain.WaitingCount {
 // settingsChanged tells the dispatcher, with the queue's keyed jobs
 // scheduled for a retry when it is ordered.
 func (l *localSource) settingsChanged(name string, settings domain.QueueSettings) {
+	l.noteSettings(name, settings)
 	msg := &flowSettingsChanged{name: name, settings: settings}
 	if settings.Ordered {
 		holds, err := l.retryHolds(l.rt.storeCtx, name)
@@ -921,6 +922,27 @@ func (l *localSource) settingsChanged(name string, settings domain.QueueSettings
 		msg.holds = holds
 	}
 	l.rt.actors.Root.Send(l.rt.dispatcher, msg)
+}
+
+// noteSettings records whether the queue has settings.
+func (l *localSource) noteSettings(name string, settings domain.QueueSettings) {
+	l.settledMu.Lock()
+	defer l.settledMu.Unlock()
+	if settings.IsZero() {
+		delete(l.settled, name)
+		return
+	}
+	if l.settled == nil {
+		l.settled = make(map[string]struct{})
+	}
+	l.settled[name] = struct{}{}
+}
+
+// anySettled reports whether a queue has flow settings.
+func (l *localSource) anySettled() bool {
+	l.settledMu.Lock()
+	defer l.settledMu.Unlock()
+	return len(l.settled) > 0
 }
 
 // retryHolds reads the queue's keyed jobs scheduled for a retry.
@@ -952,12 +974,12 @@ func retryHeld(jobs []*domain.Job) []*domain.Job {
 
 func (l *localSource) flowWaiting(ctx context.Context, jobs []*domain.Job) error {
 	now := l.rt.clock.Now()
-	any := false
+	due := false
 	for _, j := range jobs {
 		j.WaitingFor = ""
-		any = any || j.Status == domain.StatusPending && !j.RunAt.After(now)
+		due = due || j.Status == domain.StatusPending && !j.RunAt.After(now)
 	}
-	if !any {
+	if !due || !l.anySettled() {
 		return nil
 	}
 	res, err := l.rt.actors.Root.RequestFuture(l.rt.dispatcher, &flowWaitingRequest{jobs: jobs}, requestTimeout(ctx)).Result()
@@ -975,6 +997,9 @@ func (l *localSource) flowWaiting(ctx context.Context, jobs []*domain.Job) error
 }
 
 func (l *localSource) waitingCounts(ctx context.Context) ([]domain.WaitingCount, error) {
+	if !l.anySettled() {
+		return nil, nil
+	}
 	res, err := l.rt.actors.Root.RequestFuture(l.rt.dispatcher, &waitingCountsRequest{}, requestTimeout(ctx)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +18,10 @@ import (
 // queues live in the dispatcher, bounded together by Config.QueueSize.
 type localSource struct {
 	rt *core
+	// settled names the queues with flow settings: without any, no job
+	// waits for them and nobody need ask the dispatcher.
+	settledMu sync.Mutex
+	settled   map[string]struct{}
 }
 
 // recoveryBatch is how many recovered jobs go to the store and to the
@@ -41,6 +46,7 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 			c.actors.Root.Send(c.dispatcher, &queuePauseChanged{name: q.Name, paused: true})
 		}
 		if !q.Settings.IsZero() {
+			l.noteSettings(q.Name, q.Settings)
 			// Sent before any job too; the buckets start empty.
 			msg := &flowSettingsChanged{name: q.Name, settings: q.Settings, restart: true}
 			if q.Settings.Ordered {
