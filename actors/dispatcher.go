@@ -334,11 +334,12 @@ func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
 		d.assign(ctx)
 		d.serveClaims(ctx)
 	}
-	if l, ok := d.live[msg.id]; ok && l.queue != nil && l.queue.flow != nil {
+	l, live := d.live[msg.id]
+	if live && l.queue != nil && l.queue.flow != nil {
 		d.flowPassivated(ctx, l, msg)
 		return
 	}
-	if l, ok := d.live[msg.id]; ok && l.queue != nil {
+	if live && l.queue != nil {
 		// The attempt ended: a capped queue may start another job.
 		q := l.queue
 		q.running--
