@@ -150,7 +150,7 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		for _, j := range msg.jobs {
 			d.addHold(j)
 		}
-	case *flowWake:
+	case *flowTokenDue:
 		d.flowWoken(ctx)
 	case *flowWaitingRequest:
 		ctx.Respond(d.flowWaiting(msg.jobs))

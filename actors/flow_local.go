@@ -48,8 +48,8 @@ type (
 	}
 	// flowHeld gives keyed jobs scheduled for a retry (recover).
 	flowHeld struct{ jobs []*domain.Job }
-	// flowWake is the rate timer: a bucket may hold a token now.
-	flowWake struct{}
+	// flowTokenDue is the rate timer: a bucket may hold a token now.
+	flowTokenDue struct{}
 	// flowWaitingRequest asks why jobs wait; the reply is []WaitReason,
 	// one per job.
 	flowWaitingRequest struct{ jobs []*domain.Job }
@@ -434,7 +434,7 @@ func (d *dispatcher) armFlowTimer(now, due time.Time) {
 	}
 	f.timerAt = due
 	pid, root := d.rt.dispatcher, d.rt.actors.Root
-	f.stopTimer = d.rt.clock.AfterFunc(max(due.Sub(now), 0), func() { root.Send(pid, &flowWake{}) })
+	f.stopTimer = d.rt.clock.AfterFunc(max(due.Sub(now), 0), func() { root.Send(pid, &flowTokenDue{}) })
 }
 
 // stopFlowTimer stops the rate timer: nothing starts after a drain.
