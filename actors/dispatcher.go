@@ -30,6 +30,10 @@ type (
 		requeue           *domain.Job
 		canceledQueued    bool
 		canceledScheduled bool
+		// retry is the job's scheduled snapshot when its attempt ended
+		// with a retry later and it has a key: it holds its key in an
+		// ordered queue until it is due (flow_local.go).
+		retry *domain.Job
 	}
 	// cancelJob asks for a job to be canceled; the reply is *cancelReply,
 	// sent by whichever actor owns the job at that moment.
@@ -86,6 +90,9 @@ type dispatcher struct {
 	// ext holds the ready jobs of external types and the claims waiting
 	// for them (local source; external_local.go).
 	ext externalReady
+	// flow is what the queues' flow settings need beyond each queue's
+	// state: keys holding a retry, the rate timer (flow_local.go).
+	flow flowState
 }
 
 // liveJob is a job with an actor: the number of its activation, and the
@@ -95,6 +102,8 @@ type liveJob struct {
 	queue      *queueState
 	// external says an external worker runs the attempt.
 	external bool
+	// key is the job's Job.Key, for its queue's per-key flow settings.
+	key string
 }
 
 func newDispatcher(rt *core) *dispatcher {
@@ -131,9 +140,24 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		d.cancel(ctx, msg)
 	case *drainDispatcher:
 		d.draining = true
+		d.stopFlowTimer()
 		d.rt.source.drain(d, ctx)
 	case *pingDispatcher:
 		ctx.Respond(&pong{})
+	case *flowSettingsChanged:
+		d.setFlow(ctx, msg)
+	case *flowHeld:
+		for _, j := range msg.jobs {
+			d.addHold(j)
+		}
+	case *flowTokenDue:
+		d.flowWoken(ctx)
+	case *flowWaitingRequest:
+		ctx.Respond(d.flowWaiting(msg.jobs))
+	case *waitingCountsRequest:
+		ctx.Respond(d.waitingCounts())
+	case *countFlowKeys:
+		ctx.Respond(d.flowKeys(msg.queue))
 	default:
 		// The source's own messages, and the lifecycle's.
 		d.rt.source.receive(d, ctx)
@@ -150,6 +174,16 @@ func (d *dispatcher) enqueue(ctx actor.Context, jobs []*domain.Job) {
 			delete(d.canceled, job.ID)
 			d.rt.queued.Add(-1)
 			continue
+		}
+		if job.Attempts > 0 && job.Key != "" {
+			// A retry of a keyed job falls due: it no longer waits.
+			d.holdDue(job)
+		}
+		if d.flow.queues > 0 {
+			if ok, ext := d.flowEnqueue(job); ok {
+				external = external || ext
+				continue
+			}
 		}
 		if d.rt.registry.isExternal(job.Type) {
 			// Go workers never take these: claims do.
@@ -206,6 +240,9 @@ func (d *dispatcher) refresh(q *queueState) {
 	if !q.listed && q.idle() {
 		delete(d.queues, q.name)
 	}
+	if q.flow != nil && !q.listed {
+		d.armQueueRate(q)
+	}
 }
 
 // nextReady pops the next job to start: from the queue whose turn it is
@@ -219,6 +256,9 @@ func (d *dispatcher) nextReady() (*domain.Job, bool) {
 	}
 	q := d.runnable[d.turn]
 	d.turn++
+	if q.flow != nil {
+		return d.nextFlowReady(q)
+	}
 	job, _ := q.ready.pop()
 	d.rt.queued.Add(-1)
 	if !q.canStart() {
@@ -240,7 +280,7 @@ func (d *dispatcher) run(ctx actor.Context, job *domain.Job, claimed bool) {
 	d.rt.attempts.Add(1)
 	q := d.queue(job.Queue)
 	q.running++
-	if q.limit > 0 && q.listed {
+	if (q.limit > 0 || q.flow != nil) && q.listed {
 		d.refresh(q)
 	}
 	d.activate(ctx, &activateJob{job: job, mode: activateRun, worker: worker, claimed: claimed}, q)
@@ -250,7 +290,11 @@ func (d *dispatcher) run(ctx actor.Context, job *domain.Job, claimed bool) {
 // count the job holds until the actor passivates.
 func (d *dispatcher) activate(ctx actor.Context, a *activateJob, q *queueState) {
 	d.activations++
-	d.live[a.jobID()] = liveJob{activation: d.activations, queue: q}
+	l := liveJob{activation: d.activations, queue: q}
+	if q != nil {
+		l.key = a.job.Key
+	}
+	d.live[a.jobID()] = l
 	ctx.Send(d.rt.supervisor, a)
 }
 
@@ -280,7 +324,22 @@ func (d *dispatcher) cancelRunning(ctx actor.Context, id uuid.UUID) {
 }
 
 func (d *dispatcher) passivated(ctx actor.Context, msg *jobPassivated) {
-	if l, ok := d.live[msg.id]; ok && l.queue != nil {
+	if msg.retry != nil {
+		d.addHold(msg.retry)
+	} else if len(d.flow.early) > 0 {
+		delete(d.flow.early, msg.id)
+	}
+	if msg.canceledScheduled && len(d.flow.holdOf) > 0 && d.dropHold(msg.id) {
+		// The key it held in an ordered queue may start its next job.
+		d.assign(ctx)
+		d.serveClaims(ctx)
+	}
+	l, live := d.live[msg.id]
+	if live && l.queue != nil && l.queue.flow != nil {
+		d.flowPassivated(ctx, l, msg)
+		return
+	}
+	if live && l.queue != nil {
 		// The attempt ended: a capped queue may start another job.
 		q := l.queue
 		q.running--

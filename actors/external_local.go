@@ -179,6 +179,9 @@ func (d *dispatcher) takeExternal(ctx actor.Context, req *claimRequest) int {
 			break
 		}
 	}
+	if n < spec.max && d.flow.extJobs > 0 {
+		n = d.takeFlowExternal(ctx, req, n)
+	}
 	return n
 }
 
@@ -188,7 +191,7 @@ func (d *dispatcher) runExternal(ctx actor.Context, job *domain.Job, req *claimR
 	d.rt.attempts.Add(1)
 	q := d.queue(job.Queue)
 	q.running++
-	if q.limit > 0 && q.listed {
+	if (q.limit > 0 || q.flow != nil) && q.listed {
 		d.refresh(q)
 	}
 	claim := &externalClaim{token: req.spec.token, lease: req.spec.lease, worker: req.spec.worker, started: req.started, index: index}
@@ -229,11 +232,11 @@ func (d *dispatcher) claim(ctx actor.Context, req *claimRequest) {
 // jobs came, a queue was resumed or a capped queue freed a slot.
 func (d *dispatcher) serveClaims(ctx actor.Context) {
 	x := &d.ext
-	if len(x.waiters) == 0 || len(x.order) == 0 || d.draining {
+	if len(x.waiters) == 0 || len(x.order) == 0 && d.flow.extJobs == 0 || d.draining {
 		return
 	}
 	x.waiters = slices.DeleteFunc(x.waiters, func(req *claimRequest) bool {
-		if len(x.order) == 0 {
+		if len(x.order) == 0 && d.flow.extJobs == 0 {
 			return false
 		}
 		if n := d.takeExternal(ctx, req); n > 0 {

@@ -603,6 +603,7 @@ func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
 		requeue:           requeue,
 		canceledQueued:    a.canceledQueued,
 		canceledScheduled: a.canceledScheduled,
+		retry:             a.heldRetry(),
 	})
 	ctx.Send(a.rt.supervisor, &passivateJob{id: a.activation.jobID(), pid: ctx.Self()})
 }
@@ -638,6 +639,17 @@ func (a *jobActor) stopping(ctx actor.Context) {
 	if !a.passivating {
 		a.passivating = true
 		ctx.Send(a.rt.dispatcher, &jobPassivated{id: a.activation.jobID(),
-			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled})
+			canceledQueued: a.canceledQueued, canceledScheduled: a.canceledScheduled, retry: a.heldRetry()})
 	}
+}
+
+// heldRetry returns the job if its attempt ended scheduled for a retry and
+// it has a key: a local source's dispatcher must know, since such a job
+// holds its key in an ordered queue (a shared store knows it itself).
+func (a *jobActor) heldRetry() *domain.Job {
+	if a.activation.mode == activateRun && a.job != nil && a.job.Status == domain.StatusScheduled &&
+		a.job.Key != "" && a.job.Attempts > 0 && a.rt.source.requeuesHere() {
+		return a.job
+	}
+	return nil
 }

@@ -45,7 +45,12 @@ func (e *readyEntry) before(o *readyEntry) bool {
 func (q *readyQueue) len() int { return len(q.inOrder) - q.head + len(q.heap) }
 
 func (q *readyQueue) push(j *domain.Job, seq uint64) {
-	e := readyEntry{key: readyKey(j), seq: seq, job: j}
+	q.pushEntry(readyEntry{key: readyKey(j), seq: seq, job: j})
+}
+
+// pushEntry queues an entry whose key the caller chose (an ordered key's
+// jobs sort without their priority; flow_local.go).
+func (q *readyQueue) pushEntry(e readyEntry) {
 	if n := len(q.inOrder); n == q.head || !e.before(&q.inOrder[n-1]) {
 		q.inOrder = append(q.inOrder, e)
 		return
@@ -85,6 +90,22 @@ func (q *readyQueue) pop() (*domain.Job, bool) {
 		return q.popHeap(), true
 	}
 	return nil, false
+}
+
+// each calls f on every entry, in no particular order.
+func (q *readyQueue) each(f func(*readyEntry)) {
+	for i := q.head; i < len(q.inOrder); i++ {
+		f(&q.inOrder[i])
+	}
+	for i := range q.heap {
+		f(&q.heap[i])
+	}
+}
+
+// drain empties the queue, calling f on every entry.
+func (q *readyQueue) drain(f func(readyEntry)) {
+	q.each(func(e *readyEntry) { f(*e) })
+	*q = readyQueue{}
 }
 
 func (q *readyQueue) popInOrder() *domain.Job {
@@ -155,14 +176,21 @@ type queueState struct {
 	paused bool
 	// listed says the queue is in the dispatcher's round-robin.
 	listed bool
+	// flow is the state of the queue's flow settings, nil without any:
+	// then ready holds the queue's jobs and nothing else is looked at.
+	// With settings, flow holds them (flow_local.go).
+	flow *flowQueue
 }
 
 // canStart reports whether a worker may take the queue's next job now.
 func (q *queueState) canStart() bool {
+	if q.flow != nil {
+		return q.flowCanStart()
+	}
 	return q.ready.len() > 0 && !q.paused && (q.limit == 0 || q.running < q.limit)
 }
 
 // idle reports whether the state holds nothing worth keeping.
 func (q *queueState) idle() bool {
-	return q.ready.len() == 0 && q.running == 0 && !q.paused && q.limit == 0
+	return q.flow == nil && q.ready.len() == 0 && q.running == 0 && !q.paused && q.limit == 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +18,10 @@ import (
 // queues live in the dispatcher, bounded together by Config.QueueSize.
 type localSource struct {
 	rt *core
+	// settled names the queues with flow settings: without any, no job
+	// waits for them and nobody need ask the dispatcher.
+	settledMu sync.Mutex
+	settled   map[string]struct{}
 }
 
 // recoveryBatch is how many recovered jobs go to the store and to the
@@ -40,6 +45,17 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 			// Sent before any job, so none of the queue's starts.
 			c.actors.Root.Send(c.dispatcher, &queuePauseChanged{name: q.Name, paused: true})
 		}
+		if !q.Settings.IsZero() {
+			l.noteSettings(q.Name, q.Settings)
+			// Sent before any job too; the buckets start empty.
+			msg := &flowSettingsChanged{name: q.Name, settings: q.Settings, restart: true}
+			if q.Settings.Ordered {
+				if msg.holds, err = l.retryHolds(ctx, q.Name); err != nil {
+					return 0, err
+				}
+			}
+			c.actors.Root.Send(c.dispatcher, msg)
+		}
 	}
 	now := c.clock.Now()
 	var batch, interrupted []*domain.Job
@@ -59,6 +75,9 @@ func (l *localSource) recover(ctx context.Context) (int, error) {
 				c.logger.Warn("job was running when the process stopped; its attempt counts",
 					slog.String("jobID", j.ID.String()), slog.String("type", string(j.Type)),
 					slog.Int("attempt", j.Attempts), slog.String("status", j.Status.String()))
+			}
+			if held := retryHeld(interrupted); len(held) > 0 {
+				c.actors.Root.Send(c.dispatcher, &flowHeld{jobs: held})
 			}
 			interrupted = interrupted[:0]
 		}
