@@ -133,9 +133,27 @@ func testSharedFlow(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		// Other jobs, without settings, claimed alongside.
 		createMany(t, nodes[0], flowJobs(t, "free", "", 30, at(0)))
 
-		var running, peak, done atomic.Int64
+		var running, peak, done, seen atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
+		// A reader counts the running jobs as the store sees them, in
+		// snapshots: none may show more than the limit.
+		monitor := make(chan struct{})
+		go func() {
+			defer close(monitor)
+			for done.Load() < total {
+				queues, err := nodes[2].Queues(t.Context())
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, qi := range queues {
+					if qi.Name == "lim" && int64(qi.Running) > seen.Load() {
+						seen.Store(int64(qi.Running))
+					}
+				}
+			}
+		}()
 		for n, q := range nodes {
 			for w := range 3 {
 				wg.Add(1)
@@ -157,7 +175,7 @@ func testSharedFlow(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 							for p := peak.Load(); r > p && !peak.CompareAndSwap(p, r); p = peak.Load() {
 							}
 						}
-						time.Sleep(time.Millisecond)
+						time.Sleep(3 * time.Millisecond)
 						for _, j := range got {
 							if j.Queue == "lim" {
 								running.Add(-1)
@@ -180,12 +198,14 @@ func testSharedFlow(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 			}
 		}
 		wg.Wait()
+		<-monitor
 		close(errs)
 		for err := range errs {
 			require.NoError(t, err)
 		}
 		require.Equal(t, int64(total), done.Load(), "every job of the limited queue ran")
 		require.LessOrEqual(t, peak.Load(), int64(limit), "never more running than the limit")
+		require.LessOrEqual(t, seen.Load(), int64(limit), "the store never ran more than the limit")
 		require.Positive(t, peak.Load())
 	})
 
