@@ -410,8 +410,12 @@ $$;
 -- troupe_jobs_notify, as in 000002, and also a "jobs_available" notice when
 -- a job of a queue with a limit or per-key settings stops running, so
 -- that the nodes claim the job it let start at once.
+-- It reads troupe_queues, so it carries the store's schema as its
+-- search_path: a statement of another session (an operator's, with
+-- another search_path) on troupe_jobs must find it too.
 CREATE OR REPLACE FUNCTION troupe_jobs_notify() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path FROM CURRENT
     AS $$
 DECLARE
     -- The channel of this schema; notifyChannel in Go must agree: the schema
