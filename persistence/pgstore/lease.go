@@ -176,6 +176,16 @@ func claimStatement(r domain.ClaimRequest) (string, []any) {
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
 // in tests, never in production.
+//
+// Queues with flow settings are served first, when some queue has any, by
+// troupe_flow_claim (migration 000005) in a statement of their own: it
+// locks their troupe_queues rows (FOR UPDATE SKIP LOCKED) and enforces the
+// settings exactly under those locks, taking turns across every queue as
+// claimSQL does; claimSQL then gives the rest to the queues without
+// settings, which it alone serves. Whether any queue has settings is read
+// in the same round trip as claimSQL (flowExistsSQL), so a node learns of
+// settings set elsewhere at its next claim, and a store where no queue has
+// any runs claimSQL alone.
 func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
