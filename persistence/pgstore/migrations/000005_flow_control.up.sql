@@ -236,6 +236,7 @@ DECLARE
     cand     uuid;
     wraps    integer;
     progress boolean;
+    keyless  boolean;
 BEGIN
     SELECT array_agg(l.name) INTO locked
       FROM (SELECT tq.name
@@ -337,6 +338,9 @@ BEGIN
             served := NULL;
             wraps := 0;
             progress := false;
+            -- The keyless jobs are found along the claim index, past the
+            -- keyed ones: looked for again only while some were found.
+            keyless := true;
             LOOP
                 EXIT WHEN taken >= avail;
                 IF cur IS NULL THEN
@@ -359,13 +363,16 @@ BEGIN
                 END IF;
                 cur := nxt;
                 cand := NULL;
-                IF nxt = '' THEN
+                IF nxt = '' AND NOT keyless THEN
+                    CONTINUE;
+                ELSIF nxt = '' THEN
                     SELECT pj.id INTO cand FROM troupe_jobs AS pj
                      WHERE pj.status = 'pending' AND pj.queue = q.name AND pj.key IS NULL
                        AND (pj.run_at <= now() OR pj.run_at IS NULL)
                        AND (types IS NULL OR pj.type = ANY(types))
                      ORDER BY pj.priority, pj.run_at, pj.id
                      LIMIT 1;
+                    keyless := cand IS NOT NULL;
                 ELSIF q.ordered THEN
                     cand := troupe_flow_head(q.name, nxt);
                     SELECT pj.id INTO cand FROM troupe_jobs AS pj
