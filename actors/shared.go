@@ -38,6 +38,14 @@ type (
 	// running on this node: another node took it back, unless this attempt's
 	// outcome was what ended it.
 	leaseLost struct{}
+	// flowWake is the answer of FlowWakeAfter: how long until a rate lets
+	// a waiting job start.
+	flowWake struct {
+		after time.Duration
+		err   error
+	}
+	// flowWakeup is the timer set from a flowWake going off: claim again.
+	flowWakeup struct{}
 )
 
 // sharedSource is the job source of one node among several sharing a
@@ -62,6 +70,10 @@ type sharedSource struct {
 	claimAgain  bool
 	renewing    bool
 	drainWaiter *actor.PID
+	// flowWaking says a FlowWakeAfter call or the timer it set is pending
+	// (at most one at a time); stopFlowTimer stops that timer.
+	flowWaking    bool
+	stopFlowTimer func() bool
 
 	// ext is the worker protocol's state (external_shared.go).
 	ext externalShared
@@ -159,6 +171,11 @@ func (s *sharedSource) receive(d *dispatcher, ctx actor.Context) {
 		s.renewLeases(d, ctx)
 	case *leasesRenewed:
 		s.leasesRenewed(d, ctx, msg)
+	case *flowWake:
+		s.flowWake(d, msg)
+	case *flowWakeup:
+		s.flowWaking, s.stopFlowTimer = false, nil
+		s.claim(d, ctx)
 	default:
 		s.receiveExternal(d, ctx)
 	}
@@ -171,6 +188,10 @@ func (s *sharedSource) drain(_ *dispatcher, ctx actor.Context) {
 	// Claims waiting for jobs return empty; external leases live on in the
 	// store, so there is nothing to hand back.
 	s.ext.stopOnce.Do(func() { close(s.ext.stopped) })
+	if s.stopFlowTimer != nil {
+		s.stopFlowTimer()
+		s.stopFlowTimer = nil
+	}
 	if s.claiming {
 		s.drainWaiter = ctx.Sender()
 		return
@@ -236,7 +257,37 @@ func (s *sharedSource) claimed(d *dispatcher, ctx actor.Context, msg *claimed) {
 	// A full claim suggests more jobs are ready.
 	if msg.err == nil && (s.claimAgain || len(msg.jobs) == msg.limit) {
 		s.claim(d, ctx)
+		return
 	}
+	if msg.err == nil && len(msg.jobs) < msg.limit && !s.flowWaking && !d.draining {
+		// Jobs may wait for a rate's next token, which no notice
+		// announces: ask when it is due.
+		s.flowWaking = true
+		rt, queue, self := s.rt, s.queue, ctx.Self()
+		go func() {
+			after, err := queue.FlowWakeAfter(rt.storeCtx)
+			rt.actors.Root.Send(self, &flowWake{after: after, err: err})
+		}()
+	}
+}
+
+// flowWake sets the timer of a claim when a rate's next token is due,
+// or at the poll's interval if that comes first: never a busy loop, and
+// one timer at most.
+func (s *sharedSource) flowWake(d *dispatcher, msg *flowWake) {
+	if msg.err != nil {
+		s.rt.logger.Error("asking when flow control lets jobs start failed", slog.Any("error", msg.err))
+	}
+	if msg.err != nil || msg.after <= 0 || s.stopFlowTimer != nil || d.draining {
+		s.flowWaking = s.stopFlowTimer != nil
+		return
+	}
+	wait := msg.after
+	if p := s.rt.cfg.PollInterval; p > 0 {
+		wait = min(wait, p)
+	}
+	root, dispatcher := s.rt.actors.Root, s.rt.dispatcher
+	s.stopFlowTimer = s.rt.clock.AfterFunc(wait, func() { root.Send(dispatcher, &flowWakeup{}) })
 }
 
 func (s *sharedSource) notice(d *dispatcher, ctx actor.Context, n domain.QueueNotice) {

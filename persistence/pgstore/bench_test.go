@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,4 +59,54 @@ func BenchmarkCreateBatch(b *testing.B) {
 		created += batch
 	}
 	b.ReportMetric(float64(created)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+// BenchmarkClaimCompleteFlow is BenchmarkClaimComplete on a queue without
+// settings and on one with a per-key limit of 1 over 10,000 keys (the jobs
+// of a key far apart, as many tenants' would be), on the same machine one
+// after the other: the cost of the flow-controlled claim. It reports jobs/s.
+func BenchmarkClaimCompleteFlow(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		settings domain.QueueSettings
+		keys     int
+	}{
+		{"NoSettings", domain.QueueSettings{}, 0},
+		{"NoSettingsWithKeys", domain.QueueSettings{}, 10_000},
+		{"PerKeyLimit1Over10000Keys", domain.QueueSettings{PerKey: &domain.KeyLimits{Limit: 1}}, 10_000},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newTestStore(b)
+			ctx := b.Context()
+			if !bc.settings.IsZero() {
+				require.NoError(b, s.SetQueueSettings(ctx, domain.DefaultQueue, bc.settings))
+			}
+			const batch = 100
+			jobs := make([]*domain.Job, b.N)
+			for i := range jobs {
+				jobs[i] = newJob(b, "noop", 3, past(i))
+				if bc.keys > 0 {
+					jobs[i].Key = "tenant-" + strconv.Itoa(i%bc.keys)
+				}
+			}
+			for start := 0; start < len(jobs); start += 1000 {
+				require.NoError(b, s.Create(ctx, jobs[start:min(start+1000, len(jobs))]...))
+			}
+
+			b.ResetTimer()
+			done := 0
+			for done < b.N {
+				claimed, err := s.ClaimJobs(ctx, "bench", domain.ClaimRequest{Limit: batch, Lease: time.Minute})
+				require.NoError(b, err)
+				require.NotEmpty(b, claimed)
+				for _, j := range claimed {
+					require.NoError(b, j.Complete(time.Now()))
+					require.NoError(b, s.UpdateOwned(ctx, "bench", j))
+				}
+				done += len(claimed)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
 }

@@ -21,14 +21,14 @@ import (
 const jobColumns = `id, status, type, payload, attempts, max_attempts, last_error,
 	created_at, updated_at, run_at, started_at, finished_at,
 	queue, priority, unique_key, unique_for_ns, timeout_ns, schedule,
-	result, progress_percent, progress_message, progress_updated_at`
+	result, progress_percent, progress_message, progress_updated_at, key`
 
 // qualifiedJobColumns is jobColumns of the table aliased j, for RETURNING
 // lists of statements that join it.
 const qualifiedJobColumns = `j.id, j.status, j.type, j.payload, j.attempts, j.max_attempts, j.last_error,
 	j.created_at, j.updated_at, j.run_at, j.started_at, j.finished_at,
 	j.queue, j.priority, j.unique_key, j.unique_for_ns, j.timeout_ns, j.schedule,
-	j.result, j.progress_percent, j.progress_message, j.progress_updated_at`
+	j.result, j.progress_percent, j.progress_message, j.progress_updated_at, j.key`
 
 // scanChunk is how many jobs Scan reads per query: enough to amortise the
 // round trip, few enough that memory stays flat however many jobs match.
@@ -41,7 +41,7 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 		status, typ                                string
 		created, updated, runAt, started, finished pgtype.Timestamptz
 		priority                                   int16
-		uniqueKey, schedule                        pgtype.Text
+		uniqueKey, schedule, key                   pgtype.Text
 		uniqueFor, timeout                         int64
 		percent                                    pgtype.Float8
 		message                                    pgtype.Text
@@ -50,7 +50,7 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 	err := row.Scan(&j.ID, &status, &typ, &j.Payload, &j.Attempts, &j.MaxAttempts, &j.LastError,
 		&created, &updated, &runAt, &started, &finished,
 		&j.Queue, &priority, &uniqueKey, &uniqueFor, &timeout, &schedule,
-		&j.Result, &percent, &message, &progressAt)
+		&j.Result, &percent, &message, &progressAt, &key)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +60,7 @@ func scanJob(row pgx.Row) (*domain.Job, error) {
 	j.Priority = int(priority)
 	j.UniqueKey = uniqueKey.String
 	j.Schedule = schedule.String
+	j.Key = key.String
 	j.UniqueFor = time.Duration(uniqueFor)
 	j.Timeout = time.Duration(timeout)
 	j.Status = domain.Status(status)
@@ -127,6 +128,8 @@ type jobArrays struct {
 	progressPercents []pgtype.Float8
 	progressMessages []pgtype.Text
 	progressTimes    []pgtype.Timestamptz
+	// keys are the flow keys, NULL when none.
+	keys []pgtype.Text
 	// keyed counts the jobs with a unique key.
 	keyed int
 }
@@ -143,7 +146,7 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		uniqueKeys: make([]pgtype.Text, 0, n), uniqueFor: make([]int64, 0, n), timeouts: make([]int64, 0, n),
 		schedules: make([]pgtype.Text, 0, n), results: make([][]byte, 0, n),
 		progressPercents: make([]pgtype.Float8, 0, n), progressMessages: make([]pgtype.Text, 0, n),
-		progressTimes: make([]pgtype.Timestamptz, 0, n),
+		progressTimes: make([]pgtype.Timestamptz, 0, n), keys: make([]pgtype.Text, 0, n),
 	}
 	for _, j := range jobs {
 		attempts, err := toInt32(j.ID, "attempts", j.Attempts)
@@ -182,6 +185,8 @@ func newJobArrays(jobs []*domain.Job) (*jobArrays, error) {
 		// No schedule is NULL: the schedule index then never sees the row.
 		a.schedules = append(a.schedules, pgtype.Text{String: j.Schedule, Valid: j.Schedule != ""})
 		a.results = append(a.results, j.Result)
+		// No key is NULL: the key indexes then never see the row.
+		a.keys = append(a.keys, pgtype.Text{String: j.Key, Valid: j.Key != ""})
 		if p := j.Progress; p != nil {
 			if math.IsNaN(p.Percent) {
 				// domain.NewProgress never makes one; every store refuses it.
@@ -204,22 +209,22 @@ func (a *jobArrays) args() []any {
 	return []any{a.ids, a.statuses, a.types, a.payloads, a.attempts, a.maxAttempts, a.lastErrors,
 		a.created, a.updated, a.runAt, a.started, a.finished,
 		a.queues, a.priorities, a.uniqueKeys, a.uniqueFor, a.timeouts, a.schedules,
-		a.results, a.progressPercents, a.progressMessages, a.progressTimes}
+		a.results, a.progressPercents, a.progressMessages, a.progressTimes, a.keys}
 }
 
 // jobArgs is how many parameters jobArrays.args fills: a statement's own
 // parameters are numbered after them.
-const jobArgs = 22
+const jobArgs = 23
 
 // unnestJobs turns the arrays of jobArrays.args into rows.
 const unnestJobs = `unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::int[], $6::int[], $7::text[],
 	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
 	$13::text[], $14::int[], $15::text[], $16::bigint[], $17::bigint[], $18::text[],
-	$19::bytea[], $20::float8[], $21::text[], $22::timestamptz[])
+	$19::bytea[], $20::float8[], $21::text[], $22::timestamptz[], $23::text[])
 	AS u(id, status, type, payload, attempts, max_attempts, last_error,
 	     created_at, updated_at, run_at, started_at, finished_at,
 	     queue, priority, unique_key, unique_for_ns, timeout_ns, schedule,
-	     result, progress_percent, progress_message, progress_updated_at)`
+	     result, progress_percent, progress_message, progress_updated_at, key)`
 
 func toInt32(id uuid.UUID, field string, v int) (int32, error) {
 	if int64(v) != int64(int32(v)) {
@@ -273,7 +278,7 @@ const updateSet = `status = u.status, type = u.type, payload = u.payload,
 	queue = u.queue, priority = u.priority, unique_key = u.unique_key,
 	unique_for_ns = u.unique_for_ns, timeout_ns = u.timeout_ns, schedule = u.schedule,
 	result = u.result, progress_percent = u.progress_percent,
-	progress_message = u.progress_message, progress_updated_at = u.progress_updated_at,
+	progress_message = u.progress_message, progress_updated_at = u.progress_updated_at, key = u.key,
 	unique_held = j.unique_held AND u.unique_key IS NOT DISTINCT FROM j.unique_key,
 	owner_node = CASE WHEN u.status = 'running' THEN j.owner_node END,
 	lease_expires_at = CASE WHEN u.status = 'running' THEN j.lease_expires_at END,
@@ -379,7 +384,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// filterWhere turns a filter's statuses, type, queue and schedule into a WHERE clause (empty
+// filterWhere turns a filter's statuses, type, queue, schedule and key into a WHERE clause (empty
 // when they select everything) and its arguments, numbered from $1.
 func filterWhere(f domain.Filter) (string, []any) {
 	var (
@@ -405,6 +410,11 @@ func filterWhere(f domain.Filter) (string, []any) {
 	if f.Schedule != "" {
 		args = append(args, f.Schedule)
 		conds = append(conds, `schedule = $`+strconv.Itoa(len(args)))
+	}
+	if f.Key != "" {
+		// troupe_jobs_key_idx: key = $n implies key IS NOT NULL.
+		args = append(args, f.Key)
+		conds = append(conds, `key = $`+strconv.Itoa(len(args)))
 	}
 	if len(conds) == 0 {
 		return "", args

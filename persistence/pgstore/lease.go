@@ -1,9 +1,12 @@
 package pgstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +31,8 @@ import (
 // and the queues of the request when given (see claimStatement).
 //
 //   - rooms: the queues not paused (troupe_queues, so a pause holds on every
-//     node from its commit), among those asked for when the request names
+//     node from its commit) and without flow settings (troupe_flow_claim
+//     serves those), among those asked for when the request names
 //     some, each with the most it may give: its room, if named, and the
 //     limit.
 //   - ready: how many ready jobs each queue could give, up to that, counted
@@ -58,7 +62,7 @@ WITH rooms AS MATERIALIZED (
     SELECT q.name, LEAST(COALESCE(r.room, $2::int), $2::int) AS room
       FROM troupe_queues AS q
       LEFT JOIN unnest($4::text[], $5::int[]) AS r(name, room) ON r.name = q.name
-     WHERE NOT q.paused /*queues*/
+     WHERE NOT q.paused AND NOT q.flow /*queues*/
 ), ready AS MATERIALIZED (
     SELECT rooms.name,
            CASE WHEN (SELECT count(*) FROM rooms WHERE room > 0) = 1 THEN rooms.room
@@ -172,6 +176,16 @@ func claimStatement(r domain.ClaimRequest) (string, []any) {
 // Concurrent claimers, on this node or others, never receive the same job
 // for the same attempt. A lease of zero or less is already expired: useful
 // in tests, never in production.
+//
+// Queues with flow settings are served first, when some queue has any, by
+// troupe_flow_claim (migration 000005) in a statement of their own: it
+// locks their troupe_queues rows (FOR UPDATE SKIP LOCKED) and enforces the
+// settings exactly under those locks, taking turns across every queue as
+// claimSQL does; claimSQL then gives the rest to the queues without
+// settings, which it alone serves. Whether any queue has settings is read
+// in the same round trip as claimSQL (flowExistsSQL), so a node learns of
+// settings set elsewhere at its next claim, and a store where no queue has
+// any runs claimSQL alone.
 func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimRequest) ([]*domain.Job, error) {
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
@@ -189,15 +203,84 @@ func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimReques
 		names = append(names, name)
 		rooms = append(rooms, int32(max(min(room, int(limit)), 0)))
 	}
-	query, filters := claimStatement(r)
-	args := append([]any{node, limit, r.Lease.Microseconds(), names, rooms}, filters...)
-	rows, err := s.pool.Query(ctx, query, args...)
+	var jobs []*domain.Job
+	if s.flowOn.Load() {
+		flow, err := s.claimFlow(ctx, node, r, limit, names, rooms)
+		if err != nil {
+			return nil, err
+		}
+		jobs = flow
+	}
+	plain, flowOn, err := s.claimPlain(ctx, node, r, limit-int32(len(jobs)), names, rooms)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs for %s: %w", ownerName(node), mapError(err))
+		return nil, err
+	}
+	jobs = append(jobs, plain...)
+	if wasOn := s.flowOn.Swap(flowOn); flowOn && !wasOn && len(jobs) < int(limit) {
+		// Settings appeared since the last claim: serve those queues now.
+		flow, err := s.claimFlow(ctx, node, r, limit-int32(len(jobs)), names, rooms)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, flow...)
+	}
+	if len(jobs) > len(plain) && len(plain) > 0 {
+		slices.SortFunc(jobs, func(a, b *domain.Job) int {
+			return cmp.Or(cmp.Compare(a.Priority, b.Priority), a.RunAt.Compare(b.RunAt), bytes.Compare(a.ID[:], b.ID[:]))
+		})
+	}
+	return jobs, nil
+}
+
+// flowExistsSQL says whether some queue has flow settings.
+const flowExistsSQL = `SELECT EXISTS (SELECT 1 FROM troupe_queues WHERE flow)`
+
+// claimPlain runs the plain claim statement (when limit > 0) and, in the
+// same round trip, flowExistsSQL.
+func (s *Store) claimPlain(ctx context.Context, node string, r domain.ClaimRequest, limit int32, names []string, rooms []int32) ([]*domain.Job, bool, error) {
+	var (
+		b      pgx.Batch
+		jobs   = []*domain.Job{}
+		flowOn bool
+	)
+	if limit > 0 {
+		query, filters := claimStatement(r)
+		args := append([]any{node, limit, r.Lease.Microseconds(), names, rooms}, filters...)
+		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+			var err error
+			jobs, err = collectJobs(rows)
+			return err
+		})
+	}
+	b.Queue(flowExistsSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&flowOn) })
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, false, fmt.Errorf("claim jobs for %s: %w", ownerName(node), mapError(err))
+	}
+	return jobs, flowOn, nil
+}
+
+// claimFlow claims up to limit jobs of the queues with flow settings, in
+// one statement: see troupe_flow_claim in migration 000005.
+func (s *Store) claimFlow(ctx context.Context, node string, r domain.ClaimRequest, limit int32, names []string, rooms []int32) ([]*domain.Job, error) {
+	var types, queues any
+	if len(r.Types) > 0 {
+		typeNames := make([]string, len(r.Types))
+		for i, t := range r.Types {
+			typeNames[i] = string(t)
+		}
+		types = typeNames
+	}
+	if len(r.Queues) > 0 {
+		queues = r.Queues
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM troupe_flow_claim($1, $2, $3, $4, $5, $6, $7)`,
+		node, limit, r.Lease.Microseconds(), names, rooms, types, queues)
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs of flow-controlled queues for %s: %w", ownerName(node), mapError(err))
 	}
 	jobs, err := collectJobs(rows)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs for %s: %w", ownerName(node), mapError(err))
+		return nil, fmt.Errorf("claim jobs of flow-controlled queues for %s: %w", ownerName(node), mapError(err))
 	}
 	return jobs, nil
 }

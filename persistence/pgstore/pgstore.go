@@ -177,6 +177,11 @@ type Store struct {
 	owned ownedUpdates
 	// queueNames are the queues known to be in troupe_queues.
 	queueNames queueNames
+	// flowOn says whether some queue had flow settings at the last claim
+	// (true until the first one looked): a claim then serves those
+	// queues first (troupe_flow_claim), and otherwise only runs the plain
+	// statement, which leaves them alone.
+	flowOn atomic.Bool
 }
 
 var (
@@ -212,6 +217,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		logger:  opts.Logger.With("component", "pgstore", "schema", opts.Schema),
 		done:    make(chan struct{}),
 	}
+	s.flowOn.Store(true)
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

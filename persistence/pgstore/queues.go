@@ -82,8 +82,8 @@ SELECT queue, 'pending', count(*) FROM troupe_jobs WHERE status = 'pending' GROU
 UNION ALL
 SELECT queue, 'running', count(*) FROM troupe_jobs WHERE status = 'running' GROUP BY queue`
 
-// Queues implements domain.Store: the queues with unfinished jobs or
-// paused, by name, in one round trip.
+// Queues implements domain.Store: the queues with unfinished jobs, paused
+// or with flow settings, by name, in one round trip.
 func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 	if s.closed.Load() {
 		return nil, domain.ErrClosed
@@ -108,6 +108,7 @@ func (s *Store) Queues(ctx context.Context) ([]domain.QueueInfo, error) {
 		}
 		return err
 	})
+	queueSettings(&b, &tally)
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("list queues: %w", mapError(err))
 	}

@@ -65,6 +65,7 @@ func RunShared(t *testing.T, newQueue func(t *testing.T) OpenNode) {
 		{"Unique", testSharedUnique},
 		{"Heartbeat", testSharedHeartbeat},
 		{"External", testSharedExternal},
+		{"Flow", testSharedFlow},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
