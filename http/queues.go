@@ -354,7 +354,7 @@ func decodeRate(field string, raw json.RawMessage) (*domain.Rate, []FieldError) 
 func settingFields(err error) []FieldError {
 	var fields []FieldError
 	walkErrors(err, func(e error) bool {
-		se, ok := e.(*domain.SettingError)
+		se, ok := e.(*domain.SettingError) //nolint:errorlint // walkErrors unwraps the chain itself, one error at a time
 		if !ok {
 			return false
 		}
@@ -374,7 +374,7 @@ func fieldErrors(err error) error {
 	}
 	var fields []FieldError
 	walkErrors(err, func(e error) bool {
-		fe, ok := e.(*actors.FieldError)
+		fe, ok := e.(*actors.FieldError) //nolint:errorlint // walkErrors unwraps the chain itself, one error at a time
 		if ok {
 			fields = append(fields, FieldError{Field: fe.Field, Message: invalidMessage(fe.Err)})
 		}
@@ -394,7 +394,7 @@ func walkErrors(err error, visit func(error) bool) {
 	if err == nil || visit(err) {
 		return
 	}
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // this is the unwrapping errors.As would do, keeping every error of a join
 	case interface{ Unwrap() []error }:
 		for _, e := range u.Unwrap() {
 			walkErrors(e, visit)

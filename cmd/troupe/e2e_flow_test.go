@@ -389,7 +389,7 @@ func TestServeQueueLimitSurvivesARestart(t *testing.T) {
 		waitFor(t, waitTimeout, "one job running and two waiting for the queue limit", func() (bool, error) {
 			status, data, err := api.call(nethttp.MethodGet, "/queues", "")
 			if err != nil || status != nethttp.StatusOK {
-				return false, fmt.Errorf("GET /queues: %d %s %v", status, data, err)
+				return false, fmt.Errorf("GET /queues: %d %s: %w", status, data, err)
 			}
 			q := queueNamed(t, data, "limited")
 			require.LessOrEqual(t, q.Running, 1, "the limit holds: %s", data)
