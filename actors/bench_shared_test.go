@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/internal/pgtest"
 	"github.com/troupe-go/troupe/persistence/pgstore"
 )
@@ -26,38 +25,29 @@ func BenchmarkBurnDownShared(b *testing.B) {
 				h := &countingNoop{n: jobs, done: make(chan struct{})}
 				systems := make([]*System, nodes)
 				for i := range systems {
-					store, err := pgstore.Open(context.Background(), pgstore.Options{URL: url, Schema: schema, MaxConns: 40, Logger: quietLogger()})
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { _ = store.Close() })
+					store := openBenchSchema(b, url, schema)
 					if i == 0 {
 						seedPending(b, store, jobs)
 					}
-					sys, err := New(store, WithConfig(Config{Node: fmt.Sprintf("bench-%d", i), Workers: burnDownWorkers}),
-						WithSharedQueue(store), WithLogger(quietLogger()))
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := sys.Register("noop", domain.HandlerFunc(h.Execute)); err != nil {
-						b.Fatal(err)
-					}
-					systems[i] = sys
+					systems[i] = newNoopSystem(b, store, h,
+						WithConfig(Config{Node: fmt.Sprintf("bench-%d", i), Workers: burnDownWorkers}), WithSharedQueue(store))
 				}
-				start := time.Now()
-				for _, sys := range systems {
-					if err := sys.Start(context.Background()); err != nil {
-						b.Fatal(err)
-					}
-				}
-				<-h.done
-				elapsed += time.Since(start)
-				for _, sys := range systems {
-					_ = sys.Stop(context.Background())
-				}
+				elapsed += timeBurnDown(b, h, systems...)
 			}
 			b.ReportMetric(float64(jobs*b.N)/elapsed.Seconds(), "jobs/s")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// openBenchSchema opens a PostgreSQL store on schema for a benchmark,
+// closed at its end.
+func openBenchSchema(b *testing.B, url, schema string) *pgstore.Store {
+	b.Helper()
+	store, err := pgstore.Open(context.Background(), pgstore.Options{URL: url, Schema: schema, MaxConns: 40, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	return store
 }

@@ -56,6 +56,40 @@ func (h *countingNoop) Execute(context.Context, []byte) error {
 	return nil
 }
 
+// newNoopSystem returns a System on store, not started, that runs h as
+// the type "noop".
+func newNoopSystem(b *testing.B, store domain.Store, h *countingNoop, opts ...Option) *System {
+	b.Helper()
+	sys, err := New(store, append([]Option{WithLogger(quietLogger())}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sys.Register("noop", h); err != nil {
+		b.Fatal(err)
+	}
+	return sys
+}
+
+// timeBurnDown starts systems and returns how long they took from the
+// first start until h ran every job; it stops them after.
+func timeBurnDown(b *testing.B, h *countingNoop, systems ...*System) time.Duration {
+	b.Helper()
+	start := time.Now()
+	for _, sys := range systems {
+		if err := sys.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-h.done
+	elapsed := time.Since(start)
+	for _, sys := range systems {
+		if err := sys.Stop(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return elapsed
+}
+
 // burnDownWorkers sizes the pool for no-op jobs: with handlers that take
 // no time, the pool size is how many jobs are in flight, and so how many
 // snapshots each group commit can carry.
@@ -80,22 +114,7 @@ func BenchmarkBurnDown(b *testing.B) {
 				store := bs.open(b)
 				seedPending(b, store, jobs)
 				h := &countingNoop{n: jobs, done: make(chan struct{})}
-				sys, err := New(store, WithLogger(quietLogger()), WithWorkers(burnDownWorkers))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := sys.Register("noop", h); err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				if err := sys.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				<-h.done
-				elapsed += time.Since(start)
-				if err := sys.Stop(context.Background()); err != nil {
-					b.Fatal(err)
-				}
+				elapsed += timeBurnDown(b, h, newNoopSystem(b, store, h, WithWorkers(burnDownWorkers)))
 			}
 			b.ReportMetric(float64(jobs*b.N)/elapsed.Seconds(), "jobs/s")
 			b.ReportMetric(0, "ns/op")

@@ -7,7 +7,6 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/internal/pgtest"
-	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
 // BenchmarkBurnDownSharedFlow is BenchmarkBurnDownShared (one node) over
@@ -29,11 +28,7 @@ func BenchmarkBurnDownSharedFlow(b *testing.B) {
 				url := pgtest.URL(b)
 				schema := pgtest.RandomSchema(b)
 				pgtest.DropSchemaOnCleanup(b, url, schema)
-				store, err := pgstore.Open(context.Background(), pgstore.Options{URL: url, Schema: schema, MaxConns: 40, Logger: quietLogger()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = store.Close() })
+				store := openBenchSchema(b, url, schema)
 				seedKeyed(b, store, jobs, keys)
 				if !v.settings.IsZero() {
 					if err := store.SetQueueSettings(context.Background(), domain.DefaultQueue, v.settings); err != nil {
@@ -41,21 +36,8 @@ func BenchmarkBurnDownSharedFlow(b *testing.B) {
 					}
 				}
 				h := &countingNoop{n: jobs, done: make(chan struct{})}
-				sys, err := New(store, WithConfig(Config{Node: "bench-0", Workers: burnDownWorkers}),
-					WithSharedQueue(store), WithLogger(quietLogger()))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := sys.Register("noop", domain.HandlerFunc(h.Execute)); err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				if err := sys.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				<-h.done
-				elapsed += time.Since(start)
-				_ = sys.Stop(context.Background())
+				elapsed += timeBurnDown(b, h, newNoopSystem(b, store, h,
+					WithConfig(Config{Node: "bench-0", Workers: burnDownWorkers}), WithSharedQueue(store)))
 			}
 			b.ReportMetric(float64(jobs*b.N)/elapsed.Seconds(), "jobs/s")
 			b.ReportMetric(0, "ns/op")

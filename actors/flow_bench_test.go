@@ -38,22 +38,7 @@ func BenchmarkBurnDownFlow(b *testing.B) {
 					}
 				}
 				h := &countingNoop{n: jobs, done: make(chan struct{})}
-				sys, err := New(store, WithLogger(quietLogger()), WithWorkers(burnDownWorkers))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := sys.Register("noop", h); err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				if err := sys.Start(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				<-h.done
-				elapsed += time.Since(start)
-				if err := sys.Stop(context.Background()); err != nil {
-					b.Fatal(err)
-				}
+				elapsed += timeBurnDown(b, h, newNoopSystem(b, store, h, WithWorkers(burnDownWorkers)))
 			}
 			b.ReportMetric(float64(jobs*b.N)/elapsed.Seconds(), "jobs/s")
 			b.ReportMetric(0, "ns/op")

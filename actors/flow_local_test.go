@@ -198,6 +198,13 @@ func TestFlow_KeyStateIsForgotten(t *testing.T) {
 	// then forgotten as new keys come.
 	round("rated", 0)
 	waitFor(t, func() bool { return probe.started() == 400 })
+	// Every attempt ended, so the round's keys are idle: only their
+	// buckets keep them.
+	waitFor(t, func() bool {
+		page, err := store.List(context.Background(), domain.Filter{Queue: "rated", Statuses: []domain.Status{domain.StatusCompleted}, Limit: 1})
+		require.NoError(t, err)
+		return page.Total == 200
+	})
 	clock.advance(time.Second)
 	round("rated", 200)
 	waitFor(t, func() bool { return probe.started() == 600 })
