@@ -222,6 +222,16 @@ func TestBackupOnlineUnderLoadRestoresEveryAcknowledgedJob(t *testing.T) {
 		canceledBefore[id] = true
 	}
 	mu.Unlock()
+	// On a slow machine the 400th acknowledgement may come before the
+	// first completion: the check below needs one.
+	waitFor(t, waitTimeout, "a job completed", func() (bool, error) {
+		var page listJSON
+		status, err := api.call(nethttp.MethodGet, "/jobs?status=completed&limit=1", "", &page)
+		if err != nil {
+			return false, err
+		}
+		return status == nethttp.StatusOK && page.Total > 0, fmt.Errorf("status %d, %d completed", status, page.Total)
+	})
 	completedBefore := map[string]bool{}
 	for offset := 0; ; offset += 1000 {
 		var page listJSON
