@@ -235,7 +235,7 @@ func (m *Main) storeOption(ctx context.Context) fx.Option {
 		s, err := storeopen.Open(ctx, storeopen.Options{
 			Kind:         m.Config.Store,
 			DataDir:      m.Config.DataDir,
-			SyncWrites:   m.Config.SyncWrites,
+			Durability:   badgerstore.Durability(m.Config.Durability),
 			MinFreeBytes: m.Config.MinFreeBytes,
 			DatabaseURL:  m.Config.DatabaseURL,
 			Schema:       m.Config.DatabaseSchema,

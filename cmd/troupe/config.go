@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/storeopen"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
 	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
@@ -89,10 +90,10 @@ type Config struct {
 	// PollInterval is how often an idle node claims without a
 	// notification, in case one was lost. Defaults to 1s.
 	PollInterval time.Duration `koanf:"poll_interval" usage:"with postgres: how often an idle node looks for work without being notified"`
-	// SyncWrites makes Badger fsync every write batch, so that an
-	// acknowledged job survives a power cut, not only a crash of the
-	// process. Defaults to false.
-	SyncWrites bool `koanf:"sync_writes" usage:"fsync every badger write batch (survives power loss, costs throughput)"`
+	// Durability says which Badger writes wait for fsync: full (the
+	// writes a client is told are stored, with group commit), sync-all or
+	// none. Defaults to full.
+	Durability string `koanf:"durability" usage:"badger: which writes wait for fsync: full (acknowledged submissions survive a power cut), sync-all or none"`
 	// MinFreeBytes is the free disk space below which the Badger store
 	// refuses every write (new jobs somewhat earlier), so that a
 	// full disk answers 507 instead of crashing the process; Badger's
@@ -202,6 +203,7 @@ func DefaultConfig() Config {
 		LeaseDuration:      actors.LeaseDurationDefault,
 		RescueInterval:     actors.RescueIntervalDefault,
 		PollInterval:       actors.PollIntervalDefault,
+		Durability:         string(badgerstore.DurabilityFull),
 		Workers:            actors.WorkersDefault(),
 		QueueSize:          actors.QueueSizeDefault,
 		MaxAttempts:        actors.MaxAttemptsDefault,

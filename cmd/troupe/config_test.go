@@ -52,7 +52,7 @@ func TestConfigDefaults(t *testing.T) {
 		require.Equal(t, 30*time.Second, cfg.LeaseDuration)
 		require.Equal(t, 10*time.Second, cfg.RescueInterval)
 		require.Equal(t, time.Second, cfg.PollInterval)
-		require.False(t, cfg.SyncWrites)
+		require.Equal(t, "full", cfg.Durability)
 		require.Equal(t, actors.WorkersDefault(), cfg.Workers)
 		require.Equal(t, 100_000, cfg.QueueSize)
 		require.Equal(t, 3, cfg.MaxAttempts)
@@ -130,7 +130,7 @@ func TestConfigSources(t *testing.T) {
 		LeaseDuration:      20 * time.Second,
 		RescueInterval:     5 * time.Second,
 		PollInterval:       500 * time.Millisecond,
-		SyncWrites:         true,
+		Durability:         "sync-all",
 		MinFreeBytes:       64 << 20,
 		Workers:            7,
 		QueueSize:          42,
@@ -170,7 +170,7 @@ node: node-a
 lease_duration: 20s
 rescue_interval: 5s
 poll_interval: 500ms
-sync_writes: true
+durability: sync-all
 min_free_bytes: 67108864
 workers: 7
 queue_size: 42
@@ -235,7 +235,7 @@ external_types: [resize_image, transcode]
 			"TROUPE_LEASE_DURATION=20s",
 			"TROUPE_RESCUE_INTERVAL=5s",
 			"TROUPE_POLL_INTERVAL=500ms",
-			"TROUPE_SYNC_WRITES=true",
+			"TROUPE_DURABILITY=sync-all",
 			"TROUPE_MIN_FREE_BYTES=67108864",
 			"TROUPE_WORKERS=7",
 			"TROUPE_QUEUE_SIZE=42",
@@ -278,7 +278,7 @@ external_types: [resize_image, transcode]
 			"--lease-duration", "20s",
 			"--rescue-interval", "5s",
 			"--poll-interval", "500ms",
-			"--sync-writes",
+			"--durability=sync-all",
 			"--min-free-bytes", "67108864",
 			"--workers", "7",
 			"--queue-size", "42",
@@ -374,7 +374,6 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{name: "base delay zero", env: []string{"TROUPE_RETRY_BASE_DELAY=0s"}, wantErr: `invalid TROUPE_RETRY_BASE_DELAY 0s: must be positive`},
 		{name: "max delay below base", env: []string{"TROUPE_RETRY_BASE_DELAY=10s", "TROUPE_RETRY_MAX_DELAY=1s"}, wantErr: `invalid TROUPE_RETRY_MAX_DELAY 1s: must not be below TROUPE_RETRY_BASE_DELAY (10s)`},
 		{name: "jitter not a bool", env: []string{"TROUPE_RETRY_JITTER=maybe"}, wantErr: `invalid TROUPE_RETRY_JITTER "maybe": want true or false`},
-		{name: "sync writes not a bool", env: []string{"TROUPE_SYNC_WRITES=yes please"}, wantErr: `invalid TROUPE_SYNC_WRITES "yes please": want true or false`},
 		{name: "demo not a bool", env: []string{"TROUPE_DEMO=2"}, wantErr: `invalid TROUPE_DEMO "2": want true or false`},
 		{name: "insecure not a bool", env: []string{"TROUPE_INSECURE=on"}, wantErr: `invalid TROUPE_INSECURE "on": want true or false`},
 		{name: "shutdown timeout", env: []string{"TROUPE_SHUTDOWN_TIMEOUT=-1s"}, wantErr: `invalid TROUPE_SHUTDOWN_TIMEOUT -1s: must be positive`},

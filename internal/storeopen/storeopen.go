@@ -37,8 +37,9 @@ type Options struct {
 	Kind string
 	// DataDir is Badger's directory.
 	DataDir string
-	// SyncWrites makes Badger fsync every write batch.
-	SyncWrites bool
+	// Durability says which Badger writes wait for fsync; empty means
+	// badgerstore.DurabilityFull.
+	Durability badgerstore.Durability
 	// MinFreeBytes is Badger's free-space floor; 0 derives it.
 	MinFreeBytes int64
 	// DatabaseURL is the PostgreSQL connection string.
@@ -73,7 +74,7 @@ func Open(ctx context.Context, o Options) (Store, error) {
 	case Badger:
 		s, err := badgerstore.Open(badgerstore.Options{
 			Dir:          o.DataDir,
-			SyncWrites:   o.SyncWrites,
+			Durability:   o.Durability,
 			MinFreeBytes: o.MinFreeBytes,
 			Logger:       logger.With(slog.String("component", "badgerstore")),
 		})

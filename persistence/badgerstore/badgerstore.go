@@ -74,12 +74,10 @@ type Options struct {
 	// InMemory keeps everything in memory, so that nothing survives Close:
 	// for tests and demos. Defaults to false.
 	InMemory bool
-	// SyncWrites makes every group commit wait for fsync before it is
-	// acknowledged. Without it a write is acknowledged once it reached the
-	// operating system: a killed process loses nothing, and only a crash of
-	// the machine can lose the latest acknowledged writes. Flush and Close
-	// sync either way. Defaults to false.
-	SyncWrites bool
+	// Durability says which writes wait for fsync before they are
+	// acknowledged (see Durability). Flush and Close sync either way.
+	// Defaults to DurabilityFull.
+	Durability Durability
 	// Logger receives the store's messages and Badger's warnings and
 	// errors; Badger's info and debug lines are dropped. Defaults to
 	// slog.Default().
@@ -110,6 +108,7 @@ type Options struct {
 func (o Options) WithDefaults() Options {
 	o.Logger = cmp.Or(o.Logger, slog.Default())
 	o.MaxBatch = cmp.Or(o.MaxBatch, MaxBatchDefault)
+	o.Durability = cmp.Or(o.Durability, DurabilityFull)
 	if o.MemTableSize == 0 && o.MinFreeBytes > 0 {
 		// 0 when even the smallest memtable needs more: validate says so.
 		o.MemTableSize = MemTableSizeFor(o.MinFreeBytes)
@@ -134,6 +133,8 @@ func (o Options) Validate() error {
 		return bad("Dir", o.Dir, "must be empty when InMemory is set")
 	case !o.InMemory && o.Dir == "":
 		return bad("Dir", nil, "is required unless InMemory is set")
+	case o.Durability.Valid() != nil:
+		return bad("Durability", string(o.Durability), "must be full, sync-all or none")
 	case o.MaxBatch < 1:
 		return bad("MaxBatch", o.MaxBatch, "must be at least 1")
 	case o.MemTableSize < MemTableSizeMin:
@@ -176,7 +177,7 @@ func (e *OptionsError) Unwrap() error { return domain.ErrInvalid }
 func (o Options) badgerOptions() badger.Options {
 	bo := badger.DefaultOptions(o.Dir).
 		WithInMemory(o.InMemory).
-		WithSyncWrites(o.SyncWrites).
+		WithSyncWrites(o.Durability == DurabilitySyncAll).
 		WithLogger(badgerLogger{log: o.Logger}).
 		WithLoggingLevel(badger.WARNING).
 		// The writer is the only goroutine that writes, so there is

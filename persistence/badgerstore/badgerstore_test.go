@@ -265,7 +265,7 @@ func TestOptionsDefaults(t *testing.T) {
 	require.Equal(t, badgerstore.MaxBatchDefault, o.MaxBatch)
 	require.Equal(t, badgerstore.MemTableSizeDefault, o.MemTableSize)
 	require.Same(t, slog.Default(), o.Logger)
-	require.False(t, o.SyncWrites)
+	require.Equal(t, badgerstore.DurabilityFull, o.Durability)
 	require.False(t, o.InMemory)
 	require.Empty(t, o.Dir)
 
@@ -355,7 +355,7 @@ func TestCloseKeepsEveryAcknowledgedWrite(t *testing.T) {
 
 func TestPingAndFlushOnDisk(t *testing.T) {
 	t.Parallel()
-	s := mustOpen(t, badgerstore.Options{Dir: t.TempDir(), SyncWrites: true})
+	s := mustOpen(t, badgerstore.Options{Dir: t.TempDir(), Durability: badgerstore.DurabilitySyncAll})
 	require.NoError(t, s.Ping(t.Context()))
 	require.NoError(t, s.Create(t.Context(), newJobAt(t, "noop", 0)))
 	require.NoError(t, s.Flush(t.Context()))

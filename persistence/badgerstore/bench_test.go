@@ -143,7 +143,11 @@ func BenchmarkUpdateParallel(b *testing.B) {
 }
 
 func benchUpdate(b *testing.B, parallelism int, syncWrites bool) {
-	s := benchStore(b, Options{SyncWrites: syncWrites})
+	d := DurabilityNone
+	if syncWrites {
+		d = DurabilitySyncAll
+	}
+	s := benchStore(b, Options{Durability: d})
 	ctx := b.Context()
 	// Each goroutine owns a few jobs, so no two update one job at once,
 	// and every update moves a job between pending and running: the
