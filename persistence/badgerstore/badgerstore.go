@@ -283,6 +283,9 @@ func Open(opts Options) (*Store, error) {
 		integ:  &integrity{db: db, log: opts.Logger},
 		gcStop: make(chan struct{}), gcDone: make(chan struct{}), gcKick: make(chan struct{}, 1)}
 	s.w.space = space
+	if opts.Durability == DurabilityFull && !opts.InMemory {
+		s.w.syncAcknowledged = db.Sync
+	}
 	s.w.confirmMiss = s.integ.confirmMiss
 	go s.w.run()
 	go s.collectValueLog(opts)

@@ -271,7 +271,7 @@ func TestOptionsDefaults(t *testing.T) {
 
 	require.Equal(t, badgerstore.MinFreeBytesFor(badgerstore.MemTableSizeDefault), o.MinFreeBytes)
 
-	set := badgerstore.Options{MaxBatch: 7, MemTableSize: 2 << 20, MinFreeBytes: 64 << 20, Logger: quietLogger()}
+	set := badgerstore.Options{MaxBatch: 7, MemTableSize: 2 << 20, MinFreeBytes: 64 << 20, Logger: quietLogger(), Durability: badgerstore.DurabilityNone}
 	require.Equal(t, set, set.WithDefaults(), "set fields are kept")
 }
 

@@ -107,8 +107,12 @@ func statusCode(s domain.Status) (byte, bool) {
 }
 
 // codeScheduled is statusCode(domain.StatusScheduled), which the
-// scheduled index is kept for.
-const codeScheduled byte = 6
+// scheduled index is kept for; codeCanceled is the status a cancel
+// writes, which DurabilityFull syncs.
+const (
+	codeScheduled byte = 6
+	codeCanceled  byte = 5
+)
 
 // statusOf is the inverse of statusCode.
 func statusOf(code byte) (domain.Status, bool) {

@@ -78,6 +78,28 @@ func (o op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
+// mustSync reports whether r, under DurabilityFull, is acknowledged only
+// once its commit is on stable storage: what a client is told is stored
+// (new jobs, deletes, cancels, pauses, queue settings, schedules, the
+// request log). The other writes — a job's start, an attempt's outcome,
+// progress, promotions, retention, schedule runs — may be lost to a power
+// cut at worst, which runs a job again (at least once allows it); they
+// reach stable storage with the next synced commit.
+func (r *request) mustSync() bool {
+	switch r.op {
+	case opUpdate:
+		for _, s := range r.snaps {
+			if s.index.status == codeCanceled {
+				return true
+			}
+		}
+		return false
+	case opPromote, opDeleteExpiredRequests, opDeleteFinished, opRecordScheduleRun:
+		return false
+	}
+	return true
+}
+
 // addsData reports whether the op stores something new, which a nearly
 // full disk refuses first (space.go): new jobs, new request records and
 // schedules. Every other write changes what is stored (or frees it, as
@@ -278,6 +300,17 @@ type writer struct {
 	// is logged once.
 	space *spaceGuard
 	level spaceLevel
+
+	// syncAcknowledged, when set, makes a commit that carries a mustSync
+	// request call it (Badger's Sync) before any request in it is
+	// answered (DurabilityFull).
+	// The sync runs on the writer goroutine right after the commit, so no
+	// other commit comes between: Badger's Sync reaches only the current
+	// memtable's log, and a later commit could rotate it away unsynced.
+	// Requests queue meanwhile, so concurrent submissions share one fsync.
+	syncAcknowledged func() error
+	// syncs counts those fsyncs, for tests and benchmarks.
+	syncs atomic.Int64
 
 	// failure holds the error of the latest commit if it failed, for Ping.
 	failure atomic.Pointer[error]
@@ -554,6 +587,15 @@ func (w *writer) apply(reqs []*request) {
 		return
 	}
 	err := txn.Commit()
+	if err == nil && w.syncAcknowledged != nil && slices.ContainsFunc(accepted, (*request).mustSync) {
+		w.syncs.Add(1)
+		if serr := w.syncAcknowledged(); serr != nil {
+			// Committed, maybe not on disk: the callers learn it was not
+			// acknowledged; a retry finds the job (ErrAlreadyExists) or
+			// writes it again.
+			err = fmt.Errorf("%w: sync to stable storage: %w", domain.ErrUnavailable, serr)
+		}
+	}
 	w.record(err, len(accepted))
 	if err == nil {
 		w.batches.Add(1)
