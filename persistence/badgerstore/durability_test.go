@@ -76,17 +76,35 @@ func TestDurabilityFullReportsAFailedSync(t *testing.T) {
 	t.Parallel()
 	s := openTest(t, Options{Dir: t.TempDir()})
 	ctx := t.Context()
+	k := testJob(t, 1)
+	require.NoError(t, s.Create(ctx, k))
 	bad := errors.New("input/output error")
 	s.w.syncAcknowledged = func() error { return bad }
+
+	// One commit: j's create waits for the failing fsync, k's start does
+	// not.
 	j := testJob(t, 0)
-	err := s.Create(ctx, j)
+	require.NoError(t, k.Start(testEpoch.Add(time.Second)))
+	create, start := req(t, ctx, opCreate, j.Clone()), req(t, ctx, opUpdate, k.Clone())
+	s.w.commit([]*request{create, start})
+	err := answer(t, create)
 	require.ErrorIs(t, err, domain.ErrUnavailable)
 	require.ErrorIs(t, err, bad)
 	require.ErrorContains(t, err, j.ID.String())
+	require.NoError(t, answer(t, start), "a start does not wait for fsync")
 	require.ErrorIs(t, s.Ping(ctx), bad)
 
+	// Committed all the same, and the writer knows it: j can be written
+	// on, not created again.
+	got, err := s.Get(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j, got)
+	require.ErrorIs(t, s.Create(ctx, j.Clone()), domain.ErrAlreadyExists)
+	require.NoError(t, k.Complete(testEpoch.Add(2*time.Second)))
+	require.NoError(t, s.Update(ctx, k))
+
 	s.w.syncAcknowledged = s.db.Sync
-	require.NoError(t, s.Create(ctx, testJob(t, 1)))
+	require.NoError(t, s.Create(ctx, testJob(t, 2)))
 	require.NoError(t, s.Ping(ctx))
 }
 

@@ -587,16 +587,6 @@ func (w *writer) apply(reqs []*request) {
 		return
 	}
 	err := txn.Commit()
-	if err == nil && w.syncAcknowledged != nil && slices.ContainsFunc(accepted, (*request).mustSync) {
-		w.syncs.Add(1)
-		if serr := w.syncAcknowledged(); serr != nil {
-			// Committed, maybe not on disk: the callers learn it was not
-			// acknowledged; a retry finds the job (ErrAlreadyExists) or
-			// writes it again.
-			err = fmt.Errorf("%w: sync to stable storage: %w", domain.ErrUnavailable, serr)
-		}
-	}
-	w.record(err, len(accepted))
 	if err == nil {
 		w.batches.Add(1)
 		w.snapshots.Add(int64(p.written))
@@ -610,8 +600,41 @@ func (w *writer) apply(reqs []*request) {
 			w.counts[c.key] = c.n
 		}
 		w.countsAfter = p.countsAfter
+		if w.syncAcknowledged != nil && slices.ContainsFunc(accepted, (*request).mustSync) {
+			w.syncCommitted(accepted)
+			return
+		}
 	}
+	w.record(err, len(accepted))
+	w.answer(accepted, err)
+}
+
+// syncCommitted answers the requests of a commit that holds some that
+// must be on stable storage: the others at once, those after the fsync.
+func (w *writer) syncCommitted(accepted []*request) {
+	waiting := accepted[:0:0]
 	for _, r := range accepted {
+		if r.mustSync() {
+			waiting = append(waiting, r)
+			continue
+		}
+		r.done <- nil
+	}
+	w.syncs.Add(1)
+	var err error
+	if serr := w.syncAcknowledged(); serr != nil {
+		// Committed, maybe not on disk: the callers learn it was not
+		// acknowledged; a retry finds the job (ErrAlreadyExists) or
+		// writes it again.
+		err = fmt.Errorf("%w: sync to stable storage: %w", domain.ErrUnavailable, serr)
+	}
+	w.record(err, len(waiting))
+	w.answer(waiting, err)
+}
+
+// answer gives every request of reqs the outcome err.
+func (w *writer) answer(reqs []*request, err error) {
+	for _, r := range reqs {
 		if err == nil {
 			// No label: building one costs two allocations per caller.
 			r.done <- nil
