@@ -172,13 +172,13 @@ func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int,
 	if b.nodes() > 1 && b.Store != storeopen.Postgres {
 		return nil, fmt.Errorf("%d nodes share a queue only on postgres, not on %s", b.nodes(), b.Store)
 	}
-	facts, err := b.factsOf(ctx)
-	if err != nil {
-		return nil, err
-	}
 	opened, closeStore, dir, err := b.openStore(ctx)
 	if err != nil {
 		return nil, err
+	}
+	facts, err := b.factsOf(ctx)
+	if err != nil {
+		return nil, errors.Join(err, closeStore())
 	}
 	// stops stops what started, the last first; the first node's store,
 	// whose closing drops the bench's tables, closes last.
