@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
 	"github.com/troupe-go/troupe/persistence/memstore"
@@ -42,49 +44,123 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// countingNoop completes at once and signals when the n-th job ran.
+// countingNoop completes at once and closes done when n jobs are done: a
+// job is done when the store committed its completed outcome, which
+// newNoopSystem watches for. On a System that newNoopSystem did not build,
+// nothing watches the store, and done closes when the n-th handler
+// returned.
 type countingNoop struct {
-	n    int64
-	ran  atomic.Int64
-	done chan struct{}
+	n         int64
+	ran       atomic.Int64
+	committed atomic.Int64
+	// watched says newNoopSystem wraps the store: done waits for commits.
+	watched   atomic.Bool
+	done      chan struct{}
+	closeDone sync.Once
 }
 
 func (h *countingNoop) Execute(context.Context, []byte) error {
-	if h.ran.Add(1) == h.n {
-		close(h.done)
+	if h.ran.Add(1) == h.n && !h.watched.Load() {
+		h.closeDone.Do(func() { close(h.done) })
 	}
 	return nil
 }
 
+// stored notes the snapshots a store just committed; done closes once n
+// completed ones were.
+func (h *countingNoop) stored(jobs ...*domain.Job) {
+	k := int64(0)
+	for _, j := range jobs {
+		if j.Status == domain.StatusCompleted {
+			k++
+		}
+	}
+	if k > 0 && h.committed.Add(k) >= h.n {
+		h.closeDone.Do(func() { close(h.done) })
+	}
+}
+
+// committedStore is a store that tells h the snapshots it committed: the
+// runtime stores a job's outcome before it considers the job done.
+type committedStore struct {
+	domain.Store
+	h *countingNoop
+}
+
+func (s committedStore) Update(ctx context.Context, jobs ...*domain.Job) error {
+	if err := s.Store.Update(ctx, jobs...); err != nil {
+		return err
+	}
+	s.h.stored(jobs...)
+	return nil
+}
+
+// committedLog is a committedStore whose store keeps idempotency records,
+// as every store does: the pruner expires them only on a store it sees is
+// a domain.RequestLog.
+type committedLog struct {
+	committedStore
+	domain.RequestLog
+}
+
+// committedShared is a shared queue that tells h the outcomes its node
+// committed: a node of a shared store stores them through UpdateOwned.
+type committedShared struct {
+	domain.SharedQueue
+	h *countingNoop
+}
+
+func (s committedShared) UpdateOwned(ctx context.Context, node string, job *domain.Job) error {
+	if err := s.SharedQueue.UpdateOwned(ctx, node, job); err != nil {
+		return err
+	}
+	s.h.stored(job)
+	return nil
+}
+
 // newNoopSystem returns a System on store, not started, that runs h as
-// the type "noop".
-func newNoopSystem(b *testing.B, store domain.Store, h *countingNoop, opts ...Option) *System {
-	b.Helper()
-	sys, err := New(store, append([]Option{WithLogger(quietLogger())}, opts...)...)
+// the type "noop", with its store (and its shared queue, when opts give
+// one) watched for h's committed outcomes.
+func newNoopSystem(tb testing.TB, store domain.Store, h *countingNoop, opts ...Option) *System {
+	tb.Helper()
+	h.watched.Store(true)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	all := append([]Option{WithLogger(quietLogger())}, opts...)
+	if o.shared != nil {
+		all = append(all, WithSharedQueue(committedShared{SharedQueue: o.shared, h: h}))
+	}
+	var watched domain.Store = committedStore{Store: store, h: h}
+	if log, ok := store.(domain.RequestLog); ok {
+		watched = committedLog{committedStore: committedStore{Store: store, h: h}, RequestLog: log}
+	}
+	sys, err := New(watched, all...)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := sys.Register("noop", h); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return sys
 }
 
 // timeBurnDown starts systems and returns how long they took from the
-// first start until h ran every job; it stops them after.
-func timeBurnDown(b *testing.B, h *countingNoop, systems ...*System) time.Duration {
-	b.Helper()
+// first start until h's jobs were done; it stops them after.
+func timeBurnDown(tb testing.TB, h *countingNoop, systems ...*System) time.Duration {
+	tb.Helper()
 	start := time.Now()
 	for _, sys := range systems {
 		if err := sys.Start(context.Background()); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	<-h.done
 	elapsed := time.Since(start)
 	for _, sys := range systems {
 		if err := sys.Stop(context.Background()); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	return elapsed
@@ -103,8 +179,9 @@ func envInt(name string, def int) int {
 }
 
 // BenchmarkBurnDown seeds a store with 100,000 pending no-op jobs, then
-// times a System starting on it until every job has run: recovery queues
-// them and the workers burn them down. It reports jobs/s.
+// times a System starting on it until every job's completed outcome is
+// committed: recovery queues them and the workers burn them down. It
+// reports jobs/s.
 func BenchmarkBurnDown(b *testing.B) {
 	const jobs = 100_000
 	for _, bs := range benchStores {
@@ -122,19 +199,19 @@ func BenchmarkBurnDown(b *testing.B) {
 	}
 }
 
-func seedPending(b *testing.B, store domain.Store, n int) {
-	b.Helper()
+func seedPending(tb testing.TB, store domain.Store, n int) {
+	tb.Helper()
 	now := time.Now()
 	batch := make([]*domain.Job, 0, 1000)
 	for i := range n {
 		j, err := domain.NewJob("noop", []byte("{}"), 1, now)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		batch = append(batch, j)
 		if len(batch) == cap(batch) || i == n-1 {
 			if err := store.Create(context.Background(), batch...); err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			batch = batch[:0]
 		}
@@ -374,4 +451,26 @@ func BenchmarkRecover(b *testing.B) {
 		_ = sys.Stop(ctx)
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestBurnDownCountsCommittedOutcomes checks what the burn-down
+// benchmarks time: when done closes, every job's completed outcome is in
+// the store, not only its handler returned.
+func TestBurnDownCountsCommittedOutcomes(t *testing.T) {
+	t.Parallel()
+	const jobs = 200
+	store := memstore.New()
+	seedPending(t, store, jobs)
+	h := &countingNoop{n: jobs, done: make(chan struct{})}
+	timeBurnDown(t, h, newNoopSystem(t, store, h, WithWorkers(4)))
+	requireCompleted(t, store, jobs)
+	require.EqualValues(t, jobs, h.committed.Load())
+}
+
+// requireCompleted checks that store holds n completed jobs.
+func requireCompleted(t *testing.T, store domain.Store, n int) {
+	t.Helper()
+	page, err := store.List(context.Background(), domain.Filter{Statuses: []domain.Status{domain.StatusCompleted}, Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, n, page.Total)
 }

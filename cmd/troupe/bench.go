@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/bench"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
 )
 
 // Defaults of the bench's flags.
@@ -47,8 +50,13 @@ type benchFlags struct {
 	databaseURL string
 	schema      string
 	workers     int
+	nodes       int
+	durability  string
 	json        bool
 	cpuProfile  string
+	// durabilitySet says --durability was given: it applies to badger
+	// only, even with its default value.
+	durabilitySet bool
 }
 
 // validate checks the shared flags with the rules serve's options follow,
@@ -78,8 +86,35 @@ func (f benchFlags) validate() error {
 	if errs := actorsErrors(cfg.Validate(), name); len(errs) > 0 {
 		return errs[0].err
 	}
+	if f.nodes < 1 {
+		return fmt.Errorf("invalid --nodes %d: must be at least 1", f.nodes)
+	}
+	if f.nodes > 1 && f.store != StorePostgres {
+		return fmt.Errorf("--nodes %d needs --store postgres, not %s: only PostgreSQL's queue is shared by several nodes", f.nodes, f.store)
+	}
+	if f.durabilitySet {
+		if f.store != StoreBadger {
+			return fmt.Errorf("--durability applies to --store badger, not %s", f.store)
+		}
+		if err := badgerstore.Durability(f.durability).Valid(); err != nil {
+			return fmt.Errorf("invalid --durability %q: must be one of %s", f.durability, durabilityNames())
+		}
+	}
 	return nil
 }
+
+// durabilityNames lists Badger's durabilities for messages and help.
+func durabilityNames() string {
+	names := make([]string, 0, len(badgerstore.Durabilities()))
+	for _, d := range badgerstore.Durabilities() {
+		names = append(names, string(d))
+	}
+	return strings.Join(names, ", ")
+}
+
+// storeDefaultAnnotation names, in a mode's annotations, the store it
+// runs on when --store is not given, if not memory.
+const storeDefaultAnnotation = "troupe.bench.store-default"
 
 func newBenchCommand(env *environment) *cobra.Command {
 	f := &benchFlags{}
@@ -104,14 +139,26 @@ afterwards, unless --data-dir names one. With --store postgres the jobs go to
 the schema troupe_bench, whose tables are dropped afterwards, or to the schema
 named by --schema, which is left as it is. Either way a store that already
 holds unfinished jobs is refused, since the bench would run them; run one
-bench at a time per schema. On postgres the bench measures one node using
-the database as a plain store; the shared queue that several troupe serve
-nodes use is measured by BenchmarkBurnDownShared (make bench).`,
+bench at a time per schema. With --durability, Badger syncs as troupe serve's
+durability option says (full by default, as with serve).
+
+On postgres the bench runs the queue shared in the database, as troupe serve
+does. With --nodes N it runs N nodes in this process, each with its own
+connection pool and --workers workers, on the same schema: the jobs are
+submitted through the first, and every node claims and runs them.
+
+A job counts as done once the store committed its completed outcome, not when
+its handler returned (bench http counts accepted submissions). The summary says what was measured: the CPUs and
+GOMAXPROCS, the workers and nodes, the store with Badger's durability or
+PostgreSQL's version and synchronous_commit, and when a job counted as done
+(doneWhen in JSON).`,
 		Example: `  troupe bench burndown -n 100000 --store badger
   troupe bench steady --rate 1000 --duration 10s --store badger
   troupe bench scheduled --jobs 10000 --window 10s --store badger
   troupe bench http --concurrency 32 --duration 10s --batch 100
   troupe bench burndown --store postgres --database-url postgres://localhost/troupe --json
+  troupe bench burndown --store postgres --database-url postgres://localhost/troupe --nodes 3
+  troupe bench burndown --store badger --durability none
   troupe bench soak --duration 10m --rate 2000 --retention-completed 30s`,
 		Args: cobra.NoArgs,
 	}
@@ -122,7 +169,9 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 	// The URL may hold a password: keep it out of --help.
 	pf.Lookup("database-url").DefValue = ""
 	pf.StringVar(&f.schema, "schema", bench.SchemaDefault, "PostgreSQL schema; the tables of the default one are dropped afterwards")
-	pf.IntVar(&f.workers, "workers", actors.WorkersDefault(), "size of the worker pool")
+	pf.IntVar(&f.workers, "workers", actors.WorkersDefault(), "size of the worker pool (of each node)")
+	pf.IntVar(&f.nodes, "nodes", 1, "with --store postgres: nodes in this process sharing the queue, each with its own connection pool")
+	pf.StringVar(&f.durability, "durability", string(badgerstore.DurabilityFull), "with --store badger: which writes wait for fsync: "+durabilityNames())
 	pf.BoolVar(&f.json, "json", false, "print the summary as JSON instead of a table")
 	pf.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, for go tool pprof")
 	cmd.AddCommand(
@@ -142,6 +191,10 @@ nodes use is measured by BenchmarkBurnDownShared (make bench).`,
 func benchCommand(env *environment, f *benchFlags, cmd *cobra.Command, run func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error)) *cobra.Command {
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if d := cmd.Annotations[storeDefaultAnnotation]; d != "" && !cmd.Flags().Changed("store") {
+			f.store = d
+		}
+		f.durabilitySet = cmd.Flags().Changed("durability")
 		if err := f.validate(); err != nil {
 			return err
 		}
@@ -166,9 +219,11 @@ func benchCommand(env *environment, f *benchFlags, cmd *cobra.Command, run func(
 		b := &bench.Bencher{
 			Store:       f.store,
 			DataDir:     f.dataDir,
+			Durability:  f.durability,
 			DatabaseURL: f.databaseURL,
 			Schema:      f.schema,
 			Workers:     f.workers,
+			Nodes:       f.nodes,
 			Progress:    env.stderr,
 			Logger:      logger,
 			StartServer: startBenchServer(logger),
@@ -298,6 +353,9 @@ handler (troupe serve registers one unless --demo=false).`,
 		if h.batch < 0 || h.batch > http.MaxBatchJobs {
 			return nil, fmt.Errorf("invalid --batch %d: must be from 1 to %d, or 0 for single submissions", h.batch, http.MaxBatchJobs)
 		}
+		if b.Nodes > 1 {
+			return nil, fmt.Errorf("bench http takes no --nodes: its in-process server is one node on the memory store; to load several, start troupe serve nodes and pass --server")
+		}
 		if h.server == "" && b.Store != StoreMemory {
 			return nil, fmt.Errorf("the in-process server of bench http runs on the memory store; to load a %s store, start troupe serve --store %s and pass --server", b.Store, b.Store)
 		}
@@ -345,10 +403,8 @@ growing with every job.
 
 The store is badger unless --store says postgres; the memory store has no
 size to measure.`,
+		Annotations: map[string]string{storeDefaultAnnotation: StoreBadger},
 	}, func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error) {
-		if !cmd.Flags().Changed("store") {
-			b.Store = StoreBadger
-		}
 		if p.Rate <= 0 || math.IsInf(p.Rate, 0) || math.IsNaN(p.Rate) {
 			return nil, fmt.Errorf("invalid --rate %v: must be a positive number of jobs per second", p.Rate)
 		}
@@ -397,10 +453,8 @@ complete, as p50/p90/p99/max.
 
 The store is badger (in a temporary directory unless --data-dir) unless
 --store says memory.`,
+		Annotations: map[string]string{storeDefaultAnnotation: StoreBadger},
 	}, func(ctx context.Context, b *bench.Bencher) (*bench.Summary, error) {
-		if !cmd.Flags().Changed("store") {
-			b.Store = StoreBadger
-		}
 		if b.Store == StorePostgres {
 			return nil, errors.New("bench external runs on badger or memory; on postgres, start troupe serve --store postgres --external-types and run client.Workers against it")
 		}
@@ -441,6 +495,7 @@ func startExternalBenchServer(logger *slog.Logger) bench.ExternalServerStarter {
 		cfg.LogLevel = "warn"
 		cleanup := func() error { return nil }
 		if cfg.Store == StoreBadger {
+			cfg.Durability = cmp.Or(b.Durability, cfg.Durability)
 			cfg.DataDir = b.DataDir
 			if cfg.DataDir == "" {
 				dir, err := os.MkdirTemp("", "troupe-bench-external-*")

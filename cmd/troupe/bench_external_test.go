@@ -14,9 +14,12 @@ func TestBenchExternal(t *testing.T) {
 	t.Run("works the jobs off through the protocol, on badger by default", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "data")
-		summary := benchJSON(t, "external", "-n", "600", "--clients", "3", "--batch", "20", "--round-trips", "20", "--data-dir", dir)
+		summary := benchJSON(t, "external", "-n", "600", "--clients", "3", "--batch", "20", "--round-trips", "20", "--data-dir", dir,
+			"--durability", "sync-all")
 		require.Equal(t, "external", summary["mode"])
 		require.Equal(t, "badger", summary["store"])
+		require.Equal(t, "sync-all", summary["durability"])
+		requireMeasured(t, summary, 1)
 		require.EqualValues(t, 600, summary["jobs"])
 		require.EqualValues(t, 600, summary["completed"], "every outcome committed")
 		require.EqualValues(t, 3, summary["externalWorkers"])
@@ -35,6 +38,7 @@ func TestBenchExternal(t *testing.T) {
 		summary := benchJSON(t, "external", "--store", "memory", "-n", "100", "--round-trips", "0")
 		require.Equal(t, "memory", summary["store"])
 		require.EqualValues(t, 100, summary["completed"])
+		require.NotContains(t, summary, "durability")
 		require.NotContains(t, summary, "latency")
 	})
 
@@ -49,6 +53,9 @@ func TestBenchExternal(t *testing.T) {
 			{[]string{"--batch", "101"}, "invalid --batch 101: must be from 1 to 100"},
 			{[]string{"--round-trips", "-1"}, "invalid --round-trips -1"},
 			{[]string{"--store", "postgres", "--database-url", "postgres://x/y"}, "bench external runs on badger or memory"},
+			{[]string{"--durability", "fast"}, `invalid --durability "fast"`},
+			{[]string{"--store", "memory", "--durability", "none"}, "--durability applies to --store badger, not memory"},
+			{[]string{"--nodes", "2"}, "--nodes 2 needs --store postgres, not badger"},
 		} {
 			code, _, stderr := runBench(t, nil, append([]string{"external"}, tt.args...)...)
 			require.Equal(t, 1, code, tt.args)

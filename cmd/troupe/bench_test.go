@@ -3,11 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	nethttp "net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/troupe-go/troupe/domain"
 	"github.com/troupe-go/troupe/internal/bench"
+	"github.com/troupe-go/troupe/internal/pgtest"
 	"github.com/troupe-go/troupe/persistence/badgerstore"
 )
 
@@ -92,16 +93,30 @@ func TestBenchBurndown(t *testing.T) {
 			require.Contains(t, s, key)
 		}
 		require.NotContains(t, s, "latency", "burndown measures rates, not latency")
+		requireMeasured(t, s, 1)
+		for _, key := range []string{"durability", "synchronousCommit", "serverVersion", "completedByNode"} {
+			require.NotContains(t, s, key, "not of the memory store, one node")
+		}
 	})
 
 	t.Run("badger in a directory of one's own, twice", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		for range 2 {
-			s := benchJSON(t, "burndown", "-n", "500", "--batch", "64", "--store", "badger", "--data-dir", dir, "--workers", "2")
+		for _, durability := range []string{"none", ""} {
+			args := []string{"burndown", "-n", "500", "--batch", "64", "--store", "badger", "--data-dir", dir, "--workers", "2"}
+			if durability != "" {
+				args = append(args, "--durability", durability)
+			}
+			s := benchJSON(t, args...)
 			require.Equal(t, "badger", s["store"])
 			require.EqualValues(t, 500, s["jobs"])
 			require.EqualValues(t, 500, s["completed"], "only this run's jobs are counted")
+			requireMeasured(t, s, 1)
+			if durability == "" {
+				durability = "full" // troupe serve's default
+			}
+			require.Equal(t, durability, s["durability"])
+			require.NotContains(t, s, "synchronousCommit")
 		}
 		entries, err := os.ReadDir(dir)
 		require.NoError(t, err)
@@ -147,7 +162,9 @@ func TestBenchBurndown(t *testing.T) {
 		code, stdout, stderr := runBench(t, nil, "burndown", "-n", "100", "--workers", "2")
 
 		require.Equal(t, 0, code, stderr)
-		for _, row := range []string{"mode", "burndown", "store", "memory", "insert", "burn-down", "total", "completed  100", "errors     none"} {
+		for _, row := range []string{"mode", "burndown", "store", "memory", "insert", "burn-down", "total", "completed  100", "errors     none",
+			"nodes      1\n", fmt.Sprintf("cpus       %d (GOMAXPROCS %d)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0)),
+			"done when  outcome committed\n"} {
 			require.Contains(t, stdout, row)
 		}
 	})
@@ -164,6 +181,18 @@ func TestBenchSteady(t *testing.T) {
 	require.Contains(t, s, "submitRate")
 	requireLatency(t, s, "latency")
 	requireLatency(t, s, "doneLatency")
+	requireMeasured(t, s, 1)
+}
+
+// requireMeasured checks that a summary says what was measured: the
+// machine, the nodes, and that a job counted once its outcome was
+// committed.
+func requireMeasured(t *testing.T, s map[string]any, nodes int) {
+	t.Helper()
+	require.EqualValues(t, runtime.NumCPU(), s["cpus"])
+	require.EqualValues(t, runtime.GOMAXPROCS(0), s["gomaxprocs"])
+	require.EqualValues(t, nodes, s["nodes"])
+	require.Equal(t, "outcome committed", s["doneWhen"])
 }
 
 func TestBenchSoak(t *testing.T) {
@@ -293,33 +322,46 @@ func TestBenchHTTP(t *testing.T) {
 	})
 }
 
-// TestBenchPostgres runs a small burn-down on PostgreSQL when one answers
-// (TROUPE_TEST_DATABASE_URL, or the local one .ci/run starts).
+// TestBenchPostgres runs a small burn-down of two nodes sharing the queue
+// on PostgreSQL when one answers (TROUPE_TEST_DATABASE_URL, or the local
+// one .ci/run starts), in a schema of its own.
 func TestBenchPostgres(t *testing.T) {
 	t.Parallel()
-	dbURL := os.Getenv("TROUPE_TEST_DATABASE_URL")
-	if dbURL == "" {
-		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	conn, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", u.Host, err)
-	}
-	require.NoError(t, conn.Close())
+	dbURL := pgtest.URL(t)
+	schema := pgtest.RandomSchema(t)
+	pgtest.DropSchemaOnCleanup(t, dbURL, schema)
 
-	code, stdout, stderr := runBench(t, []string{"TROUPE_DATABASE_URL=" + dbURL}, "burndown", "-n", "300", "--store", "postgres", "--workers", "4", "--json")
+	// Two nodes sharing the queue, each with its own pool and workers;
+	// each claims its share while the workers are held, so both complete
+	// jobs.
+	code, stdout, stderr := runBench(t, []string{"TROUPE_DATABASE_URL=" + dbURL}, "burndown", "-n", "200", "--store", "postgres",
+		"--schema", schema, "--nodes", "2", "--workers", "4", "--json")
 
 	require.Equal(t, 0, code, stderr)
 	var s bench.Summary
 	require.NoError(t, json.Unmarshal([]byte(stdout), &s))
 	require.Equal(t, "postgres", s.Store)
-	require.EqualValues(t, 300, s.Jobs)
-	require.EqualValues(t, 300, *s.Completed)
+	require.EqualValues(t, 200, s.Jobs)
+	require.EqualValues(t, 200, *s.Completed)
+	require.Equal(t, 2, s.Nodes)
+	require.Equal(t, runtime.NumCPU(), s.CPUs)
+	require.Equal(t, runtime.GOMAXPROCS(0), s.GOMAXPROCS)
+	require.Equal(t, bench.DoneOutcomeCommitted, s.DoneWhen)
+	require.Empty(t, s.Durability)
+	require.Contains(t, []string{"on", "off", "local", "remote_write", "remote_apply"}, s.SynchronousCommit)
+	require.NotEmpty(t, s.ServerVersion)
+	require.Len(t, s.CompletedByNode, 2, "%v", s.CompletedByNode)
+	total := int64(0)
+	for node, n := range s.CompletedByNode {
+		require.Positive(t, n, node)
+		total += n
+	}
+	require.EqualValues(t, 200, total)
+
+	// The schema given with --schema is left as it is: empty.
+	code, _, stderr = runBench(t, []string{"TROUPE_DATABASE_URL=" + dbURL}, "burndown", "-n", "10", "--store", "postgres",
+		"--schema", schema, "--workers", "2")
+	require.Equal(t, 0, code, "no job left unfinished: %s", stderr)
 }
 
 func TestBenchFlags(t *testing.T) {
@@ -343,6 +385,14 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"burndown", "--store", "postgres", "--database-url", "postgres://localhost/x", "--schema", ""}, "--schema must not be empty"},
 		{[]string{"burndown", "--workers", "0"}, "invalid --workers 0"},
 		{[]string{"burndown", "extra"}, `unknown command "extra"`},
+		{[]string{"burndown", "--nodes", "0"}, "invalid --nodes 0: must be at least 1"},
+		{[]string{"burndown", "--nodes", "2"}, "--nodes 2 needs --store postgres, not memory"},
+		{[]string{"steady", "--nodes", "3", "--store", "badger"}, "--nodes 3 needs --store postgres, not badger"},
+		{[]string{"http", "--nodes", "2", "--store", "postgres", "--database-url", "postgres://localhost/x", "--server", "127.0.0.1:1"}, "bench http takes no --nodes"},
+		{[]string{"burndown", "--store", "badger", "--durability", "fast"}, `invalid --durability "fast": must be one of full, sync-all, none`},
+		{[]string{"soak", "--durability", "fast"}, `invalid --durability "fast"`},
+		{[]string{"burndown", "--durability", "none"}, "--durability applies to --store badger, not memory"},
+		{[]string{"burndown", "--durability", "full", "--store", "postgres", "--database-url", "postgres://localhost/x"}, "--durability applies to --store badger, not postgres"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -356,14 +406,17 @@ func TestBenchFlags(t *testing.T) {
 		})
 	}
 
-	t.Run("help names the modes and says postgres is one node", func(t *testing.T) {
+	t.Run("help names the modes, the nodes and what a figure depends on", func(t *testing.T) {
 		t.Parallel()
 		code, stdout, _ := runBench(t, nil, "--help")
 
 		require.Equal(t, 0, code)
-		for _, s := range []string{"burndown", "steady", "http", "--store", "--data-dir", "--database-url", "--workers", "--json", "one node"} {
+		for _, s := range []string{"burndown", "steady", "http", "--store", "--data-dir", "--database-url", "--workers", "--json",
+			"--nodes", "--durability", "full, sync-all, none", "shared in the database, as troupe serve", "committed its completed outcome",
+			"synchronous_commit", "GOMAXPROCS"} {
 			require.Contains(t, stdout, s)
 		}
+		require.NotContains(t, stdout, "one node using\nthe database as a plain store")
 	})
 }
 

@@ -50,13 +50,21 @@ type Bencher struct {
 	// DataDir is Badger's directory; empty means a temporary one, removed
 	// afterwards.
 	DataDir string
+	// Durability says which of Badger's writes wait for fsync (see
+	// badgerstore.Durability); empty means full, as with troupe serve.
+	Durability string
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string
 	// Schema is the PostgreSQL schema; the tables of SchemaDefault are
 	// dropped afterwards, any other is left as it is.
 	Schema string
-	// Workers is the size of the worker pool.
+	// Workers is the size of each node's worker pool.
 	Workers int
+	// Nodes is how many nodes run in this process on PostgreSQL, each with
+	// its own store (and so its own connection pool) on Schema, sharing
+	// the queue as troupe serve nodes do; 0 means one. Only PostgreSQL
+	// takes more than one.
+	Nodes int
 	// Progress receives the progress display: a line a second, or a bar
 	// redrawn in place on a terminal.
 	Progress io.Writer

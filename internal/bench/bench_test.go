@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,4 +31,41 @@ func TestHelpers(t *testing.T) {
 	stop := startProgress(&strings.Builder{}, func() (string, float64) { return "", 0 })
 	stop()
 	stop() // twice is harmless
+}
+
+// TestSummarySaysWhatWasMeasured covers the machine and store fields of
+// the summary, in JSON and in the table.
+func TestSummarySaysWhatWasMeasured(t *testing.T) {
+	t.Parallel()
+	pg := describe(&Summary{Mode: "burndown", Store: "postgres", Workers: 4, Errors: map[string]int64{}}, 2,
+		storeFacts{synchronousCommit: "off", serverVersion: "17.2"}, DoneOutcomeCommitted, map[string]int64{"b": 3, "a": 7})
+	var out strings.Builder
+	require.NoError(t, pg.Write(&out, true))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out.String()), &got))
+	require.EqualValues(t, runtime.NumCPU(), got["cpus"])
+	require.EqualValues(t, runtime.GOMAXPROCS(0), got["gomaxprocs"])
+	require.EqualValues(t, 2, got["nodes"])
+	require.Equal(t, "off", got["synchronousCommit"])
+	require.Equal(t, "17.2", got["serverVersion"])
+	require.Equal(t, "outcome committed", got["doneWhen"])
+	require.Equal(t, map[string]any{"a": 7.0, "b": 3.0}, got["completedByNode"])
+	require.NotContains(t, got, "durability")
+
+	out.Reset()
+	require.NoError(t, pg.Write(&out, false))
+	for _, row := range []string{
+		"store      postgres, PostgreSQL 17.2, synchronous_commit off\n",
+		"nodes      2 (completed: a 7, b 3)\n",
+		fmt.Sprintf("cpus       %d (GOMAXPROCS %d)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0)),
+		"done when  outcome committed\n",
+	} {
+		require.Contains(t, out.String(), row)
+	}
+
+	badger := describe(&Summary{Mode: "steady", Store: "badger"}, 1, storeFacts{durability: "sync-all"}, DoneOutcomeCommitted, nil)
+	out.Reset()
+	require.NoError(t, badger.Write(&out, false))
+	require.Contains(t, out.String(), "store          badger, durability sync-all\n")
+	require.Contains(t, out.String(), "nodes          1\n")
 }

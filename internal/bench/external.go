@@ -169,7 +169,11 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		return nil, err
 	}
 	n := completed.Load()
-	return &Summary{
+	facts, err := b.factsOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return describe(&Summary{
 		Mode:             "external",
 		Store:            b.Store,
 		Workers:          b.Workers,
@@ -189,7 +193,7 @@ func (b *Bencher) External(ctx context.Context, p ExternalParams) (summary *Summ
 		CPUSeconds:       cpu.Seconds(),
 		CPUMicrosPerJob:  float64(cpu.Microseconds()) / float64(max(n, 1)),
 		Server:           srv.URL.String(),
-	}, nil
+	}, 1, facts, DoneOutcomeCommitted, nil), nil
 }
 
 // benchExternalInsertBatch is the jobs per SubmitBatch of the backlog.

@@ -66,7 +66,7 @@ func (b *Bencher) startServer(ctx context.Context) (*loadTarget, error) {
 		return nil, errors.New("bench: no in-process server: set Bencher.StartServer or give a server")
 	}
 	rec := newRecorder(false, false)
-	srv, err := b.StartServer(ctx, b.Workers, rec, func(s domain.Store) domain.Store { return recordingStore{Store: s, rec: rec} })
+	srv, err := b.StartServer(ctx, b.Workers, rec, func(s domain.Store) domain.Store { return recording(s, rec) })
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,11 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 			errs[k] += v
 		}
 	}
-	return &Summary{
+	nodes := 0
+	if target.rec != nil {
+		nodes = 1
+	}
+	return describe(&Summary{
 		Mode:              "http",
 		Store:             target.store,
 		Workers:           target.workers,
@@ -223,7 +227,7 @@ func (b *Bencher) HTTP(ctx context.Context, p HTTPParams) (summary *Summary, err
 		Requests:          requests.Load(),
 		RequestsPerSecond: perSecond(requests.Load(), took),
 		Server:            target.base.String(),
-	}, nil
+	}, nodes, storeFacts{}, DoneAccepted, nil), nil
 }
 
 // newLoadClient returns the API client of the load: the bench's own

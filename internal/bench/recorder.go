@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ type recorder struct {
 	mu      sync.Mutex
 	startAt map[uuid.UUID]time.Time
 	doneAt  map[uuid.UUID]time.Time
+
+	// nodeMu guards byNode, the completed outcomes each node of a shared
+	// queue committed.
+	nodeMu sync.Mutex
+	byNode map[string]int64
 }
 
 func newRecorder(gated, withTimes bool) *recorder {
@@ -130,6 +136,24 @@ type recordingStore struct {
 	rec *recorder
 }
 
+// recordingLog is a recordingStore whose store keeps the API's
+// idempotency records, as every store does: the runtime's pruner expires
+// them only on a store it sees is a domain.RequestLog, so hiding it would
+// spare the bench work that troupe serve does.
+type recordingLog struct {
+	recordingStore
+	domain.RequestLog
+}
+
+// recording wraps store for rec, keeping its idempotency records visible.
+func recording(store domain.Store, rec *recorder) domain.Store {
+	r := recordingStore{Store: store, rec: rec}
+	if log, ok := store.(domain.RequestLog); ok {
+		return recordingLog{recordingStore: r, RequestLog: log}
+	}
+	return r
+}
+
 // recordingShared is the shared queue under test, noting completed
 // outcomes as recordingStore does: a node of a shared store stores an
 // attempt's outcome through UpdateOwned.
@@ -143,8 +167,27 @@ func (s recordingShared) UpdateOwned(ctx context.Context, node string, job *doma
 	if err := s.SharedQueue.UpdateOwned(ctx, node, job); err != nil {
 		return err
 	}
+	if job.Status == domain.StatusCompleted {
+		s.rec.nodeMu.Lock()
+		if s.rec.byNode == nil {
+			s.rec.byNode = make(map[string]int64)
+		}
+		s.rec.byNode[node]++
+		s.rec.nodeMu.Unlock()
+	}
 	s.rec.storedCompleted([]*domain.Job{job})
 	return nil
+}
+
+// completedByNode returns the completed outcomes each node of a shared
+// queue committed, or nil when there are no several nodes.
+func (r *recorder) completedByNode(nodes int) map[string]int64 {
+	if nodes < 2 {
+		return nil
+	}
+	r.nodeMu.Lock()
+	defer r.nodeMu.Unlock()
+	return maps.Clone(r.byNode)
 }
 
 // Update stores the snapshots and notes the completed ones.

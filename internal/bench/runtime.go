@@ -19,11 +19,12 @@ import (
 // and times the work-off.
 func (b *Bencher) Burndown(ctx context.Context, n, batch int) (summary *Summary, err error) {
 	rec := newRecorder(true, false)
-	sys, stop, err := b.startSystem(ctx, rec, max(actors.QueueSizeDefault, n))
+	run, err := b.startSystem(ctx, rec, max(actors.QueueSizeDefault, n))
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
+	defer func() { err = errors.Join(err, run.stop()) }()
+	sys := run.sys
 
 	var inserted atomic.Int64
 	// burnStart is set when the workers are released.
@@ -68,7 +69,7 @@ func (b *Bencher) Burndown(ctx context.Context, n, batch int) (summary *Summary,
 	stopProgress()
 
 	completed := rec.completed.Load()
-	return &Summary{
+	return describe(&Summary{
 		Mode:             "burndown",
 		Store:            b.Store,
 		Workers:          b.Workers,
@@ -81,18 +82,19 @@ func (b *Bencher) Burndown(ctx context.Context, n, batch int) (summary *Summary,
 		InsertsPerSecond: perSecond(int64(n), insertTook),
 		TotalSeconds:     (insertTook + burnTook).Seconds(),
 		Batch:            batch,
-	}, nil
+	}, b.nodes(), run.facts, DoneOutcomeCommitted, rec.completedByNode(b.nodes())), nil
 }
 
 // steady submits at rate jobs/s for d, then waits for every job to be
 // done, and measures each job's latency to its start and to its end.
 func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (summary *Summary, err error) {
 	rec := newRecorder(false, true)
-	sys, stop, err := b.startSystem(ctx, rec, actors.QueueSizeDefault)
+	run, err := b.startSystem(ctx, rec, actors.QueueSizeDefault)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
+	defer func() { err = errors.Join(err, run.stop()) }()
+	sys := run.sys
 
 	total := int64(math.Round(rate * d.Seconds()))
 	// A tick per job up to 1,000 jobs/s; beyond, a tick a millisecond with
@@ -167,7 +169,7 @@ func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (su
 	}
 	completed := rec.completed.Load()
 	took := last.Sub(begin)
-	return &Summary{
+	return describe(&Summary{
 		Mode:          "steady",
 		Store:         b.Store,
 		Workers:       b.Workers,
@@ -180,7 +182,7 @@ func (b *Bencher) Steady(ctx context.Context, rate float64, d time.Duration) (su
 		Rate:          rate,
 		SubmitRate:    perSecond(accepted.Load(), submitTook),
 		DoneLatency:   summarizeLatency(toDone),
-	}, nil
+	}, b.nodes(), run.facts, DoneOutcomeCommitted, rec.completedByNode(b.nodes())), nil
 }
 
 // submitUpTo submits the bench's jobs in batches of params until sent

@@ -23,11 +23,12 @@ const scheduledLead = time.Second
 // System's scheduler makes them pending when due, as with troupe serve.
 func (b *Bencher) Scheduled(ctx context.Context, n int, window time.Duration, batch int) (summary *Summary, err error) {
 	rec := newRecorder(false, true)
-	sys, stop, err := b.startSystem(ctx, rec, actors.QueueSizeDefault)
+	run, err := b.startSystem(ctx, rec, actors.QueueSizeDefault)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
+	defer func() { err = errors.Join(err, run.stop()) }()
+	sys := run.sys
 
 	// Offsets in the window, evenly spread, submitted shuffled: the
 	// scheduler must not rely on jobs arriving in RunAt order.
@@ -79,7 +80,7 @@ func (b *Bencher) Scheduled(ctx context.Context, n int, window time.Duration, ba
 		}
 	}
 	completed := rec.completed.Load()
-	return &Summary{
+	return describe(&Summary{
 		Mode:             "scheduled",
 		Store:            b.Store,
 		Workers:          b.Workers,
@@ -92,5 +93,5 @@ func (b *Bencher) Scheduled(ctx context.Context, n int, window time.Duration, ba
 		InsertSeconds:    submitTook.Seconds(),
 		InsertsPerSecond: perSecond(int64(n), submitTook),
 		Batch:            batch,
-	}, nil
+	}, b.nodes(), run.facts, DoneOutcomeCommitted, rec.completedByNode(b.nodes())), nil
 }

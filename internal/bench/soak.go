@@ -166,11 +166,12 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 	}
 	rec := newRecorder(false, false)
 	retention := actors.Retention{Completed: p.RetentionCompleted}
-	sys, stop, dir, err := b.startSystemIn(ctx, rec, actors.QueueSizeDefault, actors.WithRetention(retention))
+	run, err := b.startSystem(ctx, rec, actors.QueueSizeDefault, actors.WithRetention(retention))
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
+	defer func() { err = errors.Join(err, run.stop()) }()
+	sys, dir := run.sys, run.dir
 
 	var take measure
 	switch b.Store {
@@ -255,7 +256,7 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 	}
 
 	completed := rec.completed.Load()
-	return &Summary{
+	return describe(&Summary{
 		Mode:               "soak",
 		Store:              b.Store,
 		Workers:            b.Workers,
@@ -268,7 +269,7 @@ func (b *Bencher) Soak(ctx context.Context, p SoakParams) (summary *Summary, err
 		SubmitRate:         perSecond(submitted.Load(), took),
 		RetentionCompleted: p.RetentionCompleted.String(),
 		Samples:            samples,
-	}, nil
+	}, b.nodes(), run.facts, DoneOutcomeCommitted, rec.completedByNode(b.nodes())), nil
 }
 
 // band describes a measurement over the samples: the first, the smallest

@@ -1,14 +1,19 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/troupe-go/troupe/actors"
 	"github.com/troupe-go/troupe/domain"
+	"github.com/troupe-go/troupe/http"
 	"github.com/troupe-go/troupe/internal/storeopen"
+	"github.com/troupe-go/troupe/persistence/badgerstore"
 	"github.com/troupe-go/troupe/persistence/pgstore"
 )
 
@@ -24,10 +29,9 @@ func (b *Bencher) openStore(ctx context.Context) (storeopen.Store, func() error,
 		where   string
 		reused  bool
 	)
-	opts := storeopen.Options{Kind: b.Store, DatabaseURL: b.DatabaseURL, Schema: b.Schema, Logger: b.Logger}
+	opts := b.storeOptions(b.DataDir)
 	switch b.Store {
 	case storeopen.Badger:
-		opts.DataDir = b.DataDir
 		reused = opts.DataDir != ""
 		if !reused {
 			tmp, err := os.MkdirTemp("", "troupe-bench-")
@@ -93,44 +97,154 @@ func (b *Bencher) openStore(ctx context.Context) (storeopen.Store, func() error,
 	return opened, cleanup, dir, nil
 }
 
-// startSystem opens the store and starts a System on it with the bench's
-// handler, and returns the function that stops both.
-func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int) (*actors.System, func() error, error) {
-	sys, stop, _, err := b.startSystemIn(ctx, rec, queueSize)
-	return sys, stop, err
+// storeOptions are the options of the store b names, with Badger in
+// dataDir: the same as troupe serve's for the same flags.
+func (b *Bencher) storeOptions(dataDir string) storeopen.Options {
+	o := storeopen.Options{Kind: b.Store, DatabaseURL: b.DatabaseURL, Schema: b.Schema, Logger: b.Logger}
+	if b.Store == storeopen.Badger {
+		o.DataDir = dataDir
+		o.Durability = badgerstore.Durability(b.Durability)
+	}
+	return o
 }
 
-// startSystemIn is startSystem with more options for the runtime, and
-// Badger's data directory (see openStore).
-func (b *Bencher) startSystemIn(ctx context.Context, rec *recorder, queueSize int, more ...actors.Option) (*actors.System, func() error, string, error) {
+// storeFacts are what a figure depends on besides the runtime: Badger's
+// durability, PostgreSQL's synchronous_commit and version.
+type storeFacts struct {
+	durability        string
+	synchronousCommit string
+	serverVersion     string
+}
+
+// factsOf reads the facts of the store b names: the durability asked for
+// on Badger, and on PostgreSQL the server's synchronous_commit (as a
+// connection with the bench's URL sees it, which is what the store's pool
+// gets) and version.
+func (b *Bencher) factsOf(ctx context.Context) (storeFacts, error) {
+	switch b.Store {
+	case storeopen.Badger:
+		return storeFacts{durability: cmp.Or(b.Durability, string(badgerstore.DurabilityFull))}, nil
+	case storeopen.Postgres:
+		conn, err := pgx.Connect(ctx, b.DatabaseURL)
+		if err != nil {
+			return storeFacts{}, fmt.Errorf("connect to read the server's settings: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			defer cancel()
+			_ = conn.Close(cctx)
+		}()
+		var f storeFacts
+		if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&f.synchronousCommit); err != nil {
+			return storeFacts{}, fmt.Errorf("show synchronous_commit: %w", err)
+		}
+		if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&f.serverVersion); err != nil {
+			return storeFacts{}, fmt.Errorf("show server_version: %w", err)
+		}
+		return f, nil
+	}
+	return storeFacts{}, nil
+}
+
+// started is the runtime the bench runs: one node, or on PostgreSQL
+// Bencher.Nodes nodes sharing the queue.
+type started struct {
+	// sys is the node the bench submits through and reads from.
+	sys *actors.System
+	// stop stops every node, then closes the stores and removes what the
+	// bench made.
+	stop func() error
+	// dir is Badger's data directory (see openStore).
+	dir string
+	// facts describe the store, for the summary.
+	facts storeFacts
+}
+
+// nodes is how many nodes the bench runs: Bencher.Nodes, at least one.
+func (b *Bencher) nodes() int { return max(b.Nodes, 1) }
+
+// startSystem opens the store and starts the runtime on it with the
+// bench's handler, and more options for the runtime. On PostgreSQL each
+// of the Bencher.Nodes nodes has its own store, and so its own pool, on the
+// same schema, and runs the shared queue as troupe serve does; every
+// node's committed outcomes go to rec.
+func (b *Bencher) startSystem(ctx context.Context, rec *recorder, queueSize int, more ...actors.Option) (*started, error) {
+	if b.nodes() > 1 && b.Store != storeopen.Postgres {
+		return nil, fmt.Errorf("%d nodes share a queue only on postgres, not on %s", b.nodes(), b.Store)
+	}
 	opened, closeStore, dir, err := b.openStore(ctx)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	opts := []actors.Option{
-		actors.WithWorkers(b.Workers),
-		actors.WithQueueSize(queueSize),
-		actors.WithLogger(b.Logger),
-	}
-	if opened.Shared != nil {
-		opts = append(opts, actors.WithSharedQueue(recordingShared{SharedQueue: opened.Shared, rec: rec}))
-	}
-	sys, err := actors.New(recordingStore{Store: opened.Store, rec: rec}, append(opts, more...)...)
-	if err == nil {
-		err = sys.Register(JobType, rec)
-	}
-	if err == nil {
-		err = sys.Start(ctx)
-	}
+	facts, err := b.factsOf(ctx)
 	if err != nil {
-		return nil, nil, "", errors.Join(fmt.Errorf("start job system: %w", err), closeStore())
+		return nil, errors.Join(err, closeStore())
+	}
+	// stops stops what started, the last first; the first node's store,
+	// whose closing drops the bench's tables, closes last.
+	stops := []func() error{closeStore}
+	stopAll := func() error {
+		var errs []error
+		for i := len(stops) - 1; i >= 0; i-- {
+			errs = append(errs, stops[i]())
+		}
+		return errors.Join(errs...)
+	}
+	var first *actors.System
+	for i := range b.nodes() {
+		store := opened
+		if i > 0 {
+			store, err = storeopen.Open(ctx, b.storeOptions(""))
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("open the store of node %d: %w", i+1, err), stopAll())
+			}
+			stops = append(stops, store.Close)
+		}
+		// troupe serve's defaults, which name a node after its host and
+		// process; nodes in one process need a name each.
+		cfg := actors.Config{Workers: b.Workers, QueueSize: queueSize}
+		if b.nodes() > 1 {
+			cfg.Node = fmt.Sprintf("%s-%d", nodeName(), i+1)
+		}
+		// The Prometheus counters troupe serve's runtime updates, each
+		// node its own, as each serve process has.
+		opts := []actors.Option{actors.WithConfig(cfg), actors.WithLogger(b.Logger), actors.WithMetrics(http.NewMetrics(nil))}
+		if store.Shared != nil {
+			opts = append(opts, actors.WithSharedQueue(recordingShared{SharedQueue: store.Shared, rec: rec}))
+		}
+		sys, err := actors.New(recording(store.Store, rec), append(opts, more...)...)
+		if err == nil {
+			err = sys.Register(JobType, rec)
+		}
+		if err == nil {
+			err = sys.Start(ctx)
+		}
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("start job system: %w", err), stopAll())
+		}
+		stops = append(stops, func() error {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			defer cancel()
+			return sys.Stop(sctx)
+		})
+		if first == nil {
+			first = sys
+		}
 	}
 	stop := func() error {
 		// Held handlers would keep the stop waiting.
 		rec.release()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-		defer cancel()
-		return errors.Join(sys.Stop(sctx), closeStore())
+		return stopAll()
 	}
-	return sys, stop, dir, nil
+	return &started{sys: first, stop: stop, dir: dir, facts: facts}, nil
+}
+
+// nodeName is the name troupe serve gives a node by default: the host's
+// name and the process's ID.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "troupe"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,31 @@ type Summary struct {
 	// Errors counts failures by kind: an HTTP status, "transport", or
 	// "queue full"; empty when there were none.
 	Errors map[string]int64 `json:"errors"`
+
+	// What was measured, so that figures can be compared: the machine the
+	// bench ran on (for bench http --server, the load's, not the
+	// server's), the runtime and the store.
+	//
+	// CPUs is runtime.NumCPU, GOMAXPROCS the Go scheduler's.
+	CPUs       int `json:"cpus"`
+	GOMAXPROCS int `json:"gomaxprocs"`
+	// Nodes is the number of nodes in this process sharing the queue:
+	// 1 except with --nodes on postgres; 0 (left out) when unknown.
+	Nodes int `json:"nodes,omitempty"`
+	// CompletedByNode counts the completed outcomes each node committed,
+	// by node name, when several nodes shared the queue (--nodes).
+	CompletedByNode map[string]int64 `json:"completedByNode,omitempty"`
+	// Durability is Badger's: full, sync-all or none (badger).
+	Durability string `json:"durability,omitempty"`
+	// SynchronousCommit is the PostgreSQL server's synchronous_commit as
+	// the bench's connections see it, ServerVersion its server_version
+	// (postgres).
+	SynchronousCommit string `json:"synchronousCommit,omitempty"`
+	ServerVersion     string `json:"serverVersion,omitempty"`
+	// DoneWhen says when a job counts in Completed and JobsPerSecond:
+	// DoneOutcomeCommitted, or DoneAccepted (http, which counts accepted
+	// submissions).
+	DoneWhen string `json:"doneWhen,omitempty"`
 
 	// InsertSeconds is how long the inserts took (burndown, scheduled).
 	InsertSeconds float64 `json:"insertSeconds,omitempty"`
@@ -94,6 +120,29 @@ type Summary struct {
 	CPUSeconds float64 `json:"cpuSeconds,omitempty"`
 	// CPUMicrosPerJob is CPUSeconds per job completed, in microseconds.
 	CPUMicrosPerJob float64 `json:"cpuMicrosPerJob,omitempty"`
+}
+
+// The values of Summary.DoneWhen.
+const (
+	// DoneOutcomeCommitted counts a job once the store committed its
+	// completed outcome: the handler returning is not enough.
+	DoneOutcomeCommitted = "outcome committed"
+	// DoneAccepted counts a job once its submission was accepted.
+	DoneAccepted = "submission accepted"
+)
+
+// describe fills in what was measured besides the mode's figures: the
+// machine, the nodes (with what each completed) and the store's facts.
+func describe(s *Summary, nodes int, f storeFacts, doneWhen string, byNode map[string]int64) *Summary {
+	s.CompletedByNode = byNode
+	s.CPUs = runtime.NumCPU()
+	s.GOMAXPROCS = runtime.GOMAXPROCS(0)
+	s.Nodes = nodes
+	s.Durability = f.durability
+	s.SynchronousCommit = f.synchronousCommit
+	s.ServerVersion = f.serverVersion
+	s.DoneWhen = doneWhen
+	return s
 }
 
 // Latency describes a latency distribution in milliseconds.
@@ -170,7 +219,31 @@ func (s *Summary) rows() [][2]string {
 	if s.Workers == 0 {
 		workers = "unknown"
 	}
-	rows := [][2]string{{"mode", s.Mode}, {"store", s.Store}, {"workers", workers}}
+	store := s.Store
+	switch {
+	case s.Durability != "":
+		store += ", durability " + s.Durability
+	case s.SynchronousCommit != "":
+		store += fmt.Sprintf(", PostgreSQL %s, synchronous_commit %s", s.ServerVersion, s.SynchronousCommit)
+	}
+	rows := [][2]string{{"mode", s.Mode}, {"store", store}, {"workers", workers}}
+	if s.Nodes > 0 {
+		nodes := strconv.Itoa(s.Nodes)
+		if len(s.CompletedByNode) > 0 {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(s.CompletedByNode)) {
+				parts = append(parts, fmt.Sprintf("%s %d", k, s.CompletedByNode[k]))
+			}
+			nodes += " (completed: " + strings.Join(parts, ", ") + ")"
+		}
+		rows = append(rows, [2]string{"nodes", nodes})
+	}
+	if s.CPUs > 0 {
+		rows = append(rows, [2]string{"cpus", fmt.Sprintf("%d (GOMAXPROCS %d)", s.CPUs, s.GOMAXPROCS)})
+	}
+	if s.DoneWhen != "" {
+		rows = append(rows, [2]string{"done when", s.DoneWhen})
+	}
 	switch s.Mode {
 	case "burndown":
 		rows = append(rows,
