@@ -136,20 +136,37 @@ func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.
 	// The write does not end with ctx. A store may commit a write whose
 	// caller stopped waiting and answer only that ctx ended; the jobs would
 	// then be stored but never queued, pending until a restart. Waiting for
-	// the store's answer means that an error here always means not stored.
-	existing, err := c.store.Insert(context.WithoutCancel(ctx), now, jobs)
+	// the store's answer means that an error here always means not stored,
+	// unless the store said the jobs were committed first (queued below).
+	var (
+		out    []SubmitResult
+		queued bool
+	)
+	queue := func(existing []*domain.Job) {
+		queued = true
+		var stored []*domain.Job
+		out, stored = c.created(jobs, existing)
+		pending, earliest := splitScheduled(stored)
+		c.queued.Add(int64(len(pending)) - due)
+		if len(pending) > 0 {
+			c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: pending})
+		}
+		if !earliest.IsZero() {
+			c.scheduler.notify(earliest)
+		}
+	}
+	// A store that commits before it syncs lets the jobs start while it
+	// syncs: the fsync no longer delays the start.
+	wctx := domain.WithInsertTrace(context.WithoutCancel(ctx), &domain.InsertTrace{Committed: queue})
+	existing, err := c.store.Insert(wctx, now, jobs)
 	if err != nil {
-		c.queued.Add(-due)
+		if !queued {
+			c.queued.Add(-due)
+		}
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	out, stored := c.created(jobs, existing)
-	pending, earliest := splitScheduled(stored)
-	c.queued.Add(int64(len(pending)) - due)
-	if len(pending) > 0 {
-		c.actors.Root.Send(c.dispatcher, &enqueueJobs{jobs: pending})
-	}
-	if !earliest.IsZero() {
-		c.scheduler.notify(earliest)
+	if !queued {
+		queue(existing)
 	}
 	return out, nil
 }

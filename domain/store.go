@@ -242,3 +242,33 @@ func (t *QueueTally) Queues() []QueueInfo {
 	slices.SortFunc(out, func(a, b QueueInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// InsertTrace hooks into a Store's Insert, as net/http/httptrace does into
+// a request: it rides in the context, so that every wrapper of a Store
+// passes it on.
+type InsertTrace struct {
+	// Committed, if set, is called at most once, with what Insert will
+	// return as existing, when the jobs are committed and readable but
+	// not yet durable: a store that makes its writes durable after
+	// committing them (Badger with DurabilityFull) calls it before it
+	// waits for stable storage. The caller may then start the jobs while
+	// the store makes them durable: if that fails, Insert returns an
+	// error for jobs that are stored and may run, which at least once
+	// allows. It runs on the store's writer, so it must not block. A store
+	// that does not call it makes the jobs durable before Insert returns,
+	// as always.
+	Committed func(existing []*Job)
+}
+
+type insertTraceKey struct{}
+
+// WithInsertTrace returns ctx carrying t for Insert.
+func WithInsertTrace(ctx context.Context, t *InsertTrace) context.Context {
+	return context.WithValue(ctx, insertTraceKey{}, t)
+}
+
+// InsertTraceFrom returns the InsertTrace ctx carries, or nil.
+func InsertTraceFrom(ctx context.Context) *InsertTrace {
+	t, _ := ctx.Value(insertTraceKey{}).(*InsertTrace)
+	return t
+}

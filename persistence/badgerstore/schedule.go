@@ -30,14 +30,22 @@ func (s *Store) Insert(ctx context.Context, now time.Time, jobs []*domain.Job) (
 	if len(jobs) == 0 {
 		return []*domain.Job{}, nil
 	}
+	if t := domain.InsertTraceFrom(ctx); t != nil && t.Committed != nil {
+		req.committed = func() { t.Committed(insertResult(req, len(jobs))) }
+	}
 	if err := s.latchDamage(req.label(), s.w.submit(ctx, req)); err != nil {
 		return nil, err
 	}
+	return insertResult(req, len(jobs)), nil
+}
+
+// insertResult is what Insert returns for a committed request of n jobs.
+func insertResult(req *request, n int) []*domain.Job {
 	if req.existing == nil {
 		// No job had a unique key: all were stored.
-		return make([]*domain.Job, len(jobs)), nil
+		return make([]*domain.Job, n)
 	}
-	return req.existing, nil
+	return req.existing
 }
 
 // PromoteDue implements domain.Store: one transaction, through the

@@ -159,6 +159,10 @@ type request struct {
 	// unique key, or nil where the job is stored; nil when no job had a
 	// key.
 	existing []*domain.Job
+	// committed, if set (opInsert under DurabilityFull), is called on the
+	// writer once the request is committed, before its fsync: see
+	// domain.InsertTrace.
+	committed func()
 	// extra is the rest of what the other ops carry; nil for the writes
 	// of jobs, which keeps the request of a transition small.
 	extra *requestExtra
@@ -301,16 +305,10 @@ type writer struct {
 	space *spaceGuard
 	level spaceLevel
 
-	// syncAcknowledged, when set, makes a commit that carries a mustSync
-	// request call it (Badger's Sync) before any request in it is
-	// answered (DurabilityFull).
-	// The sync runs on the writer goroutine right after the commit, so no
-	// other commit comes between: Badger's Sync reaches only the current
-	// memtable's log, and a later commit could rotate it away unsynced.
-	// Requests queue meanwhile, so concurrent submissions share one fsync.
-	syncAcknowledged func() error
-	// syncs counts those fsyncs, for tests and benchmarks.
-	syncs atomic.Int64
+	// syncer, when set, answers the requests that must be on stable
+	// storage (mustSync) after an fsync, while the writer goes on
+	// committing (DurabilityFull).
+	syncer *syncer
 
 	// failure holds the error of the latest commit if it failed, for Ping.
 	failure atomic.Pointer[error]
@@ -441,6 +439,12 @@ func (w *writer) submit(ctx context.Context, req *request) error {
 // drained.
 func (w *writer) run() {
 	defer close(w.stopped)
+	if w.syncer != nil {
+		// Deferred after close(stopped), so it runs first: stop returns
+		// once every handed request is answered.
+		go w.syncer.run()
+		defer w.syncer.stop()
+	}
 	var batch []*request
 	for req := range w.queue {
 		batch = append(batch[:0], req)
@@ -600,40 +604,37 @@ func (w *writer) apply(reqs []*request) {
 			w.counts[c.key] = c.n
 		}
 		w.countsAfter = p.countsAfter
-		if w.syncAcknowledged != nil && slices.ContainsFunc(accepted, (*request).mustSync) {
-			w.syncCommitted(accepted)
+		if w.syncer != nil && slices.ContainsFunc(accepted, (*request).mustSync) {
+			w.handToSyncer(accepted)
 			return
 		}
 	}
 	w.record(err, len(accepted))
-	w.answer(accepted, err)
+	answerAll(accepted, err)
 }
 
-// syncCommitted answers the requests of a commit that holds some that
-// must be on stable storage: the others at once, those after the fsync.
-func (w *writer) syncCommitted(accepted []*request) {
-	waiting := accepted[:0:0]
+// handToSyncer answers the requests of a commit that holds some that must
+// be on stable storage: the others at once, those once the syncer has
+// fsynced. A request that can act on its commit before that (see
+// domain.InsertTrace) is told now.
+func (w *writer) handToSyncer(accepted []*request) {
+	w.record(nil, len(accepted))
+	waiting := make([]*request, 0, len(accepted))
 	for _, r := range accepted {
-		if r.mustSync() {
-			waiting = append(waiting, r)
+		if !r.mustSync() {
+			r.done <- nil
 			continue
 		}
-		r.done <- nil
+		if r.committed != nil {
+			r.committed()
+		}
+		waiting = append(waiting, r)
 	}
-	w.syncs.Add(1)
-	var err error
-	if serr := w.syncAcknowledged(); serr != nil {
-		// Committed, maybe not on disk: the callers learn it was not
-		// acknowledged; a retry finds the job (ErrAlreadyExists) or
-		// writes it again.
-		err = fmt.Errorf("%w: sync to stable storage: %w", domain.ErrUnavailable, serr)
-	}
-	w.record(err, len(waiting))
-	w.answer(waiting, err)
+	w.syncer.in <- waiting
 }
 
-// answer gives every request of reqs the outcome err.
-func (w *writer) answer(reqs []*request, err error) {
+// answerAll gives every request of reqs the outcome err.
+func answerAll(reqs []*request, err error) {
 	for _, r := range reqs {
 		if err == nil {
 			// No label: building one costs two allocations per caller.
@@ -694,6 +695,9 @@ func (w *writer) record(err error, requests int) {
 func (w *writer) lastFailure() error {
 	if p := w.failure.Load(); p != nil {
 		return *p
+	}
+	if w.syncer != nil {
+		return w.syncer.lastFailure()
 	}
 	return nil
 }
