@@ -284,7 +284,7 @@ func Open(opts Options) (*Store, error) {
 		gcStop: make(chan struct{}), gcDone: make(chan struct{}), gcKick: make(chan struct{}, 1)}
 	s.w.space = space
 	if opts.Durability == DurabilityFull && !opts.InMemory {
-		s.w.syncer = newSyncer((&logSyncer{db: db, dir: opts.Dir}).sync, opts.Logger)
+		s.w.syncer = newSyncer((&logSyncer{dir: opts.Dir}).sync, opts.Logger)
 	}
 	s.w.confirmMiss = s.integ.confirmMiss
 	go s.w.run()

@@ -194,13 +194,12 @@ func TestDurabilityNoneAndInMemoryNeverSync(t *testing.T) {
 func TestLogSyncerReachesRotatedLogs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := openTest(t, Options{Dir: dir})
-	l := &logSyncer{db: s.db, dir: dir}
+	openTest(t, Options{Dir: dir}) // Badger's own logs, beside the ones below
+	l := &logSyncer{dir: dir}
 	require.NoError(t, l.sync())
 	first := l.vlogFloor
 
-	// A value log that Badger finished since, and a memtable log it
-	// rotated away from: both are older than the newest of their kind.
+	// Value logs and memtable logs that Badger started since.
 	for _, name := range []string{"099998.vlog", "099999.vlog", "99998.mem", "99999.mem"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), nil, 0o600))
 		t.Cleanup(func() { _ = os.Remove(filepath.Join(dir, name)) })
@@ -217,6 +216,7 @@ func TestLogSyncerReachesRotatedLogs(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "100000.vlog"), nil, 0o600))
 	t.Cleanup(func() { _ = os.Remove(filepath.Join(dir, "100000.vlog")) })
 	require.Error(t, l.sync(), "a log that cannot be read is an error")
+	require.Equal(t, 99999, l.vlogFloor, "a failed round starts again from the same floor")
 
 	for name, want := range map[string]int{"00007.mem": 7, "000012.vlog": 12, "x.mem": -1, "-3.mem": -1, "7.sst": -1} {
 		ext := ".mem"

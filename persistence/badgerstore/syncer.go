@@ -1,18 +1,14 @@
 package badgerstore
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/troupe-go/troupe/domain"
 )
@@ -105,71 +101,49 @@ func (s *syncer) lastFailure() error {
 	return nil
 }
 
-// logSyncer is the sync of a store in dir: what Badger's Sync reaches
-// (the current memtable's log and value log file) and the files Badger
-// left behind unsynced when it moved on to new ones since the last round.
-// Badger's Sync alone would miss a commit whose memtable was rotated
-// between the commit and the fsync: the writer does not wait for the
-// fsync, so such a rotation can come between.
+// logSyncer is the sync of a store in dir: it fsyncs Badger's memtable
+// logs and the value logs written since its last round, through file
+// descriptors of its own. Badger's own Sync would do for the newest logs,
+// but it holds the lock that every commit takes for the whole fsync, which
+// would stop the writer; and it misses a memtable or value log that Badger
+// left for a new one between the commit and the fsync, which the writer no
+// longer rules out. On Linux an fsync reaches the pages Badger wrote
+// through its memory mappings.
 type logSyncer struct {
-	db  *badger.DB
 	dir string
-	// vlogFloor is the newest value log file seen by the last round: the
-	// older ones were finished by then, and fsynced by that round or
-	// before. Only the syncer goroutine uses it.
+	// vlogFloor is the newest value log file the last round saw: the
+	// older ones were finished by then, and fsynced by that round or an
+	// earlier one. Only the syncer goroutine uses it.
 	vlogFloor int
 }
 
 // sync makes durable every write committed before it was called.
 func (l *logSyncer) sync() error {
-	if err := l.db.Sync(); err != nil {
-		return err
-	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", l.dir, err)
 	}
-	// A memtable log is deleted once its memtable is flushed to a table,
-	// which Badger syncs first; there are a handful at most.
-	var mems, vlogs []logFile
+	var errs []error
+	newest := l.vlogFloor
 	for _, e := range entries {
 		name := e.Name()
-		if fid, ok := logFileID(name, ".mem"); ok {
-			mems = append(mems, logFile{fid, name})
-		} else if fid, ok := logFileID(name, ".vlog"); ok && fid >= l.vlogFloor {
-			vlogs = append(vlogs, logFile{fid, name})
+		// The memtable logs are a handful at most: Badger deletes each once
+		// its memtable is flushed to a table, which it syncs first.
+		_, mem := logFileID(name, ".mem")
+		fid, vlog := logFileID(name, ".vlog")
+		if !mem && (!vlog || fid < l.vlogFloor) {
+			continue
+		}
+		errs = append(errs, fsyncFile(filepath.Join(l.dir, name)))
+		if vlog {
+			newest = max(newest, fid)
 		}
 	}
-	var errs []error
-	// The newest of each was reached by Badger's Sync above, unless a
-	// rotation came after it, which wrote only later commits there.
-	for _, f := range allButNewest(mems) {
-		errs = append(errs, fsyncFile(filepath.Join(l.dir, f.name)))
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	for _, f := range allButNewest(vlogs) {
-		errs = append(errs, fsyncFile(filepath.Join(l.dir, f.name)))
-	}
-	if len(vlogs) > 0 {
-		l.vlogFloor = slices.MaxFunc(vlogs, byID).fid
-	}
-	return errors.Join(errs...)
-}
-
-// logFile is one of Badger's numbered log files.
-type logFile struct {
-	fid  int
-	name string
-}
-
-func byID(a, b logFile) int { return cmp.Compare(a.fid, b.fid) }
-
-// allButNewest returns files without the one of the largest ID.
-func allButNewest(files []logFile) []logFile {
-	if len(files) == 0 {
-		return nil
-	}
-	slices.SortFunc(files, byID)
-	return files[:len(files)-1]
+	l.vlogFloor = newest
+	return nil
 }
 
 // logFileID parses Badger's numbered log file names ("00007.mem",
