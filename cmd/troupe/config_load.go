@@ -85,6 +85,9 @@ func (l *commaList) Type() string { return "strings" }
 // option is an error; environment variables that are no option are
 // ignored. An empty environment variable counts as unset.
 func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
+	if v := lookupEnv(environ, EnvPrefix+strings.ToUpper(retiredSyncWrites)); v != "" {
+		return Config{}, fmt.Errorf("%s%s=%s: %s", EnvPrefix, strings.ToUpper(retiredSyncWrites), v, syncWritesRetired)
+	}
 	envK := koanf.New(".")
 	err := envK.Load(env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
@@ -145,6 +148,9 @@ func LoadConfig(fs *pflag.FlagSet, environ []string) (Config, error) {
 			// A mapping's entries are keys of their own: queue_limits.email.
 			if parent, _, ok := strings.Cut(key, "."); ok && parent == "queue_limits" {
 				continue
+			}
+			if key == retiredSyncWrites {
+				return Config{}, fmt.Errorf("config file %s: key %q: %s", path, key, syncWritesRetired)
 			}
 			if _, ok := fieldByKey(key); !ok {
 				return Config{}, fmt.Errorf("config file %s: unknown key %q (the keys are the options' names in snake_case, such as http_addr; see troupe serve --help)", path, key)
@@ -258,6 +264,14 @@ func unalias(k *koanf.Koanf, nested map[string]string) error {
 	}
 	return nil
 }
+
+// retiredSyncWrites is the option durability replaced. Ignoring it, as
+// unknown variables are, would quietly change what a deployment that set
+// it survives.
+const (
+	retiredSyncWrites = "sync_writes"
+	syncWritesRetired = "replaced by durability (TROUPE_DURABILITY): full, the default, fsyncs what clients are told is stored; sync-all fsyncs every write (the old true); none fsyncs nothing (the old false)"
+)
 
 // lookupEnv returns the value of the variable key in environ, or "".
 func lookupEnv(environ []string, key string) string {

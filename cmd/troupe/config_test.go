@@ -97,6 +97,15 @@ func TestConfigDefaults(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, DefaultConfig(), cfg)
 	})
+
+	t.Run("sync_writes, replaced by durability, is refused with the way over", func(t *testing.T) {
+		t.Parallel()
+		_, err := loadConfig(t, nil, "TROUPE_SYNC_WRITES=true")
+		require.ErrorContains(t, err, "TROUPE_SYNC_WRITES=true: replaced by durability (TROUPE_DURABILITY)")
+		require.ErrorContains(t, err, "sync-all fsyncs every write (the old true)")
+		_, err = loadConfig(t, []string{"--config", writeFile(t, "sync_writes: false\n")})
+		require.ErrorContains(t, err, `key "sync_writes": replaced by durability`)
+	})
 }
 
 func TestConfigEveryOptionHasAFlagAnEnvAndAKey(t *testing.T) {
