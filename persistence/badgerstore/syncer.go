@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,19 +29,14 @@ type syncer struct {
 	syncs atomic.Int64
 	// failure holds the latest round's error if it failed, for Ping.
 	failure atomic.Pointer[error]
-	log     failureLogger
-}
-
-// failureLogger is the part of slog.Logger the syncer uses.
-type failureLogger interface {
-	Error(msg string, args ...any)
+	log     *slog.Logger
 }
 
 // syncerQueue bounds the committed batches waiting for an fsync: beyond
 // it the writer waits, which pushes back on writers while the disk is slow.
 const syncerQueue = 64
 
-func newSyncer(sync func() error, log failureLogger) *syncer {
+func newSyncer(sync func() error, log *slog.Logger) *syncer {
 	return &syncer{sync: sync, in: make(chan []*request, syncerQueue), done: make(chan struct{}), log: log}
 }
 
