@@ -420,8 +420,10 @@ func TestServeRetentionOnNodesAcrossAKill(t *testing.T) {
 	a, b := startServer(t, envOf("node-a")), startServer(t, envOf("node-b"))
 	apiA, apiB := newAPIClient(t, a.waitReady()), newAPIClient(t, b.waitReady())
 
+	// Long enough that eight are still running once all 120 are in on a
+	// loaded machine.
 	for range 20 {
-		apiA.submit("sleep", `{"ms":1000}`, 3)
+		apiA.submit("sleep", `{"ms":3000}`, 3)
 	}
 	for range 100 {
 		apiB.submit("noop", `{}`, 3)
