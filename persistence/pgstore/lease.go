@@ -232,35 +232,6 @@ func (s *Store) ClaimJobs(ctx context.Context, node string, r domain.ClaimReques
 	return jobs, nil
 }
 
-// asyncCommitSQL makes the transaction it runs in commit without waiting
-// for its WAL to reach the disk (synchronous_commit off, for that
-// transaction only). Claims, lease renewals and outcomes run so: a
-// database crash may lose the latest of them, which only makes their jobs
-// run again (a lost claim leaves the job pending, a lost outcome leaves
-// it running, and the node's next write gets ErrLeaseLost), as at least
-// once allows. What a client is told is stored (submissions, cancels,
-// settings) commits synchronously, as the server is configured. Badger's
-// DurabilityFull draws the same line.
-const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
-
-// queryAsync runs query, its rows read by collect, in a transaction of its
-// own that commits asynchronously (asyncCommitSQL), in one round trip.
-func (s *Store) queryAsync(ctx context.Context, collect func(pgx.Rows) error, query string, args ...any) error {
-	return queryAsyncOn(ctx, s.pool, collect, query, args...)
-}
-
-// batchSender is a pool or one of its connections.
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-func queryAsyncOn(ctx context.Context, on batchSender, collect func(pgx.Rows) error, query string, args ...any) error {
-	var b pgx.Batch
-	b.Queue(asyncCommitSQL)
-	b.Queue(query, args...).Query(collect)
-	return on.SendBatch(ctx, &b).Close()
-}
-
 // flowExistsSQL says whether some queue has flow settings.
 const flowExistsSQL = `SELECT EXISTS (SELECT 1 FROM troupe_queues WHERE flow)`
 
@@ -272,7 +243,6 @@ func (s *Store) claimPlain(ctx context.Context, node string, r domain.ClaimReque
 		jobs   = []*domain.Job{}
 		flowOn bool
 	)
-	b.Queue(asyncCommitSQL)
 	if limit > 0 {
 		query, filters := claimStatement(r)
 		args := append([]any{node, limit, r.Lease.Microseconds(), names, rooms}, filters...)
@@ -303,12 +273,12 @@ func (s *Store) claimFlow(ctx context.Context, node string, r domain.ClaimReques
 	if len(r.Queues) > 0 {
 		queues = r.Queues
 	}
-	var jobs []*domain.Job
-	err := s.queryAsync(ctx, func(rows pgx.Rows) (err error) {
-		jobs, err = collectJobs(rows)
-		return err
-	}, `SELECT `+jobColumns+` FROM troupe_flow_claim($1, $2, $3, $4, $5, $6, $7)`,
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM troupe_flow_claim($1, $2, $3, $4, $5, $6, $7)`,
 		node, limit, r.Lease.Microseconds(), names, rooms, types, queues)
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs of flow-controlled queues for %s: %w", ownerName(node), mapError(err))
+	}
+	jobs, err := collectJobs(rows)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs of flow-controlled queues for %s: %w", ownerName(node), mapError(err))
 	}
@@ -333,10 +303,7 @@ func (s *Store) RenewLeases(ctx context.Context, node string, ids []uuid.UUID, l
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	err = s.queryAsync(ctx, func(rows pgx.Rows) (err error) {
-		lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		return err
-	}, `
+	rows, err := s.pool.Query(ctx, `
 WITH locked AS MATERIALIZED (
     `+lockRunningSQL("$1", "$2")+`
 ), renewed AS (
@@ -350,6 +317,10 @@ SELECT u.id
   FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, n)
  WHERE u.id NOT IN (SELECT id FROM renewed)
  ORDER BY u.n`, node, ids, lease.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("renew %d leases for %s: %w", len(ids), ownerName(node), mapError(err))
+	}
+	lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
 		return nil, fmt.Errorf("renew %d leases for %s: %w", len(ids), ownerName(node), mapError(err))
 	}
@@ -478,11 +449,7 @@ func (s *Store) writeOwnedOfNode(ctx context.Context, node string, updates []*ow
 		return fail(err)
 	}
 	nodeParam := "$" + strconv.Itoa(jobArgs+1)
-	var written []uuid.UUID
-	err = s.queryAsync(ctx, func(rows pgx.Rows) (err error) {
-		written, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		return err
-	}, `
+	rows, err := s.pool.Query(ctx, `
 WITH locked AS MATERIALIZED (
     `+lockRunningSQL(nodeParam, "$1")+`
 )
@@ -491,6 +458,10 @@ UPDATE troupe_jobs AS j
   FROM `+unnestJobs+`, locked
  WHERE j.id = u.id AND j.id = locked.id AND j.status = 'running' AND j.owner_node = `+nodeParam+`
 RETURNING j.id`, append(a.args(), node)...)
+	if err != nil {
+		return fail(mapError(err))
+	}
+	written, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
 		return fail(mapError(err))
 	}
@@ -505,7 +476,7 @@ RETURNING j.id`, append(a.args(), node)...)
 	for id := range last {
 		missing = append(missing, id)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM troupe_jobs WHERE id = ANY($1::uuid[])`, missing)
+	rows, err = s.pool.Query(ctx, `SELECT id FROM troupe_jobs WHERE id = ANY($1::uuid[])`, missing)
 	if err != nil {
 		return fail(mapError(err))
 	}
