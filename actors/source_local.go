@@ -139,11 +139,11 @@ func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.
 	// the store's answer means that an error here always means not stored,
 	// unless the store said the jobs were committed first (queued below).
 	var (
-		out    []SubmitResult
-		queued bool
+		out      []SubmitResult
+		enqueued bool
 	)
 	queue := func(existing []*domain.Job) {
-		queued = true
+		enqueued = true
 		var stored []*domain.Job
 		out, stored = c.created(jobs, existing)
 		pending, earliest := splitScheduled(stored)
@@ -160,12 +160,12 @@ func (l *localSource) submit(ctx context.Context, now time.Time, jobs []*domain.
 	wctx := domain.WithInsertTrace(context.WithoutCancel(ctx), &domain.InsertTrace{Committed: queue})
 	existing, err := c.store.Insert(wctx, now, jobs)
 	if err != nil {
-		if !queued {
+		if !enqueued {
 			c.queued.Add(-due)
 		}
 		return nil, fmt.Errorf("submit: store job %s: %w", jobs[0].ID, err)
 	}
-	if !queued {
+	if !enqueued {
 		queue(existing)
 	}
 	return out, nil
