@@ -302,6 +302,7 @@ func TestDashboardFlowControl(t *testing.T) {
 	require.Equal(t, "waits: queue limit", pageEval[string](t, ctx, jobRow+`.querySelector('.waiting-for').textContent`))
 
 	// The job's page says the same, in words.
+	opened := live.openedSubscriptions()
 	navigate(t, ctx, srv.URL+"/ui/jobs/"+job.ID.String())
 	pagePoll(t, ctx, "the job page's key", `document.querySelector('#job-key') !== null`)
 	require.Equal(t, "<b>customer</b>:42", pageEval[string](t, ctx, `document.querySelector('#job-key').textContent`))
@@ -312,7 +313,7 @@ func TestDashboardFlowControl(t *testing.T) {
 	// A job that no longer waits says nothing of it.
 	started := job.Clone()
 	started.WaitingFor, started.UpdatedAt = "", domain.Timestamp(time.Now().Add(time.Second))
-	waitSubscribed(t, live, 0)
+	waitSubscribed(t, live, opened)
 	live.set(started)
 	pagePoll(t, ctx, "the reason gone", `document.querySelector('#job-waiting-for') === null`)
 }

@@ -343,7 +343,10 @@
       const reconnected = live.everOpen;
       live.everOpen = true;
       setConnection('live');
+      // What changed between the page's first load and this moment came
+      // before the stream could carry it: load the view once more.
       if (reconnected) refreshAll();
+      else refreshView();
     });
     source.addEventListener('error', () => {
       if (source !== live.source) return;
@@ -374,9 +377,13 @@
   function refreshAll() {
     loadTypes();
     loadSchedules();
+    refreshView();
+    api('/stats').then(onStats, () => {});
+  }
+
+  function refreshView() {
     if (view.name === 'dashboard') loadJobs();
     if (view.name === 'job') loadJob(view.jobId);
-    api('/stats').then(onStats, () => {});
   }
 
   function onJob(job) {
