@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -65,5 +64,4 @@ func TestProgress_OnASharedStore(t *testing.T) {
 	j, err = nodes[1].sys.Get(context.Background(), job.ID)
 	require.NoError(t, err)
 	require.JSONEq(t, `"done"`, string(j.Result))
-	_ = time.Second
 }

@@ -217,8 +217,9 @@ func (s *sharedSource) claim(d *dispatcher, ctx actor.Context) {
 		return
 	}
 	types := s.rt.registry.handlerTypes()
-	if len(types) == 0 && s.rt.registry.hasExternal.Load() {
-		// No Go handler: an empty filter would claim external jobs.
+	if len(types) == 0 {
+		// No Go handler: an empty filter would claim every job, to fail
+		// it here for want of a handler when another node could run it.
 		return
 	}
 	if s.claiming {

@@ -228,3 +228,35 @@ func TestShared_NodesClaimOnlyTypesTheyHandle(t *testing.T) {
 		require.Equal(t, "node-2", n)
 	}
 }
+
+// A node without handlers (one that serves only the API) claims nothing:
+// every job runs on the node that handles its type, none fails here for
+// want of a handler.
+func TestShared_NodeWithoutHandlersClaimsNothing(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	ranOn := map[string]int{}
+	nodes := startNodes(t, 2, func(node string) map[domain.JobType]domain.Handler {
+		if node == "node-1" {
+			return nil
+		}
+		return map[domain.JobType]domain.Handler{"email": domain.HandlerFunc(func(context.Context, []byte) error {
+			mu.Lock()
+			ranOn[node]++
+			mu.Unlock()
+			return nil
+		})}
+	})
+	for range 20 {
+		job, err := domain.NewJob("email", nil, 1, time.Now().Add(-time.Second))
+		require.NoError(t, err)
+		require.NoError(t, nodes[0].store.Create(context.Background(), job))
+	}
+	waitForStatus(t, nodes[0].store, domain.StatusCompleted, 20)
+	failed, err := nodes[0].store.List(context.Background(), domain.Filter{Statuses: []domain.Status{domain.StatusFailed}, Limit: 1})
+	require.NoError(t, err)
+	require.Zero(t, failed.Total)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[string]int{"node-2": 20}, ranOn)
+}
