@@ -149,7 +149,7 @@ func (a *jobActor) Receive(ctx actor.Context) {
 	case *progressReport:
 		a.reportProgress(ctx, msg.progress)
 	case *progressDue:
-		a.progressDue(msg)
+		a.progressDue(ctx, msg)
 	case *stuckCheck:
 		a.reportStuck(ctx)
 	case *persistDue:

@@ -123,21 +123,23 @@ func (a *jobActor) stopProgressTimer() {
 }
 
 // progressDue writes the progress a timer held back.
-func (a *jobActor) progressDue(msg *progressDue) {
+func (a *jobActor) progressDue(ctx actor.Context, msg *progressDue) {
 	s := a.progress
 	if s == nil || msg.seq != s.seq {
 		return
 	}
 	s.stop = nil
 	if a.attemptRunning {
-		a.writeProgress()
+		a.writeProgress(ctx)
 	}
 }
 
 // writeProgress writes the job with the latest progress, if not written
-// yet, and publishes it. A failed write is dropped: progress is advice,
-// the next report or the outcome carries it again.
-func (a *jobActor) writeProgress() {
+// yet, and publishes it. A failed write is tried again after
+// progressInterval, unless a newer report or the outcome carries it
+// first: a handler that reports once and then works for an hour must not
+// show no progress for an hour because the store refused one write.
+func (a *jobActor) writeProgress(ctx actor.Context) {
 	a.takeReported()
 	s := a.progress
 	if s == nil || !s.dirty || a.leaseLost {
@@ -149,11 +151,27 @@ func (a *jobActor) writeProgress() {
 	p := s.latest
 	next.Progress = &p
 	if err := a.write(next); err != nil {
-		a.debug("progress not stored", slog.Int("attempt", next.Attempts), slog.Any("error", err))
+		a.debug("progress not stored; trying again", slog.Int("attempt", next.Attempts), slog.Any("error", err))
+		if !a.leaseLost {
+			s.dirty = true
+			a.armProgressTimer(ctx, progressInterval)
+		}
 		return
 	}
 	a.job = next
 	a.rt.events.publish(next)
+}
+
+// armProgressTimer writes the latest progress after wait, unless a timer
+// is already armed.
+func (a *jobActor) armProgressTimer(ctx actor.Context, wait time.Duration) {
+	s := a.progress
+	if s.stop != nil {
+		return
+	}
+	s.seq++
+	msg, self, root := &progressDue{seq: s.seq}, ctx.Self(), a.rt.actors.Root
+	s.stop = a.rt.clock.AfterFunc(wait, func() { root.Send(self, msg) })
 }
 
 // endProgress stops the progress timer of an attempt that ended and
@@ -197,10 +215,8 @@ func (a *jobActor) reportProgress(ctx actor.Context, p domain.Progress) {
 	now := a.rt.clock.Now()
 	wait := s.writtenAt.Add(progressInterval).Sub(now)
 	if s.writtenAt.IsZero() || wait <= 0 {
-		a.writeProgress()
+		a.writeProgress(ctx)
 		return
 	}
-	s.seq++
-	msg, self, root := &progressDue{seq: s.seq}, ctx.Self(), a.rt.actors.Root
-	s.stop = a.rt.clock.AfterFunc(wait, func() { root.Send(self, msg) })
+	a.armProgressTimer(ctx, wait)
 }

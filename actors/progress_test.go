@@ -199,27 +199,34 @@ func TestProgress_NewAttemptStartsWithout(t *testing.T) {
 	require.Nil(t, got.Progress)
 }
 
-// A progress write the store refuses is dropped: the attempt goes on and
-// completes, and its outcome carries the progress.
-func TestProgress_FailedWriteIsDropped(t *testing.T) {
+// A progress write the store refuses is tried again: a handler that
+// reports once and then works on shows its progress without reporting
+// again, and completes with it.
+func TestProgress_FailedWriteIsRetried(t *testing.T) {
 	t.Parallel()
 	fs := storetest.NewFaultStore(memstore.New())
 	fs.Inject(storetest.Fault{Ops: storetest.OpUpdate, Times: 1, Match: func(j *domain.Job) bool {
 		return j.Status == domain.StatusRunning && j.Progress != nil
 	}})
+	shown := make(chan struct{})
 	h := domain.HandlerFunc(func(ctx context.Context, _ []byte) error {
 		ReportProgress(ctx, 10, "first")
-		for fs.Refused(storetest.OpUpdate) == 0 {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			time.Sleep(time.Millisecond)
+		select {
+		case <-shown:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return nil
 	})
 	sys, rec := startOnWith(t, fs, "p", h)
 	job, err := sys.Submit(context.Background(), SubmitParams{Type: "p"})
 	require.NoError(t, err)
+	waitFor(t, func() bool { return fs.Refused(storetest.OpUpdate) == 1 })
+	waitFor(t, func() bool {
+		p := storedProgress(t, sys, job.ID)
+		return p != nil && p.Message == "first"
+	})
+	close(shown)
 	rec.waitFinished(t, 1)
 	got, err := sys.Get(context.Background(), job.ID)
 	require.NoError(t, err)
