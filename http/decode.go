@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -69,45 +70,115 @@ func decodeStrict(data []byte, obj any) error {
 // memberErrors checks the members of the JSON object data against the
 // struct type t, in the order they appear: each name must be exactly the
 // wire name of a field, at most once, and a string value must be valid
-// UTF-8. Only the top level is checked; data must have decoded into t.
+// UTF-8. Only the top level is checked; data must have decoded into t, so
+// it is valid JSON and a plain scan suffices: every submission passes
+// here, and encoding/json's tokenizer cost more than the decoding itself.
 func memberErrors(data []byte, t reflect.Type) []FieldError {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
-	known := make(map[string]bool, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "-" && f.IsExported() {
-			known[cmp.Or(name, f.Name)] = true
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	known := wireNames(t)
+	i := skipJSONSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
 		return nil // null: nothing to check
 	}
-	var fields []FieldError
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fields
+	var (
+		fields []FieldError
+		seen   []string // a handful of members: a slice beats a map
+	)
+	for i = skipJSONSpace(data, i+1); i < len(data) && data[i] != '}'; i = skipJSONSpace(data, i) {
+		if data[i] == ',' {
+			i = skipJSONSpace(data, i+1)
 		}
-		name, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return fields
-		}
+		end := jsonStringEnd(data, i)
+		name := jsonMemberName(data[i:end])
+		i = skipJSONSpace(data, end) + 1 // past the colon
+		i = skipJSONSpace(data, i)
+		valueStart := i
+		i = jsonValueEnd(data, i)
+		value := data[valueStart:i]
 		switch {
-		case !known[name]:
+		case !slices.Contains(known, name):
 			fields = append(fields, FieldError{Field: name, Message: "is not a known field"})
-		case seen[name]:
+		case slices.Contains(seen, name):
 			fields = append(fields, FieldError{Field: name, Message: "appears more than once"})
 		case value[0] == '"' && !utf8.Valid(value):
 			fields = append(fields, FieldError{Field: name, Message: "is not valid UTF-8"})
 		}
-		seen[name] = true
+		seen = append(seen, name)
 	}
 	return fields
+}
+
+// wireNames returns the JSON member names of the exported fields of the
+// struct type t.
+func wireNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "-" && f.IsExported() {
+			names = append(names, cmp.Or(name, f.Name))
+		}
+	}
+	return names
+}
+
+func skipJSONSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// jsonStringEnd returns the index after the string that starts at i.
+func jsonStringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// jsonValueEnd returns the index after the value that starts at i.
+func jsonValueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return jsonStringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = jsonStringEnd(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	for i < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[i])) {
+		i++
+	}
+	return i
+}
+
+// jsonMemberName returns the name a quoted member name stands for, bytes
+// that are not UTF-8 replaced as encoding/json does.
+func jsonMemberName(quoted []byte) string {
+	if bytes.IndexByte(quoted, '\\') < 0 && utf8.Valid(quoted) {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	var name string
+	_ = json.Unmarshal(quoted, &name) // valid: data decoded
+	return name
 }
 
 // payloadError checks a job's payload as it was sent, and returns the
