@@ -12,15 +12,20 @@ import "sync"
 // Schedule hands work to an idle pooled goroutine when there is one and
 // otherwise starts a goroutine as before, so a job actor blocked on a
 // store write never delays another actor.
+//
+// An idle goroutine waits on the work channel alone: a select that also
+// watched a stop channel locked both on every hand-off, and every pooled
+// goroutine contended for the stop channel's lock (a fifth of a no-op
+// burn-down's CPU). close stops them with a nil function each instead.
 type goroutinePool struct {
 	work       chan func()
-	done       chan struct{}
+	size       int
 	wg         sync.WaitGroup
 	throughput int
 }
 
 func newGoroutinePool(size, throughput int) *goroutinePool {
-	p := &goroutinePool{work: make(chan func()), done: make(chan struct{}), throughput: throughput}
+	p := &goroutinePool{work: make(chan func()), size: size, throughput: throughput}
 	p.wg.Add(size)
 	for range size {
 		go p.loop()
@@ -30,13 +35,11 @@ func newGoroutinePool(size, throughput int) *goroutinePool {
 
 func (p *goroutinePool) loop() {
 	defer p.wg.Done()
-	for {
-		select {
-		case fn := <-p.work:
-			fn()
-		case <-p.done:
+	for fn := range p.work {
+		if fn == nil {
 			return
 		}
+		fn()
 	}
 }
 
@@ -53,8 +56,11 @@ func (p *goroutinePool) Schedule(fn func()) {
 // processes before yielding its goroutine.
 func (p *goroutinePool) Throughput() int { return p.throughput }
 
-// close stops the pooled goroutines once they finish what they run.
+// close stops the pooled goroutines once they finish what they run. Work
+// scheduled after it runs on goroutines of its own, as when all are busy.
 func (p *goroutinePool) close() {
-	close(p.done)
+	for range p.size {
+		p.work <- nil
+	}
 	p.wg.Wait()
 }
