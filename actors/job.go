@@ -12,10 +12,14 @@ import (
 	"github.com/troupe-go/troupe/domain"
 )
 
-// Messages a job actor receives.
+// Messages a job actor receives. Those sent straight to its PID by a
+// worker or a timer carry the generation of the activation they belong
+// to (see jobActor.gen); runDue, persistDue, progressDue and leaseExpired
+// carry sequence numbers that never repeat across activations.
 type (
 	// attemptDone is a worker reporting that the handler returned.
 	attemptDone struct {
+		gen  uint64
 		err  error
 		took time.Duration
 		// result is what the attempt set with SetResult (JSON), if anything.
@@ -23,7 +27,10 @@ type (
 	}
 	// progressReport is a running attempt's latest progress, coalesced by
 	// the actor into at most a few writes a second.
-	progressReport struct{ progress domain.Progress }
+	progressReport struct {
+		gen      uint64
+		progress domain.Progress
+	}
 	// runDue is the job's timer firing after a refused start: the job
 	// goes back to the queue. seq ties it to the timer that sent it, so a
 	// stale one is ignored.
@@ -31,9 +38,9 @@ type (
 	// persistDue asks the actor to try again a snapshot write that failed.
 	persistDue struct{ seq int }
 	// attemptTimedOut is the attempt's timeout passing.
-	attemptTimedOut struct{}
+	attemptTimedOut struct{ gen uint64 }
 	// stuckCheck asks whether an attempt past its timeout still runs.
-	stuckCheck struct{}
+	stuckCheck struct{ gen uint64 }
 )
 
 // stuckReportInterval is how often an attempt that runs past its timeout
@@ -75,6 +82,12 @@ type jobActor struct {
 	rt         *core
 	activation *activateJob
 	log        *slog.Logger
+	// gen counts the activations of this actor: the supervisor hands a
+	// passivated job actor the next job rather than spawn one (spawning
+	// and stopping an actor per job cost more than its work), and a
+	// worker's or timer's message that raced the passivation must not
+	// reach the next job.
+	gen uint64
 
 	// job is the last snapshot written to the store; changes are made on
 	// a copy and adopted only once written.
@@ -124,6 +137,9 @@ func newJobActor(rt *core, a *activateJob) *jobActor {
 
 // Receive implements actor.Actor.
 func (a *jobActor) Receive(ctx actor.Context) {
+	if a.stale(ctx.Message()) {
+		return
+	}
 	if a.passivating {
 		a.receivePassivating(ctx)
 		return
@@ -161,6 +177,21 @@ func (a *jobActor) Receive(ctx actor.Context) {
 	}
 }
 
+// stale reports whether msg belongs to an earlier activation.
+func (a *jobActor) stale(msg any) bool {
+	switch m := msg.(type) {
+	case *attemptDone:
+		return m.gen != a.gen
+	case *progressReport:
+		return m.gen != a.gen
+	case *attemptTimedOut:
+		return m.gen != a.gen
+	case *stuckCheck:
+		return m.gen != a.gen
+	}
+	return false
+}
+
 func (a *jobActor) started(ctx actor.Context) {
 	if a.initialized {
 		// A restart after a panic: the state is the last snapshot written,
@@ -172,6 +203,25 @@ func (a *jobActor) started(ctx actor.Context) {
 		return
 	}
 	a.initialized = true
+	a.activate(ctx)
+}
+
+// reactivate makes a passivated actor the actor of the job act names, as
+// a new one would be; only the sequence numbers of its timers go on, so
+// that a timer of the job before never matches.
+func (a *jobActor) reactivate(ctx actor.Context, act *activateJob) {
+	timerSeq, progressSeq := a.timerSeq, 0
+	if a.progress != nil {
+		progressSeq = a.progress.seq
+	}
+	*a = jobActor{rt: a.rt, activation: act, job: act.job, gen: a.gen + 1, initialized: true, timerSeq: timerSeq}
+	if progressSeq != 0 {
+		a.progress = &progressState{seq: progressSeq}
+	}
+	a.activate(ctx)
+}
+
+func (a *jobActor) activate(ctx actor.Context) {
 	switch a.activation.mode {
 	case activateRun:
 		a.startAttempt(ctx)
@@ -244,9 +294,10 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 	a.attemptCtx = attemptCtx
 	a.attemptRunning = true
 	a.debug("attempt started", slog.Int("attempt", next.Attempts))
-	reporter, handlerCtx := newAttemptReporter(a.rt, attemptCtx, next, ctx.Self())
+	reporter, handlerCtx := newAttemptReporter(a.rt, attemptCtx, next, ctx.Self(), a.gen)
 	a.startProgress(reporter)
 	ctx.Send(worker, &executeJob{
+		gen:      a.gen,
 		job:      next,
 		ctx:      handlerCtx,
 		owner:    ctx.Self(),
@@ -262,10 +313,10 @@ func (a *jobActor) startAttempt(ctx actor.Context) {
 func (a *jobActor) armTimeout(ctx actor.Context, parent context.Context, t time.Duration) context.Context {
 	cause := &timeoutError{after: t}
 	a.timeout = cause
-	cancel, self, root := a.cancelAttempt, ctx.Self(), a.rt.actors.Root
+	cancel, self, root, msg := a.cancelAttempt, ctx.Self(), a.rt.actors.Root, &attemptTimedOut{gen: a.gen}
 	a.stopTimeout = a.rt.clock.AfterFunc(t, func() {
 		cancel(cause)
-		root.Send(self, &attemptTimedOut{})
+		root.Send(self, msg)
 	})
 	return deadlineContext{Context: parent, deadline: a.attemptStart.Add(t), cause: cause}
 }
@@ -315,8 +366,8 @@ func (a *jobActor) reportTimeout() {
 }
 
 func (a *jobActor) scheduleStuckCheck(ctx actor.Context) {
-	self, root := ctx.Self(), a.rt.actors.Root
-	a.stopTimeout = a.rt.clock.AfterFunc(stuckReportInterval, func() { root.Send(self, &stuckCheck{}) })
+	self, root, msg := ctx.Self(), a.rt.actors.Root, &stuckCheck{gen: a.gen}
+	a.stopTimeout = a.rt.clock.AfterFunc(stuckReportInterval, func() { root.Send(self, msg) })
 }
 
 // reportStuck logs, once a minute, an attempt that runs past its timeout.
@@ -620,6 +671,8 @@ func (a *jobActor) receivePassivating(ctx actor.Context) {
 		}
 		// Back in the queue: the dispatcher owns the job now.
 		respond(ctx, &cancelReply{err: errJobGone})
+	case *activateJob:
+		a.reactivate(ctx, msg)
 	case *actor.Stopping:
 		a.stopping(ctx)
 	}

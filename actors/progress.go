@@ -62,7 +62,7 @@ func (r *attemptReporter) ReportProgress(percent float64, message string) {
 	s.notified = true
 	r.mu.Unlock()
 	if notify {
-		r.rt.actors.Root.Send(r.owner, &progressReport{progress: p})
+		r.rt.actors.Root.Send(r.owner, &progressReport{gen: r.gen, progress: p})
 	}
 }
 

@@ -24,6 +24,7 @@ type attemptReporter struct {
 
 	rt      *core
 	owner   *actor.PID
+	gen     uint64 // the owner's activation
 	jobID   uuid.UUID
 	attempt int
 
@@ -43,8 +44,8 @@ type attemptReporter struct {
 
 // newAttemptReporter returns the reporter of the attempt job (running)
 // runs with ctx, which reports to owner, and the context for its handler.
-func newAttemptReporter(rt *core, ctx context.Context, job *domain.Job, owner *actor.PID) (*attemptReporter, context.Context) {
-	r := &attemptReporter{Context: ctx, rt: rt, owner: owner, jobID: job.ID, attempt: job.Attempts}
+func newAttemptReporter(rt *core, ctx context.Context, job *domain.Job, owner *actor.PID, gen uint64) (*attemptReporter, context.Context) {
+	r := &attemptReporter{Context: ctx, rt: rt, owner: owner, gen: gen, jobID: job.ID, attempt: job.Attempts}
 	return r, domain.WithAttemptReporter(r, r)
 }
 

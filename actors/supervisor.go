@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -63,11 +64,17 @@ const (
 	jobRestartWindow = 10 * time.Second
 )
 
-// jobSupervisor is the parent of every job actor.
+// jobSupervisor is the parent of every job actor. It keeps up to idleCap
+// passivated job actors and hands each the next job to activate, instead
+// of stopping one and spawning another: the spawn, the stop and their
+// system messages cost more CPU than a no-op job's own work. An idle
+// actor holds no job; a job waiting in the queue is still data.
 type jobSupervisor struct {
 	rt       *core
 	children map[uuid.UUID]*actor.PID
-	ids      map[string]uuid.UUID // child PID ID → job ID, for Terminated
+	ids      map[string]uuid.UUID // active child PID ID → job ID
+	idle     []*actor.PID
+	idleCap  int
 }
 
 func newJobSupervisor(rt *core) *jobSupervisor {
@@ -75,6 +82,7 @@ func newJobSupervisor(rt *core) *jobSupervisor {
 		rt:       rt,
 		children: make(map[uuid.UUID]*actor.PID),
 		ids:      make(map[string]uuid.UUID),
+		idleCap:  rt.cfg.Workers,
 	}
 }
 
@@ -89,12 +97,9 @@ func jobSupervisorStrategy(logger *slog.Logger) actor.SupervisorStrategy {
 func (s *jobSupervisor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *activateJob:
-		s.spawn(ctx, msg)
+		s.activate(ctx, msg)
 	case *passivateJob:
-		if s.children[msg.id] == msg.pid {
-			delete(s.children, msg.id)
-		}
-		ctx.Poison(msg.pid)
+		s.passivated(ctx, msg)
 	case *toJob:
 		if pid, ok := s.children[msg.id]; ok {
 			ctx.Send(pid, msg.msg)
@@ -119,16 +124,46 @@ func (s *jobSupervisor) Receive(ctx actor.Context) {
 			}
 			s.rt.jobActors.Add(-1)
 		}
+		s.idle = slices.DeleteFunc(s.idle, func(pid *actor.PID) bool { return pid.Id == msg.Who.Id })
 	}
 }
 
-func (s *jobSupervisor) spawn(ctx actor.Context, a *activateJob) {
-	ja := newJobActor(s.rt, a)
-	// The producer hands back the same instance on a restart, so the actor
-	// resumes from its last persisted snapshot (see jobActor.started).
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ja }, actor.WithDispatcher(s.rt.pool)))
+// activate hands the job to an idle job actor, or to a new one.
+func (s *jobSupervisor) activate(ctx actor.Context, a *activateJob) {
+	var pid *actor.PID
+	if n := len(s.idle); n > 0 {
+		pid, s.idle = s.idle[n-1], s.idle[:n-1]
+		// Its mailbox holds nothing of its last job but what that job's
+		// passivation already answers; this comes after.
+		ctx.Send(pid, a)
+	} else {
+		ja := newJobActor(s.rt, a)
+		// The producer hands back the same instance on a restart, so the
+		// actor resumes from its last persisted snapshot (see
+		// jobActor.started).
+		pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ja }, actor.WithDispatcher(s.rt.pool)))
+	}
 	id := a.jobID()
 	s.children[id] = pid
 	s.ids[pid.Id] = id
 	s.rt.jobActors.Add(1)
+}
+
+// passivated stops routing to a job actor done with its job, and keeps it
+// for the next job or stops it. A stop reaches it only after the requests
+// already routed to it, which it answers from its final state.
+func (s *jobSupervisor) passivated(ctx actor.Context, msg *passivateJob) {
+	if s.children[msg.id] == msg.pid {
+		delete(s.children, msg.id)
+	}
+	if _, ok := s.ids[msg.pid.Id]; !ok {
+		return // stopped meanwhile
+	}
+	delete(s.ids, msg.pid.Id)
+	s.rt.jobActors.Add(-1)
+	if len(s.idle) < s.idleCap {
+		s.idle = append(s.idle, msg.pid)
+		return
+	}
+	ctx.Poison(msg.pid)
 }

@@ -50,9 +50,10 @@ type core struct {
 	// submissions on their way there; Submit checks it against QueueSize.
 	queued atomic.Int64
 	busy   atomic.Int64
-	// jobActors counts live job actors: jobs running, waiting for a store
-	// that refused a write, or being canceled. Queued and scheduled jobs
-	// have none.
+	// jobActors counts the job actors that hold a job: jobs running,
+	// waiting for a store that refused a write, or being canceled. Queued
+	// and scheduled jobs have none, nor do the idle actors the supervisor
+	// keeps for the next jobs.
 	jobActors atomic.Int64
 	// stuck counts attempts running past their timeout.
 	stuck atomic.Int64

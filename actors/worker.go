@@ -16,6 +16,7 @@ type (
 	// executeJob hands a worker an attempt to run. ctx is canceled by the
 	// owner (the job's actor) on a user's cancel or a stop.
 	executeJob struct {
+		gen   uint64 // the owner's activation
 		job   *domain.Job
 		ctx   context.Context
 		owner *actor.PID
@@ -85,7 +86,7 @@ func (w *worker) run(self *actor.PID, msg *executeJob) {
 	}
 	w.rt.busy.Add(-1)
 	root := w.rt.actors.Root
-	root.Send(msg.owner, &attemptDone{err: err, took: took, result: result})
+	root.Send(msg.owner, &attemptDone{gen: msg.gen, err: err, took: took, result: result})
 	root.Send(w.rt.dispatcher, &requestWork{worker: self})
 }
 
