@@ -68,7 +68,9 @@ const (
 // passivated job actors and hands each the next job to activate, instead
 // of stopping one and spawning another: the spawn, the stop and their
 // system messages cost more CPU than a no-op job's own work. An idle
-// actor holds no job; a job waiting in the queue is still data.
+// actor holds no job; a job waiting in the queue is still data. Two per
+// worker: a worker takes its next job while the actor of its last one
+// still writes the outcome.
 type jobSupervisor struct {
 	rt       *core
 	children map[uuid.UUID]*actor.PID
@@ -82,7 +84,7 @@ func newJobSupervisor(rt *core) *jobSupervisor {
 		rt:       rt,
 		children: make(map[uuid.UUID]*actor.PID),
 		ids:      make(map[string]uuid.UUID),
-		idleCap:  rt.cfg.Workers,
+		idleCap:  2 * rt.cfg.Workers,
 	}
 }
 
