@@ -573,10 +573,12 @@ func (a *jobActor) cancelPending(ctx actor.Context) *cancelReply {
 // ready queue (the dispatcher now skips it), scheduled in the store, or it
 // has finished.
 func (a *jobActor) cancelQueued(ctx actor.Context) {
+	// Passivating lets go of the activation: what follows it uses these.
+	id, replyTo := a.activation.id, a.activation.replyTo
 	defer a.passivate(ctx, nil)
-	job, err := a.rt.store.Get(a.rt.storeCtx, a.activation.id)
+	job, err := a.rt.store.Get(a.rt.storeCtx, id)
 	if err != nil {
-		ctx.Send(a.activation.replyTo, &cancelReply{err: fmt.Errorf("cancel job %s: %w", a.activation.id, err)})
+		ctx.Send(replyTo, &cancelReply{err: fmt.Errorf("cancel job %s: %w", id, err)})
 		return
 	}
 	a.job = job
@@ -586,7 +588,7 @@ func (a *jobActor) cancelQueued(ctx actor.Context) {
 	case domain.StatusScheduled:
 		a.canceledScheduled = true
 	default:
-		ctx.Send(a.activation.replyTo, a.cancelReplyFor(job))
+		ctx.Send(replyTo, a.cancelReplyFor(job))
 		return
 	}
 	reply := a.cancelPending(ctx)
@@ -594,7 +596,7 @@ func (a *jobActor) cancelQueued(ctx actor.Context) {
 		// Not canceled: the dispatcher must not skip the job.
 		a.canceledQueued, a.canceledScheduled = false, false
 	}
-	ctx.Send(a.activation.replyTo, reply)
+	ctx.Send(replyTo, reply)
 }
 
 // cancelReplyFor answers a cancel of a job that no longer runs or waits:
@@ -657,6 +659,10 @@ func (a *jobActor) passivate(ctx actor.Context, requeue *domain.Job) {
 		retry:             a.heldRetry(),
 	})
 	ctx.Send(a.rt.supervisor, &passivateJob{id: a.activation.jobID(), pid: ctx.Self()})
+	// The supervisor may keep this actor idle for long: it lets go of the
+	// job (its payload and result may be large) and keeps only its ID.
+	a.job, a.unsaved, a.reporter, a.cancelAttempt, a.attemptCtx, a.ext = nil, nil, nil, nil, nil, nil
+	a.activation = &activateJob{id: a.activation.jobID(), mode: a.activation.mode}
 }
 
 // receivePassivating answers what reaches the actor after passivate.
@@ -665,11 +671,8 @@ func (a *jobActor) receivePassivating(ctx actor.Context) {
 	case *externalCall:
 		msg.reply <- externalReply{err: leaseLostError(msg.id)}
 	case *cancelJob:
-		if a.job != nil && a.job.Status.IsTerminal() {
-			respond(ctx, a.cancelReplyFor(a.job))
-			return
-		}
-		// Back in the queue: the dispatcher owns the job now.
+		// Finished, or back in the queue: the caller asks the dispatcher
+		// again, which knows where the job is now.
 		respond(ctx, &cancelReply{err: errJobGone})
 	case *activateJob:
 		a.reactivate(ctx, msg)
