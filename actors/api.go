@@ -146,9 +146,10 @@ type Stats struct {
 	// Stuck counts attempts running past their timeout: handlers that
 	// ignore their context keep their worker.
 	Stuck int
-	// JobActors counts live job actors: jobs running, waiting for a store
-	// that refused a write, or being canceled. A queued or scheduled job
-	// has no actor.
+	// JobActors counts the job actors that hold a job: jobs running,
+	// waiting for a store that refused a write, or being canceled. A
+	// queued or scheduled job has no actor, and the spare actors kept for
+	// the next jobs are not counted.
 	JobActors int
 	// Running reports whether the system is started and not stopping.
 	Running bool
